@@ -1,0 +1,44 @@
+// Module entry: registers the tensor class, the ops and the addon's own info.
+#include <napi.h>
+
+#include "../core/thread_pool.hpp"
+#include "instance_data.hpp"
+#include "ops_bindings.hpp"
+#include "tensor_wrap.hpp"
+
+namespace rn::addon {
+namespace {
+
+// lib/errors.ts hands over ResNetError so native failures surface as that class.
+Napi::Value set_error_class(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsFunction()) {
+    throw Napi::TypeError::New(info.Env(), "setErrorClass expects a constructor");
+  }
+  instance(info.Env()).error_class = Napi::Persistent(info[0].As<Napi::Function>());
+  return info.Env().Undefined();
+}
+
+Napi::Value runtime_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("threads", Napi::Number::New(env, num_threads()));
+  o.Set("kernels", Napi::String::New(env, "reference"));
+  return o;
+}
+
+}  // namespace
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData(new InstanceData());
+  NativeTensor::define(env, exports);
+  define_ops(env, exports);
+  exports.Set("setErrorClass", Napi::Function::New<set_error_class>(env, "setErrorClass"));
+  exports.Set("runtimeInfo", Napi::Function::New<runtime_info>(env, "runtimeInfo"));
+  return exports;
+}
+
+}  // namespace rn::addon
+
+static Napi::Object InitResnetNative(Napi::Env env, Napi::Object exports) { return rn::addon::init(env, exports); }
+
+NODE_API_MODULE(resnet_native, InitResnetNative)

@@ -1,0 +1,19 @@
+// The one thread pool the core owns. Sized to the machine's cores (RESNET_NUM_THREADS
+// overrides); the caller's thread takes part, so a 2-core machine uses 1 worker + caller.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace rn {
+
+// Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread, and
+// returns when all are done. Safe to call from several threads (calls are serialised)
+// and from inside a task (the nested call runs inline). The first exception thrown by
+// a chunk is rethrown in the caller.
+void parallel_for(int64_t n, const std::function<void(int64_t begin, int64_t end)>& fn);
+
+// Threads that parallel_for uses, the caller included.
+int num_threads();
+
+}  // namespace rn
