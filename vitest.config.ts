@@ -7,5 +7,8 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // The JSON report feeds scripts/test-summary.mjs (the "N passed, N failed" line CI reads).
+    reporters: ['default', 'json'],
+    outputFile: { json: 'build/test-report/vitest.json' },
   },
 });
