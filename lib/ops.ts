@@ -1,7 +1,13 @@
 // Functional ops with explicit gradients, for experts and for testing. NHWC activations,
 // HWIO conv filters, [in, out] dense weights, fp32. Every op runs off the JS thread and
 // returns a Promise; bad arguments reject with a ResNetError.
-import { native, type NativeBatchNormOptions, type NativeConvOptions, type NativePoolOptions } from './native.js';
+import {
+  native,
+  type NativeBatchNormOptions,
+  type NativeConvOptions,
+  type NativePoolOptions,
+  type NativeTensorHandle,
+} from './native.js';
 import { Tensor } from './tensor.js';
 import * as validate from './validate.js';
 import type { Padding, Pair } from './validate.js';
@@ -25,6 +31,13 @@ export interface Conv2dGradients {
   dx: Tensor;
   dw: Tensor;
   /** Present when the options had a bias. */
+  db?: Tensor;
+}
+
+export interface DenseGradients {
+  dx: Tensor;
+  dw: Tensor;
+  /** Present when a bias was passed. */
   db?: Tensor;
 }
 
@@ -74,8 +87,7 @@ export interface SoftmaxCrossEntropyBackwardOptions extends SoftmaxCrossEntropyO
   dloss?: number;
 }
 
-const wrap = (h: ReturnType<typeof handleOf>): Tensor => new Tensor(h);
-const handleOf = (t: Tensor) => t.handle;
+const wrap = (handle: NativeTensorHandle): Tensor => new Tensor(handle);
 
 function convOptions(v: unknown, op: string): { native: NativeConvOptions; bias?: Tensor } {
   const o = validate.options<Conv2dOptions>(v, op);
@@ -263,7 +275,7 @@ export async function dense(x: Tensor, weights: Tensor, bias?: Tensor): Promise<
 }
 
 /** Gradients of dense; db is present when a bias is passed. */
-export async function denseBackward(x: Tensor, weights: Tensor, dy: Tensor, bias?: Tensor): Promise<Conv2dGradients> {
+export async function denseBackward(x: Tensor, weights: Tensor, dy: Tensor, bias?: Tensor): Promise<DenseGradients> {
   const op = 'denseBackward';
   const b = validate.optionalTensor(bias, op, 'bias');
   const g = await native.denseBackward(
