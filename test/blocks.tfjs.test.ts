@@ -17,36 +17,11 @@ import { describe, expect, it } from 'vitest';
 import { ops, Tensor } from '../lib/index.js';
 import type { BatchNormOptions, BatchNormParams } from '../lib/ops.js';
 import { expectClose, reportWorstRatios } from './support/compare.js';
+import { type BatchNormData, batchNormTensors, randomBatchNormData } from './support/fixtures.js';
 import { Rng } from './support/random.js';
 import { tf } from './support/tf.js';
 
 reportWorstRatios(import.meta.url);
-
-interface Bn {
-  gamma: Float32Array;
-  beta: Float32Array;
-  runningMean: Float32Array;
-  runningVar: Float32Array;
-}
-
-function randomBn(rng: Rng, c: number): Bn {
-  return {
-    gamma: Float32Array.from(rng.array(c, 0.5), (v) => 1 + v),
-    beta: rng.array(c, 0.5),
-    runningMean: rng.array(c, 0.5),
-    runningVar: Float32Array.from(rng.array(c, 0.5), (v) => 1 + v),
-  };
-}
-
-function nativeBn(b: Bn): BatchNormParams {
-  const c = b.gamma.length;
-  return {
-    gamma: Tensor.fromArray(b.gamma, [c]),
-    beta: Tensor.fromArray(b.beta, [c]),
-    runningMean: Tensor.fromArray(b.runningMean, [c]),
-    runningVar: Tensor.fromArray(b.runningVar, [c]),
-  };
-}
 
 /** HWIO filter with entries uniform in ±3/sqrt(kh*kw*cin): conv outputs of unit-variance-ish inputs have variance ~1. */
 function randomFilter(rng: Rng, shape: [number, number, number, number]): Float32Array {
@@ -61,7 +36,7 @@ function tfBatchNorm(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, epsilon:
 }
 
 /** Expected running statistics after one training step: momentum weights the new batch; the running variance is unbiased. */
-function expectRunningStats(op: string, params: BatchNormParams, before: Bn, batchInput: tf.Tensor4D, momentum: number, reduction: number): void {
+function expectRunningStats(op: string, params: BatchNormParams, before: BatchNormData, batchInput: tf.Tensor4D, momentum: number, reduction: number): void {
   const { mean, variance } = tf.moments(batchInput, [0, 1, 2]);
   const rows = batchInput.size / batchInput.shape[3];
   const m = mean.dataSync();
@@ -93,16 +68,16 @@ describe('basic residual block matches tfjs (training mode)', () => {
       const xData = rng.array(n * h * w * c);
       const w1 = randomFilter(rng, fShape);
       const w2 = randomFilter(rng, fShape);
-      const bn1 = randomBn(rng, c);
-      const bn2 = randomBn(rng, c);
+      const bn1 = randomBatchNormData(rng, c);
+      const bn2 = randomBatchNormData(rng, c);
       const dyData = rng.array(n * h * w * c);
 
       // Native forward.
       const x = Tensor.fromArray(xData, xShape);
       const W1 = Tensor.fromArray(w1, fShape);
       const W2 = Tensor.fromArray(w2, fShape);
-      const p1 = nativeBn(bn1);
-      const p2 = nativeBn(bn2);
+      const p1 = batchNormTensors(bn1);
+      const p2 = batchNormTensors(bn2);
       const conv = { padding: 'same' as const };
       const a1 = await ops.conv2d(x, W1, conv);
       const b1 = await ops.batchNorm(a1, p1); // defaults: training, momentum 0.1, epsilon 1e-5
@@ -191,16 +166,16 @@ describe('bottleneck block with projection shortcut matches tfjs (training mode)
       const w2 = randomFilter(rng, s2);
       const w3 = randomFilter(rng, s3);
       const wS = randomFilter(rng, sS);
-      const bn1 = randomBn(rng, mid);
-      const bn2 = randomBn(rng, mid);
-      const bn3 = randomBn(rng, cout);
-      const bnS = randomBn(rng, cout);
+      const bn1 = randomBatchNormData(rng, mid);
+      const bn2 = randomBatchNormData(rng, mid);
+      const bn3 = randomBatchNormData(rng, cout);
+      const bnS = randomBatchNormData(rng, cout);
       const dyData = rng.array(n * oh * ow * cout);
 
       // Native forward.
       const x = Tensor.fromArray(xData, xShape);
       const [W1, W2, W3, WS] = [Tensor.fromArray(w1, s1), Tensor.fromArray(w2, s2), Tensor.fromArray(w3, s3), Tensor.fromArray(wS, sS)];
-      const [p1, p2, p3, pS] = [nativeBn(bn1), nativeBn(bn2), nativeBn(bn3), nativeBn(bnS)];
+      const [p1, p2, p3, pS] = [batchNormTensors(bn1), batchNormTensors(bn2), batchNormTensors(bn3), batchNormTensors(bnS)];
       const conv2Opts = { strides: 2, padding: 'same' as const };
       const shortcutOpts = { strides: 2, padding: 'valid' as const };
       const a1 = await ops.conv2d(x, W1);

@@ -2,31 +2,17 @@
 import { describe, expect, it } from 'vitest';
 
 import { ops, Tensor } from '../lib/index.js';
+import type { Padding } from '../lib/ops.js';
 import { expectClose, reportWorstRatios } from './support/compare.js';
+import type { ConvCase } from './support/fixtures.js';
 import { Rng } from './support/random.js';
 import { tf } from './support/tf.js';
 
 reportWorstRatios(import.meta.url);
 
-type Pad = 'same' | 'valid' | number | [number, number, number, number];
-
-interface Case {
-  name: string;
-  n: number;
-  h: number;
-  w: number;
-  cin: number;
-  cout: number;
-  k: [number, number];
-  strides: [number, number];
-  dilations: [number, number];
-  padding: Pad;
-  groups: number;
-  bias: boolean;
-}
 
 // tfjs padding for a group-less conv: 'same' / 'valid' / explicit NHWC pairs.
-function tfPad(p: Pad): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
+function tfPad(p: Padding): 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]] {
   if (p === 'same' || p === 'valid') return p;
   const [t, b, l, r] = typeof p === 'number' ? [p, p, p, p] : p;
   return [
@@ -38,7 +24,7 @@ function tfPad(p: Pad): 'same' | 'valid' | [[number, number], [number, number], 
 }
 
 // Reference: one tfjs conv per group, concatenated along channels, plus bias.
-function tfConv(c: Case, x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D | null): tf.Tensor4D {
+function tfConv(c: ConvCase, x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D | null): tf.Tensor4D {
   const ipg = c.cin / c.groups;
   const opg = c.cout / c.groups;
   const outs: tf.Tensor4D[] = [];
@@ -51,7 +37,7 @@ function tfConv(c: Case, x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D | null):
   return b ? tf.add(y, b) : y;
 }
 
-const fixed: Case[] = [
+const fixed: ConvCase[] = [
   { name: '3x3 same, batch 1', n: 1, h: 7, w: 7, cin: 3, cout: 5, k: [3, 3], strides: [1, 1], dilations: [1, 1], padding: 'same', groups: 1, bias: false },
   { name: '3x3 stride 2 same, even size', n: 2, h: 8, w: 8, cin: 5, cout: 7, k: [3, 3], strides: [2, 2], dilations: [1, 1], padding: 'same', groups: 1, bias: true },
   { name: '3x3 stride 2 same, odd size', n: 2, h: 9, w: 7, cin: 7, cout: 3, k: [3, 3], strides: [2, 2], dilations: [1, 1], padding: 'same', groups: 1, bias: false },
@@ -66,7 +52,7 @@ const fixed: Case[] = [
   { name: 'asymmetric explicit padding, 2x3 kernel', n: 2, h: 6, w: 7, cin: 3, cout: 4, k: [2, 3], strides: [1, 2], dilations: [1, 1], padding: [0, 1, 2, 1], groups: 1, bias: true },
 ];
 
-function randomCase(rng: Rng, i: number): Case {
+function randomCase(rng: Rng, i: number): ConvCase {
   const groups = rng.pick([1, 1, 1, 2, 3]);
   const k = rng.pick([1, 3, 5]);
   const dil = rng.pick([1, 1, 2]);
@@ -81,7 +67,7 @@ function randomCase(rng: Rng, i: number): Case {
     k: [k, k],
     strides: [stride, stride],
     dilations: [dil, dil],
-    padding: rng.pick<Pad>(['same', 'valid', 1]),
+    padding: rng.pick<Padding>(['same', 'valid', 1]),
     groups,
     bias: rng.next() < 0.5,
   };
@@ -126,7 +112,7 @@ describe('conv2d matches tfjs', () => {
           spread.set(wData.subarray((ky * c.k[1] + kx) * tapSize, (ky * c.k[1] + kx + 1) * tapSize), (ky * dh * kw + kx * dw) * tapSize);
         }
       }
-      const undilated: Case = { ...c, k: [kh, kw], dilations: [1, 1] };
+      const undilated: ConvCase = { ...c, k: [kh, kw], dilations: [1, 1] };
       const tws = tf.tensor4d(spread, [kh, kw, c.cin / c.groups, c.cout]);
       const f = (xx: tf.Tensor, ww: tf.Tensor, bb?: tf.Tensor) =>
         tfConv(undilated, xx as tf.Tensor4D, ww as tf.Tensor4D, bb ? (bb as tf.Tensor1D) : null);

@@ -26,6 +26,7 @@ import { describe, expect, it } from 'vitest';
 
 import { ops, Tensor } from '../lib/index.js';
 import type { BatchNormOptions, BatchNormParams, Conv2dOptions, Padding, PoolOptions } from '../lib/ops.js';
+import { type BatchNormData, batchNormTensors, type ConvCase, randomBatchNormData } from './support/fixtures.js';
 import { Rng } from './support/random.js';
 
 const NOISE_ULPS = 16;
@@ -135,21 +136,6 @@ function take(t: Tensor): Float32Array {
 // ---------------------------------------------------------------------------------------
 // conv2d
 
-interface ConvCase {
-  name: string;
-  n: number;
-  h: number;
-  w: number;
-  cin: number;
-  cout: number;
-  k: [number, number];
-  strides: [number, number];
-  dilations: [number, number];
-  padding: Padding;
-  groups: number;
-  bias: boolean;
-}
-
 const convCases: ConvCase[] = [
   { name: '3x3 same with bias', n: 2, h: 5, w: 5, cin: 3, cout: 4, k: [3, 3], strides: [1, 1], dilations: [1, 1], padding: 'same', groups: 1, bias: true },
   { name: '3x3 stride 2 same, odd size', n: 2, h: 7, w: 7, cin: 3, cout: 4, k: [3, 3], strides: [2, 2], dilations: [1, 1], padding: 'same', groups: 1, bias: true },
@@ -204,35 +190,8 @@ describe('conv2dBackward matches finite differences', () => {
 // ---------------------------------------------------------------------------------------
 // batch norm
 
-interface BnData {
-  gamma: Float32Array;
-  beta: Float32Array;
-  runningMean: Float32Array;
-  runningVar: Float32Array;
-}
-
-function bnData(rng: Rng, c: number): BnData {
-  return {
-    gamma: Float32Array.from(rng.array(c, 0.5), (v) => 1 + v), // [0.5, 1.5)
-    beta: rng.array(c, 0.5),
-    runningMean: rng.array(c, 0.5),
-    runningVar: Float32Array.from(rng.array(c, 0.5), (v) => 1 + v),
-  };
-}
-
-/** Fresh parameter tensors (training mode updates the running statistics in place). */
-function bnParams(d: BnData): BatchNormParams {
-  const c = d.gamma.length;
-  return {
-    gamma: Tensor.fromArray(d.gamma, [c]),
-    beta: Tensor.fromArray(d.beta, [c]),
-    runningMean: Tensor.fromArray(d.runningMean.slice(), [c]),
-    runningVar: Tensor.fromArray(d.runningVar.slice(), [c]),
-  };
-}
-
 /** Float64 pre-activation batchNorm(x) (+ skip) per element, for keeping inputs away from relu's kink. */
-function bnReference(x: Float32Array, c: number, d: BnData, opts: Required<Pick<BatchNormOptions, 'training' | 'epsilon'>>): Float64Array {
+function bnReference(x: Float32Array, c: number, d: BatchNormData, opts: Required<Pick<BatchNormOptions, 'training' | 'epsilon'>>): Float64Array {
   const rows = x.length / c;
   const mean = new Float64Array(c);
   const variance = new Float64Array(c);
@@ -277,12 +236,12 @@ describe('batchNormBackward matches finite differences', () => {
       const size = c.shape.reduce((a, b) => a * b);
       let xData = rng.array(size);
       if (c.shifted) xData = Float32Array.from(xData, (v, i) => 2.5 * v + (i % ch) - 1);
-      const d = bnData(rng, ch);
+      const d = randomBatchNormData(rng, ch);
       const opts: BatchNormOptions = { training: c.training, epsilon: c.epsilon, momentum: c.momentum };
-      const run = async (x: Float32Array, dd: BnData) => take(await ops.batchNorm(Tensor.fromArray(x, c.shape), bnParams(dd), opts));
+      const run = async (x: Float32Array, dd: BatchNormData) => take(await ops.batchNorm(Tensor.fromArray(x, c.shape), batchNormTensors(dd), opts));
 
       const r = rng.array(size);
-      const grads = await ops.batchNormBackward(Tensor.fromArray(xData, c.shape), Tensor.fromArray(r, c.shape), bnParams(d), opts);
+      const grads = await ops.batchNormBackward(Tensor.fromArray(xData, c.shape), Tensor.fromArray(r, c.shape), batchNormTensors(d), opts);
       expect(grads.dx.shape).toEqual(c.shape);
       expect(grads.dgamma.shape).toEqual([ch]);
       expect(grads.dbeta.shape).toEqual([ch]);
@@ -310,7 +269,7 @@ describe('batchNormAddReluBackward matches finite differences', () => {
       const ch = c.shape[c.shape.length - 1]!;
       const size = c.shape.reduce((a, b) => a * b);
       const xData = rng.array(size);
-      const d = bnData(rng, ch);
+      const d = randomBatchNormData(rng, ch);
       const opts: BatchNormOptions = { training: c.training, epsilon: c.epsilon };
       const pre = bnReference(xData, ch, d, { training: c.training, epsilon: c.epsilon ?? 1e-5 });
       const skipData = rng.array(size);
@@ -324,15 +283,15 @@ describe('batchNormAddReluBackward matches finite differences', () => {
       expect(active).toBeGreaterThan(size / 5);
       expect(active).toBeLessThan((4 * size) / 5);
 
-      const run = async (x: Float32Array, s: Float32Array, dd: BnData) =>
-        take(await ops.batchNormAddRelu(Tensor.fromArray(x, c.shape), Tensor.fromArray(s, c.shape), bnParams(dd), opts));
+      const run = async (x: Float32Array, s: Float32Array, dd: BatchNormData) =>
+        take(await ops.batchNormAddRelu(Tensor.fromArray(x, c.shape), Tensor.fromArray(s, c.shape), batchNormTensors(dd), opts));
 
       const r = rng.array(size);
       const grads = await ops.batchNormAddReluBackward(
         Tensor.fromArray(xData, c.shape),
         Tensor.fromArray(skipData, c.shape),
         Tensor.fromArray(r, c.shape),
-        bnParams(d),
+        batchNormTensors(d),
         opts,
       );
       expect(grads.dx.shape).toEqual(c.shape);
