@@ -42,9 +42,61 @@ export interface NativeBatchNormGrads {
   dbeta: H;
 }
 
+export interface NativeStepResult {
+  loss: number;
+  correct: number;
+  count: number;
+  gradNorm: number;
+}
+
+export interface NativeLayerInfo {
+  name: string;
+  type: string;
+  outputShape: number[];
+  params: number;
+  nonTrainable: number;
+  inputs: string[];
+}
+
+export interface NativeOptimizerConfig {
+  type: 'sgd' | 'adamw';
+  lr: number;
+  momentum: number;
+  nesterov: boolean;
+  weightDecay: number;
+  decoupledWeightDecay: boolean;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  clipGradNorm: number;
+  /** Per trainable parameter, in parameterTable order. */
+  decayScale: Float32Array;
+  lrScale: Float32Array;
+}
+
+/** A compiled model: parameters, optimizer and per-shape plans (native/core/network.hpp). */
+export interface NativeNetworkHandle {
+  parameterTable(): { name: string; shape: number[]; trainable: boolean; layer: string }[];
+  describe(inputShape: number[]): NativeLayerInfo[];
+  initialize(options: { seed: number; zeroInitResidual: boolean }): void;
+  getParameter(name: string): Float32Array;
+  setParameter(name: string, values: Float32Array): void;
+  getGradient(name: string): Float32Array;
+  setOptimizer(config: NativeOptimizerConfig, labelSmoothing: number): void;
+  setLearningRate(lr: number): void;
+  setTraining(training: boolean): void;
+  trainStep(images: H, labels: Int32Array): Promise<NativeStepResult>;
+  computeGradients(images: H, labels: Int32Array, labelSmoothing: number): Promise<NativeStepResult>;
+  predict(images: H, softmax: boolean): Promise<H>;
+  evaluate(images: H, labels: Int32Array): Promise<NativeStepResult>;
+  stats(): { plans: number; arenaBytes: number; trainable: number; nonTrainable: number };
+}
+
 /** The addon's exports (see native/addon/). */
 export interface NativeBinding {
   NativeTensor: NativeTensorConstructor;
+  NativeNetwork: new (spec: object) => NativeNetworkHandle;
+  allocationStats(): { allocations: number; liveBytes: number };
   setErrorClass(ctor: typeof ResNetError): void;
   runtimeInfo(): { threads: number; kernels: string };
   conv2d(x: H, w: H, bias: H | null, opts: NativeConvOptions): Promise<H>;

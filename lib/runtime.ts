@@ -11,3 +11,12 @@ export interface RuntimeInfo {
 export function runtimeInfo(): RuntimeInfo {
   return native.runtimeInfo();
 }
+
+/**
+ * Counted native buffer allocations (tensors, plan arenas, parameters, optimizer state)
+ * since the process started, and the bytes they hold now. A training step allocates
+ * nothing after its first run at a given input shape: `allocations` stays put.
+ */
+export function allocationStats(): { allocations: number; liveBytes: number } {
+  return native.allocationStats();
+}

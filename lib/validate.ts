@@ -110,3 +110,11 @@ export function labels(v: unknown, op: string): Int32Array {
   }
   fail('E_DTYPE', `${op}: labels must be an Int32Array or an array of integers, got ${describe(v)}`);
 }
+
+/** An options object whose keys are all in `allowed` (a typo is an error, not a silent default). */
+export function keys(v: unknown, op: string, allowed: readonly string[]): void {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('E_ARG', `${op}: options must be an object, got ${describe(v)}`);
+  for (const k of Object.keys(v)) {
+    if (!allowed.includes(k)) fail('E_ARG', `${op}: unknown option '${k}' (known: ${allowed.join(', ')})`);
+  }
+}

@@ -3,6 +3,7 @@
 
 #include "../core/thread_pool.hpp"
 #include "instance_data.hpp"
+#include "network_wrap.hpp"
 #include "ops_bindings.hpp"
 #include "tensor_wrap.hpp"
 
@@ -32,6 +33,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new InstanceData());
   NativeTensor::define(env, exports);
   define_ops(env, exports);
+  NativeNetwork::define(env, exports);
   exports.Set("setErrorClass", Napi::Function::New<set_error_class>(env, "setErrorClass"));
   exports.Set("runtimeInfo", Napi::Function::New<runtime_info>(env, "runtimeInfo"));
   return exports;

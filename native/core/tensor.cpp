@@ -5,20 +5,14 @@
 #include <new>
 
 #include "error.hpp"
+#include "memory.hpp"
 
 namespace rn {
 
-void Tensor::AlignedFree::operator()(float* p) const { std::free(p); }
+void Tensor::AlignedFree::operator()(float* p) const { free_floats(p); }
 
 Tensor::Tensor(Shape shape, int64_t numel) : shape_(std::move(shape)), numel_(numel) {
-  // Round up to the alignment so aligned_alloc's contract holds.
-  size_t bytes = static_cast<size_t>(numel_) * sizeof(float);
-  bytes = (bytes + 63) / 64 * 64;
-  void* p = std::aligned_alloc(64, bytes);
-  if (p == nullptr) {
-    fail(ErrorCode::Alloc, "out of memory allocating a tensor of shape " + shape_to_string(shape_));
-  }
-  data_.reset(static_cast<float*>(p));
+  data_.reset(allocate_floats(numel_, "a tensor of shape " + shape_to_string(shape_)));
 }
 
 TensorPtr Tensor::empty(const Shape& shape, const std::string& what) {

@@ -39,7 +39,7 @@ class ThreadPool {
 
   int size() const { return threads_; }
 
-  void run(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  void run(int64_t n, RangeFn fn) {
     if (n <= 0) return;
     int chunks = static_cast<int>(std::min<int64_t>(n, threads_));
     if (chunks == 1 || t_inside_pool_task) {
@@ -100,7 +100,7 @@ class ThreadPool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::condition_variable done_;
-  const std::function<void(int64_t, int64_t)>* task_ = nullptr;
+  const RangeFn* task_ = nullptr;
   int64_t task_n_ = 0;
   int task_chunks_ = 0;
   int pending_ = 0;
@@ -118,7 +118,7 @@ ThreadPool& pool() {
 
 }  // namespace
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) { pool().run(n, fn); }
+void parallel_for(int64_t n, RangeFn fn) { pool().run(n, fn); }
 
 int num_threads() { return pool().size(); }
 

@@ -1,0 +1,236 @@
+// Model: a ModelSpec plus its native network (parameters, optimizer, compiled plans).
+// Every numeric call is one N-API call that runs off the JS thread and returns a Promise;
+// a training step is forward + backward + update in that one call.
+import { ResNetError } from '../errors.js';
+import { native, type NativeNetworkHandle, type NativeStepResult } from '../native.js';
+import { Tensor } from '../tensor.js';
+import { type CompileOptions, resolveCompileOptions } from '../train/optimizers.js';
+import * as validate from '../validate.js';
+import type { ModelSpec } from './spec.js';
+import { formatSummary } from './summary.js';
+
+export interface ModelInitOptions {
+  /** Seed of the initial weights. Default: random. */
+  seed?: number;
+  /** Start the last batch-norm scale of every residual branch at 0 (Goyal et al.). Default false. */
+  zeroInitResidual?: boolean;
+}
+
+export interface Parameter {
+  /** `${layer}.weight`, `${layer}.bias`, `${layer}.running_mean`, … (see lib/model/spec.ts). */
+  name: string;
+  shape: readonly number[];
+  /** False for batch-norm running statistics. */
+  trainable: boolean;
+  /** The layer that owns it. */
+  layer: string;
+  /** A copy of the current values. */
+  values: Float32Array;
+}
+
+export interface StepMetrics {
+  /** Mean loss over the batch (before the update). */
+  loss: number;
+  /** Fraction of the batch whose top-1 prediction was right (before the update). */
+  accuracy: number;
+}
+
+export interface TrainStepMetrics extends StepMetrics {
+  /** Global L2 norm of the gradients before clipping. */
+  gradNorm: number;
+}
+
+export interface LayerSummary {
+  name: string;
+  type: string;
+  /** With the batch dimension first (1). */
+  outputShape: number[];
+  params: number;
+  nonTrainable: number;
+  inputs: string[];
+}
+
+function metrics(r: NativeStepResult): StepMetrics {
+  return { loss: r.loss, accuracy: r.count > 0 ? r.correct / r.count : 0 };
+}
+
+export class Model {
+  readonly spec: Readonly<ModelSpec>;
+  /** @internal */
+  readonly network: NativeNetworkHandle;
+  #training = true;
+  #compiled = false;
+  #lr = 0;
+
+  /** @internal Use the builders in `models`, or Model.fromSpec. */
+  constructor(spec: ModelSpec, network: NativeNetworkHandle) {
+    this.spec = Object.freeze(structuredClone(spec));
+    this.network = network;
+  }
+
+  /** A model from a spec (e.g. a saved one, or one from models.*Spec builders), freshly initialised. */
+  static fromSpec(spec: ModelSpec, options: ModelInitOptions = {}): Model {
+    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual']);
+    if (typeof spec !== 'object' || spec === null || (spec as ModelSpec).format !== 'resnet-native/model') {
+      throw new ResNetError('E_ARG', "Model.fromSpec: spec must be a ModelSpec (format 'resnet-native/model')");
+    }
+    const seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : validate.integer(options.seed, 'Model.fromSpec', 'seed', 0, 2 ** 53 - 1);
+    const zeroInitResidual = options.zeroInitResidual === undefined ? false : validate.boolean(options.zeroInitResidual, 'Model.fromSpec', 'zeroInitResidual');
+    const network = new native.NativeNetwork(spec);
+    network.initialize({ seed, zeroInitResidual });
+    return new Model(spec, network);
+  }
+
+  get name(): string {
+    return this.spec.name;
+  }
+
+  get classes(): number {
+    return this.spec.classes;
+  }
+
+  get inputShape(): readonly number[] {
+    return this.spec.inputShape;
+  }
+
+  /** Trainable parameters, counted as torchvision does (batch-norm running statistics excluded unless asked). */
+  paramCount(options: { includeNonTrainable?: boolean } = {}): number {
+    const s = this.network.stats();
+    return options.includeNonTrainable ? s.trainable + s.nonTrainable : s.trainable;
+  }
+
+  /** Every layer with its output shape for an input of `inputShape` (default: the model's). */
+  layers(inputShape: readonly number[] = this.spec.inputShape): LayerSummary[] {
+    return this.network.describe([...inputShape]);
+  }
+
+  /** A Keras-like table: layer (type), output shape, parameters, inputs; totals at the end. */
+  summary(inputShape: readonly number[] = this.spec.inputShape): string {
+    return formatSummary(this.spec.name, this.network.describe([...inputShape]));
+  }
+
+  /** All parameters in a stable order, with copies of their values. */
+  parameters(): Parameter[] {
+    return this.network.parameterTable().map((p) => ({ ...p, values: this.network.getParameter(p.name) }));
+  }
+
+  /** Names, shapes and trainability, without copying values. */
+  parameterInfo(): Omit<Parameter, 'values'>[] {
+    return this.network.parameterTable();
+  }
+
+  getParameter(name: string): Float32Array {
+    return this.network.getParameter(name);
+  }
+
+  setParameter(name: string, values: Float32Array | readonly number[]): void {
+    const data = values instanceof Float32Array ? values : Array.isArray(values) ? Float32Array.from(values as number[]) : values;
+    this.network.setParameter(name, data as Float32Array);
+  }
+
+  /** The gradient left by the last trainStep / computeGradients. */
+  getGradient(name: string): Float32Array {
+    return this.network.getGradient(name);
+  }
+
+  /** Sets the optimizer, loss options and parameter groups (resets optimizer state). */
+  compile(options: CompileOptions): this {
+    const { config, labelSmoothing } = resolveCompileOptions(options, this.network.parameterTable());
+    this.network.setOptimizer(config, labelSmoothing);
+    this.#compiled = true;
+    this.#lr = config.lr;
+    return this;
+  }
+
+  get learningRate(): number {
+    return this.#lr;
+  }
+
+  /** Learning rate for the following steps (schedules call this each step or epoch). */
+  setLearningRate(lr: number): void {
+    if (!this.#compiled) throw new ResNetError('E_ARG', 'setLearningRate: compile the model first');
+    this.network.setLearningRate(validate.number(lr, 'setLearningRate', 'lr', 0, 1e6));
+    this.#lr = lr;
+  }
+
+  /** Training mode: batch-norm uses and updates batch statistics in trainStep (the default). */
+  train(): this {
+    this.network.setTraining(true);
+    this.#training = true;
+    return this;
+  }
+
+  /** Evaluation mode: trainStep keeps batch-norm on its running statistics (frozen). predict always does. */
+  eval(): this {
+    this.network.setTraining(false);
+    this.#training = false;
+    return this;
+  }
+
+  get training(): boolean {
+    return this.#training;
+  }
+
+  /** Forward, backward and one optimizer update: one native call. Metrics are of the batch before the update. */
+  async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number } = {}): Promise<TrainStepMetrics> {
+    validate.keys(options, 'trainStep', ['lr']);
+    if (!this.#compiled) throw new ResNetError('E_ARG', 'trainStep: compile the model with an optimizer first');
+    const x = validate.tensor(images, 'trainStep', 'images');
+    const y = int32Labels(labels, 'trainStep');
+    if (options.lr !== undefined) this.setLearningRate(options.lr);
+    const r = await this.network.trainStep(x.handle, y);
+    return { ...metrics(r), gradNorm: r.gradNorm };
+  }
+
+  /**
+   * Loss and the gradient of every trainable parameter, without an update (training-mode
+   * batch-norm statistics, and their running averages, as a trainStep would).
+   */
+  async computeGradients(
+    images: Tensor,
+    labels: Int32Array,
+    options: { labelSmoothing?: number } = {},
+  ): Promise<StepMetrics & { gradients: Map<string, Float32Array> }> {
+    validate.keys(options, 'computeGradients', ['labelSmoothing']);
+    const x = validate.tensor(images, 'computeGradients', 'images');
+    const y = int32Labels(labels, 'computeGradients');
+    const smoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 0.999999);
+    const r = await this.network.computeGradients(x.handle, y, smoothing);
+    const gradients = new Map<string, Float32Array>();
+    for (const p of this.network.parameterTable()) {
+      if (p.trainable) gradients.set(p.name, this.network.getGradient(p.name));
+    }
+    return { ...metrics(r), gradients };
+  }
+
+  /** Logits [n, classes] (or probabilities with softmax: true), batch-norm in inference mode. */
+  async predict(images: Tensor, options: { softmax?: boolean } = {}): Promise<Tensor> {
+    validate.keys(options, 'predict', ['softmax']);
+    const x = validate.tensor(images, 'predict', 'images');
+    const softmax = options.softmax === undefined ? false : validate.boolean(options.softmax, 'predict', 'softmax');
+    return new Tensor(await this.network.predict(x.handle, softmax));
+  }
+
+  /** Loss and accuracy in inference mode (no update). */
+  async evaluate(images: Tensor, labels: Int32Array): Promise<StepMetrics> {
+    const x = validate.tensor(images, 'evaluate', 'images');
+    return metrics(await this.network.evaluate(x.handle, int32Labels(labels, 'evaluate')));
+  }
+
+  /** Compiled plans cached (one per input shape and mode) and the bytes their arenas hold. */
+  stats(): { plans: number; arenaBytes: number } {
+    const s = this.network.stats();
+    return { plans: s.plans, arenaBytes: s.arenaBytes };
+  }
+
+  toJSON(): ModelSpec {
+    return structuredClone(this.spec) as ModelSpec;
+  }
+}
+
+function int32Labels(v: unknown, op: string): Int32Array {
+  if (!(v instanceof Int32Array)) {
+    throw new ResNetError('E_DTYPE', `${op}: labels must be an Int32Array, got ${v === null ? 'null' : (v as object)?.constructor?.name ?? typeof v}`);
+  }
+  return v;
+}

@@ -1,0 +1,48 @@
+// The `models` namespace: each builder makes a spec (builders.ts) and initialises a Model.
+import * as builders from './builders.js';
+import { Model, type ModelInitOptions } from './model.js';
+import type { ModelSpec } from './spec.js';
+
+export type {
+  ResNetOptions,
+  ResNetPresetOptions,
+  ResNetV1Options,
+  ResNetCifarOptions,
+  StageOptions,
+  StemOptions,
+  HeadOptions,
+  BlockType,
+} from './builders.js';
+
+function build<O extends object>(make: (o: O) => ModelSpec, options: O & ModelInitOptions): Model {
+  const { seed, zeroInitResidual, ...rest } = options;
+  const init: ModelInitOptions = {};
+  if (seed !== undefined) init.seed = seed;
+  if (zeroInitResidual !== undefined) init.zeroInitResidual = zeroInitResidual;
+  return Model.fromSpec(make(rest as O), init);
+}
+
+type Preset = builders.ResNetPresetOptions & ModelInitOptions;
+type V1 = builders.ResNetV1Options & ModelInitOptions;
+
+/** The generic builder every other one is made from. */
+export const resnet = (o: builders.ResNetOptions & ModelInitOptions) => build(builders.resnetSpec, o);
+export const resnet18 = (o: Preset = {}) => build(builders.resnet18, o);
+export const resnet34 = (o: Preset = {}) => build(builders.resnet34, o);
+/** torchvision "v1.5" (stride on the 3×3); `variant: 'v1'` strides the first 1×1 as Keras' ResNet50. */
+export const resnet50 = (o: V1 = {}) => build(builders.resnet50, o);
+export const resnet101 = (o: V1 = {}) => build(builders.resnet101, o);
+export const resnet152 = (o: V1 = {}) => build(builders.resnet152, o);
+export const resnet50v2 = (o: Preset = {}) => build(builders.resnet50v2, o);
+export const resnet101v2 = (o: Preset = {}) => build(builders.resnet101v2, o);
+export const resnet152v2 = (o: Preset = {}) => build(builders.resnet152v2, o);
+export const resnext50_32x4d = (o: Preset = {}) => build(builders.resnext50_32x4d, o);
+export const resnext101_32x8d = (o: Preset = {}) => build(builders.resnext101_32x8d, o);
+export const wideResnet50_2 = (o: Preset = {}) => build(builders.wideResnet50_2, o);
+export const wideResnet101_2 = (o: Preset = {}) => build(builders.wideResnet101_2, o);
+export const seResnet50 = (o: Preset = {}) => build(builders.seResnet50, o);
+/** The CIFAR family: v1 = 6n+2 basic blocks, v2 = 9n+2 pre-activation bottlenecks (Keras' CIFAR-10 example). */
+export const resnetCifar = (o: builders.ResNetCifarOptions & ModelInitOptions) => build(builders.resnetCifar, o);
+
+/** The spec builders alone (pure functions, no native memory), e.g. to edit a spec before Model.fromSpec. */
+export const specs = builders;

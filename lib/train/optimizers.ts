@@ -1,0 +1,161 @@
+// Optimizer and compile options, their validation, and the parameter groups that decide
+// each parameter's weight decay and learning-rate multiplier. The update itself is native.
+import { ResNetError } from '../errors.js';
+import type { NativeOptimizerConfig } from '../native.js';
+import * as validate from '../validate.js';
+
+export interface SgdOptions {
+  type: 'sgd';
+  lr: number;
+  /** Default 0. */
+  momentum?: number;
+  /** Default false. */
+  nesterov?: boolean;
+  /** Default 0. */
+  weightDecay?: number;
+  /** Decay the weights directly (p ← p·(1 − lr·wd)) instead of adding wd·p to the gradient (L2). Default false. */
+  decoupledWeightDecay?: boolean;
+}
+
+export interface AdamWOptions {
+  type: 'adamw';
+  lr: number;
+  /** Default 0.9. */
+  beta1?: number;
+  /** Default 0.999. */
+  beta2?: number;
+  /** Default 1e-8. */
+  eps?: number;
+  /** Decoupled, as Loshchilov & Hutter. Default 0.01 (PyTorch's). */
+  weightDecay?: number;
+}
+
+export type OptimizerOptions = SgdOptions | AdamWOptions;
+
+export interface ParameterInfo {
+  name: string;
+  shape: readonly number[];
+  /** The layer that owns it. */
+  layer: string;
+}
+
+/** Parameters matched by `match` get this group's settings; the first matching group wins. */
+export interface ParamGroup {
+  match: RegExp | readonly string[] | ((p: ParameterInfo) => boolean);
+  /** Replaces the optimizer's weightDecay for these parameters. */
+  weightDecay?: number;
+  /** Multiplies the learning rate for these parameters. Default 1. */
+  lrScale?: number;
+}
+
+export interface CompileOptions {
+  optimizer: OptimizerOptions;
+  /** The only loss for now. */
+  loss?: 'softmaxCrossEntropy';
+  /** Default 0. */
+  labelSmoothing?: number;
+  /** Clip gradients to this global L2 norm before the update. Default: no clipping. */
+  clipGradNorm?: number;
+  /** Explicit groups, checked before the default rule. */
+  paramGroups?: readonly ParamGroup[];
+  /** Apply weight decay to batch-norm parameters and biases too. Default false (no decay on them). */
+  decayNormAndBias?: boolean;
+}
+
+const OP = 'compile';
+
+function fraction(v: unknown, name: string, dflt: number, max = 1): number {
+  if (v === undefined) return dflt;
+  return validate.number(v, OP, name, 0, max);
+}
+
+/** Options → the native optimizer configuration, with per-parameter groups resolved. */
+export function resolveCompileOptions(
+  options: CompileOptions,
+  params: readonly (ParameterInfo & { trainable: boolean })[],
+): { config: NativeOptimizerConfig; labelSmoothing: number } {
+  validate.keys(options, OP, ['optimizer', 'loss', 'labelSmoothing', 'clipGradNorm', 'paramGroups', 'decayNormAndBias']);
+  if (options.loss !== undefined && options.loss !== 'softmaxCrossEntropy') {
+    throw new ResNetError('E_ARG', `${OP}: loss must be 'softmaxCrossEntropy', got ${JSON.stringify(options.loss)}`);
+  }
+  const o = options.optimizer as unknown;
+  if (typeof o !== 'object' || o === null) throw new ResNetError('E_ARG', `${OP}: optimizer must be { type: 'sgd' | 'adamw', lr, … }`);
+  const opt = o as OptimizerOptions;
+  let config: NativeOptimizerConfig;
+  if (opt.type === 'sgd') {
+    validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'momentum', 'nesterov', 'weightDecay', 'decoupledWeightDecay']);
+    config = baseConfig('sgd', opt.lr);
+    config.momentum = fraction(opt.momentum, 'optimizer.momentum', 0);
+    config.nesterov = opt.nesterov === undefined ? false : validate.boolean(opt.nesterov, OP, 'optimizer.nesterov');
+    if (config.nesterov && config.momentum === 0) {
+      throw new ResNetError('E_ARG', `${OP}: Nesterov momentum needs optimizer.momentum > 0`);
+    }
+    config.weightDecay = fraction(opt.weightDecay, 'optimizer.weightDecay', 0, 1e6);
+    config.decoupledWeightDecay =
+      opt.decoupledWeightDecay === undefined ? false : validate.boolean(opt.decoupledWeightDecay, OP, 'optimizer.decoupledWeightDecay');
+  } else if (opt.type === 'adamw') {
+    validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
+    config = baseConfig('adamw', opt.lr);
+    config.beta1 = fraction(opt.beta1, 'optimizer.beta1', 0.9);
+    config.beta2 = fraction(opt.beta2, 'optimizer.beta2', 0.999);
+    if (config.beta1 >= 1 || config.beta2 >= 1) throw new ResNetError('E_ARG', `${OP}: optimizer.beta1 and beta2 must be below 1`);
+    config.eps = fraction(opt.eps, 'optimizer.eps', 1e-8);
+    config.weightDecay = fraction(opt.weightDecay, 'optimizer.weightDecay', 0.01, 1e6);
+    config.decoupledWeightDecay = true;
+  } else {
+    throw new ResNetError('E_ARG', `${OP}: optimizer.type must be 'sgd' or 'adamw', got ${JSON.stringify((opt as { type?: unknown }).type)}`);
+  }
+  const labelSmoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, OP, 'labelSmoothing', 0, 0.999999);
+  config.clipGradNorm = options.clipGradNorm === undefined ? 0 : validate.number(options.clipGradNorm, OP, 'clipGradNorm', 1e-12, 3e38);
+  const groups = options.paramGroups ?? [];
+  if (!Array.isArray(groups)) throw new ResNetError('E_ARG', `${OP}: paramGroups must be an array`);
+  groups.forEach((g, i) => {
+    validate.keys(g, `${OP} paramGroups[${i}]`, ['match', 'weightDecay', 'lrScale']);
+    const m = (g as ParamGroup).match as unknown;
+    if (!(m instanceof RegExp || typeof m === 'function' || Array.isArray(m))) {
+      throw new ResNetError('E_ARG', `${OP}: paramGroups[${i}].match must be a RegExp, a list of names or a function`);
+    }
+    if (g.weightDecay !== undefined) validate.number(g.weightDecay, OP, `paramGroups[${i}].weightDecay`, 0, 1e6);
+    if (g.lrScale !== undefined) validate.number(g.lrScale, OP, `paramGroups[${i}].lrScale`, 0, 1e6);
+  });
+  const decayNormAndBias = options.decayNormAndBias === undefined ? false : validate.boolean(options.decayNormAndBias, OP, 'decayNormAndBias');
+
+  // The native side multiplies a base decay of 1 by each parameter's absolute decay.
+  const trainable = params.filter((p) => p.trainable);
+  const decay = new Float32Array(trainable.length);
+  const lrScale = new Float32Array(trainable.length);
+  trainable.forEach((p, i) => {
+    const group = groups.find((g) => matches(g, p));
+    const isNormOrBias = p.shape.length === 1;
+    const dflt = !decayNormAndBias && isNormOrBias ? 0 : config.weightDecay;
+    decay[i] = group?.weightDecay ?? dflt;
+    lrScale[i] = group?.lrScale ?? 1;
+  });
+  config.decayScale = decay;
+  config.lrScale = lrScale;
+  config.weightDecay = 1;
+  return { config, labelSmoothing };
+}
+
+function matches(g: ParamGroup, p: ParameterInfo): boolean {
+  if (g.match instanceof RegExp) return g.match.test(p.name);
+  if (typeof g.match === 'function') return g.match(p);
+  return g.match.includes(p.name);
+}
+
+function baseConfig(type: 'sgd' | 'adamw', lr: unknown): NativeOptimizerConfig {
+  return {
+    type,
+    lr: validate.number(lr, OP, 'optimizer.lr', 0, 1e6),
+    momentum: 0,
+    nesterov: false,
+    weightDecay: 0,
+    decoupledWeightDecay: false,
+    beta1: 0.9,
+    beta2: 0.999,
+    eps: 1e-8,
+    clipGradNorm: 0,
+    decayScale: new Float32Array(0),
+    lrScale: new Float32Array(0),
+  };
+}

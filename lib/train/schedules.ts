@@ -1,0 +1,556 @@
+/**
+ * Learning-rate schedules: pure functions of the step index (plus one stateful scheduler,
+ * {@link ReduceLROnPlateau}, that reacts to a metric). Each follows the PyTorch scheduler of
+ * the same idea (`torch.optim.lr_scheduler`), so numbers from a PyTorch recipe carry over.
+ *
+ * PyTorch schedulers mutate an optimizer and count calls to `scheduler.step()`; here a
+ * schedule is a closed-form function `at(step)`, so a training loop asks for the lr of the
+ * step it is about to take:
+ *
+ * ```ts
+ * const sched = oneCycle({ maxLr: 0.1, totalSteps: epochs * batchesPerEpoch });
+ * for (let step = 0; step < totalSteps; step++) optimizer.step(grads, { lr: sched.at(step) });
+ * ```
+ *
+ * `at(0)` is the lr PyTorch sets when the scheduler is constructed (used by the first
+ * optimizer step), `at(k)` the lr after `k` calls of `scheduler.step()`.
+ *
+ * Every factory and constructor validates its options and throws
+ * `ResNetError('E_ARG', …)` naming the offending option; `at` throws the same for a step
+ * that is negative, NaN or infinite.
+ *
+ * @module
+ */
+import { ResNetError } from '../errors.js';
+
+/** A learning-rate schedule: a pure function of the step index. */
+export interface LrSchedule {
+  /**
+   * The lr for optimizer step `step` (0-based). `step` must be a finite number ≥ 0;
+   * fractional values are accepted (e.g. fractional epochs) and follow the same formula.
+   */
+  at(step: number): number;
+}
+
+// ---------------------------------------------------------------------------------------
+// validation helpers
+
+function fail(where: string, message: string): never {
+  throw new ResNetError('E_ARG', `${where}: ${message}`);
+}
+
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(show).join(', ')}]`;
+  return String(v);
+}
+
+function isNum(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** A finite number ≥ 0 (a learning rate, a threshold, …). */
+function nonNegative(where: string, name: string, v: unknown): number {
+  if (!isNum(v) || v < 0) fail(where, `${name} must be a finite number >= 0, got ${show(v)}`);
+  return v;
+}
+
+/** A finite number > 0. */
+function positive(where: string, name: string, v: unknown): number {
+  if (!isNum(v) || v <= 0) fail(where, `${name} must be a finite number > 0, got ${show(v)}`);
+  return v;
+}
+
+/** An integer ≥ `min`. */
+function integer(where: string, name: string, v: unknown, min: number): number {
+  if (!isNum(v) || !Number.isInteger(v) || v < min) {
+    fail(where, `${name} must be an integer >= ${min}, got ${show(v)}`);
+  }
+  return v;
+}
+
+function oneOf<T extends string>(where: string, name: string, v: unknown, allowed: readonly T[]): T {
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
+    fail(where, `${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${show(v)}`);
+  }
+  return v as T;
+}
+
+function boolean(where: string, name: string, v: unknown): boolean {
+  if (typeof v !== 'boolean') fail(where, `${name} must be a boolean, got ${show(v)}`);
+  return v;
+}
+
+function options(where: string, opts: unknown): Record<string, unknown> {
+  if (typeof opts !== 'object' || opts === null) fail(where, `options must be an object, got ${show(opts)}`);
+  return opts as Record<string, unknown>;
+}
+
+function checkStep(where: string, step: unknown): number {
+  if (!isNum(step) || step < 0) fail(where, `step must be a finite number >= 0, got ${show(step)}`);
+  return step;
+}
+
+// ---------------------------------------------------------------------------------------
+// constant
+
+/**
+ * The same lr at every step (PyTorch: no scheduler at all).
+ *
+ * @param lr finite, ≥ 0.
+ */
+export function constant(lr: number): LrSchedule {
+  const where = 'constant';
+  const value = nonNegative(where, 'lr', lr);
+  return {
+    at(step: number): number {
+      checkStep(where, step);
+      return value;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// StepLR
+
+/** Options of {@link stepDecay}. */
+export interface StepDecayOptions {
+  /** Initial lr (finite, ≥ 0). */
+  lr: number;
+  /** Decay every `stepSize` units of `step` (an integer ≥ 1). */
+  stepSize: number;
+  /** Multiplicative decay per period (finite, > 0). Default 0.1. */
+  gamma?: number;
+}
+
+/**
+ * Step decay, as PyTorch's `StepLR`: `lr * gamma ** floor(step / stepSize)`.
+ *
+ * `step` is whatever unit the caller counts: pass the epoch index to decay every
+ * `stepSize` epochs (the usual PyTorch use, `scheduler.step()` once per epoch), or the
+ * optimizer-step index to decay every `stepSize` iterations.
+ */
+export function stepDecay(opts: StepDecayOptions): LrSchedule {
+  const where = 'stepDecay';
+  const o = options(where, opts);
+  const lr = nonNegative(where, 'lr', o.lr);
+  const stepSize = integer(where, 'stepSize', o.stepSize, 1);
+  const gamma = positive(where, 'gamma', o.gamma ?? 0.1);
+  return {
+    at(step: number): number {
+      checkStep(where, step);
+      return lr * gamma ** Math.floor(step / stepSize);
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// MultiStepLR
+
+/** Options of {@link multiStep}. */
+export interface MultiStepOptions {
+  /** Initial lr (finite, ≥ 0). */
+  lr: number;
+  /**
+   * Steps (or epochs: the caller's unit, as for {@link stepDecay}) at which the lr is
+   * multiplied by `gamma`: integers ≥ 0 in non-decreasing order. A milestone listed twice
+   * applies `gamma` twice, as in PyTorch (which counts milestones with a `Counter`).
+   */
+  milestones: readonly number[];
+  /** Multiplicative decay per milestone (finite, > 0). Default 0.1. */
+  gamma?: number;
+}
+
+/**
+ * Decay at fixed milestones, as PyTorch's `MultiStepLR`:
+ * `lr * gamma ** (number of milestones <= step)`, so the new lr applies from the milestone
+ * step itself on.
+ */
+export function multiStep(opts: MultiStepOptions): LrSchedule {
+  const where = 'multiStep';
+  const o = options(where, opts);
+  const lr = nonNegative(where, 'lr', o.lr);
+  const raw = o.milestones;
+  if (!Array.isArray(raw)) fail(where, `milestones must be an array of integers, got ${show(raw)}`);
+  const milestones: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const m: unknown = raw[i];
+    if (!isNum(m) || !Number.isInteger(m) || m < 0) {
+      fail(where, `milestones[${i}] must be an integer >= 0, got ${show(m)}`);
+    }
+    if (i > 0 && m < milestones[i - 1]!) {
+      fail(where, `milestones must be sorted in non-decreasing order, got ${show(raw)}`);
+    }
+    milestones.push(m);
+  }
+  const gamma = positive(where, 'gamma', o.gamma ?? 0.1);
+  return {
+    at(step: number): number {
+      checkStep(where, step);
+      // bisect_right: how many milestones are <= step.
+      let lo = 0;
+      let hi = milestones.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (milestones[mid]! <= step) lo = mid + 1;
+        else hi = mid;
+      }
+      return lr * gamma ** lo;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// cosine with linear warmup
+
+/** Options of {@link cosine}. */
+export interface CosineOptions {
+  /** Peak lr, reached at the end of warmup (finite, ≥ 0). */
+  lr: number;
+  /** Length of the whole schedule, warmup included (an integer ≥ 1). */
+  totalSteps: number;
+  /** Linear-warmup length (an integer, 0 ≤ warmupSteps < totalSteps). Default 0. */
+  warmupSteps?: number;
+  /** lr at step 0 when warming up (finite, ≥ 0). Default 0. */
+  warmupStartLr?: number;
+  /** Floor reached at `totalSteps` and held after it (finite, 0 ≤ minLr ≤ lr). Default 0. */
+  minLr?: number;
+}
+
+/**
+ * Linear warmup then cosine annealing.
+ *
+ * - `step < warmupSteps`: `warmupStartLr + (lr - warmupStartLr) * step / warmupSteps`;
+ * - `warmupSteps <= step <= totalSteps`, with `t = step - warmupSteps`,
+ *   `T = totalSteps - warmupSteps`: `minLr + (lr - minLr) * (1 + cos(pi * t / T)) / 2`;
+ * - `step > totalSteps`: `minLr`.
+ *
+ * Without warmup this is PyTorch's `CosineAnnealingLR(T_max=totalSteps, eta_min=minLr)`
+ * over its first half-period (PyTorch keeps oscillating past `T_max`; this holds
+ * `minLr`). With warmup it matches the common `SequentialLR([LinearLR, CosineAnnealingLR])`
+ * recipe with `LinearLR(start_factor=warmupStartLr/lr, total_iters=warmupSteps)` and
+ * `T_max = totalSteps - warmupSteps`. `minLr` is reached at `step = totalSteps`, so over
+ * steps `0 .. totalSteps-1` the last optimizer step uses a value just above it.
+ */
+export function cosine(opts: CosineOptions): LrSchedule {
+  const where = 'cosine';
+  const o = options(where, opts);
+  const lr = nonNegative(where, 'lr', o.lr);
+  const totalSteps = integer(where, 'totalSteps', o.totalSteps, 1);
+  const warmupSteps = integer(where, 'warmupSteps', o.warmupSteps ?? 0, 0);
+  if (warmupSteps >= totalSteps) {
+    fail(where, `warmupSteps must be < totalSteps, got warmupSteps=${warmupSteps}, totalSteps=${totalSteps}`);
+  }
+  const warmupStartLr = nonNegative(where, 'warmupStartLr', o.warmupStartLr ?? 0);
+  const minLr = nonNegative(where, 'minLr', o.minLr ?? 0);
+  if (minLr > lr) fail(where, `minLr must be <= lr, got minLr=${minLr}, lr=${lr}`);
+  const decaySteps = totalSteps - warmupSteps;
+  return {
+    at(step: number): number {
+      checkStep(where, step);
+      if (step < warmupSteps) return warmupStartLr + ((lr - warmupStartLr) * step) / warmupSteps;
+      if (step >= totalSteps) return minLr;
+      const t = step - warmupSteps;
+      return minLr + ((lr - minLr) * (1 + Math.cos((Math.PI * t) / decaySteps))) / 2;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// OneCycleLR
+
+/** Options of {@link oneCycle}. Names and defaults follow PyTorch's `OneCycleLR`. */
+export interface OneCycleOptions {
+  /** Peak lr (finite, > 0). */
+  maxLr: number;
+  /** Number of optimizer steps in the cycle (an integer ≥ 1). */
+  totalSteps: number;
+  /** Fraction of the cycle spent increasing the lr (0 ≤ pctStart ≤ 1). Default 0.3. */
+  pctStart?: number;
+  /** Initial lr is `maxLr / divFactor` (finite, > 0). Default 25. */
+  divFactor?: number;
+  /** Final lr is `initialLr / finalDivFactor` (finite, > 0). Default 1e4. */
+  finalDivFactor?: number;
+  /** How each phase interpolates. Default 'cos'. */
+  annealStrategy?: 'cos' | 'linear';
+  /**
+   * `true`: up to `maxLr`, back down to `initialLr` symmetrically, then down to the
+   * final lr (the paper's schedule). `false`: up, then straight down to the final lr
+   * (fastai's two-phase variant, PyTorch's default). Default false.
+   */
+  threePhase?: boolean;
+  /** Momentum (or Adam's beta1) at the lr peak (finite, ≥ 0). Default 0.85. */
+  baseMomentum?: number;
+  /** Momentum at the start and end of the cycle (finite, ≥ baseMomentum). Default 0.95. */
+  maxMomentum?: number;
+}
+
+/** A one-cycle schedule: the lr plus the momentum PyTorch cycles alongside it. */
+export interface OneCycleSchedule extends LrSchedule {
+  /**
+   * The lr for optimizer step `step`, `0 <= step < totalSteps`. Throws E_ARG for
+   * `step >= totalSteps` (PyTorch raises past `total_steps` too; it also computes, but
+   * never uses, an extrapolated value at exactly `total_steps`, which is not offered here).
+   */
+  at(step: number): number;
+  /**
+   * The momentum (SGD momentum or Adam beta1) for step `step`, as PyTorch's
+   * `OneCycleLR(cycle_momentum=True)` sets it: cycled inversely to the lr, from
+   * `maxMomentum` down to `baseMomentum` at the lr peak and back. Same step range as `at`.
+   */
+  momentumAt(step: number): number;
+  /** `maxLr / divFactor`: the lr at step 0. */
+  readonly initialLr: number;
+  /** The peak lr. */
+  readonly maxLr: number;
+  /** `initialLr / finalDivFactor`: the lr at the last step. */
+  readonly minLr: number;
+  /** The cycle length. */
+  readonly totalSteps: number;
+}
+
+interface Phase {
+  endStep: number;
+  startLr: number;
+  endLr: number;
+  startMomentum: number;
+  endMomentum: number;
+}
+
+/**
+ * The 1cycle policy, with exactly PyTorch's `OneCycleLR` formula.
+ *
+ * With `initialLr = maxLr / divFactor`, `minLr = initialLr / finalDivFactor` and
+ * `p = pctStart * totalSteps`, the phases end at (inclusive, possibly fractional) steps:
+ *
+ * - two-phase: `p - 1` (initialLr → maxLr), `totalSteps - 1` (maxLr → minLr);
+ * - three-phase: `p - 1` (initialLr → maxLr), `2p - 2` (maxLr → initialLr),
+ *   `totalSteps - 1` (initialLr → minLr).
+ *
+ * A step belongs to the first phase whose end it does not pass (the last phase takes
+ * everything after). Within a phase running from `start` (the previous phase's end, or 0)
+ * to `end`, `pct = (step - start) / (end - start)` and the value is
+ * `cos`: `to + (from - to) / 2 * (cos(pi * pct) + 1)`, or `linear`: `from + (to - from) * pct`.
+ * Momentum runs maxMomentum → baseMomentum → maxMomentum over the same phases (held at
+ * maxMomentum in the third).
+ *
+ * `pctStart * totalSteps === 1` is rejected: the first phase then has zero length and
+ * PyTorch divides by zero at step 0.
+ */
+export function oneCycle(opts: OneCycleOptions): OneCycleSchedule {
+  const where = 'oneCycle';
+  const o = options(where, opts);
+  const maxLr = positive(where, 'maxLr', o.maxLr);
+  const totalSteps = integer(where, 'totalSteps', o.totalSteps, 1);
+  const pctStart = o.pctStart ?? 0.3;
+  if (!isNum(pctStart) || pctStart < 0 || pctStart > 1) {
+    fail(where, `pctStart must be a number in [0, 1], got ${show(pctStart)}`);
+  }
+  const divFactor = positive(where, 'divFactor', o.divFactor ?? 25);
+  const finalDivFactor = positive(where, 'finalDivFactor', o.finalDivFactor ?? 1e4);
+  const anneal = oneOf(where, 'annealStrategy', o.annealStrategy ?? 'cos', ['cos', 'linear'] as const);
+  const threePhase = boolean(where, 'threePhase', o.threePhase ?? false);
+  const baseMomentum = nonNegative(where, 'baseMomentum', o.baseMomentum ?? 0.85);
+  const maxMomentum = nonNegative(where, 'maxMomentum', o.maxMomentum ?? 0.95);
+  if (baseMomentum > maxMomentum) {
+    fail(where, `baseMomentum must be <= maxMomentum, got baseMomentum=${baseMomentum}, maxMomentum=${maxMomentum}`);
+  }
+  const p = pctStart * totalSteps;
+  if (p - 1 === 0) {
+    fail(
+      where,
+      `pctStart * totalSteps must not equal 1 (the warmup phase would have zero length), ` +
+        `got pctStart=${pctStart}, totalSteps=${totalSteps}`,
+    );
+  }
+
+  const initialLr = maxLr / divFactor;
+  const minLr = initialLr / finalDivFactor;
+  const phases: Phase[] = threePhase
+    ? [
+        { endStep: p - 1, startLr: initialLr, endLr: maxLr, startMomentum: maxMomentum, endMomentum: baseMomentum },
+        { endStep: 2 * p - 2, startLr: maxLr, endLr: initialLr, startMomentum: baseMomentum, endMomentum: maxMomentum },
+        { endStep: totalSteps - 1, startLr: initialLr, endLr: minLr, startMomentum: maxMomentum, endMomentum: maxMomentum },
+      ]
+    : [
+        { endStep: p - 1, startLr: initialLr, endLr: maxLr, startMomentum: maxMomentum, endMomentum: baseMomentum },
+        { endStep: totalSteps - 1, startLr: maxLr, endLr: minLr, startMomentum: baseMomentum, endMomentum: maxMomentum },
+      ];
+
+  const interp =
+    anneal === 'cos'
+      ? (from: number, to: number, pct: number) => to + ((from - to) / 2) * (Math.cos(Math.PI * pct) + 1)
+      : (from: number, to: number, pct: number) => (to - from) * pct + from;
+
+  /** The phase holding `step` and how far into it `step` is. */
+  function locate(step: number): { phase: Phase; pct: number } {
+    checkStep(where, step);
+    if (step >= totalSteps) fail(where, `step must be < totalSteps (${totalSteps}), got ${step}`);
+    let start = 0;
+    for (let i = 0; i < phases.length; i++) {
+      const phase = phases[i]!;
+      if (step <= phase.endStep || i === phases.length - 1) {
+        // end > start here for every step in [0, totalSteps) once p !== 1 (see above).
+        return { phase, pct: (step - start) / (phase.endStep - start) };
+      }
+      start = phase.endStep;
+    }
+    throw new ResNetError('E_INTERNAL', `${where}: no phase for step ${step}`);
+  }
+
+  return {
+    at(step: number): number {
+      const { phase, pct } = locate(step);
+      return interp(phase.startLr, phase.endLr, pct);
+    },
+    momentumAt(step: number): number {
+      const { phase, pct } = locate(step);
+      return interp(phase.startMomentum, phase.endMomentum, pct);
+    },
+    initialLr,
+    maxLr,
+    minLr,
+    totalSteps,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// ReduceLROnPlateau
+
+/** Options of {@link ReduceLROnPlateau}. Names and defaults follow PyTorch. */
+export interface ReduceLROnPlateauOptions {
+  /** Starting lr (finite, ≥ 0). */
+  lr: number;
+  /** 'min': the metric should fall (a loss); 'max': it should rise (an accuracy). Default 'min'. */
+  mode?: 'min' | 'max';
+  /** New lr = lr * factor (finite, 0 ≤ factor < 1). Default 0.1. */
+  factor?: number;
+  /**
+   * Epochs without improvement tolerated before the lr is cut (an integer ≥ 0): the cut
+   * happens on the `patience + 1`-th consecutive bad epoch. Default 10.
+   */
+  patience?: number;
+  /** How much better than the best a metric must be to count as an improvement (finite, ≥ 0). Default 1e-4. */
+  threshold?: number;
+  /**
+   * 'rel': better means `< best * (1 - threshold)` ('min') or `> best * (1 + threshold)`
+   * ('max'); 'abs': `< best - threshold` or `> best + threshold`. Default 'rel'.
+   */
+  thresholdMode?: 'rel' | 'abs';
+  /** Epochs after a cut during which bad epochs are not counted (an integer ≥ 0). Default 0. */
+  cooldown?: number;
+  /** The lr never goes below this (finite, ≥ 0). Default 0. */
+  minLr?: number;
+  /** A cut smaller than this is skipped (finite, ≥ 0). Default 1e-8. */
+  eps?: number;
+}
+
+/**
+ * Cut the lr when a metric stops improving, as PyTorch's `ReduceLROnPlateau`.
+ *
+ * Call {@link ReduceLROnPlateau.step} once per epoch with the monitored metric; it returns
+ * the lr to use next. Per call, exactly as PyTorch:
+ *
+ * 1. if the metric is better than `best` (see `threshold`/`thresholdMode`), it becomes
+ *    `best` and `numBadEpochs = 0`; otherwise `numBadEpochs += 1`;
+ * 2. if `cooldownCounter > 0`: `cooldownCounter -= 1` and `numBadEpochs = 0`;
+ * 3. if `numBadEpochs > patience`: `newLr = max(lr * factor, minLr)`, applied only if
+ *    `lr - newLr > eps`; then `cooldownCounter = cooldown` and `numBadEpochs = 0`.
+ *
+ * `best` starts at +Infinity ('min') or -Infinity ('max'), so the first metric always
+ * improves. A NaN metric compares as not better (a bad epoch), as in PyTorch.
+ */
+export class ReduceLROnPlateau {
+  readonly mode: 'min' | 'max';
+  readonly factor: number;
+  readonly patience: number;
+  readonly threshold: number;
+  readonly thresholdMode: 'rel' | 'abs';
+  readonly cooldown: number;
+  readonly minLr: number;
+  readonly eps: number;
+
+  #lr: number;
+  #best: number;
+  #numBadEpochs = 0;
+  #cooldownCounter = 0;
+
+  constructor(opts: ReduceLROnPlateauOptions) {
+    const where = 'ReduceLROnPlateau';
+    const o = options(where, opts);
+    this.#lr = nonNegative(where, 'lr', o.lr);
+    this.mode = oneOf(where, 'mode', o.mode ?? 'min', ['min', 'max'] as const);
+    const factor = o.factor ?? 0.1;
+    if (!isNum(factor) || factor < 0 || factor >= 1) {
+      fail(where, `factor must be a number in [0, 1), got ${show(factor)}`);
+    }
+    this.factor = factor;
+    this.patience = integer(where, 'patience', o.patience ?? 10, 0);
+    this.threshold = nonNegative(where, 'threshold', o.threshold ?? 1e-4);
+    this.thresholdMode = oneOf(where, 'thresholdMode', o.thresholdMode ?? 'rel', ['rel', 'abs'] as const);
+    this.cooldown = integer(where, 'cooldown', o.cooldown ?? 0, 0);
+    this.minLr = nonNegative(where, 'minLr', o.minLr ?? 0);
+    this.eps = nonNegative(where, 'eps', o.eps ?? 1e-8);
+    this.#best = this.mode === 'min' ? Infinity : -Infinity;
+  }
+
+  /** The current lr. */
+  get lr(): number {
+    return this.#lr;
+  }
+
+  /** The best metric seen so far (±Infinity before the first step). */
+  get best(): number {
+    return this.#best;
+  }
+
+  /** Consecutive epochs without improvement, as counted by PyTorch's `num_bad_epochs`. */
+  get numBadEpochs(): number {
+    return this.#numBadEpochs;
+  }
+
+  /** Remaining cooldown epochs (PyTorch's `cooldown_counter`). */
+  get cooldownCounter(): number {
+    return this.#cooldownCounter;
+  }
+
+  /** Whether the scheduler is in cooldown (`cooldownCounter > 0`). */
+  get inCooldown(): boolean {
+    return this.#cooldownCounter > 0;
+  }
+
+  /**
+   * Record this epoch's metric and return the lr to use from now on.
+   *
+   * @param metric the monitored value (a number; NaN counts as a bad epoch).
+   */
+  step(metric: number): number {
+    if (typeof metric !== 'number') {
+      fail('ReduceLROnPlateau.step', `metric must be a number, got ${show(metric)}`);
+    }
+    if (this.#isBetter(metric, this.#best)) {
+      this.#best = metric;
+      this.#numBadEpochs = 0;
+    } else {
+      this.#numBadEpochs += 1;
+    }
+    if (this.#cooldownCounter > 0) {
+      this.#cooldownCounter -= 1;
+      this.#numBadEpochs = 0;
+    }
+    if (this.#numBadEpochs > this.patience) {
+      const newLr = Math.max(this.#lr * this.factor, this.minLr);
+      if (this.#lr - newLr > this.eps) this.#lr = newLr;
+      this.#cooldownCounter = this.cooldown;
+      this.#numBadEpochs = 0;
+    }
+    return this.#lr;
+  }
+
+  #isBetter(a: number, best: number): boolean {
+    if (this.mode === 'min') {
+      return this.thresholdMode === 'rel' ? a < best * (1 - this.threshold) : a < best - this.threshold;
+    }
+    return this.thresholdMode === 'rel' ? a > best * (this.threshold + 1) : a > best + this.threshold;
+  }
+}

@@ -1,0 +1,341 @@
+#include "network_wrap.hpp"
+
+#include <mutex>
+
+#include "../core/error.hpp"
+#include "../core/memory.hpp"
+#include "args.hpp"
+#include "async_op.hpp"
+#include "errors.hpp"
+#include "network_spec.hpp"
+#include "tensor_wrap.hpp"
+
+namespace rn::addon {
+namespace {
+
+std::string string_arg(const Napi::CallbackInfo& info, size_t i, const std::string& op, const char* what) {
+  if (info.Length() <= i || !info[i].IsString()) fail(ErrorCode::InvalidArgument, op + ": " + what + " must be a string");
+  return info[i].As<Napi::String>().Utf8Value();
+}
+
+Napi::Array shape_array(Napi::Env env, const Shape& s) {
+  Napi::Array a = Napi::Array::New(env, s.size());
+  for (size_t i = 0; i < s.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, double(s[i])));
+  return a;
+}
+
+// Synchronous calls must not touch parameters while a step runs on a worker thread.
+std::unique_lock<std::mutex> try_lock(Network& n, const std::string& op) {
+  std::unique_lock<std::mutex> lock(n.mutex(), std::try_to_lock);
+  if (!lock.owns_lock()) {
+    fail(ErrorCode::Busy, op + ": a training step or prediction is still running on this model; await it first");
+  }
+  return lock;
+}
+
+Napi::Object step_result(Napi::Env env, const StepResult& r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("loss", Napi::Number::New(env, r.loss));
+  o.Set("correct", Napi::Number::New(env, double(r.correct)));
+  o.Set("count", Napi::Number::New(env, double(r.count)));
+  o.Set("gradNorm", Napi::Number::New(env, r.grad_norm));
+  return o;
+}
+
+float finite_float(const Napi::Object& o, const char* key, const std::string& op, float lo, float hi) {
+  const double v = number_field(o, key, op);
+  if (!(v >= lo && v <= hi)) {
+    fail(ErrorCode::InvalidArgument, op + ": " + key + " must be in [" + std::to_string(lo) + ", " +
+                                         std::to_string(hi) + "], got " + std::to_string(v));
+  }
+  return static_cast<float>(v);
+}
+
+std::vector<float> float_list(const Napi::Value& v, size_t expected, const std::string& op, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    fail(ErrorCode::InvalidDtype, op + ": " + what + " must be a Float32Array");
+  }
+  Napi::Float32Array a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() != expected) {
+    fail(ErrorCode::InvalidShape, op + ": " + what + " has " + std::to_string(a.ElementLength()) + " entries, expected " +
+                                      std::to_string(expected));
+  }
+  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+}
+
+}  // namespace
+
+void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DefineClass(
+      env, "NativeNetwork",
+      {
+          InstanceMethod<&NativeNetwork::parameter_table>("parameterTable"),
+          InstanceMethod<&NativeNetwork::describe>("describe"),
+          InstanceMethod<&NativeNetwork::initialize>("initialize"),
+          InstanceMethod<&NativeNetwork::get_parameter>("getParameter"),
+          InstanceMethod<&NativeNetwork::set_parameter>("setParameter"),
+          InstanceMethod<&NativeNetwork::get_gradient>("getGradient"),
+          InstanceMethod<&NativeNetwork::set_optimizer>("setOptimizer"),
+          InstanceMethod<&NativeNetwork::set_learning_rate>("setLearningRate"),
+          InstanceMethod<&NativeNetwork::set_training>("setTraining"),
+          InstanceMethod<&NativeNetwork::train_step>("trainStep"),
+          InstanceMethod<&NativeNetwork::compute_gradients>("computeGradients"),
+          InstanceMethod<&NativeNetwork::predict>("predict"),
+          InstanceMethod<&NativeNetwork::evaluate>("evaluate"),
+          InstanceMethod<&NativeNetwork::stats>("stats"),
+      });
+  exports.Set("NativeNetwork", ctor);
+  exports.Set("allocationStats", Napi::Function::New<allocation_stats>(env, "allocationStats"));
+}
+
+NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeNetwork>(info) {
+  guarded(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: expects a model spec");
+    network_ = std::make_shared<Network>(parse_model_spec(info[0]));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::parameter_table(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    const auto& params = network_->parameters();
+    Napi::Array out = Napi::Array::New(env, params.size());
+    for (size_t i = 0; i < params.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", params[i].name);
+      o.Set("shape", shape_array(env, params[i].shape));
+      o.Set("trainable", params[i].trainable);
+      o.Set("layer", network_->spec().layers[static_cast<size_t>(params[i].layer)].name);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
+}
+
+Napi::Value NativeNetwork::describe(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Object holder = Napi::Object::New(env);
+    holder.Set("shape", info.Length() > 0 ? info[0] : env.Undefined());
+    if (!info[0].IsArray() || info[0].As<Napi::Array>().Length() != 3) {
+      fail(ErrorCode::InvalidShape, "describe: input shape must be [height, width, channels]");
+    }
+    Shape input;
+    for (uint32_t i = 0; i < 3; ++i) {
+      Napi::Object h = Napi::Object::New(env);
+      h.Set("d", info[0].As<Napi::Array>().Get(i));
+      input.push_back(int_field(h, "d", "describe"));
+    }
+    const std::vector<LayerInfo> layers = network_->describe(input);
+    Napi::Array out = Napi::Array::New(env, layers.size());
+    for (size_t i = 0; i < layers.size(); ++i) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", layers[i].name);
+      o.Set("type", layer_type_name(layers[i].type));
+      o.Set("outputShape", shape_array(env, layers[i].output));
+      o.Set("params", Napi::Number::New(env, double(layers[i].params)));
+      o.Set("nonTrainable", Napi::Number::New(env, double(layers[i].running)));
+      Napi::Array inputs = Napi::Array::New(env, layers[i].inputs.size());
+      for (size_t k = 0; k < layers[i].inputs.size(); ++k) inputs.Set(static_cast<uint32_t>(k), layers[i].inputs[k]);
+      o.Set("inputs", inputs);
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
+  });
+}
+
+Napi::Value NativeNetwork::initialize(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "initialize");
+    Napi::Object o = object_arg(info[0], "initialize", "options");
+    const int64_t seed = int_field(o, "seed", "initialize");
+    network_->initialize(static_cast<uint64_t>(seed), bool_field(o, "zeroInitResidual", "initialize"));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::get_parameter(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "getParameter");
+    const ParamInfo& p = network_->find(string_arg(info, 0, "getParameter", "name"));
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
+    network_->read_parameter(p.name, out.Data());
+    return out;
+  });
+}
+
+Napi::Value NativeNetwork::get_gradient(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "getGradient");
+    const ParamInfo& p = network_->find(string_arg(info, 0, "getGradient", "name"));
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
+    network_->read_gradient(p.name, out.Data());
+    return out;
+  });
+}
+
+Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "setParameter");
+    const std::string name = string_arg(info, 0, "setParameter", "name");
+    const ParamInfo& p = network_->find(name);
+    if (info.Length() < 2 || !info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      fail(ErrorCode::InvalidDtype, "setParameter '" + name + "': values must be a Float32Array");
+    }
+    Napi::Float32Array values = info[1].As<Napi::Float32Array>();
+    if (static_cast<int64_t>(values.ElementLength()) != p.numel) {
+      fail(ErrorCode::InvalidShape, "setParameter '" + name + "': expected " + std::to_string(p.numel) +
+                                        " values (shape " + shape_to_string(p.shape) + "), got " +
+                                        std::to_string(values.ElementLength()));
+    }
+    network_->write_parameter(name, values.Data());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    const std::string op = "compile";
+    auto lock = try_lock(*network_, op);
+    Napi::Object o = object_arg(info[0], op, "optimizer");
+    OptimizerConfig c;
+    Napi::Value type = o.Get("type");
+    const std::string t = type.IsString() ? type.As<Napi::String>().Utf8Value() : "";
+    if (t == "sgd") {
+      c.type = OptimizerType::Sgd;
+    } else if (t == "adamw") {
+      c.type = OptimizerType::AdamW;
+    } else {
+      fail(ErrorCode::InvalidArgument, op + ": optimizer type must be 'sgd' or 'adamw'");
+    }
+    c.lr = finite_float(o, "lr", op, 0.0f, 1e6f);
+    c.momentum = finite_float(o, "momentum", op, 0.0f, 1.0f);
+    c.nesterov = bool_field(o, "nesterov", op);
+    c.weight_decay = finite_float(o, "weightDecay", op, 0.0f, 1e6f);
+    c.decoupled = bool_field(o, "decoupledWeightDecay", op);
+    c.beta1 = finite_float(o, "beta1", op, 0.0f, 1.0f);
+    c.beta2 = finite_float(o, "beta2", op, 0.0f, 1.0f);
+    c.eps = finite_float(o, "eps", op, 0.0f, 1.0f);
+    c.clip_norm = finite_float(o, "clipGradNorm", op, 0.0f, 3e38f);
+    size_t trainable = 0;
+    for (const ParamInfo& p : network_->parameters()) trainable += p.trainable ? 1 : 0;
+    c.decay_scale = float_list(o.Get("decayScale"), trainable, op, "decayScale");
+    c.lr_scale = float_list(o.Get("lrScale"), trainable, op, "lrScale");
+    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be a number");
+    const double smoothing = info[1].As<Napi::Number>().DoubleValue();
+    if (!(smoothing >= 0.0 && smoothing < 1.0)) fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be in [0, 1)");
+    network_->set_optimizer(std::move(c), static_cast<float>(smoothing));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::set_learning_rate(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "setLearningRate");
+    if (info.Length() < 1 || !info[0].IsNumber()) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be a number");
+    const double lr = info[0].As<Napi::Number>().DoubleValue();
+    if (!(lr >= 0.0 && lr <= 1e6)) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be in [0, 1e6], got " + std::to_string(lr));
+    network_->set_learning_rate(static_cast<float>(lr));
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::set_training(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "train/eval");
+    if (info.Length() < 1 || !info[0].IsBoolean()) fail(ErrorCode::InvalidArgument, "setTraining expects a boolean");
+    network_->set_training(info[0].As<Napi::Boolean>().Value());
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::train_step(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    TensorPtr images = NativeTensor::unwrap(info[0], "trainStep", "images");
+    auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "trainStep"));
+    auto network = network_;
+    auto result = std::make_shared<StepResult>();
+    return AsyncOp::queue(
+        info.Env(), "resnet-native:trainStep",
+        [network, images, labels, result] {
+          std::lock_guard<std::mutex> lock(network->mutex());
+          *result = network->train_step(*images, labels->data(), static_cast<int64_t>(labels->size()));
+        },
+        [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); });
+  });
+}
+
+Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    TensorPtr images = NativeTensor::unwrap(info[0], "computeGradients", "images");
+    auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "computeGradients"));
+    if (info.Length() < 3 || !info[2].IsNumber()) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be a number");
+    const float smoothing = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
+    if (!(smoothing >= 0.0f && smoothing < 1.0f)) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be in [0, 1)");
+    auto network = network_;
+    auto result = std::make_shared<StepResult>();
+    return AsyncOp::queue(
+        info.Env(), "resnet-native:computeGradients",
+        [network, images, labels, result, smoothing] {
+          std::lock_guard<std::mutex> lock(network->mutex());
+          *result = network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing);
+        },
+        [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); });
+  });
+}
+
+Napi::Value NativeNetwork::predict(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    TensorPtr images = NativeTensor::unwrap(info[0], "predict", "images");
+    const bool softmax = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
+    auto network = network_;
+    auto out = std::make_shared<TensorPtr>();
+    return AsyncOp::queue(
+        info.Env(), "resnet-native:predict",
+        [network, images, out, softmax] {
+          std::lock_guard<std::mutex> lock(network->mutex());
+          *out = network->predict(*images, softmax);
+        },
+        [out](Napi::Env env) -> Napi::Value { return NativeTensor::wrap(env, *out); });
+  });
+}
+
+Napi::Value NativeNetwork::evaluate(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    TensorPtr images = NativeTensor::unwrap(info[0], "evaluate", "images");
+    auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "evaluate"));
+    auto network = network_;
+    auto result = std::make_shared<StepResult>();
+    return AsyncOp::queue(
+        info.Env(), "resnet-native:evaluate",
+        [network, images, labels, result] {
+          std::lock_guard<std::mutex> lock(network->mutex());
+          *result = network->evaluate(*images, labels->data(), static_cast<int64_t>(labels->size()));
+        },
+        [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); });
+  });
+}
+
+Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = try_lock(*network_, "stats");
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("plans", Napi::Number::New(info.Env(), double(network_->plan_count())));
+    o.Set("arenaBytes", Napi::Number::New(info.Env(), double(network_->arena_bytes())));
+    o.Set("trainable", Napi::Number::New(info.Env(), double(network_->trainable_count())));
+    o.Set("nonTrainable", Napi::Number::New(info.Env(), double(network_->running_count())));
+    return o;
+  });
+}
+
+Napi::Value allocation_stats(const Napi::CallbackInfo& info) {
+  const AllocationStats s = rn::allocation_stats();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("allocations", Napi::Number::New(info.Env(), double(s.allocations)));
+  o.Set("liveBytes", Napi::Number::New(info.Env(), double(s.live_bytes)));
+  return o;
+}
+
+}  // namespace rn::addon

@@ -1,0 +1,41 @@
+// NativeNetwork: the JS handle of a core Network (lib/model/model.ts wraps it). Steps
+// run in AsyncWorkers holding their own reference to the network and the images, one
+// at a time (the network's mutex); synchronous calls made while a step runs get E_BUSY.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "../core/network.hpp"
+
+namespace rn::addon {
+
+class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
+ public:
+  static void define(Napi::Env env, Napi::Object exports);
+  explicit NativeNetwork(const Napi::CallbackInfo& info);
+
+ private:
+  Napi::Value parameter_table(const Napi::CallbackInfo& info);
+  Napi::Value describe(const Napi::CallbackInfo& info);
+  Napi::Value initialize(const Napi::CallbackInfo& info);
+  Napi::Value get_parameter(const Napi::CallbackInfo& info);
+  Napi::Value set_parameter(const Napi::CallbackInfo& info);
+  Napi::Value get_gradient(const Napi::CallbackInfo& info);
+  Napi::Value set_optimizer(const Napi::CallbackInfo& info);
+  Napi::Value set_learning_rate(const Napi::CallbackInfo& info);
+  Napi::Value set_training(const Napi::CallbackInfo& info);
+  Napi::Value train_step(const Napi::CallbackInfo& info);
+  Napi::Value compute_gradients(const Napi::CallbackInfo& info);
+  Napi::Value predict(const Napi::CallbackInfo& info);
+  Napi::Value evaluate(const Napi::CallbackInfo& info);
+  Napi::Value stats(const Napi::CallbackInfo& info);
+
+  std::shared_ptr<Network> network_;
+};
+
+// allocationStats(): { allocations, liveBytes } of the core's counted buffers.
+Napi::Value allocation_stats(const Napi::CallbackInfo& info);
+
+}  // namespace rn::addon

@@ -1,0 +1,205 @@
+#include "network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "error.hpp"
+
+namespace rn {
+namespace {
+
+constexpr size_t kMaxCachedPlans = 6;
+
+}  // namespace
+
+Network::Network(GraphSpec spec, Backend& backend) : spec_(std::move(spec)), backend_(backend) {
+  validate_graph(spec_);
+  Shape input{1, spec_.input_shape[0], spec_.input_shape[1], spec_.input_shape[2]};
+  params_ = parameter_table(spec_, infer_shapes(spec_, input));
+  int64_t trainable = 0, running = 0;
+  for (const ParamInfo& p : params_) {
+    int64_t& end = p.trainable ? trainable : running;
+    end = std::max(end, p.offset + (p.numel + 15) / 16 * 16);
+  }
+  trainable_ = FloatBuffer(trainable, "parameters");
+  grads_ = FloatBuffer(trainable, "gradients");
+  running_ = FloatBuffer(running, "batch-norm statistics");
+  std::memset(grads_.data(), 0, static_cast<size_t>(trainable) * sizeof(float));
+  initialize(0, false);
+}
+
+int64_t Network::trainable_count() const {
+  int64_t n = 0;
+  for (const ParamInfo& p : params_) n += p.trainable ? p.numel : 0;
+  return n;
+}
+
+int64_t Network::running_count() const {
+  int64_t n = 0;
+  for (const ParamInfo& p : params_) n += p.trainable ? 0 : p.numel;
+  return n;
+}
+
+const ParamInfo& Network::find(const std::string& name) const {
+  for (const ParamInfo& p : params_) {
+    if (p.name == name) return p;
+  }
+  fail(ErrorCode::InvalidArgument, "model has no parameter named '" + name + "'");
+}
+
+void Network::read_parameter(const std::string& name, float* out) {
+  const ParamInfo& p = find(name);
+  const float* src = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
+  std::memcpy(out, src, static_cast<size_t>(p.numel) * sizeof(float));
+}
+
+void Network::write_parameter(const std::string& name, const float* values) {
+  const ParamInfo& p = find(name);
+  for (int64_t i = 0; i < p.numel; ++i) {
+    if (!std::isfinite(values[i])) {
+      fail(ErrorCode::InvalidArgument, "setParameter '" + name + "': value at index " + std::to_string(i) +
+                                           " is not finite");
+    }
+  }
+  if (p.role == ParamRole::RunningVar) {
+    for (int64_t i = 0; i < p.numel; ++i) {
+      if (values[i] < 0.0f) fail(ErrorCode::InvalidArgument, "setParameter '" + name + "': a variance cannot be negative");
+    }
+  }
+  float* dst = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
+  std::memcpy(dst, values, static_cast<size_t>(p.numel) * sizeof(float));
+}
+
+void Network::read_gradient(const std::string& name, float* out) {
+  const ParamInfo& p = find(name);
+  if (!p.trainable) fail(ErrorCode::InvalidArgument, "parameter '" + name + "' is not trainable and has no gradient");
+  std::memcpy(out, grads_.data() + p.offset, static_cast<size_t>(p.numel) * sizeof(float));
+}
+
+std::vector<LayerInfo> Network::describe(const Shape& input) {
+  if (input.size() != 3) fail(ErrorCode::InvalidShape, "describe: input shape must be [height, width, channels]");
+  const std::vector<Shape> shapes = infer_shapes(spec_, {1, input[0], input[1], input[2]});
+  std::vector<LayerInfo> out;
+  for (size_t i = 0; i < spec_.layers.size(); ++i) {
+    const Layer& l = spec_.layers[i];
+    LayerInfo info{l.name, l.type, shapes[i + 1], 0, 0, {}};
+    for (int v : l.inputs) info.inputs.push_back(v == 0 ? "input" : spec_.layers[static_cast<size_t>(v - 1)].name);
+    for (const ParamInfo& p : params_) {
+      if (p.layer == static_cast<int>(i)) (p.trainable ? info.params : info.running) += p.numel;
+    }
+    out.push_back(std::move(info));
+  }
+  return out;
+}
+
+void Network::set_optimizer(OptimizerConfig config, float label_smoothing) {
+  optimizer_ = std::make_unique<Optimizer>(std::move(config), params_, trainable_.size());
+  label_smoothing_ = label_smoothing;
+}
+
+void Network::set_learning_rate(float lr) {
+  if (!optimizer_) fail(ErrorCode::InvalidArgument, "setLearningRate: compile the model first");
+  optimizer_->set_lr(lr);
+}
+
+ParamBuffers Network::buffers() { return {trainable_.data(), grads_.data(), running_.data()}; }
+
+int64_t Network::arena_bytes() const {
+  int64_t total = 0;
+  for (const auto& p : plans_) total += p->arena_bytes();
+  return total;
+}
+
+Plan& Network::plan_for(const Shape& input, PlanMode mode) {
+  for (size_t i = 0; i < plans_.size(); ++i) {
+    if (plans_[i]->input_shape() == input && plans_[i]->mode() == mode) {
+      if (i + 1 != plans_.size()) {  // keep most recently used last
+        auto p = std::move(plans_[i]);
+        plans_.erase(plans_.begin() + static_cast<std::ptrdiff_t>(i));
+        plans_.push_back(std::move(p));
+      }
+      return *plans_.back();
+    }
+  }
+  if (plans_.size() >= kMaxCachedPlans) plans_.erase(plans_.begin());
+  plans_.push_back(std::make_unique<Plan>(spec_, params_, input, mode, backend_));
+  return *plans_.back();
+}
+
+void Network::check_images(const Tensor& images, const char* op) const {
+  const Shape& s = images.shape();
+  if (s.size() != 4 || s[3] != spec_.input_shape[2]) {
+    fail(ErrorCode::InvalidShape, std::string(op) + ": images must be [batch, height, width, " +
+                                      std::to_string(spec_.input_shape[2]) + "] (NHWC), got " + shape_to_string(s));
+  }
+}
+
+void Network::check_labels(const int32_t* labels, int64_t count, int64_t batch, const char* op) const {
+  if (count != batch) {
+    fail(ErrorCode::InvalidShape, std::string(op) + ": " + std::to_string(count) + " labels for a batch of " +
+                                      std::to_string(batch) + " images");
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    if (labels[i] < 0 || labels[i] >= spec_.classes) {
+      fail(ErrorCode::InvalidArgument, std::string(op) + ": label " + std::to_string(labels[i]) + " at index " +
+                                           std::to_string(i) + " is outside [0, " + std::to_string(spec_.classes) +
+                                           ")");
+    }
+  }
+}
+
+StepResult Network::compute_gradients(const Tensor& images, const int32_t* labels, int64_t count,
+                                      float label_smoothing) {
+  check_images(images, "computeGradients");
+  check_labels(labels, count, images.dim(0), "computeGradients");
+  Plan& plan = plan_for(images.shape(), {true, training_});
+  ParamBuffers p = buffers();
+  plan.forward(images.data(), p);
+  LossResult l = plan.loss(labels, label_smoothing);
+  plan.backward(labels, label_smoothing, p);
+  return {l.loss, l.correct, count, 0.0};
+}
+
+StepResult Network::train_step(const Tensor& images, const int32_t* labels, int64_t count) {
+  if (!optimizer_) fail(ErrorCode::InvalidArgument, "trainStep: compile the model with an optimizer first");
+  check_images(images, "trainStep");
+  check_labels(labels, count, images.dim(0), "trainStep");
+  Plan& plan = plan_for(images.shape(), {true, training_});
+  ParamBuffers p = buffers();
+  plan.forward(images.data(), p);
+  LossResult l = plan.loss(labels, label_smoothing_);
+  if (!std::isfinite(l.loss)) {
+    fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(l.loss) +
+                             "); the weights were left unchanged. Check the inputs and lower the learning rate.");
+  }
+  plan.backward(labels, label_smoothing_, p);
+  const double norm = optimizer_->step(backend_, p.params, p.grads);
+  return {l.loss, l.correct, count, norm};
+}
+
+TensorPtr Network::predict(const Tensor& images, bool softmax) {
+  check_images(images, "predict");
+  Plan& plan = plan_for(images.shape(), {false, false});
+  ParamBuffers p = buffers();
+  const float* logits = plan.forward(images.data(), p);
+  TensorPtr out = Tensor::empty(plan.output_shape(), "predict output");
+  if (softmax) {
+    backend_.softmax(out->dim(0), out->dim(1), logits, out->data());
+  } else {
+    std::memcpy(out->data(), logits, static_cast<size_t>(out->bytes()));
+  }
+  return out;
+}
+
+StepResult Network::evaluate(const Tensor& images, const int32_t* labels, int64_t count) {
+  check_images(images, "evaluate");
+  check_labels(labels, count, images.dim(0), "evaluate");
+  Plan& plan = plan_for(images.shape(), {false, false});
+  ParamBuffers p = buffers();
+  plan.forward(images.data(), p);
+  LossResult l = plan.loss(labels, 0.0f);
+  return {l.loss, l.correct, count, 0.0};
+}
+
+}  // namespace rn

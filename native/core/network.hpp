@@ -1,0 +1,95 @@
+// A Network owns a model's parameters (trainable, gradients, batch-norm running
+// statistics), its optimizer and its compiled plans (one per input shape and mode,
+// cached). Every public call locks the network: steps run one at a time.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "backend.hpp"
+#include "graph.hpp"
+#include "memory.hpp"
+#include "optimizer.hpp"
+#include "plan.hpp"
+#include "tensor.hpp"
+
+namespace rn {
+
+struct StepResult {
+  double loss = 0.0;
+  int64_t correct = 0;
+  int64_t count = 0;
+  double grad_norm = 0.0;
+};
+
+struct LayerInfo {
+  std::string name;
+  LayerType type;
+  Shape output;
+  int64_t params = 0;  // trainable
+  int64_t running = 0;
+  std::vector<std::string> inputs;
+};
+
+class Network {
+ public:
+  explicit Network(GraphSpec spec, Backend& backend = cpu_backend());
+
+  const GraphSpec& spec() const { return spec_; }
+  const std::vector<ParamInfo>& parameters() const { return params_; }
+  int64_t trainable_count() const;
+  int64_t running_count() const;
+
+  // torchvision's initialisation: He normal (fan-out) for convolutions, PyTorch's
+  // default uniform for dense layers, gamma 1 / beta 0 (gamma 0 for the last batch-norm
+  // of each residual branch when zero_init_residual), running mean 0 / variance 1.
+  void initialize(uint64_t seed, bool zero_init_residual);
+
+  const ParamInfo& find(const std::string& name) const;  // E_ARG naming the unknown parameter
+  void read_parameter(const std::string& name, float* out);
+  void write_parameter(const std::string& name, const float* values);
+  void read_gradient(const std::string& name, float* out);
+
+  // Layers with their output shapes for a batch of one at `input` ([h, w, c]).
+  std::vector<LayerInfo> describe(const Shape& input);
+
+  void set_optimizer(OptimizerConfig config, float label_smoothing);
+  bool has_optimizer() const { return optimizer_ != nullptr; }
+  void set_learning_rate(float lr);
+  void set_training(bool training) { training_ = training; }
+  bool training() const { return training_; }
+
+  // One step: forward, loss, backward, optimizer update. E_NAN (weights untouched) when
+  // the loss or the gradients are not finite.
+  StepResult train_step(const Tensor& images, const int32_t* labels, int64_t count);
+  // Forward and backward only; gradients are left in place for read_gradient.
+  StepResult compute_gradients(const Tensor& images, const int32_t* labels, int64_t count, float label_smoothing);
+  // Inference-mode forward: logits or probabilities [n, classes].
+  TensorPtr predict(const Tensor& images, bool softmax);
+  // Inference-mode loss and accuracy.
+  StepResult evaluate(const Tensor& images, const int32_t* labels, int64_t count);
+
+  std::mutex& mutex() { return mutex_; }
+  int64_t plan_count() const { return static_cast<int64_t>(plans_.size()); }
+  int64_t arena_bytes() const;
+
+ private:
+  Plan& plan_for(const Shape& input, PlanMode mode);
+  void check_images(const Tensor& images, const char* op) const;
+  void check_labels(const int32_t* labels, int64_t count, int64_t batch, const char* op) const;
+  ParamBuffers buffers();
+
+  GraphSpec spec_;
+  Backend& backend_;
+  std::vector<ParamInfo> params_;
+  FloatBuffer trainable_, grads_, running_;
+  std::unique_ptr<Optimizer> optimizer_;
+  float label_smoothing_ = 0.0f;
+  bool training_ = true;
+  std::vector<std::unique_ptr<Plan>> plans_;  // most recently used last
+  std::mutex mutex_;
+};
+
+}  // namespace rn

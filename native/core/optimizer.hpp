@@ -1,0 +1,50 @@
+// Optimizer configuration and the update over all trainable parameters: per-parameter
+// groups (weight decay and learning-rate multipliers), clipping by global norm, then
+// SGD (momentum, Nesterov, L2 or decoupled decay) or AdamW, each in place.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "backend.hpp"
+#include "graph.hpp"
+#include "memory.hpp"
+
+namespace rn {
+
+enum class OptimizerType { Sgd, AdamW };
+
+struct OptimizerConfig {
+  OptimizerType type = OptimizerType::Sgd;
+  float lr = 0.1f;
+  float momentum = 0.0f;
+  bool nesterov = false;
+  float weight_decay = 0.0f;
+  bool decoupled = false;  // SGD: decay the weights directly instead of adding an L2 gradient
+  float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  float clip_norm = 0.0f;  // 0: no clipping
+  // One entry per trainable parameter (parameter_table order, trainable ones only).
+  std::vector<float> decay_scale;  // multiplies weight_decay
+  std::vector<float> lr_scale;     // multiplies lr
+};
+
+class Optimizer {
+ public:
+  // Allocates the state (momentum, or Adam's two moments) once.
+  Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats);
+
+  const OptimizerConfig& config() const { return config_; }
+  void set_lr(float lr) { config_.lr = lr; }
+  int64_t steps() const { return steps_; }
+
+  // Clips (if configured) and applies one update; returns the gradient norm before clipping.
+  double step(Backend& backend, float* params, float* grads);
+
+ private:
+  OptimizerConfig config_;
+  std::vector<const ParamInfo*> trainable_;
+  FloatBuffer state1_, state2_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace rn

@@ -1,0 +1,350 @@
+#include "plan.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "error.hpp"
+
+namespace rn {
+namespace {
+
+constexpr int64_t kAlign = 16;  // floats: every buffer starts 64-byte aligned
+int64_t aligned(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+// One buffer to place: `size` floats alive over the time steps [start, end].
+struct Interval {
+  int64_t size, start, end;
+  int64_t offset = -1;
+};
+
+// Greedy placement, largest first, each at the lowest offset that no time-overlapping
+// placed buffer occupies. Returns the arena size.
+int64_t place(std::vector<Interval*>& items) {
+  std::sort(items.begin(), items.end(), [](const Interval* a, const Interval* b) { return a->size > b->size; });
+  std::vector<const Interval*> placed;
+  int64_t total = 0;
+  for (Interval* it : items) {
+    std::vector<std::pair<int64_t, int64_t>> busy;
+    for (const Interval* p : placed) {
+      if (p->start <= it->end && it->start <= p->end) busy.emplace_back(p->offset, p->offset + p->size);
+    }
+    std::sort(busy.begin(), busy.end());
+    int64_t offset = 0;
+    for (const auto& [b, e] : busy) {
+      if (offset + it->size <= b) break;
+      offset = std::max(offset, e);
+    }
+    it->offset = offset;
+    total = std::max(total, offset + it->size);
+    placed.push_back(it);
+  }
+  return total;
+}
+
+const ParamInfo* find_param(const std::vector<ParamInfo>& params, int layer, ParamRole role, int sub = 0) {
+  for (const ParamInfo& p : params) {
+    if (p.layer == layer && p.role == role && p.sub == sub) return &p;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
+           Backend& backend)
+    : input_shape_(input), mode_(mode), backend_(backend) {
+  const std::vector<Shape> shapes = infer_shapes(spec, input);
+  // Dense layers fix the feature count: a different image size must still flatten to it.
+  for (const ParamInfo& p : params) {
+    const Layer& l = spec.layers[static_cast<size_t>(p.layer)];
+    if (l.type == LayerType::Dense && p.role == ParamRole::Weight) {
+      const Shape& x = shapes[static_cast<size_t>(l.inputs[0])];
+      if (x.back() != p.shape[0]) {
+        fail(ErrorCode::InvalidShape, "dense layer '" + l.name + "' was built for " + std::to_string(p.shape[0]) +
+                                          " input features; an input of shape " + shape_to_string(input) +
+                                          " gives it " + std::to_string(x.back()));
+      }
+    }
+  }
+  output_ = spec.output;
+  classes_ = spec.classes;
+  build_steps(spec, params, shapes);
+  plan_memory();
+}
+
+const Shape& Plan::output_shape() const { return values_[static_cast<size_t>(output_)].shape; }
+
+void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes) {
+  const size_t layer_count = spec.layers.size();
+  values_.assign(layer_count + 1, Value{});
+  values_[0].shape = shapes[0];
+  values_[0].numel = checked_numel(shapes[0], "input");
+  std::vector<std::vector<int>> layer_consumers(layer_count + 1);
+  for (size_t i = 0; i < layer_count; ++i) {
+    for (int v : spec.layers[i].inputs) layer_consumers[static_cast<size_t>(v)].push_back(static_cast<int>(i));
+  }
+  auto single_consumer = [&](int v, LayerType type) -> int {
+    const auto& c = layer_consumers[static_cast<size_t>(v)];
+    if (c.size() != 1 || v == output_) return -1;
+    return spec.layers[static_cast<size_t>(c[0])].type == type ? c[0] : -1;
+  };
+  std::vector<bool> absorbed(layer_count, false), materialized(layer_count + 1, false);
+  materialized[0] = true;
+  std::vector<int> step_of_layer(layer_count, -1);
+
+  for (size_t i = 0; i < layer_count; ++i) {
+    if (absorbed[i]) continue;
+    const Layer& l = spec.layers[i];
+    const int li = static_cast<int>(i);
+    Step s;
+    s.layer = li;
+    s.in = l.inputs[0];
+    s.out = li + 1;
+    const Shape& x = shapes[static_cast<size_t>(s.in)];
+    switch (l.type) {
+      case LayerType::Conv2d: {
+        s.kind = Kind::Conv;
+        Shape w{l.kh, l.kw, x[3] / l.groups, l.filters};
+        s.conv = conv2d_geometry(x, w, l.groups, l.window, "conv2d layer '" + l.name + "'");
+        s.w = find_param(params, li, ParamRole::Weight)->offset;
+        if (const ParamInfo* b = find_param(params, li, ParamRole::Bias)) s.b = b->offset;
+        break;
+      }
+      case LayerType::BatchNorm: {
+        s.kind = Kind::BatchNorm;
+        s.epsilon = l.epsilon;
+        s.momentum = l.momentum;
+        s.w = find_param(params, li, ParamRole::Gamma)->offset;
+        s.b = find_param(params, li, ParamRole::Beta)->offset;
+        s.rmean = find_param(params, li, ParamRole::RunningMean)->offset;
+        s.rvar = find_param(params, li, ParamRole::RunningVar)->offset;
+        // BN → ReLU, or BN → add (other operand computed earlier) [→ ReLU].
+        if (int r = single_consumer(li + 1, LayerType::Relu); r >= 0) {
+          s.relu = true;
+          absorbed[static_cast<size_t>(r)] = true;
+          s.out = r + 1;
+        } else if (int a = single_consumer(li + 1, LayerType::Add); a >= 0) {
+          const Layer& add = spec.layers[static_cast<size_t>(a)];
+          const int other = add.inputs[0] == li + 1 ? add.inputs[1] : add.inputs[0];
+          if (other != li + 1 && other <= li && materialized[static_cast<size_t>(other)]) {
+            s.in2 = other;
+            absorbed[static_cast<size_t>(a)] = true;
+            s.out = a + 1;
+            if (int r2 = single_consumer(a + 1, LayerType::Relu); r2 >= 0) {
+              s.relu = true;
+              absorbed[static_cast<size_t>(r2)] = true;
+              s.out = r2 + 1;
+            }
+          }
+        }
+        // conv → BN statistics: the conv producing our input computes them if we are its only user.
+        if (mode_.batch_stats && s.in > 0 && layer_consumers[static_cast<size_t>(s.in)].size() == 1) {
+          const int producer = step_of_layer[static_cast<size_t>(s.in - 1)];
+          if (producer >= 0 && steps_[static_cast<size_t>(producer)].kind == Kind::Conv &&
+              steps_[static_cast<size_t>(producer)].out == s.in) {
+            s.stats_in_conv = true;
+            steps_[static_cast<size_t>(producer)].stats_step = static_cast<int>(steps_.size());
+          }
+        }
+        break;
+      }
+      case LayerType::Relu:
+        s.kind = Kind::Relu;
+        break;
+      case LayerType::Add:
+        s.kind = Kind::Add;
+        s.in2 = l.inputs[1];
+        if (int r = single_consumer(li + 1, LayerType::Relu); r >= 0) {
+          s.relu = true;
+          absorbed[static_cast<size_t>(r)] = true;
+          s.out = r + 1;
+        }
+        break;
+      case LayerType::MaxPool:
+      case LayerType::AvgPool:
+        s.kind = l.type == LayerType::MaxPool ? Kind::MaxPool : Kind::AvgPool;
+        s.pool = pool2d_geometry(x, l.kh, l.kw, l.window, std::string(layer_type_name(l.type)) + " layer '" + l.name + "'");
+        break;
+      case LayerType::GlobalAvgPool:
+        s.kind = Kind::GlobalAvgPool;
+        break;
+      case LayerType::Flatten:
+        s.kind = Kind::Flatten;
+        break;
+      case LayerType::Dense:
+        s.kind = Kind::Dense;
+        s.w = find_param(params, li, ParamRole::Weight)->offset;
+        if (const ParamInfo* b = find_param(params, li, ParamRole::Bias)) s.b = b->offset;
+        break;
+      case LayerType::ZeroPad:
+        s.kind = Kind::ZeroPad;
+        s.pads = l.pads;
+        break;
+      case LayerType::SqueezeExcite:
+        s.kind = Kind::SqueezeExcite;
+        s.hidden = l.units;
+        s.w = find_param(params, li, ParamRole::Weight, 1)->offset;
+        s.b = find_param(params, li, ParamRole::Bias, 1)->offset;
+        s.w2 = find_param(params, li, ParamRole::Weight, 2)->offset;
+        s.b2 = find_param(params, li, ParamRole::Bias, 2)->offset;
+        break;
+      case LayerType::ZeroPadShortcut:
+        s.kind = Kind::ZeroPadShortcut;
+        s.sh = l.window.stride_h;
+        s.sw = l.window.stride_w;
+        break;
+    }
+    materialized[static_cast<size_t>(s.out)] = true;
+    step_of_layer[i] = static_cast<int>(steps_.size());
+    Value& out = values_[static_cast<size_t>(s.out)];
+    out.shape = shapes[static_cast<size_t>(s.out)];
+    out.numel = checked_numel(out.shape, l.name);
+    out.producer = static_cast<int>(steps_.size());
+    steps_.push_back(s);
+  }
+  for (size_t si = 0; si < steps_.size(); ++si) {
+    const Step& s = steps_[si];
+    values_[static_cast<size_t>(s.in)].consumers.push_back(static_cast<int>(si));
+    if (s.in2 >= 0) values_[static_cast<size_t>(s.in2)].consumers.push_back(static_cast<int>(si));
+  }
+  if (!materialized[static_cast<size_t>(output_)]) {
+    fail(ErrorCode::InvalidArgument, "model spec: the output layer is fused into another layer; make it the last layer");
+  }
+  for (size_t v = 1; v < values_.size(); ++v) {
+    if (materialized[v] && values_[v].consumers.empty() && static_cast<int>(v) != output_) {
+      fail(ErrorCode::InvalidArgument, "model spec: the output of layer '" + spec.layers[v - 1].name +
+                                           "' is never used (every layer must lead to the output)");
+    }
+  }
+  // Backward runs the steps in reverse: the first to reach a value writes its gradient,
+  // later ones accumulate.
+  std::vector<bool> written(values_.size(), false);
+  for (size_t si = steps_.size(); si-- > 0;) {
+    Step& s = steps_[si];
+    s.acc_in = written[static_cast<size_t>(s.in)];
+    written[static_cast<size_t>(s.in)] = true;
+    if (s.in2 >= 0) {
+      s.acc_in2 = written[static_cast<size_t>(s.in2)];
+      written[static_cast<size_t>(s.in2)] = true;
+    }
+  }
+}
+
+void Plan::plan_memory() {
+  const int64_t S = static_cast<int64_t>(steps_.size());
+  const int64_t end_of_step = 2 * S + 2;  // forward s at time s, loss at S, backward s at 2S - s
+  std::vector<Interval> acts(values_.size()), grads(values_.size());
+  std::vector<Interval> stats(steps_.size()), aux(steps_.size());
+  std::vector<Interval*> items;
+  std::vector<int> grad_owner(values_.size(), -1);  // in-place backward: value whose grad buffer we share
+
+  int64_t scratch = 0, max_value = 0;
+  for (size_t v = 1; v < values_.size(); ++v) {
+    const Value& val = values_[v];
+    if (val.producer < 0) continue;
+    max_value = std::max(max_value, val.numel);
+    int64_t last_use = val.producer;
+    for (int c : val.consumers) last_use = std::max<int64_t>(last_use, c);
+    if (static_cast<int>(v) == output_) last_use = end_of_step;
+    acts[v] = {aligned(val.numel), val.producer, mode_.backward ? end_of_step : last_use};
+    items.push_back(&acts[v]);
+  }
+  for (size_t si = 0; si < steps_.size(); ++si) {
+    const Step& s = steps_[si];
+    const Value& x = values_[static_cast<size_t>(s.in)];
+    const int64_t t = static_cast<int64_t>(si);
+    const int64_t c = x.shape.back();
+    switch (s.kind) {
+      case Kind::Conv:
+        scratch = std::max(scratch, backend_.conv2d_scratch_floats(s.conv));
+        break;
+      case Kind::BatchNorm:
+        scratch = std::max(scratch, backend_.channel_scratch_floats(c));
+        if (mode_.batch_stats) {
+          stats[si] = {aligned(2 * c), std::min<int64_t>(t, s.stats_in_conv ? t - 1 : t), end_of_step};
+          if (s.stats_in_conv) stats[si].start = values_[static_cast<size_t>(s.in)].producer;
+          items.push_back(&stats[si]);
+        }
+        break;
+      case Kind::SqueezeExcite: {
+        const int64_t n = x.shape[0];
+        aux[si] = {aligned(n * c) * 2 + aligned(n * s.hidden), t, mode_.backward ? end_of_step : t};
+        items.push_back(&aux[si]);
+        scratch = std::max(scratch, 2 * n * c + n * s.hidden);
+        break;
+      }
+      default:
+        break;
+    }
+  }
+  if (mode_.backward) {
+    for (size_t v = 1; v < values_.size(); ++v) {
+      const Value& val = values_[v];
+      if (val.producer < 0) continue;
+      int64_t first_writer = -1;
+      for (int c : val.consumers) first_writer = std::max<int64_t>(first_writer, c);
+      const int64_t start = static_cast<int>(v) == output_ ? S : 2 * S - first_writer;
+      grads[v] = {aligned(val.numel), start, 2 * S - val.producer};
+    }
+    // In place: batch-norm and ReLU backward may write their input's gradient over their
+    // output's when they are the first writer and the sizes match.
+    for (size_t si = 0; si < steps_.size(); ++si) {
+      const Step& s = steps_[si];
+      if ((s.kind != Kind::BatchNorm && s.kind != Kind::Relu) || s.in == 0 || s.acc_in) continue;
+      if (values_[static_cast<size_t>(s.in)].numel != values_[static_cast<size_t>(s.out)].numel) continue;
+      int root = s.out;
+      while (grad_owner[static_cast<size_t>(root)] >= 0) root = grad_owner[static_cast<size_t>(root)];
+      grad_owner[static_cast<size_t>(s.in)] = root;
+      Interval& r = grads[static_cast<size_t>(root)];
+      const Interval& g = grads[static_cast<size_t>(s.in)];
+      r.start = std::min(r.start, g.start);
+      r.end = std::max(r.end, g.end);
+    }
+    for (size_t v = 1; v < values_.size(); ++v) {
+      if (values_[v].producer >= 0 && grad_owner[v] < 0) items.push_back(&grads[v]);
+    }
+  }
+  Interval scratch_iv{aligned(scratch), 0, end_of_step};
+  Interval acc_a{mode_.backward ? aligned(max_value) : 0, 0, end_of_step};
+  Interval acc_b = acc_a;
+  items.push_back(&scratch_iv);
+  items.push_back(&acc_a);
+  items.push_back(&acc_b);
+
+  const int64_t total = place(items);
+  arena_ = FloatBuffer(total, "a plan arena for input " + shape_to_string(input_shape_));
+
+  for (size_t v = 1; v < values_.size(); ++v) {
+    if (values_[v].producer < 0) continue;
+    values_[v].act = acts[v].offset;
+    if (mode_.backward) {
+      int root = static_cast<int>(v);
+      while (grad_owner[static_cast<size_t>(root)] >= 0) root = grad_owner[static_cast<size_t>(root)];
+      values_[v].grad = grads[static_cast<size_t>(root)].offset;
+    }
+  }
+  for (size_t si = 0; si < steps_.size(); ++si) {
+    Step& s = steps_[si];
+    if (s.kind == Kind::BatchNorm && mode_.batch_stats) {
+      s.mean = stats[si].offset;
+      s.var = s.mean + values_[static_cast<size_t>(s.in)].shape.back();
+    }
+    if (s.kind == Kind::SqueezeExcite) s.aux = aux[si].offset;
+  }
+  scratch_ = scratch_iv.offset;
+  scratch_floats_ = scratch;
+  acc_a_ = acc_a.offset;
+  acc_b_ = acc_b.offset;
+}
+
+float* Plan::act(int v, const float* input) const {
+  if (v == 0) return const_cast<float*>(input);
+  return const_cast<float*>(arena_.data()) + values_[static_cast<size_t>(v)].act;
+}
+
+float* Plan::grad(int v) const {
+  if (v == 0) return nullptr;
+  return const_cast<float*>(arena_.data()) + values_[static_cast<size_t>(v)].grad;
+}
+
+}  // namespace rn

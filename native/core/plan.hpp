@@ -1,0 +1,106 @@
+// A Plan is the graph compiled for one input shape and one mode: a list of fused steps
+// and one arena that holds every activation, gradient, batch statistic and kernel
+// scratch buffer, with offsets fixed at compile time. Running it allocates nothing.
+//
+// Fusions: conv → batch-norm statistics (the conv's epilogue), batch-norm + residual add
+// + ReLU (one step), add + ReLU, and in backward the ReLU mask folded into the
+// batch-norm backward. Gradient buffers are placed by lifetime (a buffer is reused once
+// its value's gradient is consumed), and batch-norm / ReLU backward write in place over
+// their incoming gradient.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "backend.hpp"
+#include "graph.hpp"
+#include "memory.hpp"
+
+namespace rn {
+
+struct ParamBuffers {
+  float* params = nullptr;   // trainable, packed as parameter_table's offsets
+  float* grads = nullptr;    // same layout
+  float* running = nullptr;  // batch-norm running statistics
+};
+
+struct PlanMode {
+  bool backward = false;     // compute gradients (training or gradient evaluation)
+  bool batch_stats = false;  // batch-norm uses (and updates) batch statistics
+  bool operator==(const PlanMode& o) const { return backward == o.backward && batch_stats == o.batch_stats; }
+};
+
+struct LossResult {
+  double loss = 0.0;
+  int64_t correct = 0;
+};
+
+class Plan {
+ public:
+  Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
+       Backend& backend);
+
+  const Shape& input_shape() const { return input_shape_; }
+  const Shape& output_shape() const;
+  PlanMode mode() const { return mode_; }
+  int64_t arena_bytes() const { return arena_.size() * static_cast<int64_t>(sizeof(float)); }
+  int step_count() const { return static_cast<int>(steps_.size()); }
+
+  // Forward pass; the logits stay in the arena until the next run.
+  const float* forward(const float* input, ParamBuffers& p);
+  // Loss and accuracy of the last forward's logits.
+  LossResult loss(const int32_t* labels, float smoothing);
+  // Backward from the last forward into p.grads (needs mode.backward).
+  void backward(const int32_t* labels, float smoothing, ParamBuffers& p);
+
+ private:
+  enum class Kind { Conv, BatchNorm, Relu, Add, MaxPool, AvgPool, GlobalAvgPool, Flatten, Dense, ZeroPad,
+                    SqueezeExcite, ZeroPadShortcut };
+  struct Step {
+    Kind kind = Kind::Relu;
+    int layer = 0;
+    int in = -1, in2 = -1, out = -1;  // value ids; in2 = BN skip or the add's second operand
+    bool relu = false;
+    bool stats_in_conv = false;  // BN: its conv producer computed the batch statistics
+    int stats_step = -1;         // conv: the BN step whose statistics it computes
+    bool acc_in = false, acc_in2 = false;  // backward accumulates into the inputs' gradients
+    Conv2dGeometry conv{};
+    Pool2dGeometry pool{};
+    int64_t w = -1, b = -1, w2 = -1, b2 = -1;  // trainable offsets
+    int64_t rmean = -1, rvar = -1;             // running-statistics offsets
+    int64_t mean = -1, var = -1;               // arena: batch statistics
+    int64_t aux = -1;                          // arena: squeeze-excite saved activations
+    int64_t hidden = 0;                        // squeeze-excite hidden units
+    float epsilon = 1e-5f, momentum = 0.1f;    // batch-norm
+    std::array<int64_t, 4> pads{0, 0, 0, 0};   // zeroPad
+    int64_t sh = 1, sw = 1;                    // zeroPadShortcut strides
+  };
+  struct Value {
+    Shape shape;
+    int64_t numel = 0;
+    int producer = -1;  // step index; -1 for the network input
+    std::vector<int> consumers;
+    int64_t act = -1, grad = -1;  // arena offsets
+  };
+
+  void build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes);
+  void plan_memory();
+  float* act(int v, const float* input) const;
+  float* grad(int v) const;
+  SqueezeExciteArgs se_args(const Step& s, ParamBuffers& p);
+
+  Shape input_shape_;
+  PlanMode mode_;
+  Backend& backend_;
+  std::vector<Step> steps_;
+  std::vector<Value> values_;  // indexed by graph value id (unused ids stay empty)
+  int output_ = 0;
+  int64_t classes_ = 0;
+  int64_t scratch_ = -1, scratch_floats_ = 0;
+  int64_t acc_a_ = -1, acc_b_ = -1;  // gradient accumulation buffers
+  FloatBuffer arena_;
+  const float* input_ = nullptr;
+};
+
+}  // namespace rn

@@ -1,0 +1,217 @@
+// Running a compiled Plan: forward, loss and backward over the arena (plan.cpp compiles).
+#include <cmath>
+
+#include "error.hpp"
+#include "plan.hpp"
+
+namespace rn {
+
+SqueezeExciteArgs Plan::se_args(const Step& s, ParamBuffers& p) {
+  const Shape& xs = values_[static_cast<size_t>(s.in)].shape;
+  SqueezeExciteArgs a;
+  a.n = xs[0];
+  a.hw = xs[1] * xs[2];
+  a.c = xs[3];
+  a.hidden = s.hidden;
+  a.w1 = p.params + s.w;
+  a.b1 = p.params + s.b;
+  a.w2 = p.params + s.w2;
+  a.b2 = p.params + s.b2;
+  float* aux = arena_.data() + s.aux;
+  const int64_t nc = (a.n * a.c + 15) / 16 * 16;
+  a.pooled = aux;
+  a.gate = aux + nc;
+  a.hidden_act = aux + 2 * nc;
+  return a;
+}
+
+const float* Plan::forward(const float* input, ParamBuffers& p) {
+  input_ = input;
+  float* arena = arena_.data();
+  float* scratch = arena + scratch_;
+  for (size_t si = 0; si < steps_.size(); ++si) {
+    const Step& s = steps_[si];
+    const Value& xv = values_[static_cast<size_t>(s.in)];
+    const Value& yv = values_[static_cast<size_t>(s.out)];
+    const float* x = act(s.in, input);
+    float* y = act(s.out, input);
+    switch (s.kind) {
+      case Kind::Conv: {
+        float *mean = nullptr, *var = nullptr;
+        if (s.stats_step >= 0) {
+          const Step& bn = steps_[static_cast<size_t>(s.stats_step)];
+          mean = arena + bn.mean;
+          var = arena + bn.var;
+        }
+        backend_.conv2d_forward(s.conv, x, p.params + s.w, s.b >= 0 ? p.params + s.b : nullptr, y, mean, var,
+                                scratch);
+        break;
+      }
+      case Kind::BatchNorm: {
+        const int64_t c = xv.shape.back();
+        BatchNormArgs a;
+        a.rows = xv.numel / c;
+        a.channels = c;
+        a.gamma = p.params + s.w;
+        a.beta = p.params + s.b;
+        if (mode_.batch_stats) {
+          if (!s.stats_in_conv) backend_.batch_norm_statistics(a.rows, c, x, arena + s.mean, arena + s.var, scratch);
+          backend_.batch_norm_update_running(a.rows, c, arena + s.mean, arena + s.var, s.momentum,
+                                             p.running + s.rmean, p.running + s.rvar);
+          a.mean = arena + s.mean;
+          a.var = arena + s.var;
+        } else {
+          a.mean = p.running + s.rmean;
+          a.var = p.running + s.rvar;
+        }
+        a.epsilon = s.epsilon;
+        backend_.batch_norm_forward(a, x, s.in2 >= 0 ? act(s.in2, input) : nullptr, s.relu, y, scratch);
+        break;
+      }
+      case Kind::Relu:
+        backend_.relu_forward(yv.numel, x, y);
+        break;
+      case Kind::Add:
+        backend_.add_forward(yv.numel, x, act(s.in2, input), s.relu, y);
+        break;
+      case Kind::MaxPool:
+        backend_.max_pool_forward(s.pool, x, y);
+        break;
+      case Kind::AvgPool:
+        backend_.avg_pool_forward(s.pool, x, y);
+        break;
+      case Kind::GlobalAvgPool:
+        backend_.global_avg_pool_forward(xv.shape[0], xv.shape[1] * xv.shape[2], xv.shape[3], x, y);
+        break;
+      case Kind::Flatten:
+        backend_.copy(yv.numel, x, y);
+        break;
+      case Kind::Dense:
+        backend_.dense_forward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w,
+                               s.b >= 0 ? p.params + s.b : nullptr, y);
+        break;
+      case Kind::ZeroPad:
+        backend_.zero_pad_forward(xv.shape, s.pads.data(), x, y);
+        break;
+      case Kind::ZeroPadShortcut:
+        backend_.zero_pad_shortcut_forward(xv.shape, yv.shape, s.sh, s.sw, x, y);
+        break;
+      case Kind::SqueezeExcite:
+        backend_.squeeze_excite_forward(se_args(s, p), x, y);
+        break;
+    }
+  }
+  return act(output_, input);
+}
+
+LossResult Plan::loss(const int32_t* labels, float smoothing) {
+  const Value& out = values_[static_cast<size_t>(output_)];
+  LossResult r;
+  r.loss = backend_.softmax_cross_entropy(out.shape[0], classes_, act(output_, input_), labels, smoothing, &r.correct);
+  return r;
+}
+
+void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p) {
+  if (!mode_.backward) fail(ErrorCode::Internal, "Plan::backward on a forward-only plan");
+  float* arena = arena_.data();
+  float* scratch = arena + scratch_;
+  const Value& out = values_[static_cast<size_t>(output_)];
+  backend_.softmax_cross_entropy_backward(out.shape[0], classes_, act(output_, input_), labels, smoothing, 1.0f,
+                                          grad(output_));
+  // Where a gradient must be added to one already written, the kernel writes to an
+  // accumulation buffer first.
+  auto target = [&](int v, bool acc, int64_t slot) -> float* {
+    if (v == 0) return nullptr;
+    return acc ? arena + slot : grad(v);
+  };
+  auto finish = [&](int v, bool acc, int64_t slot) {
+    if (v != 0 && acc) backend_.accumulate(values_[static_cast<size_t>(v)].numel, arena + slot, grad(v));
+  };
+  for (size_t si = steps_.size(); si-- > 0;) {
+    const Step& s = steps_[si];
+    const Value& xv = values_[static_cast<size_t>(s.in)];
+    const Value& yv = values_[static_cast<size_t>(s.out)];
+    const float* x = act(s.in, input_);
+    const float* y = act(s.out, input_);
+    const float* dy = grad(s.out);
+    float* dx = target(s.in, s.acc_in, acc_a_);
+    switch (s.kind) {
+      case Kind::Conv:
+        if (dx) backend_.conv2d_backward_input(s.conv, dy, p.params + s.w, dx, scratch);
+        backend_.conv2d_backward_weight(s.conv, x, dy, p.grads + s.w, s.b >= 0 ? p.grads + s.b : nullptr, scratch);
+        break;
+      case Kind::BatchNorm: {
+        const int64_t c = xv.shape.back();
+        BatchNormArgs a;
+        a.rows = xv.numel / c;
+        a.channels = c;
+        a.epsilon = s.epsilon;
+        a.gamma = p.params + s.w;
+        a.beta = p.params + s.b;
+        a.mean = mode_.batch_stats ? arena + s.mean : p.running + s.rmean;
+        a.var = mode_.batch_stats ? arena + s.var : p.running + s.rvar;
+        float* dskip = s.in2 >= 0 ? target(s.in2, s.acc_in2, acc_b_) : nullptr;
+        // The input gradient is needed for the batch-norm's own parameters even when x is the network input.
+        float* dxb = dx ? dx : arena + acc_a_;
+        backend_.batch_norm_backward(a, mode_.batch_stats, x, y, s.relu, dy, dxb, dskip, p.grads + s.w,
+                                     p.grads + s.b, scratch);
+        if (s.in2 >= 0) finish(s.in2, s.acc_in2, acc_b_);
+        break;
+      }
+      case Kind::Relu:
+        if (dx) backend_.relu_backward_from_output(yv.numel, y, dy, dx);
+        break;
+      case Kind::Add: {
+        // Both operands receive the same gradient (past the ReLU when fused).
+        float* first = dx ? dx : arena + acc_a_;
+        if (s.relu) {
+          backend_.relu_backward_from_output(yv.numel, y, dy, first);
+        } else {
+          backend_.copy(yv.numel, dy, first);
+        }
+        finish(s.in, s.acc_in, acc_a_);
+        if (s.in2 != 0) {
+          if (s.acc_in2) {
+            backend_.accumulate(yv.numel, first, grad(s.in2));
+          } else {
+            backend_.copy(yv.numel, first, grad(s.in2));
+          }
+        }
+        continue;  // finish(s.in) done above
+      }
+      case Kind::MaxPool:
+        if (dx) backend_.max_pool_backward(s.pool, x, dy, dx);
+        break;
+      case Kind::AvgPool:
+        if (dx) backend_.avg_pool_backward(s.pool, dy, dx);
+        break;
+      case Kind::GlobalAvgPool:
+        if (dx) backend_.global_avg_pool_backward(xv.shape[0], xv.shape[1] * xv.shape[2], xv.shape[3], dy, dx);
+        break;
+      case Kind::Flatten:
+        if (dx) backend_.copy(xv.numel, dy, dx);
+        break;
+      case Kind::Dense:
+        backend_.dense_backward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w, dy, dx, p.grads + s.w,
+                                s.b >= 0 ? p.grads + s.b : nullptr);
+        break;
+      case Kind::ZeroPad:
+        if (dx) backend_.zero_pad_backward(xv.shape, s.pads.data(), dy, dx);
+        break;
+      case Kind::ZeroPadShortcut:
+        if (dx) {
+          backend_.zero_pad_shortcut_backward(xv.shape, yv.shape, s.sh, s.sw, dy, dx);
+        }
+        break;
+      case Kind::SqueezeExcite: {
+        float* dxs = dx ? dx : arena + acc_a_;
+        backend_.squeeze_excite_backward(se_args(s, p), x, dy, dxs, p.grads + s.w, p.grads + s.b, p.grads + s.w2,
+                                         p.grads + s.b2, scratch);
+        break;
+      }
+    }
+    finish(s.in, s.acc_in, acc_a_);
+  }
+}
+
+}  // namespace rn

@@ -1,0 +1,17 @@
+// The training engine's batch-norm kernels over [rows, channels]: statistics, the
+// forward with an optional residual add and ReLU (the BN + add + ReLU fusion), and a
+// backward that folds in the ReLU backward. Per-thread double partial sums use scratch.
+#pragma once
+
+#include "../core/backend.hpp"
+
+namespace rn::cpu {
+
+int64_t channel_scratch_floats(int64_t channels);
+void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var, float* scratch);
+void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
+                        float* scratch);
+void batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y, bool relu,
+                         const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta, float* scratch);
+
+}  // namespace rn::cpu

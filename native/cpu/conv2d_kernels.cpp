@@ -1,0 +1,160 @@
+#include "conv2d_kernels.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "../core/thread_pool.hpp"
+#include "reference/conv2d.hpp"
+
+namespace rn::cpu {
+namespace {
+
+inline int64_t input_coord(int64_t out, int64_t stride, int64_t pad_before, int64_t tap, int64_t dilation) {
+  return out * stride - pad_before + tap * dilation;
+}
+
+// Output rows [row_begin, row_end) of the flattened (image, oh) range.
+void conv_rows(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+               int64_t row_begin, int64_t row_end) {
+  const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int64_t b = row / g.out_h, oh = row % g.out_h;
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      float* out = y + (row * g.out_w + ow) * g.c_out;
+      for (int64_t oc = 0; oc < g.c_out; ++oc) out[oc] = bias ? bias[oc] : 0.0f;
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
+          if (iw < 0 || iw >= g.w) continue;
+          const float* in = x + ((b * g.h + ih) * g.w + iw) * g.c_in;
+          const float* tap = w + (ky * g.kw + kx) * ipg * g.c_out;
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            float* o = out + grp * opg;
+            for (int64_t ic = 0; ic < ipg; ++ic) {
+              const float xv = in[grp * ipg + ic];
+              const float* __restrict wrow = tap + ic * g.c_out + grp * opg;
+              for (int64_t oc = 0; oc < opg; ++oc) o[oc] += xv * wrow[oc];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+int parts_for(int64_t work) { return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(num_threads(), work))); }
+
+}  // namespace
+
+int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
+  const int64_t threads = num_threads();
+  const int64_t wsize = g.kh * g.kw * g.in_per_group() * g.c_out;
+  const int64_t stats = 2 * g.c_out * threads * 2;          // sum, sum of squares, in double
+  const int64_t weight_grads = (wsize + g.c_out) * threads * 2;  // partial dw and db, in double
+  return std::max(stats, weight_grads);
+}
+
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
+                    float* var, float* scratch) {
+  const int64_t rows = g.n * g.out_h;
+  if (mean == nullptr) {
+    parallel_for(rows, [&](int64_t begin, int64_t end) { conv_rows(g, x, w, bias, y, begin, end); });
+    return;
+  }
+  // Each part convolves its rows and, while they are in cache, adds them to its own
+  // per-channel sums; the parts are reduced in double below.
+  const int parts = parts_for(rows);
+  auto* partial = reinterpret_cast<double*>(scratch);
+  const int64_t c = g.c_out;
+  parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+      double* sum = partial + p * 2 * c;
+      double* sq = sum + c;
+      std::fill(sum, sum + 2 * c, 0.0);
+      const int64_t begin = rows * p / parts, end = rows * (p + 1) / parts;
+      for (int64_t row = begin; row < end; ++row) {
+        conv_rows(g, x, w, bias, y, row, row + 1);
+        const float* out = y + row * g.out_w * c;
+        for (int64_t i = 0; i < g.out_w; ++i) {
+          for (int64_t ch = 0; ch < c; ++ch) {
+            const double v = out[i * c + ch];
+            sum[ch] += v;
+            sq[ch] += v * v;
+          }
+        }
+      }
+    }
+  });
+  const double count = double(g.n * g.out_h * g.out_w);
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double s = 0.0, s2 = 0.0;
+    for (int p = 0; p < parts; ++p) {
+      s += partial[p * 2 * c + ch];
+      s2 += partial[p * 2 * c + c + ch];
+    }
+    const double mu = s / count;
+    mean[ch] = static_cast<float>(mu);
+    var[ch] = static_cast<float>(std::max(0.0, s2 / count - mu * mu));
+  }
+}
+
+void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
+  reference::conv2d_backward_input(g, dy, w, dx);
+}
+
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                            float* scratch) {
+  const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
+  const int64_t wsize = g.kh * g.kw * ipg * g.c_out;
+  const int64_t stride = wsize + g.c_out;  // one part: dw then db
+  const int parts = parts_for(g.n);
+  auto* partial = reinterpret_cast<double*>(scratch);
+  parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+      double* acc = partial + p * stride;
+      double* bacc = acc + wsize;
+      std::fill(acc, acc + stride, 0.0);
+      for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
+        for (int64_t oh = 0; oh < g.out_h; ++oh) {
+          for (int64_t ow = 0; ow < g.out_w; ++ow) {
+            const float* d = dy + ((b * g.out_h + oh) * g.out_w + ow) * g.c_out;
+            for (int64_t oc = 0; oc < g.c_out; ++oc) bacc[oc] += d[oc];
+            for (int64_t ky = 0; ky < g.kh; ++ky) {
+              const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
+              if (ih < 0 || ih >= g.h) continue;
+              for (int64_t kx = 0; kx < g.kw; ++kx) {
+                const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
+                if (iw < 0 || iw >= g.w) continue;
+                const float* in = x + ((b * g.h + ih) * g.w + iw) * g.c_in;
+                double* tap = acc + (ky * g.kw + kx) * ipg * g.c_out;
+                for (int64_t grp = 0; grp < g.groups; ++grp) {
+                  const float* dg = d + grp * opg;
+                  for (int64_t ic = 0; ic < ipg; ++ic) {
+                    const double xv = in[grp * ipg + ic];
+                    double* __restrict wrow = tap + ic * g.c_out + grp * opg;
+                    for (int64_t oc = 0; oc < opg; ++oc) wrow[oc] += xv * dg[oc];
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+  parallel_for(stride, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      double s = 0.0;
+      for (int p = 0; p < parts; ++p) s += partial[p * stride + i];
+      if (i < wsize) {
+        dw[i] = static_cast<float>(s);
+      } else if (db != nullptr) {
+        db[i - wsize] = static_cast<float>(s);
+      }
+    }
+  });
+}
+
+}  // namespace rn::cpu

@@ -1,0 +1,17 @@
+// The training engine's convolution kernels: direct convolution over NHWC/HWIO with the
+// batch-statistics epilogue (conv → batch-norm fusion) and allocation-free weight
+// gradients (per-thread double partial sums live in plan scratch).
+#pragma once
+
+#include "../core/geometry.hpp"
+
+namespace rn::cpu {
+
+int64_t conv2d_scratch_floats(const Conv2dGeometry& g);
+void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
+                    float* var, float* scratch);
+void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
+void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                            float* scratch);
+
+}  // namespace rn::cpu
