@@ -90,6 +90,8 @@ export interface NativeNetworkHandle {
   predict(images: H, softmax: boolean): Promise<H>;
   evaluate(images: H, labels: Int32Array): Promise<NativeStepResult>;
   stats(): { plans: number; arenaBytes: number; trainable: number; nonTrainable: number };
+  dispose(): void;
+  isDisposed(): boolean;
 }
 
 /** The addon's exports (see native/addon/). */

@@ -223,6 +223,15 @@ export class Model {
     return { plans: s.plans, arenaBytes: s.arenaBytes };
   }
 
+  /** Frees the native memory now (a step in flight finishes first). Later calls throw E_DISPOSED. Idempotent. */
+  dispose(): void {
+    this.network.dispose();
+  }
+
+  get isDisposed(): boolean {
+    return this.network.isDisposed();
+  }
+
   toJSON(): ModelSpec {
     return structuredClone(this.spec) as ModelSpec;
   }

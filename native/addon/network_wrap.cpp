@@ -83,6 +83,8 @@ void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&NativeNetwork::predict>("predict"),
           InstanceMethod<&NativeNetwork::evaluate>("evaluate"),
           InstanceMethod<&NativeNetwork::stats>("stats"),
+          InstanceMethod<&NativeNetwork::dispose>("dispose"),
+          InstanceMethod<&NativeNetwork::is_disposed>("isDisposed"),
       });
   exports.Set("NativeNetwork", ctor);
   exports.Set("allocationStats", Napi::Function::New<allocation_stats>(env, "allocationStats"));
@@ -92,6 +94,7 @@ NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   guarded(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: expects a model spec");
     network_ = std::make_shared<Network>(parse_model_spec(info[0]));
+    sync_external_memory(info.Env());
     return info.Env().Undefined();
   });
 }
@@ -99,14 +102,14 @@ NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
 Napi::Value NativeNetwork::parameter_table(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
-    const auto& params = network_->parameters();
+    const auto& params = net()->parameters();
     Napi::Array out = Napi::Array::New(env, params.size());
     for (size_t i = 0; i < params.size(); ++i) {
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", params[i].name);
       o.Set("shape", shape_array(env, params[i].shape));
       o.Set("trainable", params[i].trainable);
-      o.Set("layer", network_->spec().layers[static_cast<size_t>(params[i].layer)].name);
+      o.Set("layer", net()->spec().layers[static_cast<size_t>(params[i].layer)].name);
       out.Set(static_cast<uint32_t>(i), o);
     }
     return out;
@@ -127,7 +130,7 @@ Napi::Value NativeNetwork::describe(const Napi::CallbackInfo& info) {
       h.Set("d", info[0].As<Napi::Array>().Get(i));
       input.push_back(int_field(h, "d", "describe"));
     }
-    const std::vector<LayerInfo> layers = network_->describe(input);
+    const std::vector<LayerInfo> layers = net()->describe(input);
     Napi::Array out = Napi::Array::New(env, layers.size());
     for (size_t i = 0; i < layers.size(); ++i) {
       Napi::Object o = Napi::Object::New(env);
@@ -147,39 +150,39 @@ Napi::Value NativeNetwork::describe(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::initialize(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "initialize");
+    auto lock = try_lock(*net(), "initialize");
     Napi::Object o = object_arg(info[0], "initialize", "options");
     const int64_t seed = int_field(o, "seed", "initialize");
-    network_->initialize(static_cast<uint64_t>(seed), bool_field(o, "zeroInitResidual", "initialize"));
+    net()->initialize(static_cast<uint64_t>(seed), bool_field(o, "zeroInitResidual", "initialize"));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value NativeNetwork::get_parameter(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "getParameter");
-    const ParamInfo& p = network_->find(string_arg(info, 0, "getParameter", "name"));
+    auto lock = try_lock(*net(), "getParameter");
+    const ParamInfo& p = net()->find(string_arg(info, 0, "getParameter", "name"));
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
-    network_->read_parameter(p.name, out.Data());
+    net()->read_parameter(p.name, out.Data());
     return out;
   });
 }
 
 Napi::Value NativeNetwork::get_gradient(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "getGradient");
-    const ParamInfo& p = network_->find(string_arg(info, 0, "getGradient", "name"));
+    auto lock = try_lock(*net(), "getGradient");
+    const ParamInfo& p = net()->find(string_arg(info, 0, "getGradient", "name"));
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
-    network_->read_gradient(p.name, out.Data());
+    net()->read_gradient(p.name, out.Data());
     return out;
   });
 }
 
 Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "setParameter");
+    auto lock = try_lock(*net(), "setParameter");
     const std::string name = string_arg(info, 0, "setParameter", "name");
-    const ParamInfo& p = network_->find(name);
+    const ParamInfo& p = net()->find(name);
     if (info.Length() < 2 || !info[1].IsTypedArray() ||
         info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
       fail(ErrorCode::InvalidDtype, "setParameter '" + name + "': values must be a Float32Array");
@@ -190,7 +193,7 @@ Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
                                         " values (shape " + shape_to_string(p.shape) + "), got " +
                                         std::to_string(values.ElementLength()));
     }
-    network_->write_parameter(name, values.Data());
+    net()->write_parameter(name, values.Data());
     return info.Env().Undefined();
   });
 }
@@ -198,7 +201,7 @@ Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
 Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const std::string op = "compile";
-    auto lock = try_lock(*network_, op);
+    auto lock = try_lock(*net(), op);
     Napi::Object o = object_arg(info[0], op, "optimizer");
     OptimizerConfig c;
     Napi::Value type = o.Get("type");
@@ -220,42 +223,49 @@ Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
     c.eps = finite_float(o, "eps", op, 0.0f, 1.0f);
     c.clip_norm = finite_float(o, "clipGradNorm", op, 0.0f, 3e38f);
     size_t trainable = 0;
-    for (const ParamInfo& p : network_->parameters()) trainable += p.trainable ? 1 : 0;
+    for (const ParamInfo& p : net()->parameters()) trainable += p.trainable ? 1 : 0;
     c.decay_scale = float_list(o.Get("decayScale"), trainable, op, "decayScale");
     c.lr_scale = float_list(o.Get("lrScale"), trainable, op, "lrScale");
     if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be a number");
     const double smoothing = info[1].As<Napi::Number>().DoubleValue();
     if (!(smoothing >= 0.0 && smoothing < 1.0)) fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be in [0, 1)");
-    network_->set_optimizer(std::move(c), static_cast<float>(smoothing));
+    net()->set_optimizer(std::move(c), static_cast<float>(smoothing));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value NativeNetwork::set_learning_rate(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "setLearningRate");
+    auto lock = try_lock(*net(), "setLearningRate");
     if (info.Length() < 1 || !info[0].IsNumber()) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be a number");
     const double lr = info[0].As<Napi::Number>().DoubleValue();
     if (!(lr >= 0.0 && lr <= 1e6)) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be in [0, 1e6], got " + std::to_string(lr));
-    network_->set_learning_rate(static_cast<float>(lr));
+    net()->set_learning_rate(static_cast<float>(lr));
     return info.Env().Undefined();
   });
 }
 
 Napi::Value NativeNetwork::set_training(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "train/eval");
+    auto lock = try_lock(*net(), "train/eval");
     if (info.Length() < 1 || !info[0].IsBoolean()) fail(ErrorCode::InvalidArgument, "setTraining expects a boolean");
-    network_->set_training(info[0].As<Napi::Boolean>().Value());
+    net()->set_training(info[0].As<Napi::Boolean>().Value());
     return info.Env().Undefined();
   });
+}
+
+std::shared_ptr<NativeNetwork::KeepAlive> NativeNetwork::keep_alive(const Napi::CallbackInfo& info) {
+  auto k = std::make_shared<KeepAlive>();
+  k->owner = this;
+  k->ref = Napi::Persistent(info.This().As<Napi::Object>());
+  return k;
 }
 
 Napi::Value NativeNetwork::train_step(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorPtr images = NativeTensor::unwrap(info[0], "trainStep", "images");
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "trainStep"));
-    auto network = network_;
+    auto network = net();
     auto result = std::make_shared<StepResult>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:trainStep",
@@ -263,7 +273,10 @@ Napi::Value NativeNetwork::train_step(const Napi::CallbackInfo& info) {
           std::lock_guard<std::mutex> lock(network->mutex());
           *result = network->train_step(*images, labels->data(), static_cast<int64_t>(labels->size()));
         },
-        [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); });
+        [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
+          self->owner->sync_external_memory(env);
+          return step_result(env, *result);
+        });
   });
 }
 
@@ -274,7 +287,7 @@ Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
     if (info.Length() < 3 || !info[2].IsNumber()) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be a number");
     const float smoothing = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
     if (!(smoothing >= 0.0f && smoothing < 1.0f)) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be in [0, 1)");
-    auto network = network_;
+    auto network = net();
     auto result = std::make_shared<StepResult>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:computeGradients",
@@ -282,7 +295,10 @@ Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
           std::lock_guard<std::mutex> lock(network->mutex());
           *result = network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing);
         },
-        [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); });
+        [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
+          self->owner->sync_external_memory(env);
+          return step_result(env, *result);
+        });
   });
 }
 
@@ -290,7 +306,7 @@ Napi::Value NativeNetwork::predict(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorPtr images = NativeTensor::unwrap(info[0], "predict", "images");
     const bool softmax = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
-    auto network = network_;
+    auto network = net();
     auto out = std::make_shared<TensorPtr>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:predict",
@@ -298,7 +314,10 @@ Napi::Value NativeNetwork::predict(const Napi::CallbackInfo& info) {
           std::lock_guard<std::mutex> lock(network->mutex());
           *out = network->predict(*images, softmax);
         },
-        [out](Napi::Env env) -> Napi::Value { return NativeTensor::wrap(env, *out); });
+        [out, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
+          self->owner->sync_external_memory(env);
+          return NativeTensor::wrap(env, *out);
+        });
   });
 }
 
@@ -306,7 +325,7 @@ Napi::Value NativeNetwork::evaluate(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorPtr images = NativeTensor::unwrap(info[0], "evaluate", "images");
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "evaluate"));
-    auto network = network_;
+    auto network = net();
     auto result = std::make_shared<StepResult>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:evaluate",
@@ -314,18 +333,60 @@ Napi::Value NativeNetwork::evaluate(const Napi::CallbackInfo& info) {
           std::lock_guard<std::mutex> lock(network->mutex());
           *result = network->evaluate(*images, labels->data(), static_cast<int64_t>(labels->size()));
         },
-        [result](Napi::Env env) -> Napi::Value { return step_result(env, *result); });
+        [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
+          self->owner->sync_external_memory(env);
+          return step_result(env, *result);
+        });
   });
+}
+
+std::shared_ptr<Network> NativeNetwork::net() const {
+  if (!network_) fail(ErrorCode::Disposed, "this model was disposed");
+  return network_;
+}
+
+// Tells V8 how much native memory this model holds (parameters, gradients, optimizer
+// state, plan arenas) so the GC weighs an abandoned model by its real size.
+void NativeNetwork::sync_external_memory(Napi::Env env) {
+  int64_t bytes = 0;
+  if (network_) {
+    std::unique_lock<std::mutex> lock(network_->mutex(), std::try_to_lock);
+    if (!lock.owns_lock()) return;  // a step is running; the next call catches up
+    bytes = network_->memory_bytes();
+  }
+  if (bytes != accounted_bytes_) {
+    Napi::MemoryManagement::AdjustExternalMemory(env, bytes - accounted_bytes_);
+    accounted_bytes_ = bytes;
+  }
+}
+
+NativeNetwork::~NativeNetwork() {
+  if (accounted_bytes_ != 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -accounted_bytes_);
+}
+
+Napi::Value NativeNetwork::dispose(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (network_) {
+      // A step in flight keeps its own reference; memory goes when it finishes.
+      network_.reset();
+      sync_external_memory(info.Env());
+    }
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value NativeNetwork::is_disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !network_);
 }
 
 Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*network_, "stats");
+    auto lock = try_lock(*net(), "stats");
     Napi::Object o = Napi::Object::New(info.Env());
-    o.Set("plans", Napi::Number::New(info.Env(), double(network_->plan_count())));
-    o.Set("arenaBytes", Napi::Number::New(info.Env(), double(network_->arena_bytes())));
-    o.Set("trainable", Napi::Number::New(info.Env(), double(network_->trainable_count())));
-    o.Set("nonTrainable", Napi::Number::New(info.Env(), double(network_->running_count())));
+    o.Set("plans", Napi::Number::New(info.Env(), double(net()->plan_count())));
+    o.Set("arenaBytes", Napi::Number::New(info.Env(), double(net()->arena_bytes())));
+    o.Set("trainable", Napi::Number::New(info.Env(), double(net()->trainable_count())));
+    o.Set("nonTrainable", Napi::Number::New(info.Env(), double(net()->running_count())));
     return o;
   });
 }

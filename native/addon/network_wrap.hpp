@@ -15,6 +15,7 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
  public:
   static void define(Napi::Env env, Napi::Object exports);
   explicit NativeNetwork(const Napi::CallbackInfo& info);
+  ~NativeNetwork() override;
 
  private:
   Napi::Value parameter_table(const Napi::CallbackInfo& info);
@@ -32,7 +33,21 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
   Napi::Value evaluate(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
 
+  Napi::Value dispose(const Napi::CallbackInfo& info);
+  Napi::Value is_disposed(const Napi::CallbackInfo& info);
+
+  // The network, or E_DISPOSED.
+  std::shared_ptr<Network> net() const;
+  void sync_external_memory(Napi::Env env);
+  // Holds the JS object (so the wrap outlives a step in flight) for a result callback.
+  struct KeepAlive {
+    NativeNetwork* owner = nullptr;
+    Napi::ObjectReference ref;
+  };
+  std::shared_ptr<KeepAlive> keep_alive(const Napi::CallbackInfo& info);
+
   std::shared_ptr<Network> network_;
+  int64_t accounted_bytes_ = 0;
 };
 
 // allocationStats(): { allocations, liveBytes } of the core's counted buffers.

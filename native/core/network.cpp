@@ -111,6 +111,12 @@ int64_t Network::arena_bytes() const {
   return total;
 }
 
+int64_t Network::memory_bytes() const {
+  int64_t floats = trainable_.size() * 2 + running_.size();
+  if (optimizer_) floats += optimizer_->state_floats();
+  return floats * static_cast<int64_t>(sizeof(float)) + arena_bytes();
+}
+
 Plan& Network::plan_for(const Shape& input, PlanMode mode) {
   for (size_t i = 0; i < plans_.size(); ++i) {
     if (plans_[i]->input_shape() == input && plans_[i]->mode() == mode) {

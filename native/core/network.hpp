@@ -74,6 +74,8 @@ class Network {
   std::mutex& mutex() { return mutex_; }
   int64_t plan_count() const { return static_cast<int64_t>(plans_.size()); }
   int64_t arena_bytes() const;
+  // Parameters, gradients, running statistics, optimizer state and plan arenas.
+  int64_t memory_bytes() const;
 
  private:
   Plan& plan_for(const Shape& input, PlanMode mode);

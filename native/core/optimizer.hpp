@@ -36,6 +36,7 @@ class Optimizer {
   const OptimizerConfig& config() const { return config_; }
   void set_lr(float lr) { config_.lr = lr; }
   int64_t steps() const { return steps_; }
+  int64_t state_floats() const { return state1_.size() + state2_.size(); }
 
   // Clips (if configured) and applies one update; returns the gradient norm before clipping.
   double step(Backend& backend, float* params, float* grads);

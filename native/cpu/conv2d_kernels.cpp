@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "../core/thread_pool.hpp"
-#include "reference/conv2d.hpp"
 
 namespace rn::cpu {
 namespace {
@@ -52,8 +51,10 @@ int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
   const int64_t threads = num_threads();
   const int64_t wsize = g.kh * g.kw * g.in_per_group() * g.c_out;
   const int64_t stats = 2 * g.c_out * threads * 2;          // sum, sum of squares, in double
-  const int64_t weight_grads = (wsize + g.c_out) * threads * 2;  // partial dw and db, in double
-  return std::max(stats, weight_grads);
+  // partial dw and db in double, plus one float tap block per thread
+  const int64_t weight_grads = (wsize + g.c_out) * threads * 2 + g.in_per_group() * g.c_out * threads;
+  const int64_t transposed = wsize;                                 // backward-input weights
+  return std::max({stats, weight_grads, transposed});
 }
 
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
@@ -100,44 +101,101 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
   }
 }
 
-void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx) {
-  reference::conv2d_backward_input(g, dy, w, dx);
+void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
+  const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
+  const int64_t taps = g.kh * g.kw;
+  // Weights as [tap][group][out][in] so the inner loop is a contiguous axpy over input channels.
+  float* wt = scratch;
+  for (int64_t t = 0; t < taps; ++t) {
+    for (int64_t grp = 0; grp < g.groups; ++grp) {
+      for (int64_t oc = 0; oc < opg; ++oc) {
+        for (int64_t ic = 0; ic < ipg; ++ic) {
+          wt[((t * g.groups + grp) * opg + oc) * ipg + ic] = w[(t * ipg + ic) * g.c_out + grp * opg + oc];
+        }
+      }
+    }
+  }
+  const int64_t image = g.h * g.w * g.c_in;
+  parallel_for(g.n, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* dxi = dx + b * image;
+      std::fill(dxi, dxi + image, 0.0f);
+      for (int64_t oh = 0; oh < g.out_h; ++oh) {
+        for (int64_t ow = 0; ow < g.out_w; ++ow) {
+          const float* d = dy + ((b * g.out_h + oh) * g.out_w + ow) * g.c_out;
+          for (int64_t ky = 0; ky < g.kh; ++ky) {
+            const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
+              if (iw < 0 || iw >= g.w) continue;
+              float* gin = dxi + (ih * g.w + iw) * g.c_in;
+              const float* tap = wt + (ky * g.kw + kx) * g.groups * opg * ipg;
+              for (int64_t grp = 0; grp < g.groups; ++grp) {
+                float* __restrict gi = gin + grp * ipg;
+                const float* dg = d + grp * opg;
+                const float* wg = tap + grp * opg * ipg;
+                for (int64_t oc = 0; oc < opg; ++oc) {
+                  const float dv = dg[oc];
+                  const float* __restrict wrow = wg + oc * ipg;
+                  for (int64_t ic = 0; ic < ipg; ++ic) gi[ic] += dv * wrow[ic];
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  });
 }
 
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                             float* scratch) {
   const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
-  const int64_t wsize = g.kh * g.kw * ipg * g.c_out;
-  const int64_t stride = wsize + g.c_out;  // one part: dw then db
+  const int64_t tap_size = ipg * g.c_out;
+  const int64_t wsize = g.kh * g.kw * tap_size;
+  const int64_t stride = wsize + g.c_out;  // one part: dw then db, in double
   const int parts = parts_for(g.n);
   auto* partial = reinterpret_cast<double*>(scratch);
+  // Each part sums its images into double; within one output row the products of one tap
+  // go to a float block first (at most out_w terms each), flushed per row.
+  float* row_blocks = scratch + 2 * stride * parts;
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
       double* acc = partial + p * stride;
       double* bacc = acc + wsize;
+      float* block = row_blocks + p * tap_size;
       std::fill(acc, acc + stride, 0.0);
       for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
         for (int64_t oh = 0; oh < g.out_h; ++oh) {
+          const float* drow = dy + (b * g.out_h + oh) * g.out_w * g.c_out;
           for (int64_t ow = 0; ow < g.out_w; ++ow) {
-            const float* d = dy + ((b * g.out_h + oh) * g.out_w + ow) * g.c_out;
-            for (int64_t oc = 0; oc < g.c_out; ++oc) bacc[oc] += d[oc];
-            for (int64_t ky = 0; ky < g.kh; ++ky) {
-              const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
-              if (ih < 0 || ih >= g.h) continue;
-              for (int64_t kx = 0; kx < g.kw; ++kx) {
+            for (int64_t oc = 0; oc < g.c_out; ++oc) bacc[oc] += drow[ow * g.c_out + oc];
+          }
+          for (int64_t ky = 0; ky < g.kh; ++ky) {
+            const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
+            if (ih < 0 || ih >= g.h) continue;
+            for (int64_t kx = 0; kx < g.kw; ++kx) {
+              std::fill(block, block + tap_size, 0.0f);
+              bool any = false;
+              for (int64_t ow = 0; ow < g.out_w; ++ow) {
                 const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
                 if (iw < 0 || iw >= g.w) continue;
+                any = true;
                 const float* in = x + ((b * g.h + ih) * g.w + iw) * g.c_in;
-                double* tap = acc + (ky * g.kw + kx) * ipg * g.c_out;
+                const float* d = drow + ow * g.c_out;
                 for (int64_t grp = 0; grp < g.groups; ++grp) {
                   const float* dg = d + grp * opg;
                   for (int64_t ic = 0; ic < ipg; ++ic) {
-                    const double xv = in[grp * ipg + ic];
-                    double* __restrict wrow = tap + ic * g.c_out + grp * opg;
+                    const float xv = in[grp * ipg + ic];
+                    float* __restrict wrow = block + ic * g.c_out + grp * opg;
                     for (int64_t oc = 0; oc < opg; ++oc) wrow[oc] += xv * dg[oc];
                   }
                 }
               }
+              if (!any) continue;
+              double* __restrict tap = acc + (ky * g.kw + kx) * tap_size;
+              for (int64_t i = 0; i < tap_size; ++i) tap[i] += block[i];
             }
           }
         }

@@ -10,7 +10,7 @@ namespace rn::cpu {
 int64_t conv2d_scratch_floats(const Conv2dGeometry& g);
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
                     float* var, float* scratch);
-void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx);
+void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch);
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                             float* scratch);
 

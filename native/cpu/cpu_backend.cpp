@@ -23,8 +23,9 @@ class CpuBackend final : public Backend {
                       float* mean, float* var, float* scratch) override {
     cpu::conv2d_forward(g, x, w, bias, y, mean, var, scratch);
   }
-  void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float*) override {
-    cpu::conv2d_backward_input(g, dy, w, dx);
+  void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                             float* scratch) override {
+    cpu::conv2d_backward_input(g, dy, w, dx, scratch);
   }
   void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                               float* scratch) override {
