@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../core/thread_pool.hpp"
+#include "simd_dispatch.hpp"
 
 namespace rn::cpu {
 namespace {
@@ -13,7 +14,7 @@ inline int64_t input_coord(int64_t out, int64_t stride, int64_t pad_before, int6
 }
 
 // Output rows [row_begin, row_end) of the flattened (image, oh) range.
-void conv_rows(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+RN_SIMD_CLONES void conv_rows(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
                int64_t row_begin, int64_t row_end) {
   const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
   for (int64_t row = row_begin; row < row_end; ++row) {
@@ -37,6 +38,83 @@ void conv_rows(const Conv2dGeometry& g, const float* x, const float* w, const fl
               for (int64_t oc = 0; oc < opg; ++oc) o[oc] += xv * wrow[oc];
             }
           }
+        }
+      }
+    }
+  }
+}
+
+// One image's input gradient from the transposed weights (see conv2d_backward_input).
+RN_SIMD_CLONES void input_grad_image(const Conv2dGeometry& g, const float* dy, const float* wt, float* dx, int64_t b) {
+  const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
+  const int64_t image = g.h * g.w * g.c_in;
+  float* dxi = dx + b * image;
+  std::fill(dxi, dxi + image, 0.0f);
+  for (int64_t oh = 0; oh < g.out_h; ++oh) {
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const float* d = dy + ((b * g.out_h + oh) * g.out_w + ow) * g.c_out;
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
+          if (iw < 0 || iw >= g.w) continue;
+          float* gin = dxi + (ih * g.w + iw) * g.c_in;
+          const float* tap = wt + (ky * g.kw + kx) * g.groups * opg * ipg;
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            float* __restrict gi = gin + grp * ipg;
+            const float* dg = d + grp * opg;
+            const float* wg = tap + grp * opg * ipg;
+            for (int64_t oc = 0; oc < opg; ++oc) {
+              const float dv = dg[oc];
+              const float* __restrict wrow = wg + oc * ipg;
+              for (int64_t ic = 0; ic < ipg; ++ic) gi[ic] += dv * wrow[ic];
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Weight (and bias) gradient sums of images [b_begin, b_end) into acc (double, dw then db).
+// Within one output row the products of one tap go to a float block first (at most out_w
+// terms each), flushed to double per row.
+RN_SIMD_CLONES void weight_grad_images(const Conv2dGeometry& g, const float* x, const float* dy, double* acc,
+                                       float* block, int64_t b_begin, int64_t b_end) {
+  const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
+  const int64_t tap_size = ipg * g.c_out;
+  double* bacc = acc + g.kh * g.kw * tap_size;
+  for (int64_t b = b_begin; b < b_end; ++b) {
+    for (int64_t oh = 0; oh < g.out_h; ++oh) {
+      const float* drow = dy + (b * g.out_h + oh) * g.out_w * g.c_out;
+      for (int64_t ow = 0; ow < g.out_w; ++ow) {
+        for (int64_t oc = 0; oc < g.c_out; ++oc) bacc[oc] += drow[ow * g.c_out + oc];
+      }
+      for (int64_t ky = 0; ky < g.kh; ++ky) {
+        const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t kx = 0; kx < g.kw; ++kx) {
+          std::fill(block, block + tap_size, 0.0f);
+          bool any = false;
+          for (int64_t ow = 0; ow < g.out_w; ++ow) {
+            const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
+            if (iw < 0 || iw >= g.w) continue;
+            any = true;
+            const float* in = x + ((b * g.h + ih) * g.w + iw) * g.c_in;
+            const float* d = drow + ow * g.c_out;
+            for (int64_t grp = 0; grp < g.groups; ++grp) {
+              const float* dg = d + grp * opg;
+              for (int64_t ic = 0; ic < ipg; ++ic) {
+                const float xv = in[grp * ipg + ic];
+                float* __restrict wrow = block + ic * g.c_out + grp * opg;
+                for (int64_t oc = 0; oc < opg; ++oc) wrow[oc] += xv * dg[oc];
+              }
+            }
+          }
+          if (!any) continue;
+          double* __restrict tap = acc + (ky * g.kw + kx) * tap_size;
+          for (int64_t i = 0; i < tap_size; ++i) tap[i] += block[i];
         }
       }
     }
@@ -115,91 +193,26 @@ void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float
       }
     }
   }
-  const int64_t image = g.h * g.w * g.c_in;
   parallel_for(g.n, [&](int64_t begin, int64_t end) {
-    for (int64_t b = begin; b < end; ++b) {
-      float* dxi = dx + b * image;
-      std::fill(dxi, dxi + image, 0.0f);
-      for (int64_t oh = 0; oh < g.out_h; ++oh) {
-        for (int64_t ow = 0; ow < g.out_w; ++ow) {
-          const float* d = dy + ((b * g.out_h + oh) * g.out_w + ow) * g.c_out;
-          for (int64_t ky = 0; ky < g.kh; ++ky) {
-            const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
-            if (ih < 0 || ih >= g.h) continue;
-            for (int64_t kx = 0; kx < g.kw; ++kx) {
-              const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
-              if (iw < 0 || iw >= g.w) continue;
-              float* gin = dxi + (ih * g.w + iw) * g.c_in;
-              const float* tap = wt + (ky * g.kw + kx) * g.groups * opg * ipg;
-              for (int64_t grp = 0; grp < g.groups; ++grp) {
-                float* __restrict gi = gin + grp * ipg;
-                const float* dg = d + grp * opg;
-                const float* wg = tap + grp * opg * ipg;
-                for (int64_t oc = 0; oc < opg; ++oc) {
-                  const float dv = dg[oc];
-                  const float* __restrict wrow = wg + oc * ipg;
-                  for (int64_t ic = 0; ic < ipg; ++ic) gi[ic] += dv * wrow[ic];
-                }
-              }
-            }
-          }
-        }
-      }
-    }
+    for (int64_t b = begin; b < end; ++b) input_grad_image(g, dy, wt, dx, b);
   });
 }
 
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                             float* scratch) {
-  const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
+  const int64_t ipg = g.in_per_group();
   const int64_t tap_size = ipg * g.c_out;
   const int64_t wsize = g.kh * g.kw * tap_size;
   const int64_t stride = wsize + g.c_out;  // one part: dw then db, in double
   const int parts = parts_for(g.n);
   auto* partial = reinterpret_cast<double*>(scratch);
-  // Each part sums its images into double; within one output row the products of one tap
-  // go to a float block first (at most out_w terms each), flushed per row.
+  // Each part sums its images into its own double partial (see weight_grad_images).
   float* row_blocks = scratch + 2 * stride * parts;
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
       double* acc = partial + p * stride;
-      double* bacc = acc + wsize;
-      float* block = row_blocks + p * tap_size;
       std::fill(acc, acc + stride, 0.0);
-      for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
-        for (int64_t oh = 0; oh < g.out_h; ++oh) {
-          const float* drow = dy + (b * g.out_h + oh) * g.out_w * g.c_out;
-          for (int64_t ow = 0; ow < g.out_w; ++ow) {
-            for (int64_t oc = 0; oc < g.c_out; ++oc) bacc[oc] += drow[ow * g.c_out + oc];
-          }
-          for (int64_t ky = 0; ky < g.kh; ++ky) {
-            const int64_t ih = input_coord(oh, g.stride_h, g.pad_top, ky, g.dilation_h);
-            if (ih < 0 || ih >= g.h) continue;
-            for (int64_t kx = 0; kx < g.kw; ++kx) {
-              std::fill(block, block + tap_size, 0.0f);
-              bool any = false;
-              for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                const int64_t iw = input_coord(ow, g.stride_w, g.pad_left, kx, g.dilation_w);
-                if (iw < 0 || iw >= g.w) continue;
-                any = true;
-                const float* in = x + ((b * g.h + ih) * g.w + iw) * g.c_in;
-                const float* d = drow + ow * g.c_out;
-                for (int64_t grp = 0; grp < g.groups; ++grp) {
-                  const float* dg = d + grp * opg;
-                  for (int64_t ic = 0; ic < ipg; ++ic) {
-                    const float xv = in[grp * ipg + ic];
-                    float* __restrict wrow = block + ic * g.c_out + grp * opg;
-                    for (int64_t oc = 0; oc < opg; ++oc) wrow[oc] += xv * dg[oc];
-                  }
-                }
-              }
-              if (!any) continue;
-              double* __restrict tap = acc + (ky * g.kw + kx) * tap_size;
-              for (int64_t i = 0; i < tap_size; ++i) tap[i] += block[i];
-            }
-          }
-        }
-      }
+      weight_grad_images(g, x, dy, acc, row_blocks + p * tap_size, g.n * p / parts, g.n * (p + 1) / parts);
     }
   });
   parallel_for(stride, [&](int64_t begin, int64_t end) {

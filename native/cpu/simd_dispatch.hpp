@@ -1,0 +1,11 @@
+// Runtime SIMD dispatch for the hot loops: on x86-64 with GCC or Clang, a function marked
+// RN_SIMD_CLONES is compiled twice (AVX2 + FMA, and baseline x86-64) and the loader picks
+// the right one from CPUID on first call (ifunc), so one binary is fast on modern CPUs and
+// still runs on old ones. Elsewhere the macro is empty.
+#pragma once
+
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
+#define RN_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+#else
+#define RN_SIMD_CLONES
+#endif
