@@ -12,6 +12,9 @@ export interface NativeTensorHandle {
   toFloat32Array(): Float32Array;
   dispose(): void;
   isDisposed(): boolean;
+  optimizerStateInfo(): { slots: number; steps: number };
+  getOptimizerState(name: string, slot: number): Float32Array;
+  setOptimizerState(name: string | null, slot: number, values: Float32Array | number): void;
 }
 
 export interface NativeTensorConstructor {
@@ -92,6 +95,9 @@ export interface NativeNetworkHandle {
   stats(): { plans: number; arenaBytes: number; trainable: number; nonTrainable: number };
   dispose(): void;
   isDisposed(): boolean;
+  optimizerStateInfo(): { slots: number; steps: number };
+  getOptimizerState(name: string, slot: number): Float32Array;
+  setOptimizerState(name: string | null, slot: number, values: Float32Array | number): void;
 }
 
 /** The addon's exports (see native/addon/). */

@@ -1,5 +1,6 @@
 #include "network_wrap.hpp"
 
+#include <algorithm>
 #include <mutex>
 
 #include "../core/error.hpp"
@@ -84,6 +85,9 @@ void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
           InstanceMethod<&NativeNetwork::evaluate>("evaluate"),
           InstanceMethod<&NativeNetwork::stats>("stats"),
           InstanceMethod<&NativeNetwork::dispose>("dispose"),
+          InstanceMethod<&NativeNetwork::optimizer_state_info>("optimizerStateInfo"),
+          InstanceMethod<&NativeNetwork::get_optimizer_state>("getOptimizerState"),
+          InstanceMethod<&NativeNetwork::set_optimizer_state>("setOptimizerState"),
           InstanceMethod<&NativeNetwork::is_disposed>("isDisposed"),
       });
   exports.Set("NativeNetwork", ctor);
@@ -388,6 +392,55 @@ Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
     o.Set("trainable", Napi::Number::New(info.Env(), double(net()->trainable_count())));
     o.Set("nonTrainable", Napi::Number::New(info.Env(), double(net()->running_count())));
     return o;
+  });
+}
+
+// { slots, steps }: how many state tensors per parameter the optimizer keeps, and its step count.
+Napi::Value NativeNetwork::optimizer_state_info(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto network = net();
+    auto lock = try_lock(*network, "optimizerStateInfo");
+    Optimizer& opt = network->optimizer();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("slots", Napi::Number::New(info.Env(), opt.slot_count()));
+    o.Set("steps", Napi::Number::New(info.Env(), double(opt.steps())));
+    return o;
+  });
+}
+
+// getOptimizerState(name, slot) → Float32Array copy.
+Napi::Value NativeNetwork::get_optimizer_state(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto network = net();
+    auto lock = try_lock(*network, "getOptimizerState");
+    const ParamInfo& p = network->find(string_arg(info, 0, "getOptimizerState", "name"));
+    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "getOptimizerState: slot must be 0 or 1");
+    const float* src = network->optimizer().slot(info[1].As<Napi::Number>().Int32Value(), p);
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
+    std::copy(src, src + p.numel, out.Data());
+    return out;
+  });
+}
+
+// setOptimizerState(name, slot, values) or setOptimizerState(null, -1, steps).
+Napi::Value NativeNetwork::set_optimizer_state(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto network = net();
+    auto lock = try_lock(*network, "setOptimizerState");
+    if (info.Length() >= 3 && info[0].IsNull() && info[2].IsNumber()) {
+      const double steps = info[2].As<Napi::Number>().DoubleValue();
+      if (!(steps >= 0 && steps < 9e15 && steps == static_cast<double>(static_cast<int64_t>(steps)))) {
+        fail(ErrorCode::InvalidArgument, "setOptimizerState: steps must be a non-negative integer");
+      }
+      network->optimizer().set_steps(static_cast<int64_t>(steps));
+      return info.Env().Undefined();
+    }
+    const ParamInfo& p = network->find(string_arg(info, 0, "setOptimizerState", "name"));
+    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "setOptimizerState: slot must be 0 or 1");
+    float* dst = network->optimizer().slot(info[1].As<Napi::Number>().Int32Value(), p);
+    const std::vector<float> values = float_list(info[2], static_cast<size_t>(p.numel), "setOptimizerState", "values");
+    std::copy(values.begin(), values.end(), dst);
+    return info.Env().Undefined();
   });
 }
 

@@ -32,6 +32,9 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
   Napi::Value predict(const Napi::CallbackInfo& info);
   Napi::Value evaluate(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
+  Napi::Value optimizer_state_info(const Napi::CallbackInfo& info);
+  Napi::Value get_optimizer_state(const Napi::CallbackInfo& info);
+  Napi::Value set_optimizer_state(const Napi::CallbackInfo& info);
 
   Napi::Value dispose(const Napi::CallbackInfo& info);
   Napi::Value is_disposed(const Napi::CallbackInfo& info);

@@ -98,6 +98,11 @@ void Network::set_optimizer(OptimizerConfig config, float label_smoothing) {
   label_smoothing_ = label_smoothing;
 }
 
+Optimizer& Network::optimizer() {
+  if (!optimizer_) fail(ErrorCode::InvalidArgument, "the model has no optimizer; compile it first");
+  return *optimizer_;
+}
+
 void Network::set_learning_rate(float lr) {
   if (!optimizer_) fail(ErrorCode::InvalidArgument, "setLearningRate: compile the model first");
   optimizer_->set_lr(lr);

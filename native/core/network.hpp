@@ -56,6 +56,7 @@ class Network {
   std::vector<LayerInfo> describe(const Shape& input);
 
   void set_optimizer(OptimizerConfig config, float label_smoothing);
+  Optimizer& optimizer();  // E_ARG before compile
   bool has_optimizer() const { return optimizer_ != nullptr; }
   void set_learning_rate(float lr);
   void set_training(bool training) { training_ = training; }

@@ -27,6 +27,15 @@ Optimizer::Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& param
   }
 }
 
+float* Optimizer::slot(int index, const ParamInfo& p) {
+  if (!p.trainable) fail(ErrorCode::InvalidArgument, "parameter '" + p.name + "' has no optimizer state");
+  FloatBuffer* buf = index == 0 ? &state1_ : index == 1 ? &state2_ : nullptr;
+  if (buf == nullptr || buf->data() == nullptr) {
+    fail(ErrorCode::InvalidArgument, "optimizer state slot " + std::to_string(index) + " does not exist for this optimizer");
+  }
+  return buf->data() + p.offset;
+}
+
 double Optimizer::step(Backend& backend, float* params, float* grads) {
   double sq = 0.0;
   for (const ParamInfo* p : trainable_) sq += backend.sum_of_squares(p->numel, grads + p->offset);

@@ -38,6 +38,12 @@ class Optimizer {
   int64_t steps() const { return steps_; }
   int64_t state_floats() const { return state1_.size() + state2_.size(); }
 
+  // Saved state for checkpoints: slot 0 = momentum buffer (SGD) or first moment (AdamW),
+  // slot 1 = AdamW's second moment. slot_count() is 0, 1 or 2.
+  int slot_count() const { return (state1_.data() ? 1 : 0) + (state2_.data() ? 1 : 0); }
+  float* slot(int index, const ParamInfo& p);  // E_ARG for a missing slot
+  void set_steps(int64_t steps) { steps_ = steps; }
+
   // Clips (if configured) and applies one update; returns the gradient norm before clipping.
   double step(Backend& backend, float* params, float* grads);
 
