@@ -61,6 +61,9 @@ export class Model {
   #training = true;
   #compiled = false;
   #lr = 0;
+  // Numeric calls run one at a time in call order, even when not awaited one by one.
+  #tail: Promise<unknown> = Promise.resolve();
+  #pending = 0;
 
   /** @internal Use the builders in `models`, or Model.fromSpec. */
   constructor(spec: ModelSpec, network: NativeNetworkHandle) {
@@ -79,6 +82,26 @@ export class Model {
     const network = new native.NativeNetwork(spec);
     network.initialize({ seed, zeroInitResidual });
     return new Model(spec, network);
+  }
+
+  #enqueue<T>(run: () => Promise<T>): Promise<T> {
+    let next: Promise<T>;
+    if (this.#pending === 0) {
+      // Idle: start now, so the native step is in flight when this call returns.
+      try {
+        next = run();
+      } catch (err) {
+        next = Promise.reject(err);
+      }
+    } else {
+      next = this.#tail.then(run, run);
+    }
+    this.#pending++;
+    this.#tail = next.then(
+      () => void this.#pending--,
+      () => void this.#pending--,
+    );
+    return next;
   }
 
   get name(): string {
@@ -177,8 +200,11 @@ export class Model {
     if (!this.#compiled) throw new ResNetError('E_ARG', 'trainStep: compile the model with an optimizer first');
     const x = validate.tensor(images, 'trainStep', 'images');
     const y = int32Labels(labels, 'trainStep');
-    if (options.lr !== undefined) this.setLearningRate(options.lr);
-    const r = await this.network.trainStep(x.handle, y);
+    const lr = options.lr === undefined ? undefined : validate.number(options.lr, 'trainStep', 'lr', 0, 1e6);
+    const r = await this.#enqueue(() => {
+      if (lr !== undefined) this.setLearningRate(lr);
+      return this.network.trainStep(x.handle, y);
+    });
     return { ...metrics(r), gradNorm: r.gradNorm };
   }
 
@@ -195,7 +221,7 @@ export class Model {
     const x = validate.tensor(images, 'computeGradients', 'images');
     const y = int32Labels(labels, 'computeGradients');
     const smoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 0.999999);
-    const r = await this.network.computeGradients(x.handle, y, smoothing);
+    const r = await this.#enqueue(() => this.network.computeGradients(x.handle, y, smoothing));
     const gradients = new Map<string, Float32Array>();
     for (const p of this.network.parameterTable()) {
       if (p.trainable) gradients.set(p.name, this.network.getGradient(p.name));
@@ -208,13 +234,14 @@ export class Model {
     validate.keys(options, 'predict', ['softmax']);
     const x = validate.tensor(images, 'predict', 'images');
     const softmax = options.softmax === undefined ? false : validate.boolean(options.softmax, 'predict', 'softmax');
-    return new Tensor(await this.network.predict(x.handle, softmax));
+    return new Tensor(await this.#enqueue(() => this.network.predict(x.handle, softmax)));
   }
 
   /** Loss and accuracy in inference mode (no update). */
   async evaluate(images: Tensor, labels: Int32Array): Promise<StepMetrics> {
     const x = validate.tensor(images, 'evaluate', 'images');
-    return metrics(await this.network.evaluate(x.handle, int32Labels(labels, 'evaluate')));
+    const y = int32Labels(labels, 'evaluate');
+    return metrics(await this.#enqueue(() => this.network.evaluate(x.handle, y)));
   }
 
   /** Compiled plans cached (one per input shape and mode) and the bytes their arenas hold. */

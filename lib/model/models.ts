@@ -1,4 +1,5 @@
 // The `models` namespace: each builder makes a spec (builders.ts) and initialises a Model.
+import { ResNetError } from '../errors.js';
 import * as builders from './builders.js';
 import { Model, type ModelInitOptions } from './model.js';
 import type { ModelSpec } from './spec.js';
@@ -15,6 +16,11 @@ export type {
 } from './builders.js';
 
 function build<O extends object>(make: (o: O) => ModelSpec, options: O & ModelInitOptions): Model {
+  if (options === undefined || options === null || typeof options !== 'object' || Array.isArray(options)) {
+    // Let the builder name what is missing (e.g. resnetCifar's depth) or reject the value.
+    if (options === undefined || options === null) return Model.fromSpec(make(options as unknown as O));
+    throw new ResNetError('E_ARG', `model options must be an object, got ${Array.isArray(options) ? 'an array' : typeof options}`);
+  }
   const { seed, zeroInitResidual, ...rest } = options;
   const init: ModelInitOptions = {};
   if (seed !== undefined) init.seed = seed;

@@ -25,14 +25,6 @@ Napi::Array shape_array(Napi::Env env, const Shape& s) {
   return a;
 }
 
-// Synchronous calls must not touch parameters while a step runs on a worker thread.
-std::unique_lock<std::mutex> try_lock(Network& n, const std::string& op) {
-  std::unique_lock<std::mutex> lock(n.mutex(), std::try_to_lock);
-  if (!lock.owns_lock()) {
-    fail(ErrorCode::Busy, op + ": a training step or prediction is still running on this model; await it first");
-  }
-  return lock;
-}
 
 Napi::Object step_result(Napi::Env env, const StepResult& r) {
   Napi::Object o = Napi::Object::New(env);
@@ -154,7 +146,7 @@ Napi::Value NativeNetwork::describe(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::initialize(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "initialize");
+    auto lock = exclusive("initialize");
     Napi::Object o = object_arg(info[0], "initialize", "options");
     const int64_t seed = int_field(o, "seed", "initialize");
     net()->initialize(static_cast<uint64_t>(seed), bool_field(o, "zeroInitResidual", "initialize"));
@@ -164,7 +156,7 @@ Napi::Value NativeNetwork::initialize(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::get_parameter(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "getParameter");
+    auto lock = exclusive("getParameter");
     const ParamInfo& p = net()->find(string_arg(info, 0, "getParameter", "name"));
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
     net()->read_parameter(p.name, out.Data());
@@ -174,7 +166,7 @@ Napi::Value NativeNetwork::get_parameter(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::get_gradient(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "getGradient");
+    auto lock = exclusive("getGradient");
     const ParamInfo& p = net()->find(string_arg(info, 0, "getGradient", "name"));
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
     net()->read_gradient(p.name, out.Data());
@@ -184,7 +176,7 @@ Napi::Value NativeNetwork::get_gradient(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "setParameter");
+    auto lock = exclusive("setParameter");
     const std::string name = string_arg(info, 0, "setParameter", "name");
     const ParamInfo& p = net()->find(name);
     if (info.Length() < 2 || !info[1].IsTypedArray() ||
@@ -205,7 +197,7 @@ Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
 Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     const std::string op = "compile";
-    auto lock = try_lock(*net(), op);
+    auto lock = exclusive(op);
     Napi::Object o = object_arg(info[0], op, "optimizer");
     OptimizerConfig c;
     Napi::Value type = o.Get("type");
@@ -240,7 +232,7 @@ Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::set_learning_rate(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "setLearningRate");
+    auto lock = exclusive("setLearningRate");
     if (info.Length() < 1 || !info[0].IsNumber()) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be a number");
     const double lr = info[0].As<Napi::Number>().DoubleValue();
     if (!(lr >= 0.0 && lr <= 1e6)) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be in [0, 1e6], got " + std::to_string(lr));
@@ -251,7 +243,7 @@ Napi::Value NativeNetwork::set_learning_rate(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::set_training(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "train/eval");
+    auto lock = exclusive("train/eval");
     if (info.Length() < 1 || !info[0].IsBoolean()) fail(ErrorCode::InvalidArgument, "setTraining expects a boolean");
     net()->set_training(info[0].As<Napi::Boolean>().Value());
     return info.Env().Undefined();
@@ -261,6 +253,7 @@ Napi::Value NativeNetwork::set_training(const Napi::CallbackInfo& info) {
 std::shared_ptr<NativeNetwork::KeepAlive> NativeNetwork::keep_alive(const Napi::CallbackInfo& info) {
   auto k = std::make_shared<KeepAlive>();
   k->owner = this;
+  ++in_flight_;
   k->ref = Napi::Persistent(info.This().As<Napi::Object>());
   return k;
 }
@@ -344,6 +337,18 @@ Napi::Value NativeNetwork::evaluate(const Napi::CallbackInfo& info) {
   });
 }
 
+// Synchronous calls must not touch parameters while a step is queued or running on a
+// worker thread: in_flight_ is counted on the JS thread, so there is no window between
+// queueing a step and its worker taking the lock.
+std::unique_lock<std::mutex> NativeNetwork::exclusive(const std::string& op) {
+  auto network = net();
+  std::unique_lock<std::mutex> lock(network->mutex(), std::try_to_lock);
+  if (in_flight_ > 0 || !lock.owns_lock()) {
+    fail(ErrorCode::Busy, op + ": a training step or prediction is still running on this model; await it first");
+  }
+  return lock;
+}
+
 std::shared_ptr<Network> NativeNetwork::net() const {
   if (!network_) fail(ErrorCode::Disposed, "this model was disposed");
   return network_;
@@ -385,7 +390,7 @@ Napi::Value NativeNetwork::is_disposed(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    auto lock = try_lock(*net(), "stats");
+    auto lock = exclusive("stats");
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("plans", Napi::Number::New(info.Env(), double(net()->plan_count())));
     o.Set("arenaBytes", Napi::Number::New(info.Env(), double(net()->arena_bytes())));
@@ -399,7 +404,7 @@ Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
 Napi::Value NativeNetwork::optimizer_state_info(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto network = net();
-    auto lock = try_lock(*network, "optimizerStateInfo");
+    auto lock = exclusive("optimizerStateInfo");
     Optimizer& opt = network->optimizer();
     Napi::Object o = Napi::Object::New(info.Env());
     o.Set("slots", Napi::Number::New(info.Env(), opt.slot_count()));
@@ -412,7 +417,7 @@ Napi::Value NativeNetwork::optimizer_state_info(const Napi::CallbackInfo& info) 
 Napi::Value NativeNetwork::get_optimizer_state(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto network = net();
-    auto lock = try_lock(*network, "getOptimizerState");
+    auto lock = exclusive("getOptimizerState");
     const ParamInfo& p = network->find(string_arg(info, 0, "getOptimizerState", "name"));
     if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "getOptimizerState: slot must be 0 or 1");
     const float* src = network->optimizer().slot(info[1].As<Napi::Number>().Int32Value(), p);
@@ -426,7 +431,7 @@ Napi::Value NativeNetwork::get_optimizer_state(const Napi::CallbackInfo& info) {
 Napi::Value NativeNetwork::set_optimizer_state(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto network = net();
-    auto lock = try_lock(*network, "setOptimizerState");
+    auto lock = exclusive("setOptimizerState");
     if (info.Length() >= 3 && info[0].IsNull() && info[2].IsNumber()) {
       const double steps = info[2].As<Napi::Number>().DoubleValue();
       if (!(steps >= 0 && steps < 9e15 && steps == static_cast<double>(static_cast<int64_t>(steps)))) {

@@ -43,10 +43,16 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
   std::shared_ptr<Network> net() const;
   void sync_external_memory(Napi::Env env);
   // Holds the JS object (so the wrap outlives a step in flight) for a result callback.
+  // Destroyed on the JS thread when the op's worker is deleted (success or failure).
   struct KeepAlive {
     NativeNetwork* owner = nullptr;
     Napi::ObjectReference ref;
+    ~KeepAlive() {
+      if (owner) --owner->in_flight_;
+    }
   };
+  std::unique_lock<std::mutex> exclusive(const std::string& op);
+  int in_flight_ = 0;  // steps queued or running (JS thread only)
   std::shared_ptr<KeepAlive> keep_alive(const Napi::CallbackInfo& info);
 
   std::shared_ptr<Network> network_;

@@ -213,3 +213,21 @@ std::vector<ParamInfo> parameter_table(const GraphSpec& spec, const std::vector<
 }
 
 }  // namespace rn
+
+namespace rn {
+
+void check_feature_counts(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes,
+                          const Shape& input) {
+  for (const ParamInfo& p : params) {
+    const Layer& l = spec.layers[static_cast<size_t>(p.layer)];
+    if (l.type != LayerType::Dense || p.role != ParamRole::Weight) continue;
+    const Shape& x = shapes[static_cast<size_t>(l.inputs[0])];
+    if (x.back() != p.shape[0]) {
+      fail(ErrorCode::InvalidShape, "dense layer '" + l.name + "' was built for " + std::to_string(p.shape[0]) +
+                                        " input features; an input of shape " + shape_to_string(input) + " gives it " +
+                                        std::to_string(x.back()));
+    }
+  }
+}
+
+}  // namespace rn

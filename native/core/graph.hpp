@@ -77,6 +77,11 @@ std::vector<Shape> infer_shapes(const GraphSpec& spec, const Shape& input);
 // the model's own input shape). Offsets pack trainable and running buffers separately.
 std::vector<ParamInfo> parameter_table(const GraphSpec& spec, const std::vector<Shape>& shapes);
 
+// Dense layers fix their input feature count: E_SHAPE (naming the layer) when an input of
+// another image size flattens to a different one.
+void check_feature_counts(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes,
+                          const Shape& input);
+
 // Checks names, input references (only earlier layers) and attributes; E_ARG otherwise.
 void validate_graph(const GraphSpec& spec);
 

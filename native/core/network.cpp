@@ -25,8 +25,10 @@ Network::Network(GraphSpec spec, Backend& backend) : spec_(std::move(spec)), bac
   trainable_ = FloatBuffer(trainable, "parameters");
   grads_ = FloatBuffer(trainable, "gradients");
   running_ = FloatBuffer(running, "batch-norm statistics");
+  // Zeros until initialize() (Model.fromSpec always calls it with the user's seed).
+  std::memset(trainable_.data(), 0, static_cast<size_t>(trainable) * sizeof(float));
   std::memset(grads_.data(), 0, static_cast<size_t>(trainable) * sizeof(float));
-  initialize(0, false);
+  std::memset(running_.data(), 0, static_cast<size_t>(running) * sizeof(float));
 }
 
 int64_t Network::trainable_count() const {
@@ -79,7 +81,9 @@ void Network::read_gradient(const std::string& name, float* out) {
 
 std::vector<LayerInfo> Network::describe(const Shape& input) {
   if (input.size() != 3) fail(ErrorCode::InvalidShape, "describe: input shape must be [height, width, channels]");
-  const std::vector<Shape> shapes = infer_shapes(spec_, {1, input[0], input[1], input[2]});
+  const Shape batch_of_one{1, input[0], input[1], input[2]};
+  const std::vector<Shape> shapes = infer_shapes(spec_, batch_of_one);
+  check_feature_counts(spec_, params_, shapes, batch_of_one);
   std::vector<LayerInfo> out;
   for (size_t i = 0; i < spec_.layers.size(); ++i) {
     const Layer& l = spec_.layers[i];
@@ -169,6 +173,7 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   plan.forward(images.data(), p);
   LossResult l = plan.loss(labels, label_smoothing);
   plan.backward(labels, label_smoothing, p);
+  if (std::isfinite(l.loss)) plan.update_running_statistics(p);
   return {l.loss, l.correct, count, 0.0};
 }
 
@@ -185,7 +190,8 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
                              "); the weights were left unchanged. Check the inputs and lower the learning rate.");
   }
   plan.backward(labels, label_smoothing_, p);
-  const double norm = optimizer_->step(backend_, p.params, p.grads);
+  const double norm = optimizer_->step(backend_, p.params, p.grads);  // E_NAN before any update
+  plan.update_running_statistics(p);
   return {l.loss, l.correct, count, norm};
 }
 

@@ -54,18 +54,7 @@ Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Sh
            Backend& backend)
     : input_shape_(input), mode_(mode), backend_(backend) {
   const std::vector<Shape> shapes = infer_shapes(spec, input);
-  // Dense layers fix the feature count: a different image size must still flatten to it.
-  for (const ParamInfo& p : params) {
-    const Layer& l = spec.layers[static_cast<size_t>(p.layer)];
-    if (l.type == LayerType::Dense && p.role == ParamRole::Weight) {
-      const Shape& x = shapes[static_cast<size_t>(l.inputs[0])];
-      if (x.back() != p.shape[0]) {
-        fail(ErrorCode::InvalidShape, "dense layer '" + l.name + "' was built for " + std::to_string(p.shape[0]) +
-                                          " input features; an input of shape " + shape_to_string(input) +
-                                          " gives it " + std::to_string(x.back()));
-      }
-    }
-  }
+  check_feature_counts(spec, params, shapes, input);
   output_ = spec.output;
   classes_ = spec.classes;
   build_steps(spec, params, shapes);

@@ -49,6 +49,9 @@ class Plan {
 
   // Forward pass; the logits stay in the arena until the next run.
   const float* forward(const float* input, ParamBuffers& p);
+  // Folds the last forward's batch statistics into the running ones (batch_stats mode).
+  // Separate from forward so a step rejected for a non-finite loss leaves them untouched.
+  void update_running_statistics(ParamBuffers& p);
   // Loss and accuracy of the last forward's logits.
   LossResult loss(const int32_t* labels, float smoothing);
   // Backward from the last forward into p.grads (needs mode.backward).

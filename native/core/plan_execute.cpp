@@ -56,8 +56,6 @@ const float* Plan::forward(const float* input, ParamBuffers& p) {
         a.beta = p.params + s.b;
         if (mode_.batch_stats) {
           if (!s.stats_in_conv) backend_.batch_norm_statistics(a.rows, c, x, arena + s.mean, arena + s.var, scratch);
-          backend_.batch_norm_update_running(a.rows, c, arena + s.mean, arena + s.var, s.momentum,
-                                             p.running + s.rmean, p.running + s.rvar);
           a.mean = arena + s.mean;
           a.var = arena + s.var;
         } else {
@@ -102,6 +100,18 @@ const float* Plan::forward(const float* input, ParamBuffers& p) {
     }
   }
   return act(output_, input);
+}
+
+void Plan::update_running_statistics(ParamBuffers& p) {
+  if (!mode_.batch_stats) return;
+  float* arena = arena_.data();
+  for (const Step& s : steps_) {
+    if (s.kind != Kind::BatchNorm) continue;
+    const Value& xv = values_[static_cast<size_t>(s.in)];
+    const int64_t c = xv.shape.back();
+    backend_.batch_norm_update_running(xv.numel / c, c, arena + s.mean, arena + s.var, s.momentum, p.running + s.rmean,
+                                       p.running + s.rvar);
+  }
 }
 
 LossResult Plan::loss(const int32_t* labels, float smoothing) {
