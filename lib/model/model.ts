@@ -64,6 +64,7 @@ export class Model {
   // Numeric calls run one at a time in call order, even when not awaited one by one.
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
+  #compileOptions: CompileOptions | undefined;
 
   /** @internal Use the builders in `models`, or Model.fromSpec. */
   constructor(spec: ModelSpec, network: NativeNetworkHandle) {
@@ -162,7 +163,13 @@ export class Model {
     this.network.setOptimizer(config, labelSmoothing);
     this.#compiled = true;
     this.#lr = config.lr;
+    this.#compileOptions = options;
     return this;
+  }
+
+  /** The options of the last compile() (as given), or undefined before compile. */
+  get compileOptions(): Readonly<CompileOptions> | undefined {
+    return this.#compileOptions;
   }
 
   get learningRate(): number {
