@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../core/thread_pool.hpp"
+#include "conv2d_gemm.hpp"
 #include "simd_dispatch.hpp"
 
 namespace rn::cpu {
@@ -132,11 +133,13 @@ int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
   // partial dw and db in double, plus one float tap block per thread
   const int64_t weight_grads = (wsize + g.c_out) * threads * 2 + g.in_per_group() * g.c_out * threads;
   const int64_t transposed = wsize;                                 // backward-input weights
+  if (conv2d_use_gemm(g)) return conv2d_gemm_scratch_floats(g);
   return std::max({stats, weight_grads, transposed});
 }
 
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
                     float* var, float* scratch) {
+  if (conv2d_use_gemm(g)) return conv2d_gemm_forward(g, x, w, bias, y, mean, var, scratch);
   const int64_t rows = g.n * g.out_h;
   if (mean == nullptr) {
     parallel_for(rows, [&](int64_t begin, int64_t end) { conv_rows(g, x, w, bias, y, begin, end); });
@@ -180,6 +183,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
 }
 
 void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
+  if (conv2d_use_gemm(g)) return conv2d_gemm_backward_input(g, dy, w, dx, scratch);
   const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
   const int64_t taps = g.kh * g.kw;
   // Weights as [tap][group][out][in] so the inner loop is a contiguous axpy over input channels.
@@ -200,6 +204,7 @@ void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float
 
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                             float* scratch) {
+  if (conv2d_use_gemm(g)) return conv2d_gemm_backward_weight(g, x, dy, dw, db, scratch);
   const int64_t ipg = g.in_per_group();
   const int64_t tap_size = ipg * g.c_out;
   const int64_t wsize = g.kh * g.kw * tap_size;

@@ -4,8 +4,12 @@
 // still runs on old ones. Elsewhere the macro is empty.
 #pragma once
 
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__linux__)
-#define RN_SIMD_CLONES __attribute__((target_clones("arch=haswell", "default")))
+// x86-64-v3 = AVX2 + FMA + BMI2 etc., chosen by CPU features (not by CPU model, as
+// "arch=haswell" would be: that clone is skipped on newer Xeons whose model isn't Haswell).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define RN_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#elif defined(__x86_64__) && defined(__clang__) && defined(__linux__)
+#define RN_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
 #else
 #define RN_SIMD_CLONES
 #endif

@@ -1,0 +1,278 @@
+#include "conv2d_gemm.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "../core/thread_pool.hpp"
+#include "gemm.hpp"
+#include "simd_dispatch.hpp"
+
+namespace rn::cpu {
+namespace {
+
+constexpr int64_t kTileRows = 64;  // output pixels per forward / input-gradient tile
+
+int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
+
+int64_t taps(const Conv2dGeometry& g) { return g.kh * g.kw; }
+int64_t k_of(const Conv2dGeometry& g) { return taps(g) * g.in_per_group(); }
+
+bool pointwise(const Conv2dGeometry& g) {
+  return g.kh == 1 && g.kw == 1 && g.stride_h == 1 && g.stride_w == 1 && g.pad_top == 0 && g.pad_left == 0 &&
+         g.pad_bottom == 0 && g.pad_right == 0 && g.groups == 1;
+}
+
+// Rows of the weight-gradient tile: enough to amortise updating the K×N partial, capped so
+// the transposed tile stays cache-sized.
+int64_t weight_tile_rows(const Conv2dGeometry& g) {
+  return std::clamp<int64_t>(align16(131072 / std::max<int64_t>(1, k_of(g))), 32, 1024);
+}
+
+int threads() { return num_threads(); }
+
+// Input pixel of output row m (flattened n, oh, ow) under tap (ky, kx); false in the padding.
+inline bool tap_source(const Conv2dGeometry& g, int64_t m, int64_t ky, int64_t kx, int64_t* pixel) {
+  const int64_t ow = m % g.out_w, rest = m / g.out_w;
+  const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+  const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
+  const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
+  if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return false;
+  *pixel = (b * g.h + ih) * g.w + iw;
+  return true;
+}
+
+// im2col rows [m0, m0 + rows) for group `grp` into col [rows × K], K ordered (tap, channel) as HWIO.
+void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows, float* col) {
+  const int64_t ipg = g.in_per_group(), k = k_of(g);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = col + r * k;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        float* d = dst + (ky * g.kw + kx) * ipg;
+        int64_t pixel;
+        if (tap_source(g, m0 + r, ky, kx, &pixel)) {
+          std::memcpy(d, x + pixel * g.c_in + grp * ipg, static_cast<size_t>(ipg) * sizeof(float));
+        } else {
+          std::memset(d, 0, static_cast<size_t>(ipg) * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+// The batch-statistics epilogue: a tile's per-channel sums in float (≤ kTileRows terms),
+// then added to the part's double totals.
+RN_SIMD_CLONES void tile_sums(int64_t c, const float* out, int64_t rows, double* sum, double* sq, float* f) {
+  float* fs = f;
+  float* fq = f + c;
+  std::fill(fs, fs + 2 * c, 0.0f);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = out + r * c;
+    for (int64_t ch = 0; ch < c; ++ch) {
+      fs[ch] += row[ch];
+      fq[ch] += row[ch] * row[ch];
+    }
+  }
+  for (int64_t ch = 0; ch < c; ++ch) {
+    sum[ch] += fs[ch];
+    sq[ch] += fq[ch];
+  }
+}
+
+// Forward layout: packed weights per group, stats partials (double), per-thread col tiles.
+struct ForwardLayout {
+  int64_t packed, stats, fsums, col, total;
+};
+ForwardLayout forward_layout(const Conv2dGeometry& g) {
+  ForwardLayout l;
+  l.packed = 0;
+  l.stats = l.packed + align16(g.groups * packed_b_floats(k_of(g), g.out_per_group()));
+  l.fsums = l.stats + align16(4 * g.c_out * threads());
+  l.col = l.fsums + align16(2 * g.c_out * threads());
+  l.total = l.col + align16(kTileRows * k_of(g)) * threads();
+  return l;
+}
+
+struct InputGradLayout {
+  int64_t transposed, packed, col, total;
+};
+InputGradLayout input_grad_layout(const Conv2dGeometry& g) {
+  InputGradLayout l;
+  l.transposed = 0;
+  l.packed = align16(k_of(g) * g.out_per_group());
+  l.col = l.packed + align16(g.groups * packed_b_floats(g.out_per_group(), k_of(g)));
+  l.total = l.col + align16(kTileRows * k_of(g)) * threads();
+  return l;
+}
+
+struct WeightGradLayout {
+  int64_t partial, part_size, colT, packed, total;
+};
+WeightGradLayout weight_grad_layout(const Conv2dGeometry& g) {
+  const int64_t rows = weight_tile_rows(g);
+  WeightGradLayout l;
+  l.partial = 0;
+  l.part_size = align16(k_of(g) * g.c_out + g.c_out);
+  l.colT = l.partial + l.part_size * threads();
+  l.packed = l.colT + align16(rows * k_of(g)) * threads();
+  l.total = l.packed + align16(packed_b_floats(rows, g.out_per_group())) * threads();
+  return l;
+}
+
+}  // namespace
+
+bool conv2d_use_gemm(const Conv2dGeometry& g) { return g.out_per_group() >= 8 && g.in_per_group() >= 1; }
+
+int64_t conv2d_gemm_scratch_floats(const Conv2dGeometry& g) {
+  return std::max({forward_layout(g).total, input_grad_layout(g).total, weight_grad_layout(g).total});
+}
+
+void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                         float* mean, float* var, float* scratch) {
+  const ForwardLayout l = forward_layout(g);
+  const int64_t k = k_of(g), opg = g.out_per_group(), c = g.c_out;
+  const int64_t group_packed = packed_b_floats(k, opg);
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    pack_b(k, opg, w + grp * opg, g.c_out, scratch + l.packed + grp * group_packed);
+  }
+  const int64_t m = g.n * g.out_h * g.out_w;
+  const int64_t tiles = (m + kTileRows - 1) / kTileRows;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
+  auto* partial = reinterpret_cast<double*>(scratch + l.stats);
+  const bool direct = pointwise(g);
+  parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+      float* col = scratch + l.col + p * align16(kTileRows * k);
+      float* fsum = scratch + l.fsums + p * 2 * c;
+      double* sum = partial + p * 2 * c;
+      double* sq = sum + c;
+      if (mean) std::fill(sum, sum + 2 * c, 0.0);
+      for (int64_t t = tiles * p / parts; t < tiles * (p + 1) / parts; ++t) {
+        const int64_t m0 = t * kTileRows, rows = std::min(kTileRows, m - m0);
+        float* out = y + m0 * c;
+        if (bias) {
+          for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * c, bias, static_cast<size_t>(c) * sizeof(float));
+        }
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
+          const float* a = x + m0 * g.c_in;
+          if (!direct) {
+            im2col(g, x, grp, m0, rows, col);
+            a = col;
+          }
+          gemm_packed(rows, opg, k, a, direct ? g.c_in : k, scratch + l.packed + grp * group_packed, out + grp * opg,
+                      c, bias != nullptr);
+        }
+        if (mean) tile_sums(c, out, rows, sum, sq, fsum);
+      }
+    }
+  });
+  if (mean) {
+    const double count = double(m);
+    for (int64_t ch = 0; ch < c; ++ch) {
+      double s = 0.0, s2 = 0.0;
+      for (int p = 0; p < parts; ++p) {
+        s += partial[p * 2 * c + ch];
+        s2 += partial[p * 2 * c + c + ch];
+      }
+      const double mu = s / count;
+      mean[ch] = static_cast<float>(mu);
+      var[ch] = static_cast<float>(std::max(0.0, s2 / count - mu * mu));
+    }
+  }
+}
+
+void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
+  const InputGradLayout l = input_grad_layout(g);
+  const int64_t k = k_of(g), opg = g.out_per_group(), ipg = g.in_per_group();
+  const int64_t group_packed = packed_b_floats(opg, k);
+  // W_g^T [opg × K] per group, packed as the B of dA = dY · W^T.
+  float* wt = scratch + l.transposed;
+  for (int64_t grp = 0; grp < g.groups; ++grp) {
+    for (int64_t kk = 0; kk < k; ++kk) {
+      for (int64_t oc = 0; oc < opg; ++oc) wt[oc * k + kk] = w[kk * g.c_out + grp * opg + oc];
+    }
+    pack_b(opg, k, wt, k, scratch + l.packed + grp * group_packed);
+  }
+  const int64_t pixels = g.out_h * g.out_w;  // output rows per image
+  const int64_t image = g.h * g.w * g.c_in;
+  const bool direct = pointwise(g);
+  // Images are split across threads, so col2im's scattered adds never race.
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), g.n)));
+  parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+    float* col = scratch + l.col + p * align16(kTileRows * k);
+    for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
+      if (direct) {
+        gemm_packed(pixels, g.c_in, g.c_out, dy + b * pixels * g.c_out, g.c_out, scratch + l.packed, dx + b * image,
+                    g.c_in, false);
+        continue;
+      }
+      std::memset(dx + b * image, 0, static_cast<size_t>(image) * sizeof(float));
+      for (int64_t t0 = 0; t0 < pixels; t0 += kTileRows) {
+        const int64_t rows = std::min(kTileRows, pixels - t0);
+        const int64_t m0 = b * pixels + t0;
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
+          gemm_packed(rows, k, opg, dy + m0 * g.c_out + grp * opg, g.c_out, scratch + l.packed + grp * group_packed,
+                      col, k, false);
+          for (int64_t r = 0; r < rows; ++r) {
+            const float* src = col + r * k;
+            for (int64_t ky = 0; ky < g.kh; ++ky) {
+              for (int64_t kx = 0; kx < g.kw; ++kx) {
+                int64_t pixel;
+                if (!tap_source(g, m0 + r, ky, kx, &pixel)) continue;
+                float* d = dx + pixel * g.c_in + grp * ipg;
+                const float* s = src + (ky * g.kw + kx) * ipg;
+                for (int64_t ch = 0; ch < ipg; ++ch) d[ch] += s[ch];
+              }
+            }
+          }
+        }
+      }
+    }
+    }
+  });
+}
+
+void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                                 float* scratch) {
+  const WeightGradLayout l = weight_grad_layout(g);
+  const int64_t k = k_of(g), opg = g.out_per_group(), c = g.c_out;
+  const int64_t tile = weight_tile_rows(g);
+  const int64_t m = g.n * g.out_h * g.out_w;
+  const int64_t tiles = (m + tile - 1) / tile;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
+  parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+      float* part = scratch + l.partial + p * l.part_size;  // dW [K × c] then db [c]
+      float* colT = scratch + l.colT + p * align16(tile * k);
+      float* packed = scratch + l.packed + p * align16(packed_b_floats(tile, opg));
+      std::fill(part, part + k * c + c, 0.0f);
+      float* bpart = part + k * c;
+      for (int64_t t = tiles * p / parts; t < tiles * (p + 1) / parts; ++t) {
+        const int64_t m0 = t * tile, rows = std::min(tile, m - m0);
+        const float* d = dy + m0 * c;
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t ch = 0; ch < c; ++ch) bpart[ch] += d[r * c + ch];
+        }
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
+          im2col(g, x, grp, m0, rows, colT);  // [rows × K], which is (dWᵀ's A)ᵀ
+          pack_b(rows, opg, d + grp * opg, c, packed);
+          gemm_packed_at(k, opg, rows, colT, k, packed, part + grp * opg, c, true);
+        }
+      }
+    }
+  });
+  parallel_for(k * c + c, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      float s = 0.0f;
+      for (int p = 0; p < parts; ++p) s += scratch[l.partial + p * l.part_size + i];
+      if (i < k * c) {
+        dw[i] = s;
+      } else if (db != nullptr) {
+        db[i - k * c] = s;
+      }
+    }
+  });
+}
+
+}  // namespace rn::cpu

@@ -1,0 +1,21 @@
+// Convolution as GEMM (im2col tiles × packed weights) for the training engine: forward with
+// the batch-statistics epilogue, input gradients (GEMM with transposed weights, then col2im)
+// and weight gradients (transposed im2col tiles × output-gradient tiles, per-thread partial
+// sums). 1×1 stride-1 unpadded convolutions skip im2col entirely.
+#pragma once
+
+#include "../core/geometry.hpp"
+
+namespace rn::cpu {
+
+// Worth it when each group has enough output channels to fill a 16-wide panel reasonably.
+bool conv2d_use_gemm(const Conv2dGeometry& g);
+
+int64_t conv2d_gemm_scratch_floats(const Conv2dGeometry& g);
+void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                         float* mean, float* var, float* scratch);
+void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch);
+void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                                 float* scratch);
+
+}  // namespace rn::cpu
