@@ -8,3 +8,5 @@ export { Model, type ModelInitOptions, type Parameter, type StepMetrics, type Tr
 export type { ModelSpec, LayerSpec, LayerType } from './model/spec.js';
 export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamGroup } from './train/optimizers.js';
 export * as schedules from './train/schedules.js';
+export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
+export type { Dataset } from './data/dataset.js';

@@ -100,6 +100,18 @@ export interface NativeNetworkHandle {
   setOptimizerState(name: string | null, slot: number, values: Float32Array | number): void;
 }
 
+/** lib/data/augment.ts → native/addon/augment_bindings.cpp. */
+export interface NativeAugmentOptions {
+  count: number;
+  imageShape: [number, number, number];
+  padding: number;
+  flip: boolean;
+  mean: number[] | null;
+  std: number[] | null;
+  seed: number;
+  step: number;
+}
+
 /** The addon's exports (see native/addon/). */
 export interface NativeBinding {
   NativeTensor: NativeTensorConstructor;
@@ -135,6 +147,7 @@ export interface NativeBinding {
   denseBackward(x: H, w: H, dy: H, withBias: boolean): Promise<{ dx: H; dw: H; db?: H }>;
   softmaxCrossEntropy(logits: H, labels: Int32Array, labelSmoothing: number): Promise<number>;
   softmaxCrossEntropyBackward(logits: H, labels: Int32Array, labelSmoothing: number, dloss: number): Promise<H>;
+  augmentBatch(src: Float32Array, dst: H, opts: NativeAugmentOptions): Promise<void>;
 }
 
 /** The package root: dist/.. once built, lib/.. when run from source. */

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "../core/thread_pool.hpp"
+#include "augment_bindings.hpp"
 #include "instance_data.hpp"
 #include "network_wrap.hpp"
 #include "ops_bindings.hpp"
@@ -33,6 +34,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(new InstanceData());
   NativeTensor::define(env, exports);
   define_ops(env, exports);
+  define_augment(env, exports);
   NativeNetwork::define(env, exports);
   exports.Set("setErrorClass", Napi::Function::New<set_error_class>(env, "setErrorClass"));
   exports.Set("runtimeInfo", Napi::Function::New<runtime_info>(env, "runtimeInfo"));

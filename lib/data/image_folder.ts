@@ -1,0 +1,160 @@
+// A folder of images, one subfolder per class (torchvision's ImageFolder layout):
+//   dir/cat/001.jpg, dir/cat/002.png, …, dir/dog/…
+// Class labels follow the sorted subfolder names; JPEG and PNG files are decoded with
+// sharp on fill(), resized to a fixed size, and written as NHWC float32 in [0, 1].
+import { readdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { extname, join } from 'node:path';
+
+import { ResNetError } from '../errors.js';
+import * as validate from '../validate.js';
+import { checkFill, ioError } from './checks.js';
+import type { Dataset } from './dataset.js';
+
+export interface ImageFolderOptions {
+  /** Output size: [height, width], or one number for square images. */
+  size: number | [number, number];
+  /**
+   * 'shorterSide' (default): scale so the image covers the size (for a square size: the
+   * shorter side becomes the size), then crop the centre. 'stretch': scale each axis to fit
+   * exactly, ignoring the aspect ratio.
+   */
+  resize?: 'shorterSide' | 'stretch';
+  /** 3 (RGB, default; grey images are replicated, alpha is dropped) or 1 (grey). */
+  channels?: 1 | 3;
+}
+
+const OP = 'datasets.imageFolder';
+const EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
+
+type Sharp = typeof import('sharp').default;
+let sharpModule: Promise<Sharp> | undefined;
+
+/** sharp is loaded on first use, so the rest of the package works where it is absent. */
+function loadSharp(): Promise<Sharp> {
+  sharpModule ??= import('sharp')
+    .then((m) => m.default)
+    .catch((err: unknown) => {
+      sharpModule = undefined;
+      throw new ResNetError('E_NATIVE', `${OP}: the 'sharp' image decoder could not be loaded: ${(err as Error).message}`);
+    });
+  return sharpModule;
+}
+
+const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/**
+ * Lists `dir`'s class subfolders (sorted by name → labels 0, 1, …) and their JPEG/PNG
+ * files (sorted by name; other files and names starting with '.' are skipped). Decoding
+ * happens in fill(): a corrupt or unsupported file is an E_FORMAT naming it then; an
+ * unreadable one, E_IO. An empty class folder or a folder without subfolders is E_FORMAT.
+ */
+export async function imageFolder(dir: string, options: ImageFolderOptions): Promise<Dataset> {
+  if (typeof dir !== 'string' || dir.length === 0) validate.fail('E_ARG', `${OP}: dir must be a folder path, got ${String(dir)}`);
+  if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options with a size are required`);
+  const o = validate.options<ImageFolderOptions>(options, OP);
+  validate.keys(o, OP, ['size', 'resize', 'channels']);
+  const [height, width] = validate.pair(o.size, OP, 'size');
+  if (height > 16384 || width > 16384) validate.fail('E_ARG', `${OP}: size [${height}, ${width}] is above 16384`);
+  const resize = o.resize ?? 'shorterSide';
+  if (resize !== 'shorterSide' && resize !== 'stretch') {
+    validate.fail('E_ARG', `${OP}: resize must be 'shorterSide' or 'stretch', got ${String(resize)}`);
+  }
+  const channels = o.channels ?? 3;
+  if (channels !== 1 && channels !== 3) validate.fail('E_ARG', `${OP}: channels must be 1 or 3, got ${String(channels)}`);
+
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    throw ioError(OP, dir, err);
+  }
+  const classNames = entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort(byCodePoint);
+  if (classNames.length === 0) throw new ResNetError('E_FORMAT', `${OP}: ${dir} has no class subfolders (expected dir/<class>/<image>.jpg)`);
+
+  const files: string[] = [];
+  const fileLabels: number[] = [];
+  for (let label = 0; label < classNames.length; label++) {
+    const classDir = join(dir, classNames[label]!);
+    let names: string[];
+    try {
+      names = (await readdir(classDir, { withFileTypes: true }))
+        .filter((e) => !e.isDirectory() && !e.name.startsWith('.') && EXTENSIONS.has(extname(e.name).toLowerCase()))
+        .map((e) => e.name)
+        .sort(byCodePoint);
+    } catch (err) {
+      throw ioError(OP, classDir, err);
+    }
+    if (names.length === 0) throw new ResNetError('E_FORMAT', `${OP}: class folder ${classDir} holds no .jpg, .jpeg or .png files`);
+    for (const name of names) {
+      files.push(join(classDir, name));
+      fileLabels.push(label);
+    }
+  }
+
+  const length = files.length;
+  const perImage = height * width * channels;
+  const fit = resize === 'stretch' ? 'fill' : 'cover';
+  const concurrency = Math.max(2, Math.min(16, availableParallelism()));
+
+  /** Decodes files[k] into images at example slot i. */
+  async function decode(sharp: Sharp, k: number, i: number, images: Float32Array): Promise<void> {
+    const file = files[k]!;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(file);
+    } catch (err) {
+      throw ioError(OP, file, err);
+    }
+    let pixels: Buffer;
+    try {
+      let pipeline = sharp(bytes, { failOn: 'error' }).resize({ width, height, fit, position: 'centre' });
+      pipeline = channels === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.removeAlpha().toColourspace('b-w');
+      const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      if (info.width !== width || info.height !== height || info.channels !== channels) {
+        throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}, expected ${width}×${height}×${channels}`);
+      }
+      pixels = data;
+    } catch (err) {
+      throw new ResNetError('E_FORMAT', `${OP}: cannot decode ${file} as a JPEG or PNG image: ${(err as Error).message}`);
+    }
+    const at = i * perImage;
+    for (let p = 0; p < perImage; p++) images[at + p] = pixels[p]! / 255;
+  }
+
+  const fillOp = `${OP}.fill`;
+  return {
+    length,
+    imageShape: [height, width, channels] as const,
+    classes: classNames.length,
+    classNames,
+    async fill(indices, images, labels) {
+      checkFill(fillOp, length, perImage, indices, images, labels);
+      const sharp = await loadSharp();
+      const n = indices.length;
+      let next = 0;
+      let failed = false;
+      // A few decodes in flight at a time (sharp decodes on libuv's threads). After a
+      // failure no new decode starts, and fill settles only once none is in flight, so
+      // nothing writes into the caller's buffers after it rejects.
+      const worker = async () => {
+        while (next < n && !failed) {
+          const i = next++;
+          try {
+            await decode(sharp, indices[i]!, i, images);
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+          labels[i] = fileLabels[indices[i]!]!;
+        }
+      };
+      const results = await Promise.allSettled(Array.from({ length: Math.min(concurrency, n) }, worker));
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+    },
+  };
+}

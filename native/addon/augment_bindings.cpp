@@ -1,0 +1,189 @@
+#include "augment_bindings.hpp"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "../core/error.hpp"
+#include "../cpu/augment_kernels.hpp"
+#include "args.hpp"
+#include "errors.hpp"
+#include "tensor_wrap.hpp"
+
+namespace rn::addon {
+namespace {
+
+const std::string kOp = "augmentBatch";
+
+// Runs one augment_batch call on a libuv thread. It holds what the kernel touches for its
+// whole life: the destination tensor (a shared reference, so dispose() meanwhile cannot
+// free it) and a persistent reference to the source Float32Array, so its memory is not
+// collected while the kernel reads it. Nothing is copied: the caller must not write to
+// (or transfer) the source array until the promise settles.
+class AugmentWorker : public Napi::AsyncWorker {
+ public:
+  AugmentWorker(Napi::Env env, Napi::Float32Array src, TensorPtr dst, cpu::AugmentParams params,
+                std::vector<float> mean, std::vector<float> stdev)
+      : Napi::AsyncWorker(env, "augmentBatch"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        src_ref_(Napi::Persistent(static_cast<Napi::Object>(src))),
+        src_(src.Data()),
+        dst_(std::move(dst)),
+        params_(params),
+        mean_(std::move(mean)),
+        std_(std::move(stdev)) {
+    params_.mean = mean_.empty() ? nullptr : mean_.data();
+    params_.std = std_.empty() ? nullptr : std_.data();
+  }
+
+  Napi::Promise promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    try {
+      cpu::augment_batch(src_, dst_->data(), params_);
+      return;
+    } catch (const rn::Error& e) {
+      code_ = error_code_name(e.code());
+      message_ = e.what();
+    } catch (const std::bad_alloc&) {
+      code_ = "E_ALLOC";
+      message_ = "augmentBatch: out of memory";
+    } catch (const std::exception& e) {
+      code_ = "E_INTERNAL";
+      message_ = std::string("augmentBatch: internal error: ") + e.what();
+    }
+    SetError(message_);
+  }
+
+  void OnOK() override {
+    Napi::HandleScope scope(Env());
+    deferred_.Resolve(Env().Undefined());
+  }
+
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(make_error(Env(), code_, message_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference src_ref_;  // released on the JS thread when the worker is deleted
+  const float* src_;
+  TensorPtr dst_;
+  cpu::AugmentParams params_;
+  std::vector<float> mean_, std_;
+  std::string code_, message_;
+};
+
+std::string dims(int64_t a, int64_t b, int64_t c) {
+  return "[" + std::to_string(a) + ", " + std::to_string(b) + ", " + std::to_string(c) + "]";
+}
+
+// A non-negative integer option that fits in 2^53.
+int64_t count_field(const Napi::Object& o, const char* key) {
+  const int64_t v = int_field(o, key, kOp);
+  if (v < 0) fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be a non-negative integer");
+  return v;
+}
+
+// `channels` finite numbers (an array or a Float32Array), or empty for null / undefined.
+std::vector<float> channel_values(const Napi::Object& o, const char* key, int64_t channels) {
+  Napi::Value v = o.Get(key);
+  std::vector<float> out;
+  if (v.IsNull() || v.IsUndefined()) return out;
+  if (!v.IsArray() && !(v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_float32_array)) {
+    fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be an array of numbers");
+  }
+  Napi::Object arr = v.As<Napi::Object>();
+  const uint32_t n = v.IsArray() ? v.As<Napi::Array>().Length() : static_cast<uint32_t>(v.As<Napi::TypedArray>().ElementLength());
+  if (static_cast<int64_t>(n) != channels) {
+    fail(ErrorCode::InvalidShape, kOp + ": " + key + " has " + std::to_string(n) + " values but the images have " +
+                                      std::to_string(channels) + " channels");
+  }
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    Napi::Value e = arr.Get(i);
+    const double d = e.IsNumber() ? e.As<Napi::Number>().DoubleValue() : std::nan("");
+    if (!std::isfinite(d) || std::fabs(d) > 3.0e38) {
+      fail(ErrorCode::InvalidArgument, kOp + ": " + key + "[" + std::to_string(i) + "] must be a finite number");
+    }
+    out.push_back(static_cast<float>(d));
+  }
+  return out;
+}
+
+// augmentBatch(src, dst, { count, imageShape: [h, w, c], padding, flip, mean, std, seed, step })
+Napi::Value augment_batch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (info.Length() < 3) fail(ErrorCode::InvalidArgument, kOp + ": expected (src, dst, options)");
+    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+      fail(ErrorCode::InvalidDtype, kOp + ": src must be a Float32Array");
+    }
+    Napi::Float32Array src = info[0].As<Napi::Float32Array>();
+    TensorPtr dst = NativeTensor::unwrap(info[1], kOp, "dst");
+    Napi::Object o = object_arg(info[2], kOp, "options");
+
+    cpu::AugmentParams p;
+    p.count = count_field(o, "count");
+    Napi::Value shape = o.Get("imageShape");
+    if (!shape.IsArray() || shape.As<Napi::Array>().Length() != 3) {
+      fail(ErrorCode::InvalidShape, kOp + ": imageShape must be [height, width, channels]");
+    }
+    Napi::Object s = shape.As<Napi::Object>();
+    int64_t hwc[3];
+    for (uint32_t i = 0; i < 3; ++i) {
+      Napi::Value d = s.Get(i);
+      const double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : std::nan("");
+      if (!std::isfinite(v) || v != std::floor(v) || v < 1 || v > double(1 << 24)) {
+        fail(ErrorCode::InvalidShape, kOp + ": imageShape must be [height, width, channels] of positive integers");
+      }
+      hwc[i] = static_cast<int64_t>(v);
+    }
+    p.height = hwc[0];
+    p.width = hwc[1];
+    p.channels = hwc[2];
+    p.padding = count_field(o, "padding");
+    p.flip = bool_field(o, "flip", kOp);
+    p.seed = static_cast<uint64_t>(count_field(o, "seed"));
+    p.step = static_cast<uint64_t>(count_field(o, "step"));
+    std::vector<float> mean = channel_values(o, "mean", p.channels);
+    std::vector<float> stdev = channel_values(o, "std", p.channels);
+    for (size_t i = 0; i < stdev.size(); ++i) {
+      if (!(stdev[i] > 0.0f)) fail(ErrorCode::InvalidArgument, kOp + ": std[" + std::to_string(i) + "] must be > 0");
+    }
+    if (p.padding > (int64_t{1} << 24)) fail(ErrorCode::InvalidArgument, kOp + ": padding must be at most 2^24");
+
+    const Shape& ds = dst->shape();
+    if (ds.size() != 4 || ds[1] != p.height || ds[2] != p.width || ds[3] != p.channels) {
+      fail(ErrorCode::InvalidShape, kOp + ": dst has shape " + shape_to_string(ds) + " but imageShape is " +
+                                        dims(p.height, p.width, p.channels) + " (dst must be [n, " +
+                                        std::to_string(p.height) + ", " + std::to_string(p.width) + ", " +
+                                        std::to_string(p.channels) + "])");
+    }
+    if (p.count > ds[0]) {
+      fail(ErrorCode::InvalidShape, kOp + ": count " + std::to_string(p.count) + " is above dst's batch size " +
+                                        std::to_string(ds[0]) + " (dst shape " + shape_to_string(ds) + ")");
+    }
+    const int64_t need = p.count * p.height * p.width * p.channels;  // ≤ dst's size, so no overflow
+    if (static_cast<int64_t>(src.ElementLength()) < need) {
+      fail(ErrorCode::InvalidShape, kOp + ": src has " + std::to_string(src.ElementLength()) + " floats but " +
+                                        std::to_string(p.count) + " images of " +
+                                        dims(p.height, p.width, p.channels) + " need " + std::to_string(need));
+    }
+
+    auto* worker = new AugmentWorker(env, src, std::move(dst), p, std::move(mean), std::move(stdev));
+    Napi::Promise promise = worker->promise();
+    worker->Queue();  // deletes itself after OnOK / OnError
+    return promise;
+  });
+}
+
+}  // namespace
+
+void define_augment(Napi::Env env, Napi::Object exports) {
+  exports.Set("augmentBatch", Napi::Function::New<augment_batch>(env, "augmentBatch"));
+}
+
+}  // namespace rn::addon
