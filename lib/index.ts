@@ -10,3 +10,5 @@ export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamG
 export * as schedules from './train/schedules.js';
 export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
+export * as io from './io/index.js';
+export { loadModel, loadCheckpoint, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';

@@ -6,6 +6,7 @@ import { native, type NativeNetworkHandle, type NativeStepResult } from '../nati
 import { Tensor } from '../tensor.js';
 import { type CompileOptions, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
+import { type SaveModelOptions, snapshotModel, writeCheckpoint } from '../io/checkpoint.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 
@@ -163,7 +164,12 @@ export class Model {
     this.network.setOptimizer(config, labelSmoothing);
     this.#compiled = true;
     this.#lr = config.lr;
-    this.#compileOptions = options;
+    // A shallow copy (RegExps and functions kept): later edits by the caller don't change what is saved.
+    this.#compileOptions = {
+      ...options,
+      optimizer: { ...options.optimizer },
+      ...(options.paramGroups && { paramGroups: options.paramGroups.map((g) => ({ ...g })) }),
+    };
     return this;
   }
 
@@ -255,6 +261,17 @@ export class Model {
   stats(): { plans: number; arenaBytes: number } {
     const s = this.network.stats();
     return { plans: s.plans, arenaBytes: s.arenaBytes };
+  }
+
+  /**
+   * Saves spec, parameters, optimizer state (when compiled) and options.training to a
+   * safetensors checkpoint, atomically (temporary file, fsync, rename). The copy is taken
+   * in call order with the model's steps, so it never mixes two steps.
+   */
+  async save(path: string, options: SaveModelOptions = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', 'save: path must be a non-empty string');
+    const snapshot = await this.#enqueue(async () => snapshotModel(this, options, 'save'));
+    await writeCheckpoint(path, snapshot, 'save');
   }
 
   /** Frees the native memory now (a step in flight finishes first). Later calls throw E_DISPOSED. Idempotent. */
