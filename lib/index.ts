@@ -11,4 +11,4 @@ export * as schedules from './train/schedules.js';
 export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
 export * as io from './io/index.js';
-export { loadModel, loadCheckpoint, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
+export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';

@@ -35,3 +35,5 @@ export {
   type SafetensorsTensor,
   type SafetensorsTensorInput,
 } from './safetensors.js';
+export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
+export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
