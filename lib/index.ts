@@ -12,3 +12,31 @@ export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
+export {
+  Trainer,
+  evaluateModel,
+  SeededRandom,
+  type FitOptions,
+  type TrainerOptions,
+  type TrainAugmentOptions,
+  type NormalizeOptions,
+  type EvaluateOptions,
+  type EvaluationResult,
+  type EpochSchedule,
+} from './train/trainer.js';
+export {
+  earlyStopping,
+  checkpoint,
+  CHECKPOINT_FILES,
+  type Callback,
+  type EpochLog,
+  type History,
+  type BatchLog,
+  type TrainContext,
+  type TrainerState,
+  type EarlyStoppingOptions,
+  type CheckpointOptions,
+  type MonitorName,
+} from './train/callbacks.js';
+export * as metrics from './train/metrics.js';
+export { Progress, type ProgressMode, type ProgressOptions, type ProgressStream } from './train/progress.js';
