@@ -118,7 +118,7 @@ export interface NativeBinding {
   NativeNetwork: new (spec: object) => NativeNetworkHandle;
   allocationStats(): { allocations: number; liveBytes: number };
   setErrorClass(ctor: typeof ResNetError): void;
-  runtimeInfo(): { threads: number; kernels: string };
+  runtimeInfo(): { threads: number; kernels: string; engine: string; simd: string };
   conv2d(x: H, w: H, bias: H | null, opts: NativeConvOptions): Promise<H>;
   conv2dBackward(x: H, w: H, dy: H, withBias: boolean, opts: NativeConvOptions): Promise<{ dx: H; dw: H; db?: H }>;
   batchNorm(x: H, gamma: H, beta: H, mean: H, variance: H, opts: NativeBatchNormOptions): Promise<H>;

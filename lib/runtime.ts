@@ -3,8 +3,12 @@ import { native } from './native.js';
 export interface RuntimeInfo {
   /** Threads in the native pool (RESNET_NUM_THREADS overrides the core count). */
   threads: number;
-  /** Which kernel set runs the ops ('reference' for now). */
+  /** Which kernel set runs the functional ops (`ops.*`): 'reference', the plain oracle kernels. */
   kernels: string;
+  /** What runs models (trainStep, predict): the CPU engine's kernels. */
+  engine: string;
+  /** The instruction set the engine's kernels dispatched to on this CPU. */
+  simd: string;
 }
 
 /** What the native side is running with. */

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "../core/thread_pool.hpp"
+#include "../cpu/simd_dispatch.hpp"
 #include "augment_bindings.hpp"
 #include "instance_data.hpp"
 #include "network_wrap.hpp"
@@ -24,7 +25,10 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   Napi::Object o = Napi::Object::New(env);
   o.Set("threads", Napi::Number::New(env, num_threads()));
+  // The functional ops (ops.*) run the reference kernels, the oracle; models run the engine.
   o.Set("kernels", Napi::String::New(env, "reference"));
+  o.Set("engine", Napi::String::New(env, "cpu: packed-GEMM convolutions, fused batch-norm"));
+  o.Set("simd", Napi::String::New(env, rn::cpu::simd_level()));
   return o;
 }
 

@@ -13,3 +13,11 @@
 #else
 #define RN_SIMD_CLONES
 #endif
+
+namespace rn::cpu {
+
+// The instruction set the RN_SIMD_CLONES kernels run with on this CPU: "x86-64-v3
+// (AVX2+FMA)" or "baseline".
+const char* simd_level();
+
+}  // namespace rn::cpu
