@@ -48,6 +48,8 @@ export interface NativeBatchNormGrads {
 export interface NativeStepResult {
   loss: number;
   correct: number;
+  /** Labels ranked in the top five logits. */
+  correct5: number;
   count: number;
   gradNorm: number;
 }

@@ -107,13 +107,14 @@ describe('Trainer.fit', () => {
     history.forEach((h, i) => {
       expect(h.epoch).toBe(i + 1);
       expect(Object.keys(h).sort()).toEqual(
-        ['accuracy', 'epoch', 'imagesPerSecond', 'loss', 'lr', 'seconds', 'valAccuracy', 'valLoss', 'valTop5'].sort(),
+        ['accuracy', 'epoch', 'imagesPerSecond', 'loss', 'lr', 'seconds', 'top5', 'valAccuracy', 'valLoss', 'valTop5'].sort(),
       );
       for (const k of ['loss', 'accuracy', 'valLoss', 'valAccuracy', 'valTop5', 'imagesPerSecond', 'seconds'] as const) {
         expect(Number.isFinite(h[k])).toBe(true);
       }
       expect(h.imagesPerSecond).toBeGreaterThan(0);
       expect(h.valTop5!).toBeGreaterThanOrEqual(h.valAccuracy!);
+      expect(h.top5!).toBeGreaterThanOrEqual(h.accuracy);
     });
     // The lr of each epoch's last step (cosine over 36 steps, 12 per epoch).
     const sched = schedules.cosine({ lr: 0.05, totalSteps: 36, warmupSteps: 3 });
@@ -307,7 +308,7 @@ describe('Trainer.fit', () => {
     await new Trainer(model, { compile: SGD, progressStream: tty }).fit(patternDataset(64, 10), { epochs: 2, batchSize: 16, validation: patternDataset(12, 11), seed: 1 });
     const out = chunks.join('');
     expect(out).toMatch(/\repoch 1\/2 \[=+>? *\]\s+\d\/4  loss \d\.\d{4}  acc \d\.\d{4}  [\d.]+ img\/s  ETA \d+:\d\d/);
-    expect(out).toMatch(/epoch 2\/2  loss \d\.\d{4}  acc \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}  val_top5 \d\.\d{4}  lr 0\.05  [\d.]+ img\/s  [\d.]+s\n/);
+    expect(out).toMatch(/epoch 2\/2  loss \d\.\d{4}  acc \d\.\d{4}  top5 \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}  val_top5 \d\.\d{4}  lr 0\.05  [\d.]+ img\/s  [\d.]+s\n/);
 
     const lines: string[] = [];
     const file = { isTTY: false, write: (s: string) => void lines.push(s) };

@@ -628,16 +628,22 @@ describe('loss', () => {
     const probs = (await model.predict(x, { softmax: true })).toFloat32Array();
     let loss = 0;
     let hits = 0;
+    let hits5 = 0;
     for (let i = 0; i < 16; i++) {
       const row = logits.subarray(i * CLASSES, (i + 1) * CLASSES);
       const lse = logSumExp(row);
       loss += lse - row[y[i]!]!;
       hits += argmax(row) === y[i] ? 1 : 0;
+      // Top-5: the label's logit is below at most four others (by sorting here, not by counting).
+      const sorted = Array.from(row).sort((a, b) => b - a);
+      hits5 += row[y[i]!]! >= sorted[4]! ? 1 : 0;
       for (let k = 0; k < CLASSES; k++) expect(probs[i * CLASSES + k]).toBeCloseTo(Math.exp(row[k]! - lse), 6);
     }
     const e = await model.evaluate(x, y);
     expect(e.loss).toBeCloseTo(loss / 16, 5);
     expect(e.accuracy).toBe(hits / 16);
+    expect(e.top5Accuracy).toBe(hits5 / 16);
+    expect(hits5).toBeGreaterThan(hits); // the case is not trivial
   });
 });
 

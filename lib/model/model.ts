@@ -34,6 +34,8 @@ export interface StepMetrics {
   loss: number;
   /** Fraction of the batch whose top-1 prediction was right (before the update). */
   accuracy: number;
+  /** Fraction whose label was among the five highest logits (models with 5 or more classes). */
+  top5Accuracy?: number;
 }
 
 export interface TrainStepMetrics extends StepMetrics {
@@ -51,8 +53,10 @@ export interface LayerSummary {
   inputs: string[];
 }
 
-function metrics(r: NativeStepResult): StepMetrics {
-  return { loss: r.loss, accuracy: r.count > 0 ? r.correct / r.count : 0 };
+function metrics(r: NativeStepResult, classes: number): StepMetrics {
+  const m: StepMetrics = { loss: r.loss, accuracy: r.count > 0 ? r.correct / r.count : 0 };
+  if (classes >= 5) m.top5Accuracy = r.count > 0 ? r.correct5 / r.count : 0;
+  return m;
 }
 
 export class Model {
@@ -218,7 +222,7 @@ export class Model {
       if (lr !== undefined) this.setLearningRate(lr);
       return this.network.trainStep(x.handle, y);
     });
-    return { ...metrics(r), gradNorm: r.gradNorm };
+    return { ...metrics(r, this.spec.classes), gradNorm: r.gradNorm };
   }
 
   /**
@@ -239,7 +243,7 @@ export class Model {
     for (const p of this.network.parameterTable()) {
       if (p.trainable) gradients.set(p.name, this.network.getGradient(p.name));
     }
-    return { ...metrics(r), gradients };
+    return { ...metrics(r, this.spec.classes), gradients };
   }
 
   /** Logits [n, classes] (or probabilities with softmax: true), batch-norm in inference mode. */
@@ -254,7 +258,7 @@ export class Model {
   async evaluate(images: Tensor, labels: Int32Array): Promise<StepMetrics> {
     const x = validate.tensor(images, 'evaluate', 'images');
     const y = int32Labels(labels, 'evaluate');
-    return metrics(await this.#enqueue(() => this.network.evaluate(x.handle, y)));
+    return metrics(await this.#enqueue(() => this.network.evaluate(x.handle, y)), this.spec.classes);
   }
 
   /** Compiled plans cached (one per input shape and mode) and the bytes their arenas hold. */

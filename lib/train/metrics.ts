@@ -71,10 +71,11 @@ export class MetricAccumulator {
   }
 
   /** A batch of `n` examples with mean loss `loss` and top-1 accuracy `accuracy` (a trainStep result). */
-  addBatchMeans(n: number, loss: number, accuracy: number): void {
+  addBatchMeans(n: number, loss: number, accuracy: number, top5?: number): void {
     this.count += n;
     this.lossSum += loss * n;
     this.correct += accuracy * n;
+    if (top5 !== undefined) this.correctTop5 += top5 * n;
   }
 
   /** A batch of logits [n, classes]: cross-entropy, top-1 and (with 5+ classes) top-5. */

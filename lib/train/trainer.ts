@@ -618,7 +618,7 @@ export class Trainer {
           const r = await stepP;
           globalStep++;
           const count = slot.labels.length;
-          acc.addBatchMeans(count, r.loss, r.accuracy);
+          acc.addBatchMeans(count, r.loss, r.accuracy, r.top5Accuracy);
           progress.batch(k + 1, acc.loss, acc.accuracy, acc.count);
           if (wantsBatch) {
             const log: BatchLog = { epoch: epochIndex + 1, step: k + 1, globalStep, loss: r.loss, accuracy: r.accuracy, gradNorm: r.gradNorm, lr, size: count };
@@ -631,6 +631,7 @@ export class Trainer {
           epoch: epochIndex + 1,
           loss: acc.loss,
           accuracy: acc.accuracy,
+          ...(model.classes >= 5 ? { top5: acc.top5 } : {}),
           imagesPerSecond: trainSeconds > 0 ? acc.count / trainSeconds : 0,
           seconds: 0,
           lr,

@@ -32,6 +32,7 @@ Napi::Object step_result(Napi::Env env, const StepResult& r) {
   o.Set("correct", Napi::Number::New(env, double(r.correct)));
   o.Set("count", Napi::Number::New(env, double(r.count)));
   o.Set("gradNorm", Napi::Number::New(env, r.grad_norm));
+  o.Set("correct5", Napi::Number::New(env, double(r.correct5)));
   return o;
 }
 

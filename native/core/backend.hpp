@@ -101,10 +101,11 @@ class Backend {
   virtual void squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx,
                                        float* dw1, float* db1, float* dw2, float* db2, float* scratch) = 0;
 
-  // Mean softmax cross-entropy over the batch; `correct` counts argmax hits. Backward
-  // writes d(loss)/d(logits) scaled by dloss.
+  // Mean softmax cross-entropy over the batch; `correct` counts argmax hits and `correct5`
+  // labels ranked in the top five (ties counted in the label's favour). Backward writes
+  // d(loss)/d(logits) scaled by dloss.
   virtual double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
-                                       float smoothing, int64_t* correct) = 0;
+                                       float smoothing, int64_t* correct, int64_t* correct5) = 0;
   virtual void softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
                                               float smoothing, float dloss, float* dlogits) = 0;
   virtual void softmax(int64_t n, int64_t classes, const float* logits, float* probs) = 0;

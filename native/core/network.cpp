@@ -174,7 +174,7 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   LossResult l = plan.loss(labels, label_smoothing);
   plan.backward(labels, label_smoothing, p);
   if (std::isfinite(l.loss)) plan.update_running_statistics(p);
-  return {l.loss, l.correct, count, 0.0};
+  return {l.loss, l.correct, count, 0.0, l.correct5};
 }
 
 StepResult Network::train_step(const Tensor& images, const int32_t* labels, int64_t count) {
@@ -192,7 +192,7 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   plan.backward(labels, label_smoothing_, p);
   const double norm = optimizer_->step(backend_, p.params, p.grads);  // E_NAN before any update
   plan.update_running_statistics(p);
-  return {l.loss, l.correct, count, norm};
+  return {l.loss, l.correct, count, norm, l.correct5};
 }
 
 TensorPtr Network::predict(const Tensor& images, bool softmax) {
@@ -216,7 +216,7 @@ StepResult Network::evaluate(const Tensor& images, const int32_t* labels, int64_
   ParamBuffers p = buffers();
   plan.forward(images.data(), p);
   LossResult l = plan.loss(labels, 0.0f);
-  return {l.loss, l.correct, count, 0.0};
+  return {l.loss, l.correct, count, 0.0, l.correct5};
 }
 
 }  // namespace rn

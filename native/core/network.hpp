@@ -22,6 +22,7 @@ struct StepResult {
   int64_t correct = 0;
   int64_t count = 0;
   double grad_norm = 0.0;
+  int64_t correct5 = 0;
 };
 
 struct LayerInfo {

@@ -34,6 +34,7 @@ struct PlanMode {
 struct LossResult {
   double loss = 0.0;
   int64_t correct = 0;
+  int64_t correct5 = 0;
 };
 
 class Plan {

@@ -117,7 +117,8 @@ void Plan::update_running_statistics(ParamBuffers& p) {
 LossResult Plan::loss(const int32_t* labels, float smoothing) {
   const Value& out = values_[static_cast<size_t>(output_)];
   LossResult r;
-  r.loss = backend_.softmax_cross_entropy(out.shape[0], classes_, act(output_, input_), labels, smoothing, &r.correct);
+  r.loss = backend_.softmax_cross_entropy(out.shape[0], classes_, act(output_, input_), labels, smoothing, &r.correct,
+                                          &r.correct5);
   return r;
 }
 

@@ -113,8 +113,8 @@ class CpuBackend final : public Backend {
   }
 
   double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
-                               float smoothing, int64_t* correct) override {
-    return cpu::softmax_cross_entropy(n, classes, logits, labels, smoothing, correct);
+                               float smoothing, int64_t* correct, int64_t* correct5) override {
+    return cpu::softmax_cross_entropy(n, classes, logits, labels, smoothing, correct, correct5);
   }
   void softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
                                       float smoothing, float dloss, float* dlogits) override {

@@ -18,9 +18,9 @@ double log_sum_exp(int64_t classes, const float* row, float* max_out) {
 }  // namespace
 
 double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels, float smoothing,
-                             int64_t* correct) {
+                             int64_t* correct, int64_t* correct5) {
   double total = 0.0;
-  int64_t hits = 0;
+  int64_t hits = 0, hits5 = 0;
   for (int64_t i = 0; i < n; ++i) {
     const float* row = logits + i * classes;
     float m;
@@ -34,8 +34,12 @@ double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, co
     int64_t arg = 0;
     for (int64_t j = 1; j < classes; ++j) arg = row[j] > row[arg] ? j : arg;
     hits += arg == labels[i] ? 1 : 0;
+    int64_t above = 0;  // classes scored strictly higher than the label
+    for (int64_t j = 0; j < classes; ++j) above += row[j] > label_logit ? 1 : 0;
+    hits5 += above < 5 ? 1 : 0;
   }
   if (correct) *correct = hits;
+  if (correct5) *correct5 = hits5;
   return total / double(n);
 }
 
