@@ -177,7 +177,7 @@ console.log(`command:   ${command}`);
 console.log(`date:      ${new Date().toISOString()}`);
 console.log(`node:      ${process.version} (${process.platform}/${process.arch})`);
 console.log(`cpu:       ${cpuModel}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`);
-console.log(`native:    threads ${info.threads}, kernels '${info.kernels}'` +
+console.log(`native:    threads ${info.threads}, engine '${info.engine}', simd '${info.simd}'` +
   (process.env.RESNET_NUM_THREADS !== undefined ? `  (RESNET_NUM_THREADS=${process.env.RESNET_NUM_THREADS} is set: unset it to use all cores)` : '  (RESNET_NUM_THREADS unset)'));
 console.log(`load avg:  ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} (other processes skew timings)`);
 
@@ -430,7 +430,7 @@ const date = new Date().toISOString().slice(0, 10);
 console.log('\nmarkdown (bench/RESULTS.md):');
 console.log('| date | batch | native threads | native train img/s | native predict img/s | tfjs-cpu train img/s | tfjs-cpu predict img/s | tfjs-wasm train img/s | tfjs-wasm predict img/s | native ÷ tfjs-cpu (train / predict) | native ÷ tfjs-wasm (train / predict) |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-console.log(`| ${date} | ${batch} | ${info.threads} (${info.kernels}) | ${cell('resnet-native', 'train')} | ${cell('resnet-native', 'predict')} | ` +
+console.log(`| ${date} | ${batch} | ${info.threads} (${info.simd}) | ${cell('resnet-native', 'train')} | ${cell('resnet-native', 'predict')} | ` +
   `${cell('tfjs-cpu', 'train')} | ${cell('tfjs-cpu', 'predict')} | ${cell('tfjs-wasm', 'train')} | ${cell('tfjs-wasm', 'predict')} | ` +
   `${ratio('tfjs-cpu', 'train')} / ${ratio('tfjs-cpu', 'predict')} | ${ratio('tfjs-wasm', 'train')} / ${ratio('tfjs-wasm', 'predict')} |`);
 console.log(`\n(${command}; ${cpuModel}; node ${process.version})`);
