@@ -475,7 +475,7 @@ async function train(args: string[]): Promise<void> {
   say(
     `${epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, ${optimizer} lr ${lr} ${scheduleName}` +
       `${scheduleName === 'cosine' && warmupSteps > 0 ? ` (warmup ${warmupSteps} steps)` : ''}, weight decay ${weightDecay}, ` +
-      `augment ${augmentOn ? `padding ${padding}${flip ? ' + flip' : ''}` : 'off'}, seed ${seed}, ${info.threads} threads (${info.kernels} kernels)`,
+      `augment ${augmentOn ? `padding ${padding}${flip ? ' + flip' : ''}` : 'off'}, seed ${seed}, ${info.threads} threads (${info.simd})`,
   );
 
   await mkdir(out, { recursive: true });
@@ -682,7 +682,7 @@ async function bench(args: string[]): Promise<void> {
   try {
     model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } });
     const info = runtimeInfo();
-    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${info.threads} threads (${info.kernels} kernels)`);
+    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${info.threads} threads (${info.simd})`);
     const time = async (what: string, run: () => Promise<unknown>) => {
       for (let i = 0; i < 2; i++) await run();
       const t0 = performance.now();
