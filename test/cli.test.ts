@@ -147,7 +147,7 @@ describe('resnet-native CLI', () => {
   it('train writes the checkpoints and ends with the test accuracy; eval and predict read them', async () => {
     const out = join(dir, 'mnist');
     const r = await rn('train', '--dataset', 'mnist', '--model', 'resnet8', '--epochs', '2', '--batch-size', '32', '--limit', '256', '--test-limit', '64', '--out', out, '--progress', 'log', '--seed', '3');
-    expect(r.stderr).toMatch(/^epoch 1\/2  loss [\d.]+  acc [\d.]+  val_loss [\d.]+  val_acc [\d.]+  val_top5 [\d.]+  lr [\d.e-]+  [\d.]+ img\/s  [\d.]+s$/m);
+    expect(r.stderr).toMatch(/^epoch 1\/2  loss [\d.]+  acc [\d.]+  top5 [\d.]+  val_loss [\d.]+  val_acc [\d.]+  val_top5 [\d.]+  lr [\d.e-]+  [\d.]+ img\/s  [\d.]+s$/m);
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/training resnet_cifar8_v1 \([\d,]+ parameters\) on mnist: 256 train \/ 64 test images \[28×28×1\], 10 classes/);
