@@ -562,7 +562,7 @@ describe('initialisation', () => {
   });
 
   it('memory of a model is released once it is garbage collected', async () => {
-    if (gc === undefined) return;
+    expect(gc, "garbage collection must be exposed (v8 --expose-gc) for this test").toBeDefined();
     await collect();
     const before = allocationStats().liveBytes;
     let model: Model | null = models.resnet34({ seed: 1 });
