@@ -114,6 +114,21 @@ int64_t channel_scratch_floats(int64_t channels) {
   return 6 * channels * num_threads() + 4 * channels;
 }
 
+void finish_batch_statistics(int parts, int64_t channels, const double* partial, double count, float* mean,
+                             float* var) {
+  const int64_t c = channels;
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double s = 0.0, s2 = 0.0;
+    for (int p = 0; p < parts; ++p) {
+      s += partial[p * 2 * c + ch];
+      s2 += partial[p * 2 * c + c + ch];
+    }
+    const double mu = s / count;
+    mean[ch] = static_cast<float>(mu);
+    var[ch] = static_cast<float>(std::max(0.0, s2 / count - mu * mu));
+  }
+}
+
 void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var, float* scratch) {
   const int parts = parts_for(rows);
   const int64_t c = channels;
@@ -127,16 +142,7 @@ void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float
                 blocks + p * 2 * c + c);
     }
   });
-  for (int64_t ch = 0; ch < c; ++ch) {
-    double s = 0.0, s2 = 0.0;
-    for (int p = 0; p < parts; ++p) {
-      s += partial[p * 2 * c + ch];
-      s2 += partial[p * 2 * c + c + ch];
-    }
-    const double mu = s / double(rows);
-    mean[ch] = static_cast<float>(mu);
-    var[ch] = static_cast<float>(std::max(0.0, s2 / double(rows) - mu * mu));
-  }
+  finish_batch_statistics(parts, c, partial, double(rows), mean, var);
 }
 
 void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../core/thread_pool.hpp"
+#include "batch_norm_kernels.hpp"
 #include "conv2d_gemm.hpp"
 #include "simd_dispatch.hpp"
 
@@ -169,17 +170,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
       }
     }
   });
-  const double count = double(g.n * g.out_h * g.out_w);
-  for (int64_t ch = 0; ch < c; ++ch) {
-    double s = 0.0, s2 = 0.0;
-    for (int p = 0; p < parts; ++p) {
-      s += partial[p * 2 * c + ch];
-      s2 += partial[p * 2 * c + c + ch];
-    }
-    const double mu = s / count;
-    mean[ch] = static_cast<float>(mu);
-    var[ch] = static_cast<float>(std::max(0.0, s2 / count - mu * mu));
-  }
+  finish_batch_statistics(parts, c, partial, double(g.n * g.out_h * g.out_w), mean, var);
 }
 
 void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
