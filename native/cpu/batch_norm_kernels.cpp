@@ -25,8 +25,8 @@ void affine(const BatchNormArgs& a, float* scale, float* shift) {
 }
 
 // sum[c] += Σ x, sq[c] += Σ x² over rows [begin, end); fs/fq are float block buffers.
-RN_SIMD_CLONES void sums_rows(int64_t c, const float* x, int64_t begin, int64_t end, double* sum, double* sq,
-                              float* fs, float* fq) {
+RN_SIMD_CLONES void sums_rows(int64_t c, const float* __restrict x, int64_t begin, int64_t end, double* sum,
+                              double* sq, float* __restrict fs, float* __restrict fq) {
   for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
     std::fill(fs, fs + c, 0.0f);
     std::fill(fq, fq + c, 0.0f);
@@ -65,9 +65,10 @@ RN_SIMD_CLONES void forward_rows(int64_t c, const float* x, const float* skip, b
 }
 
 // Σ dz and Σ dz·xhat per channel, dz being dy masked by the ReLU (y > 0) when relu.
-RN_SIMD_CLONES void backward_sums_rows(int64_t c, const float* x, const float* y, const float* dy, bool relu,
-                                       const float* mean, const float* invstd, int64_t begin, int64_t end,
-                                       double* sdz, double* sdzx, float* fs, float* fx) {
+RN_SIMD_CLONES void backward_sums_rows(int64_t c, const float* __restrict x, const float* __restrict y,
+                                       const float* __restrict dy, bool relu, const float* __restrict mean,
+                                       const float* __restrict invstd, int64_t begin, int64_t end, double* sdz,
+                                       double* sdzx, float* __restrict fs, float* __restrict fx) {
   for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
     std::fill(fs, fs + c, 0.0f);
     std::fill(fx, fx + c, 0.0f);

@@ -31,31 +31,51 @@ int64_t weight_tile_rows(const Conv2dGeometry& g) {
 
 int threads() { return num_threads(); }
 
-// Input pixel of output row m (flattened n, oh, ow) under tap (ky, kx); false in the padding.
-inline bool tap_source(const Conv2dGeometry& g, int64_t m, int64_t ky, int64_t kx, int64_t* pixel) {
-  const int64_t ow = m % g.out_w, rest = m / g.out_w;
-  const int64_t oh = rest % g.out_h, b = rest / g.out_h;
-  const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
-  const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
-  if (ih < 0 || ih >= g.h || iw < 0 || iw >= g.w) return false;
-  *pixel = (b * g.h + ih) * g.w + iw;
-  return true;
-}
-
-// im2col rows [m0, m0 + rows) for group `grp` into col [rows × K], K ordered (tap, channel) as HWIO.
-void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows, float* col) {
+// im2col rows [m0, m0 + rows) for group `grp` into col [rows × K], K ordered (tap, channel) as
+// HWIO. Plain loops rather than memcpy: a tap is often only 16–64 floats.
+RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows,
+                           float* col) {
   const int64_t ipg = g.in_per_group(), k = k_of(g);
   for (int64_t r = 0; r < rows; ++r) {
+    const int64_t m = m0 + r;
+    const int64_t ow = m % g.out_w, rest = m / g.out_w;
+    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
     float* dst = col + r * k;
     for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
+      const bool row_inside = ih >= 0 && ih < g.h;
       for (int64_t kx = 0; kx < g.kw; ++kx) {
-        float* d = dst + (ky * g.kw + kx) * ipg;
-        int64_t pixel;
-        if (tap_source(g, m0 + r, ky, kx, &pixel)) {
-          std::memcpy(d, x + pixel * g.c_in + grp * ipg, static_cast<size_t>(ipg) * sizeof(float));
+        float* __restrict d = dst + (ky * g.kw + kx) * ipg;
+        const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
+        if (row_inside && iw >= 0 && iw < g.w) {
+          const float* __restrict src = x + ((b * g.h + ih) * g.w + iw) * g.c_in + grp * ipg;
+          for (int64_t c = 0; c < ipg; ++c) d[c] = src[c];
         } else {
-          std::memset(d, 0, static_cast<size_t>(ipg) * sizeof(float));
+          for (int64_t c = 0; c < ipg; ++c) d[c] = 0.0f;
         }
+      }
+    }
+  }
+}
+
+// col2im: adds the tile's input-gradient rows [m0, m0 + rows) back into dx.
+RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_t grp, int64_t m0, int64_t rows,
+                               float* dx) {
+  const int64_t ipg = g.in_per_group(), k = k_of(g);
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t m = m0 + r;
+    const int64_t ow = m % g.out_w, rest = m / g.out_w;
+    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+    const float* src = col + r * k;
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
+      if (ih < 0 || ih >= g.h) continue;
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
+        if (iw < 0 || iw >= g.w) continue;
+        float* __restrict d = dx + ((b * g.h + ih) * g.w + iw) * g.c_in + grp * ipg;
+        const float* __restrict s = src + (ky * g.kw + kx) * ipg;
+        for (int64_t c = 0; c < ipg; ++c) d[c] += s[c];
       }
     }
   }
@@ -172,7 +192,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
 
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
   const InputGradLayout l = input_grad_layout(g);
-  const int64_t k = k_of(g), opg = g.out_per_group(), ipg = g.in_per_group();
+  const int64_t k = k_of(g), opg = g.out_per_group();
   const int64_t group_packed = packed_b_floats(opg, k);
   // W_g^T [opg × K] per group, packed as the B of dA = dY · W^T.
   float* wt = scratch + l.transposed;
@@ -203,18 +223,7 @@ void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const 
         for (int64_t grp = 0; grp < g.groups; ++grp) {
           gemm_packed(rows, k, opg, dy + m0 * g.c_out + grp * opg, g.c_out, scratch + l.packed + grp * group_packed,
                       col, k, false);
-          for (int64_t r = 0; r < rows; ++r) {
-            const float* src = col + r * k;
-            for (int64_t ky = 0; ky < g.kh; ++ky) {
-              for (int64_t kx = 0; kx < g.kw; ++kx) {
-                int64_t pixel;
-                if (!tap_source(g, m0 + r, ky, kx, &pixel)) continue;
-                float* d = dx + pixel * g.c_in + grp * ipg;
-                const float* s = src + (ky * g.kw + kx) * ipg;
-                for (int64_t ch = 0; ch < ipg; ++ch) d[ch] += s[ch];
-              }
-            }
-          }
+          col2im_add(g, col, grp, m0, rows, dx);
         }
       }
     }
