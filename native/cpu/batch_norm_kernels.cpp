@@ -24,6 +24,8 @@ void affine(const BatchNormArgs& a, float* scale, float* shift) {
   }
 }
 
+}  // namespace
+
 // sum[c] += Σ x, sq[c] += Σ x² over rows [begin, end); fs/fq are float block buffers.
 RN_SIMD_CLONES void sums_rows(int64_t c, const float* __restrict x, int64_t begin, int64_t end, double* sum,
                               double* sq, float* __restrict fs, float* __restrict fq) {
@@ -43,6 +45,8 @@ RN_SIMD_CLONES void sums_rows(int64_t c, const float* __restrict x, int64_t begi
     }
   }
 }
+
+namespace {
 
 RN_SIMD_CLONES void forward_rows(int64_t c, const float* x, const float* skip, bool relu, const float* scale,
                                  const float* shift, float* y, int64_t begin, int64_t end) {

@@ -81,25 +81,6 @@ RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_
   }
 }
 
-// The batch-statistics epilogue: a tile's per-channel sums in float (≤ kTileRows terms),
-// then added to the part's double totals.
-RN_SIMD_CLONES void tile_sums(int64_t c, const float* out, int64_t rows, double* sum, double* sq, float* f) {
-  float* fs = f;
-  float* fq = f + c;
-  std::fill(fs, fs + 2 * c, 0.0f);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = out + r * c;
-    for (int64_t ch = 0; ch < c; ++ch) {
-      fs[ch] += row[ch];
-      fq[ch] += row[ch] * row[ch];
-    }
-  }
-  for (int64_t ch = 0; ch < c; ++ch) {
-    sum[ch] += fs[ch];
-    sq[ch] += fq[ch];
-  }
-}
-
 // Forward layout: packed weights per group, stats partials (double), per-thread col tiles.
 struct ForwardLayout {
   int64_t packed, stats, fsums, col, total;
@@ -183,7 +164,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
           gemm_packed(rows, opg, k, a, direct ? g.c_in : k, scratch + l.packed + grp * group_packed, out + grp * opg,
                       c, bias != nullptr);
         }
-        if (mean) tile_sums(c, out, rows, sum, sq, fsum);
+        if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);  // the epilogue, while the tile is hot
       }
     }
   });
