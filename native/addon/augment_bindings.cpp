@@ -1,12 +1,14 @@
 #include "augment_bindings.hpp"
 
 #include <cmath>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "../core/error.hpp"
 #include "../cpu/augment_kernels.hpp"
 #include "args.hpp"
+#include "async_op.hpp"
 #include "errors.hpp"
 #include "tensor_wrap.hpp"
 
@@ -14,67 +16,6 @@ namespace rn::addon {
 namespace {
 
 const std::string kOp = "augmentBatch";
-
-// Runs one augment_batch call on a libuv thread. It holds what the kernel touches for its
-// whole life: the destination tensor (a shared reference, so dispose() meanwhile cannot
-// free it) and a persistent reference to the source Float32Array, so its memory is not
-// collected while the kernel reads it. Nothing is copied: the caller must not write to
-// (or transfer) the source array until the promise settles.
-class AugmentWorker : public Napi::AsyncWorker {
- public:
-  AugmentWorker(Napi::Env env, Napi::Float32Array src, TensorPtr dst, cpu::AugmentParams params,
-                std::vector<float> mean, std::vector<float> stdev)
-      : Napi::AsyncWorker(env, "augmentBatch"),
-        deferred_(Napi::Promise::Deferred::New(env)),
-        src_ref_(Napi::Persistent(static_cast<Napi::Object>(src))),
-        src_(src.Data()),
-        dst_(std::move(dst)),
-        params_(params),
-        mean_(std::move(mean)),
-        std_(std::move(stdev)) {
-    params_.mean = mean_.empty() ? nullptr : mean_.data();
-    params_.std = std_.empty() ? nullptr : std_.data();
-  }
-
-  Napi::Promise promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    try {
-      cpu::augment_batch(src_, dst_->data(), params_);
-      return;
-    } catch (const rn::Error& e) {
-      code_ = error_code_name(e.code());
-      message_ = e.what();
-    } catch (const std::bad_alloc&) {
-      code_ = "E_ALLOC";
-      message_ = "augmentBatch: out of memory";
-    } catch (const std::exception& e) {
-      code_ = "E_INTERNAL";
-      message_ = std::string("augmentBatch: internal error: ") + e.what();
-    }
-    SetError(message_);
-  }
-
-  void OnOK() override {
-    Napi::HandleScope scope(Env());
-    deferred_.Resolve(Env().Undefined());
-  }
-
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    deferred_.Reject(make_error(Env(), code_, message_).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Napi::ObjectReference src_ref_;  // released on the JS thread when the worker is deleted
-  const float* src_;
-  TensorPtr dst_;
-  cpu::AugmentParams params_;
-  std::vector<float> mean_, std_;
-  std::string code_, message_;
-};
 
 std::string dims(int64_t a, int64_t b, int64_t c) {
   return "[" + std::to_string(a) + ", " + std::to_string(b) + ", " + std::to_string(c) + "]";
@@ -173,10 +114,22 @@ Napi::Value augment_batch(const Napi::CallbackInfo& info) {
                                         dims(p.height, p.width, p.channels) + " need " + std::to_string(need));
     }
 
-    auto* worker = new AugmentWorker(env, src, std::move(dst), p, std::move(mean), std::move(stdev));
-    Napi::Promise promise = worker->promise();
-    worker->Queue();  // deletes itself after OnOK / OnError
-    return promise;
+    // The op holds what the kernel touches for its whole life: the destination tensor (a
+    // shared reference, so dispose() meanwhile cannot free it) and a persistent reference to
+    // the source Float32Array, so its memory is not collected while the kernel reads it.
+    // Nothing is copied: the caller must not write to (or transfer) src until the promise
+    // settles. Both lambdas are destroyed on the JS thread, which releases the reference.
+    auto channel = std::make_shared<std::pair<std::vector<float>, std::vector<float>>>(std::move(mean), std::move(stdev));
+    auto src_ref = std::make_shared<Napi::ObjectReference>(Napi::Persistent(static_cast<Napi::Object>(src)));
+    const float* src_data = src.Data();
+    return AsyncOp::queue(
+        env, "resnet-native:augmentBatch",
+        [src_data, dst, p, channel]() mutable {
+          p.mean = channel->first.empty() ? nullptr : channel->first.data();
+          p.std = channel->second.empty() ? nullptr : channel->second.data();
+          cpu::augment_batch(src_data, dst->data(), p);
+        },
+        [src_ref](Napi::Env e) -> Napi::Value { return e.Undefined(); });
   });
 }
 
