@@ -421,9 +421,8 @@ Napi::Value NativeNetwork::get_optimizer_state(const Napi::CallbackInfo& info) {
     auto lock = exclusive("getOptimizerState");
     const ParamInfo& p = network->find(string_arg(info, 0, "getOptimizerState", "name"));
     if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "getOptimizerState: slot must be 0 or 1");
-    const float* src = network->optimizer().slot(info[1].As<Napi::Number>().Int32Value(), p);
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
-    std::copy(src, src + p.numel, out.Data());
+    network->optimizer().read_slot(info[1].As<Napi::Number>().Int32Value(), p, out.Data());
     return out;
   });
 }
@@ -443,9 +442,9 @@ Napi::Value NativeNetwork::set_optimizer_state(const Napi::CallbackInfo& info) {
     }
     const ParamInfo& p = network->find(string_arg(info, 0, "setOptimizerState", "name"));
     if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "setOptimizerState: slot must be 0 or 1");
-    float* dst = network->optimizer().slot(info[1].As<Napi::Number>().Int32Value(), p);
+    const int slot = info[1].As<Napi::Number>().Int32Value();
     const std::vector<float> values = float_list(info[2], static_cast<size_t>(p.numel), "setOptimizerState", "values");
-    std::copy(values.begin(), values.end(), dst);
+    network->optimizer().write_slot(slot, p, values.data());
     return info.Env().Undefined();
   });
 }

@@ -6,8 +6,12 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "geometry.hpp"
+#include "memory.hpp"
 
 namespace rn {
 
@@ -37,10 +41,37 @@ struct AdamArgs {
   int64_t step = 1;  // 1-based, for bias correction
 };
 
+// One trainable tensor inside the packed parameter buffer, with its own learning rate
+// and weight decay (parameter groups already applied).
+struct ParamSlice {
+  int64_t offset = 0, numel = 0;
+  float lr = 0.0f, weight_decay = 0.0f;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual const char* name() const = 0;
+
+  // Memory. The CPU backend works in host memory; a device backend keeps parameters,
+  // gradients, plan arenas and optimizer state in its own memory, and the core moves
+  // data across only through upload / download.
+  virtual bool is_device() const { return false; }
+  virtual float* allocate(int64_t count, const std::string& what) { return allocate_floats(count, what); }
+  virtual void release(float* p) { free_floats(p); }
+  virtual void upload(void* dst, const void* host_src, int64_t bytes) {
+    if (bytes > 0) std::memcpy(dst, host_src, static_cast<size_t>(bytes));
+  }
+  virtual void download(void* host_dst, const void* src, int64_t bytes) {
+    if (bytes > 0) std::memcpy(host_dst, src, static_cast<size_t>(bytes));
+  }
+  virtual void fill_zero(float* p, int64_t count) {
+    if (count > 0) std::memset(p, 0, static_cast<size_t>(count) * sizeof(float));
+  }
+  // Called at the start of every network call, on the thread that runs it (the CUDA
+  // backend makes its device current there), and at its end (waits for queued work).
+  virtual void begin_call() {}
+  virtual void end_call() {}
 
   // Convolution. With `mean`/`var` set, the forward also computes the per-channel batch
   // statistics of its output (the conv → batch-norm fusion).
@@ -116,6 +147,59 @@ class Backend {
   virtual void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) = 0;
   virtual void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m,
                             float* v) = 0;
+  // The update over every trainable tensor (a.lr / a.weight_decay come from each slice).
+  // A device backend does this in one launch; the default loops over the slices.
+  virtual void sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
+                              float* momentum) {
+    for (const ParamSlice& p : slices) {
+      a.lr = p.lr;
+      a.weight_decay = p.weight_decay;
+      sgd_update(p.numel, a, params + p.offset, grads + p.offset, momentum ? momentum + p.offset : nullptr);
+    }
+  }
+  virtual void adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params, const float* grads,
+                                float* m, float* v) {
+    for (const ParamSlice& p : slices) {
+      a.lr = p.lr;
+      a.weight_decay = p.weight_decay;
+      adamw_update(p.numel, a, params + p.offset, grads + p.offset, m + p.offset, v + p.offset);
+    }
+  }
+};
+
+// A buffer in a backend's memory (move-only), freed through that backend.
+class BackendBuffer {
+ public:
+  BackendBuffer() = default;
+  BackendBuffer(Backend& backend, int64_t count, const std::string& what)
+      : backend_(&backend), data_(backend.allocate(count, what)), size_(count) {}
+  BackendBuffer(BackendBuffer&& o) noexcept : backend_(o.backend_), data_(o.data_), size_(o.size_) {
+    o.data_ = nullptr, o.size_ = 0;
+  }
+  BackendBuffer& operator=(BackendBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      backend_ = o.backend_, data_ = o.data_, size_ = o.size_;
+      o.data_ = nullptr, o.size_ = 0;
+    }
+    return *this;
+  }
+  BackendBuffer(const BackendBuffer&) = delete;
+  BackendBuffer& operator=(const BackendBuffer&) = delete;
+  ~BackendBuffer() { reset(); }
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  int64_t size() const { return size_; }
+
+ private:
+  void reset() {
+    if (data_ != nullptr) backend_->release(data_);
+    data_ = nullptr, size_ = 0;
+  }
+  Backend* backend_ = nullptr;
+  float* data_ = nullptr;
+  int64_t size_ = 0;
 };
 
 // The CPU backend (native/cpu), always available.

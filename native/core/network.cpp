@@ -11,6 +11,21 @@ namespace {
 
 constexpr size_t kMaxCachedPlans = 6;
 
+// Brackets one network call for the backend (the CUDA backend makes its device current
+// on this worker thread, and waits for the queued work at the end).
+class BackendCall {
+ public:
+  explicit BackendCall(Backend& b) : backend_(b) { backend_.begin_call(); }
+  ~BackendCall() { backend_.end_call(); }
+  BackendCall(const BackendCall&) = delete;
+  BackendCall& operator=(const BackendCall&) = delete;
+
+ private:
+  Backend& backend_;
+};
+
+constexpr int64_t bytes_of(int64_t floats) { return floats * static_cast<int64_t>(sizeof(float)); }
+
 }  // namespace
 
 Network::Network(GraphSpec spec, Backend& backend) : spec_(std::move(spec)), backend_(backend) {
@@ -22,13 +37,15 @@ Network::Network(GraphSpec spec, Backend& backend) : spec_(std::move(spec)), bac
     int64_t& end = p.trainable ? trainable : running;
     end = std::max(end, p.offset + (p.numel + 15) / 16 * 16);
   }
-  trainable_ = FloatBuffer(trainable, "parameters");
-  grads_ = FloatBuffer(trainable, "gradients");
-  running_ = FloatBuffer(running, "batch-norm statistics");
-  // Zeros until initialize() (Model.fromSpec always calls it with the user's seed).
-  std::memset(trainable_.data(), 0, static_cast<size_t>(trainable) * sizeof(float));
-  std::memset(grads_.data(), 0, static_cast<size_t>(trainable) * sizeof(float));
-  std::memset(running_.data(), 0, static_cast<size_t>(running) * sizeof(float));
+  BackendCall call(backend_);
+  trainable_ = BackendBuffer(backend_, trainable, "parameters");
+  grads_ = BackendBuffer(backend_, trainable, "gradients");
+  running_ = BackendBuffer(backend_, running, "batch-norm statistics");
+  // Zeros until initialize() (Model.fromSpec always calls it with the user's seed). The
+  // gradients' padding between tensors must stay zero: the optimizer sums over all of it.
+  backend_.fill_zero(trainable_.data(), trainable);
+  backend_.fill_zero(grads_.data(), trainable);
+  backend_.fill_zero(running_.data(), running);
 }
 
 int64_t Network::trainable_count() const {
@@ -53,7 +70,8 @@ const ParamInfo& Network::find(const std::string& name) const {
 void Network::read_parameter(const std::string& name, float* out) {
   const ParamInfo& p = find(name);
   const float* src = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
-  std::memcpy(out, src, static_cast<size_t>(p.numel) * sizeof(float));
+  BackendCall call(backend_);
+  backend_.download(out, src, bytes_of(p.numel));
 }
 
 void Network::write_parameter(const std::string& name, const float* values) {
@@ -70,13 +88,15 @@ void Network::write_parameter(const std::string& name, const float* values) {
     }
   }
   float* dst = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
-  std::memcpy(dst, values, static_cast<size_t>(p.numel) * sizeof(float));
+  BackendCall call(backend_);
+  backend_.upload(dst, values, bytes_of(p.numel));
 }
 
 void Network::read_gradient(const std::string& name, float* out) {
   const ParamInfo& p = find(name);
   if (!p.trainable) fail(ErrorCode::InvalidArgument, "parameter '" + name + "' is not trainable and has no gradient");
-  std::memcpy(out, grads_.data() + p.offset, static_cast<size_t>(p.numel) * sizeof(float));
+  BackendCall call(backend_);
+  backend_.download(out, grads_.data() + p.offset, bytes_of(p.numel));
 }
 
 std::vector<LayerInfo> Network::describe(const Shape& input) {
@@ -98,7 +118,8 @@ std::vector<LayerInfo> Network::describe(const Shape& input) {
 }
 
 void Network::set_optimizer(OptimizerConfig config, float label_smoothing) {
-  optimizer_ = std::make_unique<Optimizer>(std::move(config), params_, trainable_.size());
+  BackendCall call(backend_);
+  optimizer_ = std::make_unique<Optimizer>(std::move(config), params_, trainable_.size(), backend_);
   label_smoothing_ = label_smoothing;
 }
 
@@ -168,6 +189,7 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
                                       float label_smoothing) {
   check_images(images, "computeGradients");
   check_labels(labels, count, images.dim(0), "computeGradients");
+  BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
   ParamBuffers p = buffers();
   plan.forward(images.data(), p);
@@ -181,6 +203,7 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   if (!optimizer_) fail(ErrorCode::InvalidArgument, "trainStep: compile the model with an optimizer first");
   check_images(images, "trainStep");
   check_labels(labels, count, images.dim(0), "trainStep");
+  BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
   ParamBuffers p = buffers();
   plan.forward(images.data(), p);
@@ -190,21 +213,25 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
                              "); the weights were left unchanged. Check the inputs and lower the learning rate.");
   }
   plan.backward(labels, label_smoothing_, p);
-  const double norm = optimizer_->step(backend_, p.params, p.grads);  // E_NAN before any update
+  const double norm = optimizer_->step(p.params, p.grads);  // E_NAN before any update
   plan.update_running_statistics(p);
   return {l.loss, l.correct, count, norm, l.correct5};
 }
 
 TensorPtr Network::predict(const Tensor& images, bool softmax) {
   check_images(images, "predict");
+  BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {false, false});
   ParamBuffers p = buffers();
   const float* logits = plan.forward(images.data(), p);
   TensorPtr out = Tensor::empty(plan.output_shape(), "predict output");
   if (softmax) {
-    backend_.softmax(out->dim(0), out->dim(1), logits, out->data());
+    // The softmax runs where the logits are, into the plan's scratch on a device.
+    float* probs = backend_.is_device() ? plan.output_scratch() : out->data();
+    backend_.softmax(out->dim(0), out->dim(1), logits, probs);
+    if (probs != out->data()) backend_.download(out->data(), probs, out->bytes());
   } else {
-    std::memcpy(out->data(), logits, static_cast<size_t>(out->bytes()));
+    backend_.download(out->data(), logits, out->bytes());
   }
   return out;
 }
@@ -212,6 +239,7 @@ TensorPtr Network::predict(const Tensor& images, bool softmax) {
 StepResult Network::evaluate(const Tensor& images, const int32_t* labels, int64_t count) {
   check_images(images, "evaluate");
   check_labels(labels, count, images.dim(0), "evaluate");
+  BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {false, false});
   ParamBuffers p = buffers();
   plan.forward(images.data(), p);

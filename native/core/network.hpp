@@ -38,6 +38,7 @@ class Network {
  public:
   explicit Network(GraphSpec spec, Backend& backend = cpu_backend());
 
+  Backend& backend() { return backend_; }
   const GraphSpec& spec() const { return spec_; }
   const std::vector<ParamInfo>& parameters() const { return params_; }
   int64_t trainable_count() const;
@@ -88,7 +89,7 @@ class Network {
   GraphSpec spec_;
   Backend& backend_;
   std::vector<ParamInfo> params_;
-  FloatBuffer trainable_, grads_, running_;
+  BackendBuffer trainable_, grads_, running_;
   std::unique_ptr<Optimizer> optimizer_;
   float label_smoothing_ = 0.0f;
   bool training_ = true;

@@ -7,8 +7,9 @@
 
 namespace rn {
 
-Optimizer::Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats)
-    : config_(std::move(config)) {
+Optimizer::Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats,
+                     Backend& backend)
+    : config_(std::move(config)), backend_(backend), trainable_floats_(trainable_floats) {
   for (const ParamInfo& p : params) {
     if (p.trainable) trainable_.push_back(&p);
   }
@@ -18,62 +19,66 @@ Optimizer::Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& param
   }
   const bool needs_first = config_.type == OptimizerType::AdamW || config_.momentum != 0.0f;
   if (needs_first) {
-    state1_ = FloatBuffer(trainable_floats, "optimizer state");
-    std::memset(state1_.data(), 0, static_cast<size_t>(trainable_floats) * sizeof(float));
+    state1_ = BackendBuffer(backend_, trainable_floats, "optimizer state");
+    backend_.fill_zero(state1_.data(), trainable_floats);
   }
   if (config_.type == OptimizerType::AdamW) {
-    state2_ = FloatBuffer(trainable_floats, "optimizer state");
-    std::memset(state2_.data(), 0, static_cast<size_t>(trainable_floats) * sizeof(float));
+    state2_ = BackendBuffer(backend_, trainable_floats, "optimizer state");
+    backend_.fill_zero(state2_.data(), trainable_floats);
   }
 }
 
 float* Optimizer::slot(int index, const ParamInfo& p) {
   if (!p.trainable) fail(ErrorCode::InvalidArgument, "parameter '" + p.name + "' has no optimizer state");
-  FloatBuffer* buf = index == 0 ? &state1_ : index == 1 ? &state2_ : nullptr;
+  BackendBuffer* buf = index == 0 ? &state1_ : index == 1 ? &state2_ : nullptr;
   if (buf == nullptr || buf->data() == nullptr) {
     fail(ErrorCode::InvalidArgument, "optimizer state slot " + std::to_string(index) + " does not exist for this optimizer");
   }
   return buf->data() + p.offset;
 }
 
-double Optimizer::step(Backend& backend, float* params, float* grads) {
-  double sq = 0.0;
-  for (const ParamInfo* p : trainable_) sq += backend.sum_of_squares(p->numel, grads + p->offset);
-  const double norm = std::sqrt(sq);
+void Optimizer::read_slot(int index, const ParamInfo& p, float* out) {
+  backend_.download(out, slot(index, p), p.numel * static_cast<int64_t>(sizeof(float)));
+}
+
+void Optimizer::write_slot(int index, const ParamInfo& p, const float* values) {
+  backend_.upload(slot(index, p), values, p.numel * static_cast<int64_t>(sizeof(float)));
+}
+
+const std::vector<ParamSlice>& Optimizer::slices() {
+  slices_.resize(trainable_.size());  // allocates on the first step only
+  for (size_t i = 0; i < trainable_.size(); ++i) {
+    const ParamInfo& p = *trainable_[i];
+    slices_[i] = {p.offset, p.numel, config_.lr * config_.lr_scale[i], config_.weight_decay * config_.decay_scale[i]};
+  }
+  return slices_;
+}
+
+double Optimizer::step(float* params, float* grads) {
+  // Padding between packed tensors holds zeros, so one sum covers every gradient.
+  const double norm = std::sqrt(backend_.sum_of_squares(trainable_floats_, grads));
   if (!std::isfinite(norm)) {
     fail(ErrorCode::NaN, "training step: the gradients are not finite (norm " + std::to_string(norm) +
                              "); the weights were left unchanged. Lower the learning rate or clip gradients.");
   }
   if (config_.clip_norm > 0.0f && norm > config_.clip_norm) {
-    const float factor = static_cast<float>(config_.clip_norm / (norm + 1e-6));
-    for (const ParamInfo* p : trainable_) backend.scale(p->numel, factor, grads + p->offset);
+    backend_.scale(trainable_floats_, static_cast<float>(config_.clip_norm / (norm + 1e-6)), grads);
   }
   ++steps_;
-  for (size_t i = 0; i < trainable_.size(); ++i) {
-    const ParamInfo& p = *trainable_[i];
-    const float lr = config_.lr * config_.lr_scale[i];
-    const float wd = config_.weight_decay * config_.decay_scale[i];
-    float* w = params + p.offset;
-    const float* g = grads + p.offset;
-    if (config_.type == OptimizerType::Sgd) {
-      SgdArgs a;
-      a.lr = lr;
-      a.momentum = config_.momentum;
-      a.weight_decay = wd;
-      a.nesterov = config_.nesterov;
-      a.decoupled = config_.decoupled;
-      a.first_step = steps_ == 1;
-      backend.sgd_update(p.numel, a, w, g, state1_.data() ? state1_.data() + p.offset : nullptr);
-    } else {
-      AdamArgs a;
-      a.lr = lr;
-      a.beta1 = config_.beta1;
-      a.beta2 = config_.beta2;
-      a.eps = config_.eps;
-      a.weight_decay = wd;
-      a.step = steps_;
-      backend.adamw_update(p.numel, a, w, g, state1_.data() + p.offset, state2_.data() + p.offset);
-    }
+  if (config_.type == OptimizerType::Sgd) {
+    SgdArgs a;
+    a.momentum = config_.momentum;
+    a.nesterov = config_.nesterov;
+    a.decoupled = config_.decoupled;
+    a.first_step = steps_ == 1;
+    backend_.sgd_update_all(slices(), a, params, grads, state1_.data());
+  } else {
+    AdamArgs a;
+    a.beta1 = config_.beta1;
+    a.beta2 = config_.beta2;
+    a.eps = config_.eps;
+    a.step = steps_;
+    backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
   }
   return norm;
 }

@@ -31,7 +31,8 @@ struct OptimizerConfig {
 class Optimizer {
  public:
   // Allocates the state (momentum, or Adam's two moments) once.
-  Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats);
+  Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats,
+            Backend& backend);
 
   const OptimizerConfig& config() const { return config_; }
   void set_lr(float lr) { config_.lr = lr; }
@@ -41,16 +42,24 @@ class Optimizer {
   // Saved state for checkpoints: slot 0 = momentum buffer (SGD) or first moment (AdamW),
   // slot 1 = AdamW's second moment. slot_count() is 0, 1 or 2.
   int slot_count() const { return (state1_.data() ? 1 : 0) + (state2_.data() ? 1 : 0); }
-  float* slot(int index, const ParamInfo& p);  // E_ARG for a missing slot
+  // Copies one parameter's slot out of / into the backend's memory; E_ARG for a missing slot.
+  void read_slot(int index, const ParamInfo& p, float* out);
+  void write_slot(int index, const ParamInfo& p, const float* values);
   void set_steps(int64_t steps) { steps_ = steps; }
 
   // Clips (if configured) and applies one update; returns the gradient norm before clipping.
-  double step(Backend& backend, float* params, float* grads);
+  double step(float* params, float* grads);
 
  private:
+  float* slot(int index, const ParamInfo& p);
+  const std::vector<ParamSlice>& slices();
+
   OptimizerConfig config_;
+  Backend& backend_;
   std::vector<const ParamInfo*> trainable_;
-  FloatBuffer state1_, state2_;
+  int64_t trainable_floats_ = 0;
+  BackendBuffer state1_, state2_;
+  std::vector<ParamSlice> slices_;
   int64_t steps_ = 0;
 };
 

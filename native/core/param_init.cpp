@@ -1,5 +1,6 @@
 // Network::initialize: torchvision's parameter initialisation, from a seed.
 #include <cmath>
+#include <vector>
 #include <algorithm>
 #include <cstring>
 #include <random>
@@ -58,11 +59,17 @@ void fill_random(float* dst, int64_t count, uint64_t seed, uint64_t param_index,
 }  // namespace
 
 void Network::initialize(uint64_t seed, bool zero_init_residual) {
+  // A device backend's buffers are filled on the host, then uploaded in one copy each.
+  const bool staged = backend_.is_device();
+  std::vector<float> trainable_host(staged ? static_cast<size_t>(trainable_.size()) : 0);
+  std::vector<float> running_host(staged ? static_cast<size_t>(running_.size()) : 0);
+  float* trainable_base = staged ? trainable_host.data() : trainable_.data();
+  float* running_base = staged ? running_host.data() : running_.data();
   uint64_t index = 0;
   for (const ParamInfo& p : params_) {
     ++index;
     const Layer& l = spec_.layers[static_cast<size_t>(p.layer)];
-    float* dst = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
+    float* dst = (p.trainable ? trainable_base : running_base) + p.offset;
     auto fill = [&](float v) { std::fill(dst, dst + p.numel, v); };
     switch (p.role) {
       case ParamRole::Weight:
@@ -97,6 +104,10 @@ void Network::initialize(uint64_t seed, bool zero_init_residual) {
         fill(1.0f);
         break;
     }
+  }
+  if (staged) {
+    backend_.upload(trainable_.data(), trainable_host.data(), trainable_.size() * static_cast<int64_t>(sizeof(float)));
+    backend_.upload(running_.data(), running_host.data(), running_.size() * static_cast<int64_t>(sizeof(float)));
   }
 }
 

@@ -300,8 +300,18 @@ void Plan::plan_memory() {
   items.push_back(&acc_a);
   items.push_back(&acc_b);
 
-  const int64_t total = place(items);
-  arena_ = FloatBuffer(total, "a plan arena for input " + shape_to_string(input_shape_));
+  int64_t total = place(items);
+  if (backend_.is_device()) {
+    // The host's input and labels are copied in each run; the softmax of predict lands here.
+    const int64_t n = input_shape_[0];
+    input_slot_ = total;
+    total += aligned(values_[0].numel);
+    labels_slot_ = total;
+    total += aligned(n);
+    probs_slot_ = total;
+    total += aligned(n * classes_);
+  }
+  arena_ = BackendBuffer(backend_, total, "a plan arena for input " + shape_to_string(input_shape_));
 
   for (size_t v = 1; v < values_.size(); ++v) {
     if (values_[v].producer < 0) continue;
@@ -324,6 +334,13 @@ void Plan::plan_memory() {
   scratch_floats_ = scratch;
   acc_a_ = acc_a.offset;
   acc_b_ = acc_b.offset;
+}
+
+const int32_t* Plan::stage_labels(const int32_t* labels) {
+  if (labels_slot_ < 0) return labels;
+  float* slot = arena_.data() + labels_slot_;
+  backend_.upload(slot, labels, input_shape_[0] * static_cast<int64_t>(sizeof(int32_t)));
+  return reinterpret_cast<const int32_t*>(slot);
 }
 
 float* Plan::act(int v, const float* input) const {

@@ -46,6 +46,8 @@ class Plan {
   const Shape& output_shape() const;
   PlanMode mode() const { return mode_; }
   int64_t arena_bytes() const { return arena_.size() * static_cast<int64_t>(sizeof(float)); }
+  // [n, classes] floats in the arena for a device backend's predict(softmax); null on the CPU.
+  float* output_scratch() { return probs_slot_ >= 0 ? arena_.data() + probs_slot_ : nullptr; }
   int step_count() const { return static_cast<int>(steps_.size()); }
 
   // Forward pass; the logits stay in the arena until the next run.
@@ -103,7 +105,10 @@ class Plan {
   int64_t classes_ = 0;
   int64_t scratch_ = -1, scratch_floats_ = 0;
   int64_t acc_a_ = -1, acc_b_ = -1;  // gradient accumulation buffers
-  FloatBuffer arena_;
+  // A device backend's copies of the host input and labels, and predict's probabilities.
+  const int32_t* stage_labels(const int32_t* labels);
+  int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
+  BackendBuffer arena_;
   const float* input_ = nullptr;
 };
 

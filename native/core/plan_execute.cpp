@@ -26,8 +26,12 @@ SqueezeExciteArgs Plan::se_args(const Step& s, ParamBuffers& p) {
 }
 
 const float* Plan::forward(const float* input, ParamBuffers& p) {
-  input_ = input;
   float* arena = arena_.data();
+  if (input_slot_ >= 0) {  // a device backend computes from its own copy
+    backend_.upload(arena + input_slot_, input, values_[0].numel * static_cast<int64_t>(sizeof(float)));
+    input = arena + input_slot_;
+  }
+  input_ = input;
   float* scratch = arena + scratch_;
   for (size_t si = 0; si < steps_.size(); ++si) {
     const Step& s = steps_[si];
@@ -115,6 +119,7 @@ void Plan::update_running_statistics(ParamBuffers& p) {
 }
 
 LossResult Plan::loss(const int32_t* labels, float smoothing) {
+  labels = stage_labels(labels);
   const Value& out = values_[static_cast<size_t>(output_)];
   LossResult r;
   r.loss = backend_.softmax_cross_entropy(out.shape[0], classes_, act(output_, input_), labels, smoothing, &r.correct,
@@ -124,6 +129,7 @@ LossResult Plan::loss(const int32_t* labels, float smoothing) {
 
 void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p) {
   if (!mode_.backward) fail(ErrorCode::Internal, "Plan::backward on a forward-only plan");
+  labels = stage_labels(labels);
   float* arena = arena_.data();
   float* scratch = arena + scratch_;
   const Value& out = values_[static_cast<size_t>(output_)];
