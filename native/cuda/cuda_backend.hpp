@@ -1,0 +1,122 @@
+// The CUDA implementation of rn::Backend: one GPU, one stream, one cuDNN handle. All of
+// a network's buffers live in device memory from the caching allocator; every kernel is
+// queued on the stream, and the host waits only where a value must come back (the loss,
+// the gradient norm, a download) and at the end of each network call.
+#pragma once
+
+#include <cudnn.h>
+#include <cuda_runtime.h>
+
+#include <memory>
+#include <vector>
+
+#include "../core/backend.hpp"
+#include "cudnn_conv.hpp"
+#include "device_allocator.hpp"
+
+namespace rn::cuda {
+
+class CudaBackend final : public Backend {
+ public:
+  CudaBackend(int ordinal, bool allow_tf32);
+  ~CudaBackend() override;
+
+  const char* name() const override { return "cuda"; }
+  int ordinal() const { return ordinal_; }
+
+  bool is_device() const override { return true; }
+  float* allocate(int64_t count, const std::string& what) override;
+  void release(float* p) override;
+  void upload(void* dst, const void* host_src, int64_t bytes) override;
+  void download(void* host_dst, const void* src, int64_t bytes) override;
+  void fill_zero(float* p, int64_t count) override;
+  void begin_call() override;
+  void end_call() override;
+
+  int64_t conv2d_scratch_floats(const Conv2dGeometry& g) const override;
+  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                      float* mean, float* var, float* scratch) override;
+  void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                             float* scratch) override;
+  void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                              float* scratch) override;
+
+  int64_t channel_scratch_floats(int64_t channels) const override;
+  void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var,
+                             float* scratch) override;
+  void batch_norm_update_running(int64_t rows, int64_t channels, const float* mean, const float* var, float momentum,
+                                 float* running_mean, float* running_var) override;
+  void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
+                          float* scratch) override;
+  void batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y, bool relu,
+                           const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta,
+                           float* scratch) override;
+
+  void relu_forward(int64_t count, const float* x, float* y) override;
+  void relu_backward_from_output(int64_t count, const float* y, const float* dy, float* dx) override;
+  void add_forward(int64_t count, const float* a, const float* b, bool relu, float* y) override;
+  void accumulate(int64_t count, const float* x, float* y) override;
+  void copy(int64_t count, const float* x, float* y) override;
+
+  void max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) override;
+  void max_pool_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) override;
+  void avg_pool_forward(const Pool2dGeometry& g, const float* x, float* y) override;
+  void avg_pool_backward(const Pool2dGeometry& g, const float* dy, float* dx) override;
+  void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) override;
+  void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) override;
+
+  void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* b,
+                     float* y) override;
+  void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy, float* dx,
+                      float* dw, float* db) override;
+
+  void zero_pad_forward(const Shape& x_shape, const int64_t* pads, const float* x, float* y) override;
+  void zero_pad_backward(const Shape& x_shape, const int64_t* pads, const float* dy, float* dx) override;
+  void zero_pad_shortcut_forward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw, const float* x,
+                                 float* y) override;
+  void zero_pad_shortcut_backward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw,
+                                  const float* dy, float* dx) override;
+
+  void squeeze_excite_forward(const SqueezeExciteArgs& a, const float* x, float* y) override;
+  void squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx, float* dw1,
+                               float* db1, float* dw2, float* db2, float* scratch) override;
+
+  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
+                               float smoothing, int64_t* correct, int64_t* correct5) override;
+  void softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
+                                      float smoothing, float dloss, float* dlogits) override;
+  void softmax(int64_t n, int64_t classes, const float* logits, float* probs) override;
+
+  double sum_of_squares(int64_t count, const float* x) override;
+  void scale(int64_t count, float factor, float* x) override;
+  void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) override;
+  void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) override;
+  void sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
+                      float* momentum) override;
+  void adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params, const float* grads,
+                        float* m, float* v) override;
+
+ private:
+  // Where a convolution's scratch goes: [cuDNN workspace | OHWI weights | padded input | channel scratch].
+  struct ConvScratch {
+    Conv2dGeometry sym;  // the symmetric-padding geometry cuDNN sees
+    bool prepad = false;
+    std::array<int64_t, 4> extra{0, 0, 0, 0};  // padding applied by hand (top, bottom, left, right)
+    int64_t workspace = 0, weights = 0, padded = 0, channel = 0;  // offsets in floats
+    int64_t total = 0;
+  };
+  ConvScratch conv_scratch(const Conv2dGeometry& g) const;
+  const ParamSlice* upload_slices(const std::vector<ParamSlice>& slices);
+
+  int ordinal_;
+  cudaStream_t stream_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  std::unique_ptr<DeviceAllocator> allocator_;
+  std::unique_ptr<ConvEngine> conv_;
+  double* results_ = nullptr;        // device: loss / counts / sums coming back to the host
+  ParamSlice* slices_ = nullptr;     // device copy of the optimizer's table
+  std::vector<ParamSlice> slices_host_;
+  size_t slices_capacity_ = 0;
+};
+
+}  // namespace rn::cuda
