@@ -1,0 +1,72 @@
+// The conv bias over NHWC rows: y[r, c] += bias[c], and its gradient db[c] = Σ_r dy[r, c]
+// through the same deterministic two-level reduction as batch-norm.
+#include "../kernels.hpp"
+#include "channel_reduction.cuh"
+
+namespace rn::cuda {
+namespace {
+
+using detail::Floats;
+using detail::load;
+using detail::store;
+
+template <int V>
+__global__ void __launch_bounds__(detail::kThreads)
+    add_bias_kernel(int64_t rows, int64_t channels, const float* bias, float* y) {
+  const int64_t ch0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
+  if (ch0 >= channels) return;
+  float b[V];
+#pragma unroll
+  for (int k = 0; k < V; ++k) b[k] = bias[ch0 + k];
+  for (int64_t r = int64_t(blockIdx.y) * blockDim.y + threadIdx.y; r < rows; r += int64_t(gridDim.y) * blockDim.y) {
+    Floats<V> v = load<V>(y + r * channels + ch0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) v.v[k] += b[k];
+    store<V>(y + r * channels + ch0, v);
+  }
+}
+
+struct SumArgs {
+  const float* x;
+  int64_t channels;
+};
+
+template <int V>
+struct SumTerms {
+  const float* x;
+  int64_t channels;
+  explicit SumTerms(const SumArgs& a) : x(a.x), channels(a.channels) {}
+  __device__ void prepare(int64_t) {}
+  __device__ void add(int64_t r, int64_t ch0, float (&run)[1][V]) const {
+    const Floats<V> v = load<V>(x + r * channels + ch0);
+#pragma unroll
+    for (int k = 0; k < V; ++k) run[0][k] += v.v[k];
+  }
+};
+
+struct SumFinish {
+  float* out;
+  __device__ void operator()(int64_t ch, const double (&t)[1]) const { out[ch] = static_cast<float>(t[0]); }
+};
+
+}  // namespace
+
+void add_channel_bias(cudaStream_t s, int64_t rows, int64_t channels, const float* bias, float* y) {
+  if (rows <= 0 || channels <= 0) return;
+  const detail::ColumnLayout l = detail::column_layout(channels, detail::aligned16(y));
+  const dim3 grid = detail::rows_grid(l, rows), block(l.tx, l.ty);
+  if (l.vec == 4) {
+    add_bias_kernel<4><<<grid, block, 0, s>>>(rows, channels, bias, y);
+  } else {
+    add_bias_kernel<1><<<grid, block, 0, s>>>(rows, channels, bias, y);
+  }
+}
+
+void channel_sums(cudaStream_t s, int64_t rows, int64_t channels, const float* dy, float* db, float* scratch) {
+  // scratch holds channel_scratch_floats(channels) floats, more than the one-sum partials need.
+  auto* partial = reinterpret_cast<double*>((reinterpret_cast<uintptr_t>(scratch) + 7) & ~uintptr_t{7});
+  detail::reduce_columns<SumTerms, 1>(s, rows, channels, detail::aligned16(dy), SumArgs{dy, channels}, partial,
+                                      SumFinish{db});
+}
+
+}  // namespace rn::cuda
