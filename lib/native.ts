@@ -94,7 +94,7 @@ export interface NativeNetworkHandle {
   computeGradients(images: H, labels: Int32Array, labelSmoothing: number): Promise<NativeStepResult>;
   predict(images: H, softmax: boolean): Promise<H>;
   evaluate(images: H, labels: Int32Array): Promise<NativeStepResult>;
-  stats(): { plans: number; arenaBytes: number; trainable: number; nonTrainable: number };
+  stats(): { plans: number; arenaBytes: number; trainable: number; nonTrainable: number; device: string; backend: string };
   dispose(): void;
   isDisposed(): boolean;
   optimizerStateInfo(): { slots: number; steps: number };
@@ -114,10 +114,27 @@ export interface NativeAugmentOptions {
   step: number;
 }
 
+/** What the CUDA side looks like (native/addon/device_bindings.cpp). */
+export interface CudaStatus {
+  /** True when the plugin, the driver, cuDNN and at least one GPU are all there. */
+  available: boolean;
+  /** Why not, naming the missing piece and how to provide it. */
+  reason?: string;
+  /** Where the plugin was looked for (beside the addon, or RESNET_CUDA_PLUGIN). */
+  pluginPath: string;
+  /** The libcudnn.so.9 that was loaded. */
+  cudnnPath?: string;
+  driverVersion?: number;
+  runtimeVersion?: number;
+  cudnnVersion?: number;
+  devices?: { name: string; memoryBytes: number; computeCapability: string; multiprocessors: number }[];
+}
+
 /** The addon's exports (see native/addon/). */
 export interface NativeBinding {
   NativeTensor: NativeTensorConstructor;
-  NativeNetwork: new (spec: object) => NativeNetworkHandle;
+  NativeNetwork: new (spec: object, options?: { device?: string; allowTf32?: boolean }) => NativeNetworkHandle;
+  cudaStatus(): CudaStatus;
   allocationStats(): { allocations: number; liveBytes: number };
   setErrorClass(ctor: typeof ResNetError): void;
   runtimeInfo(): { threads: number; kernels: string; engine: string; simd: string };

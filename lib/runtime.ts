@@ -1,4 +1,6 @@
-import { native } from './native.js';
+import { type CudaStatus, native } from './native.js';
+
+export type { CudaStatus };
 
 export interface RuntimeInfo {
   /** Threads in the native pool (RESNET_NUM_THREADS overrides the core count). */
@@ -23,4 +25,13 @@ export function runtimeInfo(): RuntimeInfo {
  */
 export function allocationStats(): { allocations: number; liveBytes: number } {
   return native.allocationStats();
+}
+
+/**
+ * Whether models can run on an NVIDIA GPU here (`device: 'cuda'`), and if not, exactly
+ * why: no CUDA plugin in this build, no driver, no cuDNN 9, or no GPU. The first call
+ * loads the plugin (with the driver and cuDNN); it never throws.
+ */
+export function cudaStatus(): CudaStatus {
+  return native.cudaStatus();
 }

@@ -49,6 +49,11 @@ export function number(v: unknown, op: string, name: string, min: number, max: n
   return v;
 }
 
+export function string(v: unknown, op: string, name: string): string {
+  if (typeof v !== 'string' || v.length === 0) fail('E_ARG', `${op}: ${name} must be a non-empty string, got ${typeof v === 'string' ? "''" : typeof v}`);
+  return v;
+}
+
 export function boolean(v: unknown, op: string, name: string): boolean {
   if (typeof v !== 'boolean') fail('E_ARG', `${op}: ${name} must be a boolean, got ${describe(v)}`);
   return v;

@@ -15,6 +15,18 @@ export interface ModelInitOptions {
   seed?: number;
   /** Start the last batch-norm scale of every residual branch at 0 (Goyal et al.). Default false. */
   zeroInitResidual?: boolean;
+  /**
+   * Where the model lives and runs: 'cpu' (default), or 'cuda' / 'cuda:N' for an NVIDIA
+   * GPU through the CUDA plugin (see cudaStatus()). E_DEVICE says what is missing.
+   */
+  device?: string;
+  /**
+   * Arithmetic on the GPU. 'fp32' (default): full single precision, TF32 tensor cores off
+   * unless allowTf32. ('fp16' and 'bf16' mixed precision are not implemented yet.)
+   */
+  precision?: 'fp32' | 'fp16' | 'bf16';
+  /** Let fp32 convolutions on the GPU use TF32 tensor cores (faster, ~1e-3 relative error). Default false. */
+  allowTf32?: boolean;
 }
 
 export interface Parameter {
@@ -79,13 +91,21 @@ export class Model {
 
   /** A model from a spec (e.g. a saved one, or one from models.*Spec builders), freshly initialised. */
   static fromSpec(spec: ModelSpec, options: ModelInitOptions = {}): Model {
-    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual']);
+    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual', 'device', 'precision', 'allowTf32']);
     if (typeof spec !== 'object' || spec === null || (spec as ModelSpec).format !== 'resnet-native/model') {
       throw new ResNetError('E_ARG', "Model.fromSpec: spec must be a ModelSpec (format 'resnet-native/model')");
     }
     const seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : validate.integer(options.seed, 'Model.fromSpec', 'seed', 0, 2 ** 53 - 1);
     const zeroInitResidual = options.zeroInitResidual === undefined ? false : validate.boolean(options.zeroInitResidual, 'Model.fromSpec', 'zeroInitResidual');
-    const network = new native.NativeNetwork(spec);
+    const device = options.device === undefined ? 'cpu' : validate.string(options.device, 'Model.fromSpec', 'device');
+    const allowTf32 = options.allowTf32 === undefined ? false : validate.boolean(options.allowTf32, 'Model.fromSpec', 'allowTf32');
+    if (options.precision !== undefined && options.precision !== 'fp32') {
+      if (options.precision === 'fp16' || options.precision === 'bf16') {
+        throw new ResNetError('E_ARG', `Model.fromSpec: precision '${options.precision}' (mixed precision) is not implemented yet; use 'fp32' (with allowTf32 for tensor cores)`);
+      }
+      throw new ResNetError('E_ARG', `Model.fromSpec: precision must be 'fp32', 'fp16' or 'bf16', got ${String(options.precision)}`);
+    }
+    const network = new native.NativeNetwork(spec, { device, allowTf32 });
     network.initialize({ seed, zeroInitResidual });
     return new Model(spec, network);
   }
@@ -259,6 +279,11 @@ export class Model {
     const x = validate.tensor(images, 'evaluate', 'images');
     const y = int32Labels(labels, 'evaluate');
     return metrics(await this.#enqueue(() => this.network.evaluate(x.handle, y)), this.spec.classes);
+  }
+
+  /** Where the model lives: 'cpu' or 'cuda:N'. */
+  get device(): string {
+    return this.network.stats().device;
   }
 
   /** Compiled plans cached (one per input shape and mode) and the bytes their arenas hold. */

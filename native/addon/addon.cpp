@@ -4,6 +4,7 @@
 #include "../core/thread_pool.hpp"
 #include "../cpu/simd_dispatch.hpp"
 #include "augment_bindings.hpp"
+#include "device_bindings.hpp"
 #include "instance_data.hpp"
 #include "network_wrap.hpp"
 #include "ops_bindings.hpp"
@@ -39,6 +40,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   NativeTensor::define(env, exports);
   define_ops(env, exports);
   define_augment(env, exports);
+  define_device(env, exports);
   NativeNetwork::define(env, exports);
   exports.Set("setErrorClass", Napi::Function::New<set_error_class>(env, "setErrorClass"));
   exports.Set("runtimeInfo", Napi::Function::New<runtime_info>(env, "runtimeInfo"));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 
+#include "../core/device.hpp"
 #include "../core/error.hpp"
 #include "../core/memory.hpp"
 #include "args.hpp"
@@ -90,7 +91,19 @@ void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
 NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeNetwork>(info) {
   guarded(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: expects a model spec");
-    network_ = std::make_shared<Network>(parse_model_spec(info[0]));
+    // Optional { device: 'cpu' | 'cuda' | 'cuda:N', allowTf32: boolean }.
+    DeviceRequest device;
+    if (info.Length() > 1 && !info[1].IsUndefined()) {
+      const Napi::Object o = object_arg(info[1], "NativeNetwork", "options");
+      if (o.Has("device")) {
+        if (!o.Get("device").IsString()) fail(ErrorCode::InvalidArgument, "NativeNetwork: device must be a string");
+        device = parse_device(o.Get("device").As<Napi::String>().Utf8Value());
+      }
+      if (o.Has("allowTf32")) device.allow_tf32 = bool_field(o, "allowTf32", "NativeNetwork");
+    }
+    GraphSpec spec = parse_model_spec(info[0]);
+    device_ = device.canonical();
+    network_ = std::make_shared<Network>(std::move(spec), backend_for_device(device));
     sync_external_memory(info.Env());
     return info.Env().Undefined();
   });
@@ -362,7 +375,8 @@ void NativeNetwork::sync_external_memory(Napi::Env env) {
   if (network_) {
     std::unique_lock<std::mutex> lock(network_->mutex(), std::try_to_lock);
     if (!lock.owns_lock()) return;  // a step is running; the next call catches up
-    bytes = network_->memory_bytes();
+    // Device memory is not the JS heap's concern: V8 hears only of host memory.
+    bytes = network_->backend().is_device() ? 0 : network_->memory_bytes();
   }
   if (bytes != accounted_bytes_) {
     Napi::MemoryManagement::AdjustExternalMemory(env, bytes - accounted_bytes_);
@@ -397,6 +411,8 @@ Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
     o.Set("arenaBytes", Napi::Number::New(info.Env(), double(net()->arena_bytes())));
     o.Set("trainable", Napi::Number::New(info.Env(), double(net()->trainable_count())));
     o.Set("nonTrainable", Napi::Number::New(info.Env(), double(net()->running_count())));
+    o.Set("device", Napi::String::New(info.Env(), device_));
+    o.Set("backend", Napi::String::New(info.Env(), net()->backend().name()));
     return o;
   });
 }

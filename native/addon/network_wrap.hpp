@@ -57,6 +57,7 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
 
   std::shared_ptr<Network> network_;
   int64_t accounted_bytes_ = 0;
+  std::string device_ = "cpu";  // canonical: cpu, cuda:N
 };
 
 // allocationStats(): { allocations, liveBytes } of the core's counted buffers.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "error.hpp"
 
@@ -13,15 +14,27 @@ constexpr size_t kMaxCachedPlans = 6;
 
 // Brackets one network call for the backend (the CUDA backend makes its device current
 // on this worker thread, and waits for the queued work at the end).
+// The end may report a device error; while another error is already propagating, that
+// first error wins and the end's is dropped.
 class BackendCall {
  public:
-  explicit BackendCall(Backend& b) : backend_(b) { backend_.begin_call(); }
-  ~BackendCall() { backend_.end_call(); }
+  explicit BackendCall(Backend& b) : backend_(b), exceptions_(std::uncaught_exceptions()) { backend_.begin_call(); }
+  ~BackendCall() noexcept(false) {
+    if (std::uncaught_exceptions() > exceptions_) {
+      try {
+        backend_.end_call();
+      } catch (...) {
+      }
+    } else {
+      backend_.end_call();
+    }
+  }
   BackendCall(const BackendCall&) = delete;
   BackendCall& operator=(const BackendCall&) = delete;
 
  private:
   Backend& backend_;
+  int exceptions_;
 };
 
 constexpr int64_t bytes_of(int64_t floats) { return floats * static_cast<int64_t>(sizeof(float)); }

@@ -60,11 +60,23 @@ void CudaBackend::fill_zero(float* p, int64_t count) {
   if (count > 0) RN_CUDA(cudaMemsetAsync(p, 0, static_cast<size_t>(count) * sizeof(float), stream_));
 }
 
-void CudaBackend::begin_call() { RN_CUDA(cudaSetDevice(ordinal_)); }
+// Networks on one GPU share this backend (stream, cuDNN handle, algorithm cache): their
+// calls, from different worker threads, take turns.
+void CudaBackend::begin_call() {
+  call_mutex_.lock();
+  const cudaError_t e = cudaSetDevice(ordinal_);
+  if (e != cudaSuccess) {
+    call_mutex_.unlock();
+    cuda_fail("cudaSetDevice", e);
+  }
+}
 
 void CudaBackend::end_call() {
-  RN_CUDA(cudaStreamSynchronize(stream_));
-  RN_CUDA(cudaGetLastError());  // a kernel launch that failed surfaces here at the latest
+  const cudaError_t synced = cudaStreamSynchronize(stream_);
+  const cudaError_t launched = cudaGetLastError();  // a failed launch surfaces here at the latest
+  call_mutex_.unlock();
+  if (synced != cudaSuccess) cuda_fail("cudaStreamSynchronize", synced);
+  if (launched != cudaSuccess) cuda_fail("a kernel launch", launched);
 }
 
 // --- convolutions -------------------------------------------------------------------
@@ -282,34 +294,34 @@ void CudaBackend::adamw_update(int64_t count, const AdamArgs& a, float* param, c
   adamw_update_all({{0, count, a.lr, a.weight_decay}}, a, param, grad, m, v);
 }
 
-const ParamSlice* CudaBackend::upload_slices(const std::vector<ParamSlice>& slices) {
-  const size_t bytes = slices.size() * sizeof(ParamSlice);
+const rn::ParamSlice* CudaBackend::upload_slices(const std::vector<rn::ParamSlice>& slices) {
+  const size_t bytes = slices.size() * sizeof(rn::ParamSlice);
   const bool same = slices_host_.size() == slices.size() &&
                     (bytes == 0 || std::memcmp(slices_host_.data(), slices.data(), bytes) == 0);
   if (same) return slices_;
   if (slices.size() > slices_capacity_) {
     allocator_->release(slices_);
     slices_capacity_ = std::max<size_t>(slices.size(), 64);
-    slices_ = static_cast<ParamSlice*>(allocator_->allocate(slices_capacity_ * sizeof(ParamSlice), "optimizer table"));
+    slices_ = static_cast<rn::ParamSlice*>(allocator_->allocate(slices_capacity_ * sizeof(rn::ParamSlice), "optimizer table"));
   }
   slices_host_ = slices;
   upload(slices_, slices_host_.data(), static_cast<int64_t>(bytes));
   return slices_;
 }
 
-void CudaBackend::sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
+void CudaBackend::sgd_update_all(const std::vector<rn::ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
                                  float* momentum) {
   if (slices.empty()) return;
-  const ParamSlice* table = upload_slices(slices);
+  const rn::ParamSlice* table = upload_slices(slices);
   const int64_t total = slices.back().offset + slices.back().numel;
   rn::cuda::sgd_update_all(stream_, reinterpret_cast<const rn::cuda::ParamSlice*>(table),
                            static_cast<int>(slices.size()), total, a, params, grads, momentum);
 }
 
-void CudaBackend::adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params,
+void CudaBackend::adamw_update_all(const std::vector<rn::ParamSlice>& slices, AdamArgs a, float* params,
                                    const float* grads, float* m, float* v) {
   if (slices.empty()) return;
-  const ParamSlice* table = upload_slices(slices);
+  const rn::ParamSlice* table = upload_slices(slices);
   const int64_t total = slices.back().offset + slices.back().numel;
   rn::cuda::adamw_update_all(stream_, reinterpret_cast<const rn::cuda::ParamSlice*>(table),
                              static_cast<int>(slices.size()), total, a, params, grads, m, v);

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include "../core/backend.hpp"
@@ -109,6 +110,7 @@ class CudaBackend final : public Backend {
   const ParamSlice* upload_slices(const std::vector<ParamSlice>& slices);
 
   int ordinal_;
+  std::recursive_mutex call_mutex_;
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
   std::unique_ptr<DeviceAllocator> allocator_;

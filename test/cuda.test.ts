@@ -1,0 +1,300 @@
+// The CUDA device. On every machine: the ways asking for a GPU can fail are E_DEVICE (or
+// E_ARG) naming what is missing, never a crash. On a machine with an NVIDIA GPU (the cases
+// below are skipped elsewhere, with the reason printed): every model family runs on the GPU
+// and agrees with the CPU engine — itself cross-checked against tfjs and finite differences
+// in model_vs_tfjs / model_gradcheck — on logits, softmax, loss, every gradient, optimizer
+// steps and batch-norm running statistics, with identical initial weights (both sides are
+// initialised on the host from the same seed).
+//
+// Tolerances follow test/model_vs_tfjs.test.ts: |a − e| ≤ 1e-4·√L + 1e-4·|e| with L the sum
+// of the reductions along the longest path (forward; plus the backward path for gradients),
+// gradients compared after dividing by clamp(rms(cpu), 1e-3, 1). TF32 stays off (the default),
+// so both sides compute in fp32.
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+import { cudaStatus, type Model, models, ResNetError, Tensor } from '../lib/index.js';
+import type { CompileOptions } from '../lib/train/optimizers.js';
+import { expectClose, reportWorstRatios } from './support/compare.js';
+import { Rng } from './support/random.js';
+
+reportWorstRatios(__filename);
+
+const status = cudaStatus();
+const GPU = status.available;
+if (!GPU) console.warn(`[cuda.test] the GPU cases are skipped on this machine: ${status.reason}`);
+
+describe('asking for a GPU (every machine)', () => {
+  it('cudaStatus() answers without throwing and names the plugin it looked for', () => {
+    expect(typeof status.available).toBe('boolean');
+    expect(status.pluginPath).toMatch(/libresnet_cuda\.so$/);
+    if (!status.available) expect(status.reason).toMatch(/plugin|driver|cuDNN|GPU/);
+    else expect(status.devices!.length).toBeGreaterThan(0);
+  });
+
+  it.skipIf(GPU)("device 'cuda' without a usable GPU is E_DEVICE with the reason", () => {
+    let caught: unknown;
+    try {
+      models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device: 'cuda' });
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(ResNetError);
+    expect((caught as ResNetError).code).toBe('E_DEVICE');
+    expect((caught as ResNetError).message).toContain("device 'cuda:0'");
+    expect((caught as ResNetError).message).toContain(status.reason!.slice(0, 40));
+  });
+
+  it('a device that does not exist is E_ARG, a GPU ordinal out of range E_DEVICE', () => {
+    for (const device of ['tpu', 'cuda:', 'cuda:x', 'CUDA', '']) {
+      expect(() => models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device })).toThrow(
+        expect.objectContaining({ code: 'E_ARG' }),
+      );
+    }
+    expect(() => models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device: 'cuda:99' })).toThrow(
+      expect.objectContaining({ code: 'E_DEVICE' }),
+    );
+  });
+
+  it('mixed precision is refused with E_ARG until it exists; unknown precisions too', () => {
+    expect(() => models.resnetCifar({ depth: 8, precision: 'fp16' })).toThrow(/not implemented yet/);
+    expect(() => models.resnetCifar({ depth: 8, precision: 'fp8' as never })).toThrow(expect.objectContaining({ code: 'E_ARG' }));
+  });
+
+  it('a missing plugin is E_DEVICE naming where it looked and how to get one', () => {
+    const script = `
+      const rn = require(${JSON.stringify(`${process.cwd()}/dist/index.js`)});
+      try { rn.models.resnetCifar({ depth: 8, device: 'cuda' }); console.log('no error'); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message, status: rn.cudaStatus() })); }`;
+    const out = execFileSync(process.execPath, ['-e', script], {
+      env: { ...process.env, RESNET_CUDA_PLUGIN: '/nonexistent/libresnet_cuda.so' },
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out) as { code: string; message: string; status: { available: boolean; pluginPath: string } };
+    expect(r.code).toBe('E_DEVICE');
+    expect(r.message).toContain('/nonexistent/libresnet_cuda.so');
+    expect(r.message).toMatch(/RESNET_NATIVE_BUILD_FROM_SOURCE/);
+    expect(r.status).toMatchObject({ available: false, pluginPath: '/nonexistent/libresnet_cuda.so' });
+  });
+
+  it.skipIf(GPU)('a plugin that cannot be loaded is E_DEVICE, not a crash', () => {
+    // Any file that is not a shared library stands in for a broken plugin.
+    const script = `
+      const rn = require(${JSON.stringify(`${process.cwd()}/dist/index.js`)});
+      try { rn.models.resnetCifar({ depth: 8, device: 'cuda:0' }); console.log('no error'); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+    const out = execFileSync(process.execPath, ['-e', script], {
+      env: { ...process.env, RESNET_CUDA_PLUGIN: `${process.cwd()}/package.json` },
+      encoding: 'utf8',
+    });
+    const r = JSON.parse(out) as { code: string; message: string };
+    expect(r.code).toBe('E_DEVICE');
+    expect(r.message).toMatch(/driver|could not be loaded/);
+  });
+});
+
+// --- GPU against CPU ----------------------------------------------------------------------
+
+/** Reduction lengths along the longest path (see model_vs_tfjs.test.ts), from the spec and layer shapes. */
+function reductionLengths(model: Model, n: number, training: boolean): { forward: number; gradient: number } {
+  const shapes = new Map<string, number[]>([['input', [1, ...model.inputShape]]]);
+  for (const l of model.layers()) shapes.set(l.name, l.outputShape);
+  const fwd = new Map<string, number>([['input', 0]]);
+  const bwd = new Map<string, number>([['input', 0]]);
+  for (const layer of model.spec.layers) {
+    const inShape = shapes.get(layer.inputs[0]!)!.slice(1);
+    const outShape = shapes.get(layer.name)!.slice(1);
+    let f = 0;
+    let b = 0;
+    switch (layer.type) {
+      case 'conv2d': {
+        const k = layer.kernelSize[0] * layer.kernelSize[1];
+        f = (k * inShape[2]!) / layer.groups;
+        b = (k * layer.filters) / layer.groups + n * outShape[0]! * outShape[1]!;
+        break;
+      }
+      case 'batchNorm': {
+        const rows = n * inShape[0]! * inShape[1]!;
+        f = training ? rows : 1;
+        b = rows;
+        break;
+      }
+      case 'dense':
+        f = inShape[0]!;
+        b = layer.units + n;
+        break;
+      case 'avgPool':
+      case 'maxPool':
+        f = layer.type === 'avgPool' ? layer.poolSize[0] * layer.poolSize[1] : 0;
+        b = layer.poolSize[0] * layer.poolSize[1];
+        break;
+      case 'globalAvgPool':
+        f = inShape[0]! * inShape[1]!;
+        b = 1;
+        break;
+      case 'squeezeExcite':
+        f = inShape[0]! * inShape[1]! + inShape[2]! + layer.hidden;
+        b = f + n;
+        break;
+      default:
+        break;
+    }
+    fwd.set(layer.name, Math.max(...layer.inputs.map((i) => fwd.get(i)!)) + f);
+    bwd.set(layer.name, Math.max(...layer.inputs.map((i) => bwd.get(i)!)) + b);
+  }
+  const forward = fwd.get(model.spec.output)!;
+  return { forward, gradient: forward + model.classes + bwd.get(model.spec.output)! };
+}
+
+function expectCloseScaled(op: string, name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, L: number): void {
+  let sum = 0;
+  for (let i = 0; i < expected.length; i++) sum += expected[i]! * expected[i]!;
+  const s = Math.min(1, Math.max(1e-3, Math.sqrt(sum / Math.max(1, expected.length))));
+  const scaled = (v: ArrayLike<number>) => Float64Array.from({ length: v.length }, (_, i) => v[i]! / s);
+  try {
+    expectClose(op, scaled(actual), scaled(expected), L);
+  } catch (e) {
+    throw new Error(`${name}: ${(e as Error).message}`);
+  }
+}
+
+const stem = [{ type: 'conv2d' as const, filters: 8, kernelSize: 3, padding: 1 }, { type: 'batchNorm' as const }, { type: 'relu' as const }];
+const small = { classes: 10, inputShape: [16, 16, 3] as [number, number, number], stem };
+const twoStages = [
+  { blocks: 1, width: 8 },
+  { blocks: 2, width: 16 },
+];
+
+/** One model per family and per kernel path the GPU has (each built twice: CPU and GPU). */
+const FAMILIES: Array<{ name: string; n: number; build: (device: string) => Model }> = [
+  { name: 'resnetCifar depth 20 (Keras v1: same padding, asymmetric at stride 2)', n: 4, build: (device) => models.resnetCifar({ depth: 20, inputShape: [16, 16, 3], seed: 11, device }) },
+  { name: 'resnetCifar depth 11 v2 with conv biases (pre-activation bottlenecks)', n: 3, build: (device) => models.resnetCifar({ depth: 11, version: 2, convBias: true, inputShape: [16, 16, 3], seed: 12, device }) },
+  { name: 'resnet18 at 64×64 (7×7 stem, max-pool, projections)', n: 2, build: (device) => models.resnet18({ inputShape: [64, 64, 3], classes: 20, seed: 13, device }) },
+  {
+    name: 'bottlenecks, groups 4 (ResNeXt) with squeeze-excite',
+    n: 2,
+    build: (device) => models.resnet({ ...small, stages: twoStages, block: 'bottleneck', groups: 4, widthPerGroup: 4, se: { reduction: 4 }, seed: 14, device }),
+  },
+  { name: 'zero-pad (option A) shortcut', n: 3, build: (device) => models.resnet({ ...small, stages: twoStages, block: 'basic', shortcut: 'zeroPad', seed: 15, device }) },
+  {
+    name: 'windowed average-pool head, flatten, hidden dense',
+    n: 3,
+    build: (device) => models.resnet({ ...small, stages: twoStages, block: 'preactBasic', head: { pool: { type: 'avgPool', poolSize: 2 }, hidden: [12] }, seed: 16, device }),
+  },
+];
+
+function batchFor(model: Model, n: number, seed: number): { x: Tensor; y: Int32Array } {
+  const rng = new Rng(seed);
+  return { x: Tensor.fromArray(rng.array(n * model.inputShape.reduce((a, b) => a * b, 1)), [n, ...model.inputShape]), y: rng.labels(n, model.classes) };
+}
+
+describe.skipIf(!GPU)('GPU against the CPU engine', () => {
+  it('models report their device; the GPU is listed', () => {
+    const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device: 'cuda' });
+    expect(m.device).toBe('cuda:0');
+    m.dispose();
+    console.log(`[cuda.test] ${status.devices![0]!.name}, driver ${status.driverVersion}, cuDNN ${status.cudnnVersion}, ${status.cudnnPath}`);
+  });
+
+  for (const family of FAMILIES) {
+    it(`${family.name}: logits, softmax, loss and every gradient`, async () => {
+      const cpu = family.build('cpu');
+      const gpu = family.build('cuda');
+      const { x, y } = batchFor(cpu, family.n, 101);
+      for (const p of cpu.parameterInfo()) expect(gpu.getParameter(p.name)).toEqual(cpu.getParameter(p.name));
+
+      const Li = reductionLengths(cpu, family.n, false);
+      const [lc, lg] = [await cpu.predict(x), await gpu.predict(x)];
+      expectClose(`${family.name} logits`, lg.toFloat32Array(), lc.toFloat32Array(), Li.forward);
+      const [pc, pg] = [await cpu.predict(x, { softmax: true }), await gpu.predict(x, { softmax: true })];
+      expectClose(`${family.name} softmax`, pg.toFloat32Array(), pc.toFloat32Array(), Li.forward + cpu.classes);
+      const [ec, eg] = [await cpu.evaluate(x, y), await gpu.evaluate(x, y)];
+      expectClose(`${family.name} eval loss`, [eg.loss], [ec.loss], Li.forward + cpu.classes);
+
+      const L = reductionLengths(cpu, family.n, true);
+      const [gc, gg] = [await cpu.computeGradients(x, y), await gpu.computeGradients(x, y)];
+      expectClose(`${family.name} train loss`, [gg.loss], [gc.loss], L.forward + cpu.classes);
+      expect(gg.accuracy).toBe(gc.accuracy);
+      for (const p of cpu.parameterInfo()) {
+        if (!p.trainable) continue;
+        expectCloseScaled(`gpu grad`, p.name, gpu.getGradient(p.name), cpu.getGradient(p.name), L.gradient);
+      }
+      for (const t of [x, lc, lg, pc, pg]) t.dispose();
+      cpu.dispose();
+      gpu.dispose();
+    });
+  }
+
+  const OPTIMIZERS: Array<{ name: string; options: CompileOptions; lr: number }> = [
+    { name: 'SGD momentum 0.9, Nesterov, weight decay 5e-4', options: { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } }, lr: 0.05 },
+    { name: 'AdamW (decoupled decay 0.01), label smoothing, clipping', options: { optimizer: { type: 'adamw', lr: 1e-3, weightDecay: 0.01 }, labelSmoothing: 0.1, clipGradNorm: 1 }, lr: 1e-3 },
+  ];
+  for (const opt of OPTIMIZERS) {
+    it(`three training steps with ${opt.name}: parameters, running statistics and metrics`, async () => {
+      const cpu = models.resnetCifar({ depth: 14, inputShape: [16, 16, 3], seed: 21 });
+      const gpu = models.resnetCifar({ depth: 14, inputShape: [16, 16, 3], seed: 21, device: 'cuda' });
+      cpu.compile(opt.options);
+      gpu.compile(opt.options);
+      const L = reductionLengths(cpu, 8, true);
+      for (let step = 0; step < 3; step++) {
+        const before = new Map(cpu.parameterInfo().map((p) => [p.name, cpu.getParameter(p.name)]));
+        const { x, y } = batchFor(cpu, 8, 200 + step);
+        const [mc, mg] = [await cpu.trainStep(x, y), await gpu.trainStep(x, y)];
+        expectClose('gpu train step loss', [mg.loss], [mc.loss], L.forward + cpu.classes);
+        expectClose('gpu gradient norm', [mg.gradNorm!], [mc.gradNorm!], L.gradient);
+        for (const p of cpu.parameterInfo()) {
+          const b = before.get(p.name)!;
+          const [pc, pg] = [cpu.getParameter(p.name), gpu.getParameter(p.name)];
+          if (p.trainable) {
+            // The update per unit of learning rate is O(1) whatever lr is.
+            const du = (v: Float32Array) => Float64Array.from(v, (a, i) => (a - b[i]!) / opt.lr);
+            expectCloseScaled('gpu update / lr', `${p.name} step ${step}`, du(pg), du(pc), L.gradient);
+          } else {
+            expectClose('gpu running statistics', pg, pc, L.forward);
+          }
+        }
+        x.dispose();
+      }
+      // Optimizer state crosses to and from the device intact (checkpoints read it).
+      const first = cpu.parameterInfo().find((p) => p.trainable)!.name;
+      expect(gpu.network.optimizerStateInfo()).toEqual(cpu.network.optimizerStateInfo());
+      const state = gpu.network.getOptimizerState(first, 0);
+      gpu.network.setOptimizerState(first, 0, state.map((v) => v * 2));
+      expect(gpu.network.getOptimizerState(first, 0)).toEqual(state.map((v) => v * 2));
+      cpu.dispose();
+      gpu.dispose();
+    });
+  }
+
+  it('checkpoints move between devices: a GPU model saved, loaded on the CPU, predicts the same', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadModel } = await import('../lib/index.js');
+    const gpu = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 31, device: 'cuda' });
+    gpu.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    const { x, y } = batchFor(gpu, 8, 7);
+    await gpu.trainStep(x, y);
+    const file = join(mkdtempSync(join(tmpdir(), 'rn-cuda-')), 'gpu.safetensors');
+    await gpu.save(file);
+    const cpu = await loadModel(file);
+    expect(cpu.device).toBe('cpu');
+    const L = reductionLengths(cpu, 8, false);
+    const [a, b] = [await gpu.predict(x), await cpu.predict(x)];
+    expectClose('gpu→cpu checkpoint logits', a.toFloat32Array(), b.toFloat32Array(), L.forward);
+    gpu.dispose();
+    cpu.dispose();
+  });
+
+  it('a non-finite loss on the GPU is E_NAN and leaves the weights untouched', async () => {
+    const gpu = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 41, device: 'cuda' });
+    gpu.compile({ optimizer: { type: 'sgd', lr: 0.1 } });
+    const before = gpu.getParameter('conv1.weight');
+    const data = new Float32Array(4 * 8 * 8 * 3).fill(1);
+    data[5] = Number.NaN;
+    const x = Tensor.fromArray(data, [4, 8, 8, 3]);
+    await expect(gpu.trainStep(x, new Int32Array([0, 1, 2, 3]))).rejects.toMatchObject({ code: 'E_NAN' });
+    expect(gpu.getParameter('conv1.weight')).toEqual(before);
+    gpu.dispose();
+  });
+});
