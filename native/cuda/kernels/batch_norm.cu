@@ -209,7 +209,7 @@ void batch_norm_update_running(cudaStream_t s, int64_t rows, int64_t channels, c
                                float momentum, float* running_mean, float* running_var) {
   if (channels <= 0) return;
   const double bessel = rows > 1 ? double(rows) / double(rows - 1) : 1.0;
-  update_running_kernel<<<detail::ceil_div(channels, detail::kThreads), detail::kThreads, 0, s>>>(
+  update_running_kernel<<<static_cast<unsigned>(detail::ceil_div(channels, detail::kThreads)), detail::kThreads, 0, s>>>(
       channels, bessel, momentum, mean, var, running_mean, running_var);
 }
 
