@@ -33,6 +33,7 @@ struct SumArgs {
 
 template <int V>
 struct SumTerms {
+  static constexpr int kRowUnroll = 4;  // one load per row: unroll for loads in flight
   const float* x;
   int64_t channels;
   explicit SumTerms(const SumArgs& a) : x(a.x), channels(a.channels) {}

@@ -55,8 +55,11 @@ inline int64_t partial_doubles(int64_t channels, int sums) {
   return parts * sums * channels;
 }
 
-// Terms<V> provides prepare(ch0) (once per thread, e.g. to load per-channel constants)
-// and add(row, ch0, run) adding its S terms for channels ch0 .. ch0+V-1 of one row.
+// Terms<V> provides prepare(ch0) (once per thread, e.g. to load per-channel constants),
+// add(row, ch0, run) adding its S terms for channels ch0 .. ch0+V-1 of one row, and
+// kRowUnroll, the rows a thread loads per loop trip (a divisor of kFloatRun): several
+// independent loads in flight per thread are what approach the memory bandwidth, but
+// terms that already load several tensors per row lose more to register pressure.
 template <int V, int S, typename Terms>
 __global__ void __launch_bounds__(kThreads) column_partials_kernel(int64_t rows, int64_t channels, int64_t parts,
                                                                    Terms terms, double* partial) {
@@ -75,23 +78,23 @@ __global__ void __launch_bounds__(kThreads) column_partials_kernel(int64_t rows,
   }
   if (ch0 < channels) {
     terms.prepare(ch0);
-    int in_run = 0;
-    for (int64_t r = begin + threadIdx.y; r < end; r += ty) {
-      terms.add(r, ch0, run);
-      if (++in_run == kFloatRun) {
+    auto carry = [&] {
 #pragma unroll
-        for (int s = 0; s < S; ++s) {
+      for (int s = 0; s < S; ++s) {
 #pragma unroll
-          for (int k = 0; k < V; ++k) total[s][k] += run[s][k], run[s][k] = 0.0f;
-        }
-        in_run = 0;
+        for (int k = 0; k < V; ++k) total[s][k] += run[s][k], run[s][k] = 0.0f;
       }
-    }
+    };
+    int in_run = 0;
+    int64_t r = begin + threadIdx.y;
+    for (; r + (Terms::kRowUnroll - 1) * int64_t(ty) < end; r += Terms::kRowUnroll * int64_t(ty)) {
 #pragma unroll
-    for (int s = 0; s < S; ++s) {
-#pragma unroll
-      for (int k = 0; k < V; ++k) total[s][k] += run[s][k];
+      for (int u = 0; u < Terms::kRowUnroll; ++u) terms.add(r + u * int64_t(ty), ch0, run);
+      in_run += Terms::kRowUnroll;
+      if (in_run >= kFloatRun) carry(), in_run = 0;
     }
+    for (; r < end; r += ty) terms.add(r, ch0, run);
+    carry();
   }
 #pragma unroll
   for (int s = 0; s < S; ++s) {
