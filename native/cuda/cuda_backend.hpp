@@ -14,6 +14,7 @@
 #include "../core/backend.hpp"
 #include "cudnn_conv.hpp"
 #include "device_allocator.hpp"
+#include "profiler.hpp"
 
 namespace rn::cuda {
 
@@ -115,6 +116,7 @@ class CudaBackend final : public Backend {
   cudnnHandle_t cudnn_ = nullptr;
   std::unique_ptr<DeviceAllocator> allocator_;
   std::unique_ptr<ConvEngine> conv_;
+  std::unique_ptr<Profiler> profiler_;
   double* results_ = nullptr;        // device: loss / counts / sums coming back to the host
   ParamSlice* slices_ = nullptr;     // device copy of the optimizer's table
   std::vector<ParamSlice> slices_host_;
