@@ -12,6 +12,8 @@ export interface NativeTensorHandle {
   toFloat32Array(): Float32Array;
   dispose(): void;
   isDisposed(): boolean;
+  device(): string;
+  toDevice(device: string): NativeTensorHandle;
   optimizerStateInfo(): { slots: number; steps: number };
   getOptimizerState(name: string, slot: number): Float32Array;
   setOptimizerState(name: string | null, slot: number, values: Float32Array | number): void;

@@ -10,7 +10,8 @@ import * as validate from './validate.js';
 export class Tensor {
   readonly shape: readonly number[];
   readonly dtype = 'float32' as const;
-  readonly device = 'cpu' as const;
+  /** Where the data lives: 'cpu', or 'cuda:N' for a tensor made by `to('cuda:N')` (a tensor never moves). */
+  readonly device: string;
   /** @internal */
   readonly handle: NativeTensorHandle;
 
@@ -18,6 +19,7 @@ export class Tensor {
   constructor(handle: NativeTensorHandle) {
     this.handle = handle;
     this.shape = Object.freeze(handle.shape());
+    this.device = handle.device();
   }
 
   /** Copies `data` into a new tensor of the given shape (row-major). */
@@ -63,7 +65,21 @@ export class Tensor {
     return this.handle.isDisposed();
   }
 
-  /** A copy of the values, row-major. */
+  /**
+   * This tensor on `device` ('cpu', 'cuda', 'cuda:N'): itself when it is already there,
+   * else a new tensor holding a copy (dispose each on its own). A model on a GPU reads
+   * GPU tensors in place, so a batch moved once is not copied again at every step; the
+   * functional ops (`ops.*`) take CPU tensors only (E_DEVICE otherwise).
+   */
+  to(device: string): Tensor {
+    this.assertLive('to');
+    if (typeof device !== 'string') throw new ResNetError('E_ARG', `Tensor.to: device must be a string, got ${typeof device}`);
+    const canonical = device === 'cuda' ? 'cuda:0' : device;
+    if (canonical === this.device) return this;
+    return new Tensor(this.handle.toDevice(device));
+  }
+
+  /** A copy of the values, row-major (copied back from the GPU for a device tensor). */
   toFloat32Array(): Float32Array {
     this.assertLive('toFloat32Array');
     return this.handle.toFloat32Array();

@@ -56,6 +56,16 @@ describe('asking for a GPU (every machine)', () => {
     );
   });
 
+  it("Tensor.to('cpu') is the tensor itself; to('cuda') without a GPU is E_DEVICE", () => {
+    const t = Tensor.fromArray([1, 2, 3, 4], [2, 2]);
+    expect(t.device).toBe('cpu');
+    expect(t.to('cpu')).toBe(t);
+    expect(() => t.to('tpu')).toThrow(expect.objectContaining({ code: 'E_ARG' }));
+    if (!GPU) expect(() => t.to('cuda')).toThrow(expect.objectContaining({ code: 'E_DEVICE' }));
+    t.dispose();
+    expect(() => t.to('cpu')).toThrow(expect.objectContaining({ code: 'E_DISPOSED' }));
+  });
+
   it('mixed precision is refused with E_ARG until it exists; unknown precisions too', () => {
     expect(() => models.resnetCifar({ depth: 8, precision: 'fp16' })).toThrow(/not implemented yet/);
     expect(() => models.resnetCifar({ depth: 8, precision: 'fp8' as never })).toThrow(expect.objectContaining({ code: 'E_ARG' }));
@@ -270,6 +280,39 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
       gpu.dispose();
     });
   }
+
+  it('tensors move to the GPU and back; models read GPU tensors in place with the same results', async () => {
+    const { ops } = await import('../lib/index.js');
+    const rng = new Rng(5);
+    const data = rng.array(6 * 16 * 16 * 3);
+    const host = Tensor.fromArray(data, [6, 16, 16, 3]);
+    const dev = host.to('cuda');
+    expect(dev.device).toBe('cuda:0');
+    expect(dev.to('cuda:0')).toBe(dev);
+    expect(dev.to('cpu').toFloat32Array()).toEqual(data);
+    expect(dev.toFloat32Array()).toEqual(data);
+    // The functional ops run on the CPU: a GPU tensor is refused, naming where it lives.
+    await expect(ops.relu(dev)).rejects.toMatchObject({ code: 'E_DEVICE', message: expect.stringContaining('cuda:0') });
+    const cpuModel = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 3 });
+    await expect(cpuModel.predict(dev)).rejects.toMatchObject({ code: 'E_DEVICE' });
+    // Same GPU model state, host input vs resident input: the same arithmetic (within the
+    // rounding of cuDNN's non-deterministic backward algorithms).
+    const a = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 3, device: 'cuda' });
+    const b = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 3, device: 'cuda' });
+    a.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    b.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    const y = rng.labels(6, 10);
+    const L = reductionLengths(a, 6, true);
+    for (let i = 0; i < 2; i++) {
+      const [ma, mb] = [await a.trainStep(host, y), await b.trainStep(dev, y)];
+      expectClose('resident input loss', [mb.loss], [ma.loss], L.forward + 10);
+    }
+    expectClose('resident input logits', (await b.predict(dev)).toFloat32Array(), (await a.predict(host)).toFloat32Array(), L.forward);
+    expectCloseScaled('resident input weights', 'conv1.weight', b.getParameter('conv1.weight'), a.getParameter('conv1.weight'), L.gradient);
+    for (const m of [cpuModel, a, b]) m.dispose();
+    host.dispose();
+    dev.dispose();
+  });
 
   it('checkpoints move between devices: a GPU model saved, loaded on the CPU, predicts the same', async () => {
     const { mkdtempSync } = await import('node:fs');

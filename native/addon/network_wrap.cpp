@@ -274,7 +274,7 @@ std::shared_ptr<NativeNetwork::KeepAlive> NativeNetwork::keep_alive(const Napi::
 
 Napi::Value NativeNetwork::train_step(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    TensorPtr images = NativeTensor::unwrap(info[0], "trainStep", "images");
+    TensorPtr images = NativeTensor::unwrap(info[0], "trainStep", "images", true);
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "trainStep"));
     auto network = net();
     auto result = std::make_shared<StepResult>();
@@ -293,7 +293,7 @@ Napi::Value NativeNetwork::train_step(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    TensorPtr images = NativeTensor::unwrap(info[0], "computeGradients", "images");
+    TensorPtr images = NativeTensor::unwrap(info[0], "computeGradients", "images", true);
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "computeGradients"));
     if (info.Length() < 3 || !info[2].IsNumber()) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be a number");
     const float smoothing = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
@@ -315,7 +315,7 @@ Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::predict(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    TensorPtr images = NativeTensor::unwrap(info[0], "predict", "images");
+    TensorPtr images = NativeTensor::unwrap(info[0], "predict", "images", true);
     const bool softmax = info.Length() > 1 && info[1].IsBoolean() && info[1].As<Napi::Boolean>().Value();
     auto network = net();
     auto out = std::make_shared<TensorPtr>();
@@ -334,7 +334,7 @@ Napi::Value NativeNetwork::predict(const Napi::CallbackInfo& info) {
 
 Napi::Value NativeNetwork::evaluate(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
-    TensorPtr images = NativeTensor::unwrap(info[0], "evaluate", "images");
+    TensorPtr images = NativeTensor::unwrap(info[0], "evaluate", "images", true);
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "evaluate"));
     auto network = net();
     auto result = std::make_shared<StepResult>();

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "../core/backend.hpp"
+#include "../core/device.hpp"
 #include "../core/error.hpp"
 #include "errors.hpp"
 #include "instance_data.hpp"
@@ -39,6 +41,8 @@ void NativeTensor::define(Napi::Env env, Napi::Object exports) {
                                        InstanceMethod<&NativeTensor::to_float32_array>("toFloat32Array"),
                                        InstanceMethod<&NativeTensor::dispose>("dispose"),
                                        InstanceMethod<&NativeTensor::is_disposed>("isDisposed"),
+                                       InstanceMethod<&NativeTensor::device>("device"),
+                                       InstanceMethod<&NativeTensor::to_device>("toDevice"),
                                    });
   instance(env).tensor_class = Napi::Persistent(cls);
   exports.Set("NativeTensor", cls);
@@ -75,7 +79,8 @@ NativeTensor::~NativeTensor() {
 
 void NativeTensor::adopt(Napi::Env env, TensorPtr tensor) {
   tensor_ = std::move(tensor);
-  accounted_bytes_ = tensor_->bytes();
+  // V8 hears of host memory only; a device tensor's bytes are the GPU's.
+  accounted_bytes_ = tensor_->device() ? 0 : tensor_->bytes();
   Napi::MemoryManagement::AdjustExternalMemory(env, accounted_bytes_);
 }
 
@@ -85,13 +90,18 @@ Napi::Object NativeTensor::wrap(Napi::Env env, TensorPtr tensor) {
   return obj;
 }
 
-TensorPtr NativeTensor::unwrap(const Napi::Value& value, const std::string& op, const std::string& name) {
+TensorPtr NativeTensor::unwrap(const Napi::Value& value, const std::string& op, const std::string& name,
+                               bool allow_device) {
   Napi::Env env = value.Env();
   if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(instance(env).tensor_class.Value())) {
     fail(ErrorCode::InvalidArgument, op + ": " + name + " must be a Tensor");
   }
   NativeTensor* self = Unwrap(value.As<Napi::Object>());
   if (!self->tensor_) fail(ErrorCode::Disposed, op + ": " + name + " was disposed");
+  if (!allow_device && self->tensor_->device() != nullptr) {
+    fail(ErrorCode::Device, op + ": " + name + " lives on " + self->tensor_->device()->device_name() +
+                                "; this op runs on the CPU: pass tensor.to('cpu')");
+  }
   return self->tensor_;
 }
 
@@ -112,8 +122,44 @@ Napi::Value NativeTensor::to_float32_array(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value {
     if (!tensor_) fail(ErrorCode::Disposed, "Tensor.toFloat32Array: the tensor was disposed");
     Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(tensor_->numel()));
-    std::memcpy(out.Data(), tensor_->data(), static_cast<size_t>(tensor_->bytes()));
+    if (Backend* device = tensor_->device()) {
+      BackendCall call(*device);
+      device->download(out.Data(), tensor_->data(), tensor_->bytes());
+    } else {
+      std::memcpy(out.Data(), tensor_->data(), static_cast<size_t>(tensor_->bytes()));
+    }
     return out;
+  });
+}
+
+Napi::Value NativeTensor::device(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    if (!tensor_) fail(ErrorCode::Disposed, "Tensor.device: the tensor was disposed");
+    return Napi::String::New(info.Env(), tensor_->device() ? tensor_->device()->device_name() : "cpu");
+  });
+}
+
+// toDevice(device) → a new tensor holding a copy on that device (host ↔ GPU, or GPU → GPU
+// through the host). The caller (lib/tensor.ts) returns the same tensor when nothing moves.
+Napi::Value NativeTensor::to_device(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&]() -> Napi::Value {
+    if (!tensor_) fail(ErrorCode::Disposed, "Tensor.to: the tensor was disposed");
+    if (info.Length() < 1 || !info[0].IsString()) fail(ErrorCode::InvalidArgument, "Tensor.to: device must be a string");
+    Backend& target = backend_for_device(parse_device(info[0].As<Napi::String>().Utf8Value()));
+    TensorPtr host = tensor_;
+    if (Backend* source = tensor_->device()) {
+      host = Tensor::empty(tensor_->shape(), "Tensor.to");
+      BackendCall call(*source);
+      source->download(host->data(), tensor_->data(), tensor_->bytes());
+    }
+    TensorPtr out = host;
+    if (target.is_device()) {
+      BackendCall call(target);
+      out = Tensor::on_backend(target, tensor_->shape(), "Tensor.to");
+      target.upload(out->data(), host->data(), host->bytes());
+    }
+    return wrap(env, out);
   });
 }
 

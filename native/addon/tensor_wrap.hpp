@@ -17,7 +17,9 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   // A new JS handle owning `tensor`.
   static Napi::Object wrap(Napi::Env env, TensorPtr tensor);
   // The tensor behind a JS argument: E_ARG if it is not a tensor, E_DISPOSED if disposed.
-  static TensorPtr unwrap(const Napi::Value& value, const std::string& op, const std::string& name);
+  // Device tensors are refused (E_DEVICE) unless `allow_device` (the model calls take them).
+  static TensorPtr unwrap(const Napi::Value& value, const std::string& op, const std::string& name,
+                          bool allow_device = false);
 
  private:
   void adopt(Napi::Env env, TensorPtr tensor);
@@ -25,6 +27,8 @@ class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
   Napi::Value to_float32_array(const Napi::CallbackInfo& info);
   Napi::Value dispose(const Napi::CallbackInfo& info);
   Napi::Value is_disposed(const Napi::CallbackInfo& info);
+  Napi::Value device(const Napi::CallbackInfo& info);
+  Napi::Value to_device(const Napi::CallbackInfo& info);
 
   TensorPtr tensor_;
   int64_t accounted_bytes_ = 0;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ class Backend {
   // gradients, plan arenas and optimizer state in its own memory, and the core moves
   // data across only through upload / download.
   virtual bool is_device() const { return false; }
+  // 'cpu', or 'cuda:N' for a GPU backend (names a tensor's or model's device in messages).
+  virtual std::string device_name() const { return "cpu"; }
   virtual float* allocate(int64_t count, const std::string& what) { return allocate_floats(count, what); }
   virtual void release(float* p) { free_floats(p); }
   virtual void upload(void* dst, const void* host_src, int64_t bytes) {
@@ -165,6 +168,31 @@ class Backend {
       adamw_update(p.numel, a, params + p.offset, grads + p.offset, m + p.offset, v + p.offset);
     }
   }
+};
+
+// Brackets one call that uses a backend (begin_call / end_call): the CUDA backend makes its
+// device current on this thread, serialises callers, and waits for the queued work at the
+// end. The end may report a device error; while another error is already propagating,
+// that first error wins and the end's is dropped.
+class BackendCall {
+ public:
+  explicit BackendCall(Backend& b) : backend_(b), exceptions_(std::uncaught_exceptions()) { backend_.begin_call(); }
+  ~BackendCall() noexcept(false) {
+    if (std::uncaught_exceptions() > exceptions_) {
+      try {
+        backend_.end_call();
+      } catch (...) {
+      }
+    } else {
+      backend_.end_call();
+    }
+  }
+  BackendCall(const BackendCall&) = delete;
+  BackendCall& operator=(const BackendCall&) = delete;
+
+ private:
+  Backend& backend_;
+  int exceptions_;
 };
 
 // A buffer in a backend's memory (move-only), freed through that backend.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <exception>
 
 #include "error.hpp"
 
@@ -11,31 +10,6 @@ namespace rn {
 namespace {
 
 constexpr size_t kMaxCachedPlans = 6;
-
-// Brackets one network call for the backend (the CUDA backend makes its device current
-// on this worker thread, and waits for the queued work at the end).
-// The end may report a device error; while another error is already propagating, that
-// first error wins and the end's is dropped.
-class BackendCall {
- public:
-  explicit BackendCall(Backend& b) : backend_(b), exceptions_(std::uncaught_exceptions()) { backend_.begin_call(); }
-  ~BackendCall() noexcept(false) {
-    if (std::uncaught_exceptions() > exceptions_) {
-      try {
-        backend_.end_call();
-      } catch (...) {
-      }
-    } else {
-      backend_.end_call();
-    }
-  }
-  BackendCall(const BackendCall&) = delete;
-  BackendCall& operator=(const BackendCall&) = delete;
-
- private:
-  Backend& backend_;
-  int exceptions_;
-};
 
 constexpr int64_t bytes_of(int64_t floats) { return floats * static_cast<int64_t>(sizeof(float)); }
 
@@ -177,6 +151,12 @@ Plan& Network::plan_for(const Shape& input, PlanMode mode) {
 }
 
 void Network::check_images(const Tensor& images, const char* op) const {
+  if (images.device() != nullptr && images.device()->device_name() != backend_.device_name()) {
+    // (Backends of one GPU with different options share its memory, so the name decides.)
+    fail(ErrorCode::Device, std::string(op) + ": the images live on " + images.device()->device_name() +
+                                " but the model on " + backend_.device_name() + "; move them with tensor.to('" +
+                                backend_.device_name() + "')");
+  }
   const Shape& s = images.shape();
   if (s.size() != 4 || s[3] != spec_.input_shape[2]) {
     fail(ErrorCode::InvalidShape, std::string(op) + ": images must be [batch, height, width, " +
@@ -205,7 +185,7 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
   ParamBuffers p = buffers();
-  plan.forward(images.data(), p);
+  plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing);
   plan.backward(labels, label_smoothing, p);
   if (std::isfinite(l.loss)) plan.update_running_statistics(p);
@@ -219,7 +199,7 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
   ParamBuffers p = buffers();
-  plan.forward(images.data(), p);
+  plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing_);
   if (!std::isfinite(l.loss)) {
     fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(l.loss) +
@@ -236,7 +216,7 @@ TensorPtr Network::predict(const Tensor& images, bool softmax) {
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {false, false});
   ParamBuffers p = buffers();
-  const float* logits = plan.forward(images.data(), p);
+  const float* logits = plan.forward(images.data(), p, images.device() != nullptr);
   TensorPtr out = Tensor::empty(plan.output_shape(), "predict output");
   if (softmax) {
     // The softmax runs where the logits are, into the plan's scratch on a device.
@@ -255,7 +235,7 @@ StepResult Network::evaluate(const Tensor& images, const int32_t* labels, int64_
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {false, false});
   ParamBuffers p = buffers();
-  plan.forward(images.data(), p);
+  plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, 0.0f);
   return {l.loss, l.correct, count, 0.0, l.correct5};
 }

@@ -51,7 +51,8 @@ class Plan {
   int step_count() const { return static_cast<int>(steps_.size()); }
 
   // Forward pass; the logits stay in the arena until the next run.
-  const float* forward(const float* input, ParamBuffers& p);
+  // `input_on_device`: a device backend reads the input where it is (Tensor.to(device)).
+  const float* forward(const float* input, ParamBuffers& p, bool input_on_device = false);
   // Folds the last forward's batch statistics into the running ones (batch_stats mode).
   // Separate from forward so a step rejected for a non-finite loss leaves them untouched.
   void update_running_statistics(ParamBuffers& p);

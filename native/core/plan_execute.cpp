@@ -25,9 +25,9 @@ SqueezeExciteArgs Plan::se_args(const Step& s, ParamBuffers& p) {
   return a;
 }
 
-const float* Plan::forward(const float* input, ParamBuffers& p) {
+const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_device) {
   float* arena = arena_.data();
-  if (input_slot_ >= 0) {  // a device backend computes from its own copy
+  if (input_slot_ >= 0 && !input_on_device) {  // a device backend computes from its own copy
     backend_.upload(arena + input_slot_, input, values_[0].numel * static_cast<int64_t>(sizeof(float)));
     input = arena + input_slot_;
   }

@@ -10,6 +10,7 @@
 
 namespace rn {
 
+class Backend;
 class Tensor;
 using TensorPtr = std::shared_ptr<Tensor>;
 
@@ -18,6 +19,12 @@ class Tensor {
   // Uninitialised storage (E_SHAPE for a bad shape, E_ALLOC when memory runs out).
   static TensorPtr empty(const Shape& shape, const std::string& what = "tensor");
   static TensorPtr zeros(const Shape& shape, const std::string& what = "tensor");
+  // Storage in a device backend's memory (Tensor.to('cuda')): data() is then a device
+  // pointer, which only that backend may touch.
+  static TensorPtr on_backend(Backend& backend, const Shape& shape, const std::string& what = "tensor");
+
+  // The device backend holding the data; null for host memory.
+  Backend* device() const { return data_.get_deleter().backend; }
 
   const Shape& shape() const { return shape_; }
   int rank() const { return static_cast<int>(shape_.size()); }
@@ -29,9 +36,10 @@ class Tensor {
 
  private:
   struct AlignedFree {
+    Backend* backend = nullptr;
     void operator()(float* p) const;
   };
-  Tensor(Shape shape, int64_t numel);
+  Tensor(Shape shape, int64_t numel, Backend* backend = nullptr);
 
   Shape shape_;
   int64_t numel_;

@@ -27,6 +27,7 @@ class CudaBackend final : public Backend {
   int ordinal() const { return ordinal_; }
 
   bool is_device() const override { return true; }
+  std::string device_name() const override { return "cuda:" + std::to_string(ordinal_); }
   float* allocate(int64_t count, const std::string& what) override;
   void release(float* p) override;
   void upload(void* dst, const void* host_src, int64_t bytes) override;
