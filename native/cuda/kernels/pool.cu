@@ -104,6 +104,83 @@ __global__ void max_backward_kernel(Pool2dGeometry g, const float* x, const floa
   }
 }
 
+// The tiled max-pool backward: a block owns a tile x tile square of input pixels of one
+// image and 32 channels. Phase 1 finds, once, the first maximum of every window that
+// covers the tile (the CPU's scan, result as the flat input pixel ih·w + iw) and keeps it
+// with that window's dy in shared memory; phase 2 lets each owned input gather the dy of
+// the windows (in the CPU's order) whose first maximum it is. Each window is scanned
+// about once instead of once per input it covers, and there are no atomics.
+struct CoverTable {
+  int64_t oh0, ow0;  // first covering output row / column of the tile
+  int rows, cols;    // covering outputs per side
+};
+
+__device__ __forceinline__ CoverTable tile_cover(const Pool2dGeometry& g, int64_t ih0, int64_t ih1, int64_t iw0,
+                                                 int64_t iw1) {
+  int64_t a, b, c, d, unused;
+  covering(ih0, g.kh, g.stride_h, g.pad_top, g.out_h, &a, &unused);
+  covering(ih1 - 1, g.kh, g.stride_h, g.pad_top, g.out_h, &unused, &b);
+  covering(iw0, g.kw, g.stride_w, g.pad_left, g.out_w, &c, &unused);
+  covering(iw1 - 1, g.kw, g.stride_w, g.pad_left, g.out_w, &unused, &d);
+  return {a, c, static_cast<int>(b >= a ? b - a + 1 : 0), static_cast<int>(d >= c ? d - c + 1 : 0)};
+}
+
+// Covering outputs per side a tile of `tile` inputs can need, at most.
+int64_t max_cover(int64_t tile, int64_t k, int64_t stride) { return (tile - 2 + k) / stride + 1; }
+
+__global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
+    max_backward_tiled_kernel(Pool2dGeometry g, int tile, const float* x, const float* dy, float* dx) {
+  extern __shared__ unsigned char table_bytes[];
+  const int64_t tiles_w = detail::ceil_div(g.w, tile);
+  const int64_t b = blockIdx.z;
+  const int64_t ih0 = int64_t(blockIdx.y / tiles_w) * tile, iw0 = int64_t(blockIdx.y % tiles_w) * tile;
+  const int64_t ih1 = ih0 + tile < g.h ? ih0 + tile : g.h, iw1 = iw0 + tile < g.w ? iw0 + tile : g.w;
+  const int64_t ch = int64_t(blockIdx.x) * kChannelLanes + threadIdx.x;
+  const CoverTable cover = tile_cover(g, ih0, ih1, iw0, iw1);
+  const int entries = cover.rows * cover.cols;
+  auto* first_max = reinterpret_cast<int64_t*>(table_bytes);               // [entries][kChannelLanes]
+  auto* window_dy = reinterpret_cast<float*>(first_max + entries * kChannelLanes);  // same shape
+  const float* image = x + b * g.h * g.w * g.c;
+  const float* dy_image = dy + b * g.out_h * g.out_w * g.c;
+
+  for (int e = threadIdx.y; e < entries; e += kPixelLanes) {
+    const int64_t oh = cover.oh0 + e / cover.cols, ow = cover.ow0 + e % cover.cols;
+    int64_t best_pixel = -1;
+    float d = 0.0f;
+    if (ch < g.c) {
+      const Window wb = window(g, oh, ow);
+      best_pixel = wb.h0 * g.w + wb.w0;
+      float best = image[best_pixel * g.c + ch];
+      for (int64_t ih = wb.h0; ih < wb.h1; ++ih) {
+        for (int64_t iw = wb.w0; iw < wb.w1; ++iw) {
+          const float v = image[(ih * g.w + iw) * g.c + ch];
+          if (v > best) best = v, best_pixel = ih * g.w + iw;
+        }
+      }
+      d = dy_image[(oh * g.out_w + ow) * g.c + ch];
+    }
+    first_max[e * kChannelLanes + threadIdx.x] = best_pixel;
+    window_dy[e * kChannelLanes + threadIdx.x] = d;
+  }
+  __syncthreads();
+  if (ch >= g.c) return;
+  const int64_t tile_w = iw1 - iw0;
+  for (int64_t q = threadIdx.y; q < (ih1 - ih0) * tile_w; q += kPixelLanes) {
+    const int64_t ih = ih0 + q / tile_w, iw = iw0 + q % tile_w, pixel = ih * g.w + iw;
+    int64_t oh0, oh1, ow0, ow1;
+    covering(ih, g.kh, g.stride_h, g.pad_top, g.out_h, &oh0, &oh1);
+    covering(iw, g.kw, g.stride_w, g.pad_left, g.out_w, &ow0, &ow1);
+    float grad = 0.0f;
+    for (int64_t oh = oh0; oh <= oh1; ++oh) {
+      for (int64_t ow = ow0; ow <= ow1; ++ow) {
+        const int64_t e = (oh - cover.oh0) * cover.cols + (ow - cover.ow0);
+        if (first_max[e * kChannelLanes + threadIdx.x] == pixel) grad += window_dy[e * kChannelLanes + threadIdx.x];
+      }
+    }
+    dx[(b * g.h * g.w + pixel) * g.c + ch] = grad;
+  }
+}
+
 __global__ void avg_forward_kernel(Pool2dGeometry g, const float* x, float* y) {
   FOR_EACH_PIXEL(p, g.n * g.out_h * g.out_w) {
     const Pixel o = split(p, g.out_h, g.out_w);
@@ -173,6 +250,19 @@ void max_pool_forward(cudaStream_t s, const Pool2dGeometry& g, const float* x, f
 
 void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const float* x, const float* dy, float* dx) {
   if (inputs(g) <= 0) return;
+  // The largest tile whose window table fits the default 48 KiB of shared memory; the
+  // per-input gather for geometries where none does (very large windows).
+  constexpr size_t kTableLimit = 48 * 1024, kBytesPerEntry = kChannelLanes * (sizeof(int64_t) + sizeof(float));
+  for (int tile : {16, 8}) {
+    const size_t bytes = size_t(max_cover(tile, g.kh, g.stride_h) * max_cover(tile, g.kw, g.stride_w)) * kBytesPerEntry;
+    const int64_t tiles = detail::ceil_div(g.h, tile) * detail::ceil_div(g.w, tile);
+    if (bytes <= kTableLimit && tiles <= 65535 && g.n <= 65535) {
+      const dim3 grid(static_cast<unsigned>(detail::ceil_div(g.c, kChannelLanes)), static_cast<unsigned>(tiles),
+                      static_cast<unsigned>(g.n));
+      max_backward_tiled_kernel<<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx);
+      return;
+    }
+  }
   max_backward_kernel<<<pixel_grid(g.n * g.h * g.w), kBlock, 0, s>>>(g, x, dy, dx);
 }
 
