@@ -3,6 +3,8 @@
 // max-pool gradient to the first maximum of each window. Backward passes gather (each
 // input element visits the windows covering it in the CPU's order) instead of scattering
 // with atomics, so they are deterministic and add in the CPU's order.
+#include <type_traits>
+
 #include "../kernels.hpp"
 #include "kernel_support.cuh"
 
@@ -62,19 +64,69 @@ __device__ __forceinline__ bool is_first_max(const Pool2dGeometry& g, const floa
   return true;
 }
 
+// A window's first maximum in the CPU's scan (its first element, replaced only by a
+// strictly greater one; NaNs behave as there too): value and flat input pixel ih·w + iw.
+// K > 0 unrolls a K × K window so all its loads are in flight together (pooling is
+// latency-bound otherwise); K == 0 takes any window size.
+template <int K>
+__device__ __forceinline__ void first_max(const Pool2dGeometry& g, const float* image_ch, int64_t oh, int64_t ow,
+                                          float* value, int64_t* pixel) {
+  float best = 0.0f;
+  int64_t at = -1;
+  if constexpr (K > 0) {
+    const int64_t h0 = oh * g.stride_h - g.pad_top, w0 = ow * g.stride_w - g.pad_left;
+    float v[K][K];
+    bool inside[K][K];
+#pragma unroll
+    for (int dh = 0; dh < K; ++dh) {
+#pragma unroll
+      for (int dw = 0; dw < K; ++dw) {
+        const int64_t ih = h0 + dh, iw = w0 + dw;
+        inside[dh][dw] = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
+        v[dh][dw] = inside[dh][dw] ? image_ch[(ih * g.w + iw) * g.c] : 0.0f;
+      }
+    }
+#pragma unroll
+    for (int dh = 0; dh < K; ++dh) {
+#pragma unroll
+      for (int dw = 0; dw < K; ++dw) {
+        if (inside[dh][dw] && (at < 0 || v[dh][dw] > best)) best = v[dh][dw], at = (h0 + dh) * g.w + w0 + dw;
+      }
+    }
+  } else {
+    const Window wb = window(g, oh, ow);
+    for (int64_t ih = wb.h0; ih < wb.h1; ++ih) {
+      for (int64_t iw = wb.w0; iw < wb.w1; ++iw) {
+        const float v = image_ch[(ih * g.w + iw) * g.c];
+        if (at < 0 || v > best) best = v, at = ih * g.w + iw;
+      }
+    }
+  }
+  *value = best;
+  *pixel = at;
+}
+
+// Square windows the kernels unroll; others take the generic loop.
+template <typename Launch>
+void dispatch_window(const Pool2dGeometry& g, const Launch& launch) {
+  if (g.kh == 3 && g.kw == 3) {
+    launch(std::integral_constant<int, 3>{});
+  } else if (g.kh == 2 && g.kw == 2) {
+    launch(std::integral_constant<int, 2>{});
+  } else {
+    launch(std::integral_constant<int, 0>{});
+  }
+}
+
+template <int K>
 __global__ void max_forward_kernel(Pool2dGeometry g, const float* x, float* y) {
   FOR_EACH_PIXEL(p, g.n * g.out_h * g.out_w) {
     const Pixel o = split(p, g.out_h, g.out_w);
-    const Window wb = window(g, o.i, o.j);
     const float* image = x + o.b * g.h * g.w * g.c;
     FOR_EACH_CHANNEL(ch, g.c) {
-      float best = image[(wb.h0 * g.w + wb.w0) * g.c + ch];
-      for (int64_t ih = wb.h0; ih < wb.h1; ++ih) {
-        for (int64_t iw = wb.w0; iw < wb.w1; ++iw) {
-          const float v = image[(ih * g.w + iw) * g.c + ch];
-          best = best < v ? v : best;  // std::max(best, v)
-        }
-      }
+      float best;
+      int64_t unused;
+      first_max<K>(g, image + ch, o.i, o.j, &best, &unused);
       y[p * g.c + ch] = best;
     }
   }
@@ -128,6 +180,7 @@ __device__ __forceinline__ CoverTable tile_cover(const Pool2dGeometry& g, int64_
 // Covering outputs per side a tile of `tile` inputs can need, at most.
 int64_t max_cover(int64_t tile, int64_t k, int64_t stride) { return (tile - 2 + k) / stride + 1; }
 
+template <int K>
 __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
     max_backward_tiled_kernel(Pool2dGeometry g, int tile, const float* x, const float* dy, float* dx) {
   extern __shared__ unsigned char table_bytes[];
@@ -138,8 +191,8 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
   const int64_t ch = int64_t(blockIdx.x) * kChannelLanes + threadIdx.x;
   const CoverTable cover = tile_cover(g, ih0, ih1, iw0, iw1);
   const int entries = cover.rows * cover.cols;
-  auto* first_max = reinterpret_cast<int64_t*>(table_bytes);               // [entries][kChannelLanes]
-  auto* window_dy = reinterpret_cast<float*>(first_max + entries * kChannelLanes);  // same shape
+  auto* max_pixel = reinterpret_cast<int64_t*>(table_bytes);               // [entries][kChannelLanes]
+  auto* window_dy = reinterpret_cast<float*>(max_pixel + entries * kChannelLanes);  // same shape
   const float* image = x + b * g.h * g.w * g.c;
   const float* dy_image = dy + b * g.out_h * g.out_w * g.c;
 
@@ -148,18 +201,11 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
     int64_t best_pixel = -1;
     float d = 0.0f;
     if (ch < g.c) {
-      const Window wb = window(g, oh, ow);
-      best_pixel = wb.h0 * g.w + wb.w0;
-      float best = image[best_pixel * g.c + ch];
-      for (int64_t ih = wb.h0; ih < wb.h1; ++ih) {
-        for (int64_t iw = wb.w0; iw < wb.w1; ++iw) {
-          const float v = image[(ih * g.w + iw) * g.c + ch];
-          if (v > best) best = v, best_pixel = ih * g.w + iw;
-        }
-      }
+      float unused;
+      first_max<K>(g, image + ch, oh, ow, &unused, &best_pixel);
       d = dy_image[(oh * g.out_w + ow) * g.c + ch];
     }
-    first_max[e * kChannelLanes + threadIdx.x] = best_pixel;
+    max_pixel[e * kChannelLanes + threadIdx.x] = best_pixel;
     window_dy[e * kChannelLanes + threadIdx.x] = d;
   }
   __syncthreads();
@@ -174,7 +220,7 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
     for (int64_t oh = oh0; oh <= oh1; ++oh) {
       for (int64_t ow = ow0; ow <= ow1; ++ow) {
         const int64_t e = (oh - cover.oh0) * cover.cols + (ow - cover.ow0);
-        if (first_max[e * kChannelLanes + threadIdx.x] == pixel) grad += window_dy[e * kChannelLanes + threadIdx.x];
+        if (max_pixel[e * kChannelLanes + threadIdx.x] == pixel) grad += window_dy[e * kChannelLanes + threadIdx.x];
       }
     }
     dx[(b * g.h * g.w + pixel) * g.c + ch] = grad;
@@ -245,7 +291,7 @@ int64_t inputs(const Pool2dGeometry& g) { return g.n * g.h * g.w * g.c; }
 
 void max_pool_forward(cudaStream_t s, const Pool2dGeometry& g, const float* x, float* y) {
   if (outputs(g) <= 0) return;
-  max_forward_kernel<<<pixel_grid(g.n * g.out_h * g.out_w), kBlock, 0, s>>>(g, x, y);
+  dispatch_window(g, [&](auto k) { max_forward_kernel<k.value><<<pixel_grid(g.n * g.out_h * g.out_w), kBlock, 0, s>>>(g, x, y); });
 }
 
 void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const float* x, const float* dy, float* dx) {
@@ -259,7 +305,7 @@ void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const float* x, 
     if (bytes <= kTableLimit && tiles <= 65535 && g.n <= 65535) {
       const dim3 grid(static_cast<unsigned>(detail::ceil_div(g.c, kChannelLanes)), static_cast<unsigned>(tiles),
                       static_cast<unsigned>(g.n));
-      max_backward_tiled_kernel<<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx);
+      dispatch_window(g, [&](auto k) { max_backward_tiled_kernel<k.value><<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx); });
       return;
     }
   }
