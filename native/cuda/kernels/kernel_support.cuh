@@ -15,7 +15,7 @@ constexpr int kThreads = 256;
 // threads on each of ~132-148 SMs is plenty to saturate HBM.
 constexpr int64_t kMaxGridBlocks = 2048;
 
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+__host__ __device__ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 inline unsigned grid_for(int64_t work_items, int threads = kThreads) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(ceil_div(work_items, threads), kMaxGridBlocks)));

@@ -554,6 +554,9 @@ int main() {
   check_pools({1, 9, 7, 5}, 3, 2, rn::PaddingMode::Same, true);
   check_pools({3, 8, 8, 3}, 2, 2, rn::PaddingMode::Valid, true);
   check_pools({1, 5, 6, 4}, 3, 1, rn::PaddingMode::Same, false);
+  check_pools({3, 37, 29, 70}, 3, 2, rn::PaddingMode::Same, false);  // partial tiles, partial channel tile
+  check_pools({1, 10, 9, 6}, 7, 1, rn::PaddingMode::Same, true);     // window table too big: the gather path
+  check_pools({2, 15, 13, 9}, 4, 3, rn::PaddingMode::Same, false);   // tiled, window size not unrolled
   check_global_pool(1, 1, 3);
   check_global_pool(4, 49, 2048);
   check_global_pool(3, 64, 10);
