@@ -49,6 +49,9 @@ const common = ['--directory', root, '--out', treeDir, '--config', config];
 if (typeof values.arch === 'string') common.push('--arch', values.arch);
 // Explicit so that a cached value from an earlier configure of this tree cannot leak in.
 common.push(`--CDRESNET_CUDA=${process.env.RESNET_CUDA === 'ON' ? 'ON' : 'OFF'}`, '--CDRESNET_SANITIZE=OFF');
+// compile_commands.json lets a test confirm no -march=native / -mavx reached a prebuild
+// (SIMD is chosen at run time, per function).
+common.push('--CDCMAKE_EXPORT_COMPILE_COMMANDS=ON');
 const extra = (process.env.RESNET_PREBUILD_CMAKE_JS_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 // configure every time (cmake-js compile would keep a stale cache's options), then build

@@ -6,7 +6,7 @@
 // Slow on a clean checkout: builds the prebuild first when prebuilds/<platform>-<arch>/ is
 // empty (npm run build:prebuild, its own CMake tree).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -138,6 +138,20 @@ describe.runIf(supported)('npm pack + install without a compiler', () => {
     expect(prebuilds.some((f) => f.endsWith('.node'))).toBe(true);
     for (const f of packedFiles) expect(f).not.toMatch(/^(build|test|bench|node_modules|lib|\.github|\.ci)\/|^native\/bench\//);
     expect(tarballBytes).toBeLessThan(30 * 2 ** 20);
+  });
+
+  it('the prebuild is compiled for any CPU of its architecture: no -march/-mtune=native, no -mavx*/-mfma', (ctx) => {
+    const commands = join(root, 'build', 'prebuild', 'compile_commands.json');
+    if (!existsSync(commands)) {
+      console.log(`pack_install: skipped the compile-flags check: ${commands} is absent (prebuilds/ came from elsewhere)`);
+      ctx.skip();
+    }
+    const entries = JSON.parse(readFileSync(commands, 'utf8')) as { command?: string; arguments?: string[]; file: string }[];
+    expect(entries.some((e) => e.file.endsWith('gemm.cpp'))).toBe(true);
+    for (const e of entries) {
+      const command = e.command ?? (e.arguments ?? []).join(' ');
+      expect(command, e.file).not.toMatch(/-m(arch|tune|cpu)=native|-mavx|-mfma|-march=(haswell|skylake|x86-64-v[234])/);
+    }
   });
 
   it('the project PATH reaches node and npm but no cmake, make or C/C++ compiler', () => {
