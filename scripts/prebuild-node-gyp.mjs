@@ -11,7 +11,8 @@
 // Node version, and downloads nothing.
 //
 // Environment:
-//   RESNET_CUDA=ON                 also build the CUDA plugin (CMake target resnet_cuda)
+//   RESNET_CUDA=ON|OFF             build the CUDA plugin (CMake target resnet_cuda) or not;
+//                                  unset, CMake decides. When built, it ships.
 //   RESNET_PREBUILD_CMAKE_JS_ARGS  extra cmake-js arguments, space separated (e.g. the
 //                                  Windows workflow's "--toolset ClangCL")
 import { spawnSync } from 'node:child_process';
@@ -47,12 +48,20 @@ const treeDir = join(root, 'build', 'prebuild');
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
 const common = ['--directory', root, '--out', treeDir, '--config', config];
 if (typeof values.arch === 'string') common.push('--arch', values.arch);
-// Explicit so that a cached value from an earlier configure of this tree cannot leak in.
-common.push(`--CDRESNET_CUDA=${process.env.RESNET_CUDA === 'ON' ? 'ON' : 'OFF'}`, '--CDRESNET_SANITIZE=OFF');
+// A sanitizer build never ships. RESNET_CUDA passes through when set; unset, CMake's
+// default (or this tree's cache) decides whether the plugin is built.
+common.push('--CDRESNET_SANITIZE=OFF');
+if (process.env.RESNET_CUDA) common.push(`--CDRESNET_CUDA=${process.env.RESNET_CUDA}`);
 // compile_commands.json lets a test confirm no -march=native / -mavx reached a prebuild
 // (SIMD is chosen at run time, per function).
 common.push('--CDCMAKE_EXPORT_COMPILE_COMMANDS=ON');
 const extra = (process.env.RESNET_PREBUILD_CMAKE_JS_ARGS ?? '').split(/\s+/).filter(Boolean);
+
+const built = join(treeDir, config);
+const plugin = join(built, 'libresnet_cuda.so');
+// Removed first, so that a plugin present after the build is one this build made (the
+// build relinks it when the target is still configured), never one left from before.
+rmSync(plugin, { force: true });
 
 // configure every time (cmake-js compile would keep a stale cache's options), then build
 // incrementally.
@@ -67,7 +76,6 @@ for (const step of ['configure', 'build']) {
 
 // prebuildify reads <its cwd>/build/<Config>: the addon (*.node) and shared libraries next
 // to it, which it copies into prebuilds/<platform>-<arch>/ beside the addon.
-const built = join(treeDir, config);
 const handoff = join(process.cwd(), 'build', config);
 rmSync(handoff, { recursive: true, force: true });
 mkdirSync(handoff, { recursive: true });
@@ -80,13 +88,12 @@ if (!existsSync(addon)) {
 copyFileSync(addon, join(handoff, 'resnet_native.node'));
 say(`addon ${addon}`);
 
-const plugin = join(built, 'libresnet_cuda.so');
-if (process.env.RESNET_CUDA !== 'ON') {
-  say('CUDA plugin not requested (set RESNET_CUDA=ON to build and ship it)');
-} else if (existsSync(plugin)) {
+if (existsSync(plugin)) {
   copyFileSync(plugin, join(handoff, 'libresnet_cuda.so'));
   say(`CUDA plugin ${plugin} (ships beside the addon)`);
-} else {
+} else if (process.env.RESNET_CUDA === 'ON') {
   console.error(`prebuild-node-gyp: RESNET_CUDA=ON but the CUDA plugin was not built: ${plugin} is missing (does CMakeLists.txt define resnet_cuda?)`);
   process.exit(1);
+} else {
+  say('no CUDA plugin was built (RESNET_CUDA=ON builds it where the CUDA toolkit and cuDNN are installed)');
 }
