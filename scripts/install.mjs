@@ -8,36 +8,37 @@
 // RESNET_NATIVE_BUILD_FROM_SOURCE=1, a git checkout (developers edit the C++), or no
 // usable prebuild (the reason is printed).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { compareVersions, runtimeGlibc } from './glibc.mjs';
+import { compareVersions, maxGlibcRequired, prebuildUnsupportedReason, runtimeGlibc } from './prebuild-support.mjs';
 
-const MIN_GLIBC = '2.28';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));
 const say = (line) => console.log(`resnet-native: ${line}`);
 
 /** Why no prebuild can serve this system, or null when one may (then it is load-tested). */
 function prebuildUnsupported() {
-  const tuple = `${process.platform}-${process.arch}`;
+  const system = { platform: process.platform, arch: process.arch, glibc: runtimeGlibc() };
+  const prebuilds = join(root, 'prebuilds');
   let shipped = [];
   try {
-    shipped = readdirSync(join(root, 'prebuilds')).filter((name) => /^[a-z0-9]+-[a-z0-9+]+$/.test(name));
+    shipped = readdirSync(prebuilds).filter((name) => /^[a-z0-9]+-[a-z0-9+]+$/.test(name));
   } catch {
     // no prebuilds/ folder: a checkout or a package published without prebuilds
   }
-  if (!shipped.includes(tuple)) {
-    return `no prebuilt binary for ${tuple}` + (shipped.length ? ` (this package has them for ${shipped.join(', ')})` : ' (this copy has no prebuilds/)');
+  // The glibc the Linux binary really asks for, so the message can name it.
+  let binaryGlibc = null;
+  const folder = join(prebuilds, `${system.platform}-${system.arch}`);
+  if (system.platform === 'linux' && existsSync(folder)) {
+    for (const file of readdirSync(folder).filter((f) => f.endsWith('.node'))) {
+      const needs = maxGlibcRequired(readFileSync(join(folder, file)));
+      if (needs && (binaryGlibc === null || compareVersions(needs, binaryGlibc) > 0)) binaryGlibc = needs;
+    }
   }
-  if (process.platform === 'linux') {
-    const glibc = runtimeGlibc();
-    if (glibc === null) return `the Linux prebuilds need glibc ≥ ${MIN_GLIBC}; this system's C library is not glibc (musl?)`;
-    if (compareVersions(glibc, MIN_GLIBC) < 0) return `the Linux prebuilds need glibc ≥ ${MIN_GLIBC}; this system has glibc ${glibc}`;
-  }
-  return null;
+  return prebuildUnsupportedReason(system, shipped, binaryGlibc);
 }
 
 /** Loads the matching prebuild in a child process; null when it loads, else why not. */

@@ -13,7 +13,7 @@ import { arch as osArch, platform as osPlatform } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { compareVersions, maxGlibcRequired } from './glibc.mjs';
+import { compareVersions, maxGlibcRequired } from './prebuild-support.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(join(root, 'package.json'));

@@ -132,7 +132,7 @@ describe.runIf(supported)('npm pack + install without a compiler', () => {
     expect(packedFiles).toContain('dist/index.js');
     expect(packedFiles).toContain('dist/cli.js');
     expect(packedFiles).toContain('scripts/install.mjs');
-    expect(packedFiles).toContain('scripts/glibc.mjs');
+    expect(packedFiles).toContain('scripts/prebuild-support.mjs');
     expect(packedFiles).toContain('CMakeLists.txt');
     const prebuilds = packedFiles.filter((f) => f.startsWith(`prebuilds/${tuple}/`));
     expect(prebuilds.some((f) => f.endsWith('.node'))).toBe(true);
