@@ -14,7 +14,8 @@
 //   RESNET_CUDA=ON|OFF             build the CUDA plugin (CMake target resnet_cuda) or not;
 //                                  unset, CMake decides. When built, it ships.
 //   RESNET_PREBUILD_CMAKE_JS_ARGS  extra cmake-js arguments, space separated (e.g. the
-//                                  Windows workflow's "--toolset ClangCL")
+//                                  Windows workflow's "--generator Ninja --cc clang-cl
+//                                  --cxx clang-cl")
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
