@@ -4,7 +4,7 @@
 // runs scripts/prebuild-node-gyp.mjs in place of node-gyp (it drives cmake-js); with
 // RESNET_CUDA=ON on linux-x64 the CUDA plugin (libresnet_cuda.so) lands beside the addon.
 //
-// Environment: RESNET_CUDA=ON (build the CUDA plugin too), RESNET_PREBUILD_MAX_GLIBC=2.28
+// Environment: RESNET_CUDA=ON|OFF (the CUDA plugin; unset, CMake decides), RESNET_PREBUILD_MAX_GLIBC=2.28
 // (Linux: fail when the binaries need a newer glibc, so a prebuild made on a too-new system
 // is never shipped), RESNET_PREBUILD_CMAKE_JS_ARGS (extra cmake-js arguments).
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
