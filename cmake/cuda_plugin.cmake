@@ -44,7 +44,7 @@ if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
   set(CMAKE_CUDA_ARCHITECTURES 80-real 90-real 100-real 100-virtual)
 endif()
 enable_language(CUDA)
-set(CMAKE_CUDA_STANDARD 20)
+set(CMAKE_CUDA_STANDARD 17)
 set(CMAKE_CUDA_STANDARD_REQUIRED ON)
 find_package(CUDAToolkit REQUIRED)
 message(STATUS "CUDA plugin: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, cuDNN ${CUDNN_LIBRARY}")
@@ -65,7 +65,7 @@ set_target_properties(resnet_cuda PROPERTIES
   # cmake-js puts the addon in build/Release: the plugin goes beside it.
   LIBRARY_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/Release"
   LIBRARY_OUTPUT_DIRECTORY_RELEASE "${CMAKE_BINARY_DIR}/Release"
-  BUILD_RPATH "" INSTALL_RPATH "")
+  SKIP_BUILD_RPATH ON)
 
 # Kernel and backend checks against the CPU backend; run on a GPU machine (npm run test:cuda-native).
 if(EXISTS ${CMAKE_SOURCE_DIR}/native/cuda/tests)

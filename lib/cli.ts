@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `resnet-native` command: train | eval | predict | summary | bench.
+// The `resnet-native` command: train | eval | predict | summary | bench | doctor.
 // Arguments are parsed with node:util parseArgs before the library (and its native addon) is
 // loaded, so that --threads can size the native thread pool (RESNET_NUM_THREADS).
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -30,6 +30,7 @@ Commands:
   predict   the top-5 classes of image files, with probabilities
   summary   a model's layers, output shapes and parameter counts
   bench     images/s of training and inference on random data
+  doctor    which native addon loaded (prebuild or source build), CPU features, threads, CUDA
 
 Options:
   -h, --help     show this help (or a command's: ${NAME} <command> --help)
@@ -130,6 +131,17 @@ Measures images/s of trainStep (forward, backward, SGD update) and of predict on
   --batch-size <n>       default 128
   --steps <n>            timed steps of each (default 10, after 2 untimed ones)
   --threads <n>          native threads (default: all cores)
+  -h, --help             show this help
+`;
+
+const DOCTOR_HELP = `Usage: ${NAME} doctor [options]
+
+Prints what this installation runs with: the addon file that loaded and whether it is a
+prebuild or a source build, Node and Node-API versions, platform and glibc, the CPU features
+the kernels use, threads, and the CUDA plugin's state (driver, GPUs, cuDNN) or why it is
+unavailable. Exits with status 1 when the addon does not load.
+
+  --json                 print the report as JSON
   -h, --help             show this help
 `;
 
@@ -699,6 +711,18 @@ async function bench(args: string[]): Promise<void> {
 }
 
 // ---------------------------------------------------------------------------------------
+// doctor
+
+async function doctorCommand(args: string[]): Promise<void> {
+  const { values: v } = parse('doctor', args, { json: { type: 'boolean' } });
+  if (v.help) return void process.stdout.write(DOCTOR_HELP);
+  const { doctor, formatDoctorReport } = await import('./doctor.js');
+  const report = await doctor();
+  process.stdout.write(v.json ? `${JSON.stringify(report, null, 2)}\n` : formatDoctorReport(report));
+  if (!report.addon.loaded) throw new Error('the native addon did not load (see the report above)');
+}
+
+// ---------------------------------------------------------------------------------------
 // main
 
 async function version(): Promise<string> {
@@ -706,7 +730,7 @@ async function version(): Promise<string> {
   return (JSON.parse(await readFile(pkg, 'utf8')) as { version: string }).version;
 }
 
-const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { train, eval: evaluate, predict, summary, bench };
+const COMMANDS: Record<string, (args: string[]) => Promise<void>> = { train, eval: evaluate, predict, summary, bench, doctor: doctorCommand };
 
 export async function main(argv: string[]): Promise<number> {
   try {

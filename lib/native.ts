@@ -174,12 +174,14 @@ export interface NativeBinding {
 /** The package root: dist/.. once built, lib/.. when run from source. */
 export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-function load(): NativeBinding {
+function load(): { binding: NativeBinding; path: string } {
   const require = createRequire(import.meta.url);
-  const nodeGypBuild = require('node-gyp-build') as ((dir: string) => unknown) & { path(dir: string): string };
+  const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
   let binding: NativeBinding;
+  let path: string;
   try {
-    binding = nodeGypBuild(packageRoot) as NativeBinding;
+    path = nodeGypBuild.path(packageRoot);
+    binding = require(path) as NativeBinding;
   } catch (err) {
     throw new ResNetError(
       'E_NATIVE',
@@ -188,8 +190,13 @@ function load(): NativeBinding {
     );
   }
   binding.setErrorClass(ResNetError);
-  return binding;
+  return { binding, path };
 }
 
+const loaded = load();
+
 /** The loaded addon (loaded on first import of the package). */
-export const native: NativeBinding = load();
+export const native: NativeBinding = loaded.binding;
+
+/** The file the addon was loaded from: prebuilds/<platform>-<arch>/… or build/Release/…. */
+export const addonPath: string = loaded.path;
