@@ -42,5 +42,8 @@ const env = {
   RESNET_NATIVE_ADDON: addon,
   RESNET_SANITIZED: '1',
 };
-const status = run('npx', ['vitest', 'run', `--outputFile.json=${join(reportDir, 'vitest.json')}`, ...process.argv.slice(2)], env);
+// Instrumented kernels at -O1 run several times slower than the release build: the longest
+// test (MNIST convergence, ~1 min normally) needs more than the suite's 120 s default.
+const timeouts = ['--testTimeout=900000', '--hookTimeout=900000'];
+const status = run('npx', ['vitest', 'run', ...timeouts, `--outputFile.json=${join(reportDir, 'vitest.json')}`, ...process.argv.slice(2)], env);
 process.exit(status);
