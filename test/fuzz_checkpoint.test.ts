@@ -83,7 +83,7 @@ function structural(rng: Rng): { data: Uint8Array; how: string } {
 describe('fuzzed checkpoints', () => {
   it('every mutated checkpoint loads or throws ResNetError, and no buffer outgrows the file', async () => {
     const rng = new Rng(20260801);
-    const runs = 1000;
+    const runs = 2000;
     const outcomes = new Map<string, number>();
     const path = join(root, 'fuzzed.safetensors');
     const baseLive = allocationStats().liveBytes;

@@ -58,7 +58,7 @@ describe('fuzzed CIFAR binaries', () => {
     writeFileSync(join(c100, 'test.bin'), batch100);
     await fillAll(await datasets.cifar100(c100, { split: 'test' })); // the unmutated files load
 
-    const runs = 1000;
+    const runs = 2000;
     const outcomes = new Map<string, number>();
     for (let i = 0; i < runs; i++) {
       const which = rng.int(0, 2);
@@ -110,7 +110,7 @@ describe('fuzzed image decoding', () => {
     writeFileSync(join(dir, 'b', '1.jpg'), jpeg);
     await fillAll(await datasets.imageFolder(dir, { size: 8 })); // the unmutated files decode
 
-    const runs = 600;
+    const runs = 1000;
     const outcomes = new Map<string, number>();
     for (let i = 0; i < runs; i++) {
       const isPng = rng.next() < 0.5;

@@ -56,7 +56,7 @@ describe('fuzzed torchvision imports', () => {
     const data = original.subarray(headerEnd);
 
     const rng = new Rng(4242);
-    const runs = 1000;
+    const runs = 2000;
     const outcomes = new Map<string, number>();
     const path = join(root, 'torch.safetensors');
     for (let i = 0; i < runs; i++) {
@@ -120,7 +120,7 @@ describe('fuzzed Keras / tfjs imports', () => {
     await loadKeras(model, join(dir, 'model.json')); // the unmutated files load
 
     const rng = new Rng(999);
-    const runs = 1000;
+    const runs = 1500;
     const outcomes = new Map<string, number>();
     for (let i = 0; i < runs; i++) {
       let json: Uint8Array = jsonBytes;
