@@ -1,7 +1,7 @@
 // The one place that loads the native addon (through node-gyp-build: a prebuild from
 // prebuilds/ when one matches, else build/Release from a source build).
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ResNetError } from './errors.js';
@@ -177,15 +177,18 @@ export const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 function load(): { binding: NativeBinding; path: string } {
   const require = createRequire(import.meta.url);
   const nodeGypBuild = require('node-gyp-build') as { path(dir: string): string };
+  // RESNET_NATIVE_ADDON=<path to a .node file> loads that build instead (scripts/test-asan.mjs
+  // points it at the sanitizer build in build-asan/); unset, node-gyp-build chooses.
+  const override = process.env.RESNET_NATIVE_ADDON;
   let binding: NativeBinding;
   let path: string;
   try {
-    path = nodeGypBuild.path(packageRoot);
+    path = override ? resolve(override) : nodeGypBuild.path(packageRoot);
     binding = require(path) as NativeBinding;
   } catch (err) {
     throw new ResNetError(
       'E_NATIVE',
-      `resnet-native: no native addon for ${process.platform}-${process.arch} (node ${process.versions.node}) could be loaded. ` +
+      `resnet-native: no native addon ${override ? `at RESNET_NATIVE_ADDON=${override} ` : ''}for ${process.platform}-${process.arch} (node ${process.versions.node}) could be loaded. ` +
         `Run \`npm rebuild resnet-native\` to build it from source (needs cmake and a C++20 compiler). Cause: ${(err as Error).message}`,
     );
   }

@@ -22,6 +22,25 @@ if (Object.keys(worst).length > 0) {
   console.log('worst error/tolerance ratio per op (1.0 = at the tolerance):');
   for (const op of Object.keys(worst).sort()) console.log(`  ${op.padEnd(36)} ${worst[op].toExponential(2)}`);
 }
-const failed = report.numFailedTests + (report.numRuntimeErrorTestSuites ?? 0);
-const skipped = report.numPendingTests + report.numTodoTests;
-console.log(`${report.numPassedTests} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+const totals = (r) => ({
+  passed: r.numPassedTests,
+  failed: r.numFailedTests + (r.numRuntimeErrorTestSuites ?? 0),
+  skipped: r.numPendingTests + r.numTodoTests,
+});
+const all = totals(report);
+// The sanitizer run (npm run test:asan, CI runs it after the normal suite) adds its totals.
+// When CI asked for it (RESNET_EXPECT_ASAN=1) and it left no report, that counts as a failure.
+const asanPath = join(dir, 'asan', 'vitest.json');
+if (existsSync(asanPath)) {
+  const asan = totals(JSON.parse(readFileSync(asanPath, 'utf8')));
+  console.log(`sanitizer run (ASan + UBSan): ${asan.passed} passed, ${asan.failed} failed`);
+  all.passed += asan.passed;
+  all.failed += asan.failed;
+  all.skipped += asan.skipped;
+} else if (process.env.RESNET_EXPECT_ASAN === '1') {
+  console.error(`no sanitizer test report at ${asanPath}: the ASan run did not finish`);
+  all.failed += 1;
+}
+// CI reads the last line, exactly `N passed, N failed`; skipped tests (each prints its reason) come before it.
+if (all.skipped) console.log(`${all.skipped} skipped (reasons printed by the tests)`);
+console.log(`${all.passed} passed, ${all.failed} failed`);

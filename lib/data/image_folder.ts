@@ -26,6 +26,8 @@ export interface ImageFolderOptions {
 
 const OP = 'datasets.imageFolder';
 const EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
+/** Pixels any image may declare, whatever its file size (2048 × 2048). */
+const MIN_PIXEL_LIMIT = 2048 * 2048;
 
 type Sharp = typeof import('sharp').default;
 let sharpModule: Promise<Sharp> | undefined;
@@ -111,7 +113,11 @@ export async function imageFolder(dir: string, options: ImageFolderOptions): Pro
     }
     let pixels: Buffer;
     try {
-      let pipeline = sharp(bytes, { failOn: 'error' }).resize({ width, height, fit, position: 'centre' });
+      // A few hundred bytes of PNG can declare a billion pixels: the decoder refuses images
+      // larger than the file can plausibly hold (4 Mpx always; more at ≥ 1 byte per 1024 px,
+      // beyond any real photo's compression) before it allocates for them.
+      const limitInputPixels = Math.max(MIN_PIXEL_LIMIT, bytes.length * 1024);
+      let pipeline = sharp(bytes, { failOn: 'error', limitInputPixels }).resize({ width, height, fit, position: 'centre' });
       pipeline = channels === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.removeAlpha().toColourspace('b-w');
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       if (info.width !== width || info.height !== height || info.channels !== channels) {

@@ -45,12 +45,13 @@
 // and min), dequantized to float32. Errors are ResNetError: 'E_ARG' (arguments), 'E_IO' (a file
 // that cannot be read, naming it), 'E_FORMAT' (anything wrong in or between the files).
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 import { ResNetError } from '../errors.js';
 import { Model } from '../model/model.js';
 import type { LayerSpec } from '../model/spec.js';
 import * as validate from '../validate.js';
+import { checkParameterValues } from './parameter_values.js';
 import { float16ToFloat32 } from './safetensors.js';
 
 export interface LoadKerasOptions {
@@ -308,6 +309,9 @@ function decodeWeight(bytes: Uint8Array, dtype: string, quant: Record<string, un
   const buf = bytes.slice().buffer; // aligned copy
   if (quant) {
     const q = String(quant.dtype);
+    if (q !== 'float16' && q !== 'uint8' && q !== 'uint16') {
+      throw formatError(`weight '${name}': quantization dtype '${q}' is not one of float16, uint8, uint16`);
+    }
     if (q === 'float16') return float16ToFloat32(new Uint16Array(buf, 0, numel));
     const scale = Number(quant.scale);
     const min = Number(quant.min);
@@ -358,7 +362,11 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       specs.push({ name: w.name, shape: shape as number[], dtype, quant, numel, bytes: numel * size });
       needed += numel * size;
     }
-    const shards: Uint8Array[] = [];
+    // Shards are files beside model.json (tfjs writes them there): a path leaving that folder,
+    // or naming something that is not a regular file (/dev/zero, a FIFO), is refused, and the
+    // sizes are checked against the manifest before anything is read.
+    const shardPaths: string[] = [];
+    let total = 0;
     for (const p of group.paths) {
       if (typeof p !== 'string' || p.length === 0) throw formatError(`${where}: paths must be file names`);
       let shardName = p;
@@ -367,7 +375,29 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       } catch {
         // not %-encoded: use as is
       }
-      const shardPath = join(dir, shardName);
+      const shardPath = resolve(dir, shardName);
+      const rel = relative(dir, shardPath);
+      if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+        throw formatError(`${where}: weight shard path '${p}' is not a file inside the model's folder ${dir}`);
+      }
+      let size: number;
+      try {
+        const st = await stat(shardPath);
+        if (!st.isFile()) throw formatError(`${where}: weight shard '${p}' (${shardPath}) is not a regular file`);
+        size = st.size;
+      } catch (err) {
+        if (err instanceof ResNetError) throw err;
+        const e = err as NodeJS.ErrnoException;
+        throw new ResNetError('E_IO', `${OP}: cannot read weight shard '${shardPath}' (${where}): ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
+      }
+      shardPaths.push(shardPath);
+      total += size;
+    }
+    if (total !== needed) {
+      throw formatError(`${where}: the shards ${group.paths.join(', ')} hold ${total} bytes but the manifest's weights need ${needed} (truncated or mismatched files?)`);
+    }
+    const shards: Uint8Array[] = [];
+    for (const shardPath of shardPaths) {
       try {
         shards.push(await readFile(shardPath));
       } catch (err) {
@@ -375,9 +405,8 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
         throw new ResNetError('E_IO', `${OP}: cannot read weight shard '${shardPath}' (${where}): ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
       }
     }
-    const total = shards.reduce((a, s) => a + s.length, 0);
-    if (total !== needed) {
-      throw formatError(`${where}: the shards ${group.paths.join(', ')} hold ${total} bytes but the manifest's weights need ${needed} (truncated or mismatched files?)`);
+    if (shards.reduce((a, s) => a + s.length, 0) !== total) {
+      throw new ResNetError('E_IO', `${OP}: the weight shards of ${where} changed size while being read`);
     }
     const data = new Uint8Array(total);
     let at = 0;
@@ -716,6 +745,7 @@ export async function loadKeras(model: Model, modelJsonPath: string, options: Lo
     const f = fit(u, k);
     for (const [suffix, decode] of f.values) values.push({ name: `${u.name}.${suffix}`, data: decode() });
   }
+  for (const v of values) checkParameterValues(OP, `'${file.file}'`, v.name, v.data);
   for (const v of values) model.setParameter(v.name, v.data);
   return {
     mapping,

@@ -22,6 +22,7 @@ import { ResNetError } from '../errors.js';
 import { Model } from '../model/model.js';
 import type { LayerSpec } from '../model/spec.js';
 import * as validate from '../validate.js';
+import { checkParameterValues } from './parameter_values.js';
 import { SafetensorsReader } from './safetensors.js';
 
 export interface LoadTorchvisionOptions {
@@ -210,6 +211,7 @@ export async function loadTorchvision(model: Model, file: string, options: LoadT
       const data = await reader.readFloat32(step.key);
       values.push({ name: step.name, data: toOurs(step.layout, data, step.shape) });
     }
+    for (const v of values) checkParameterValues(OP, `'${file}'`, v.name, v.data);
     for (const v of values) model.setParameter(v.name, v.data);
     return {
       loaded: plan.map((s) => s.name),

@@ -615,7 +615,16 @@ export class Trainer {
             next = pipeline.load(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * batchSize, globalStep + 1);
             next.catch(() => undefined);
           }
-          const r = await stepP;
+          let r: Awaited<typeof stepP>;
+          try {
+            r = await stepP;
+          } catch (err) {
+            // Training stops here; the native message names the layer, this adds where in the run.
+            if (err instanceof ResNetError && err.code === 'E_NAN') {
+              throw new ResNetError('E_NAN', `Trainer.fit: epoch ${epochIndex + 1}, step ${k + 1} of ${stepsPerEpoch} (global step ${globalStep + 1}): ${err.message}`);
+            }
+            throw err;
+          }
           globalStep++;
           const count = slot.labels.length;
           acc.addBatchMeans(count, r.loss, r.accuracy, r.top5Accuracy);

@@ -5,6 +5,7 @@
 // does accumulation where a value feeds several layers.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <exception>
@@ -145,6 +146,14 @@ class Backend {
   virtual void softmax(int64_t n, int64_t classes, const float* logits, float* probs) = 0;
 
   // Optimizers, in place over one parameter tensor and its state.
+  // Whether every value is finite. Used only on the failure path (naming the first layer whose
+  // output went non-finite), so a host loop is enough; a device backend overrides it.
+  virtual bool all_finite(int64_t count, const float* x) {
+    for (int64_t i = 0; i < count; ++i) {
+      if (!std::isfinite(x[i])) return false;
+    }
+    return true;
+  }
   virtual double sum_of_squares(int64_t count, const float* x) = 0;
   virtual void scale(int64_t count, float factor, float* x) = 0;
   virtual void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) = 0;

@@ -192,6 +192,17 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   return {l.loss, l.correct, count, 0.0, l.correct5};
 }
 
+namespace {
+// For E_NAN messages: where the last forward first produced a non-finite value.
+std::string nonfinite_origin(const GraphSpec& spec, Plan& plan, const float* images) {
+  const int layer = plan.first_nonfinite_layer(images);
+  if (layer == Plan::kInputNonFinite) return "the input images already hold a non-finite value";
+  if (layer == Plan::kAllFinite) return "every layer's output is finite (the loss itself overflowed)";
+  const Layer& l = spec.layers[static_cast<size_t>(layer)];
+  return "the first layer whose output went non-finite is '" + l.name + "' (" + layer_type_name(l.type) + ")";
+}
+}  // namespace
+
 StepResult Network::train_step(const Tensor& images, const int32_t* labels, int64_t count) {
   if (!optimizer_) fail(ErrorCode::InvalidArgument, "trainStep: compile the model with an optimizer first");
   check_images(images, "trainStep");
@@ -202,8 +213,9 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing_);
   if (!std::isfinite(l.loss)) {
-    fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(l.loss) +
-                             "); the weights were left unchanged. Check the inputs and lower the learning rate.");
+    fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(l.loss) + "); " +
+                             nonfinite_origin(spec_, plan, images.data()) +
+                             "; the weights were left unchanged. Check the inputs and lower the learning rate.");
   }
   plan.backward(labels, label_smoothing_, p);
   const double norm = optimizer_->step(p.params, p.grads);  // E_NAN before any update

@@ -60,6 +60,12 @@ class Plan {
   LossResult loss(const int32_t* labels, float smoothing);
   // Backward from the last forward into p.grads (needs mode.backward).
   void backward(const int32_t* labels, float smoothing, ParamBuffers& p);
+  // After a forward whose loss was not finite (plan_diagnose.cpp): the index of the graph layer
+  // whose step first produced a non-finite value, kInputNonFinite when the input already held
+  // one, or kAllFinite when every activation is finite (the loss alone overflowed).
+  static constexpr int kInputNonFinite = -1;
+  static constexpr int kAllFinite = -2;
+  int first_nonfinite_layer(const float* input);
 
  private:
   enum class Kind { Conv, BatchNorm, Relu, Add, MaxPool, AvgPool, GlobalAvgPool, Flatten, Dense, ZeroPad,

@@ -327,6 +327,15 @@ double CudaBackend::sum_of_squares(int64_t count, const float* x) {
   return host;
 }
 
+bool CudaBackend::all_finite(int64_t count, const float* x) {
+  ProfileScope profile(*profiler_, stream_, Work::Other);
+  int* flag = reinterpret_cast<int*>(results_ + 6);
+  rn::cuda::all_finite(stream_, count, x, flag);
+  int host = 0;
+  download(&host, flag, sizeof(host));
+  return host != 0;
+}
+
 void CudaBackend::scale(int64_t count, float factor, float* x) {
   ProfileScope profile(*profiler_, stream_, Work::Optimizer); rn::cuda::scale(stream_, count, factor, x); }
 

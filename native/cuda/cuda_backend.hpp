@@ -91,6 +91,7 @@ class CudaBackend final : public Backend {
   void softmax(int64_t n, int64_t classes, const float* logits, float* probs) override;
 
   double sum_of_squares(int64_t count, const float* x) override;
+  bool all_finite(int64_t count, const float* x) override;
   void scale(int64_t count, float factor, float* x) override;
   void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) override;
   void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) override;

@@ -1,0 +1,28 @@
+// Diagnosis after a failed step: which layer's output first went non-finite.
+//
+// Only called on the E_NAN path, so it is written for clarity, not speed. In a plan that runs
+// backward every activation lives until the step ends (plan_memory), so the values the failed
+// forward left in the arena are read in place, in step order, without running anything again.
+// A forward-only plan reuses activation buffers, but it never computes a training loss: calling
+// this on one is an internal error.
+#include "error.hpp"
+#include "plan.hpp"
+
+namespace rn {
+
+int Plan::first_nonfinite_layer(const float* input) {
+  if (!mode_.backward) fail(ErrorCode::Internal, "Plan::first_nonfinite_layer needs a training plan's activations");
+  // The last forward's own copy of the input (a device backend staged it in the arena).
+  if (input_ != nullptr) input = input_;
+  const Value& in = values_[0];
+  if (!backend_.all_finite(in.numel, input)) return kInputNonFinite;
+  // Steps run in order, and a fused step (conv + batch-norm statistics, batch-norm + add +
+  // ReLU) is named by its first layer: the one whose arithmetic produced the value.
+  for (const Step& s : steps_) {
+    const Value& y = values_[static_cast<size_t>(s.out)];
+    if (!backend_.all_finite(y.numel, act(s.out, input))) return s.layer;
+  }
+  return kAllFinite;
+}
+
+}  // namespace rn

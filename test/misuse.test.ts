@@ -1,0 +1,147 @@
+// API misuse not covered by test/errors.test.ts and test/model_errors.test.ts: absurd sizes
+// whose arithmetic overflows, synchronous calls and dispose() while a step runs, concurrent
+// trainStep calls on one model (queued, never interleaved: the weights equal a sequential
+// run's bit for bit), tensors disposed under a queued step, and a disposed model.
+import { describe, expect, it } from 'vitest';
+
+import { Model, models, ResNetError, Tensor } from '../lib/index.js';
+import { Rng } from './support/random.js';
+
+async function codeOf(f: () => unknown): Promise<string> {
+  try {
+    await f();
+  } catch (err) {
+    expect(err, String(err)).toBeInstanceOf(ResNetError);
+    return (err as ResNetError).code;
+  }
+  throw new Error('expected a ResNetError');
+}
+
+async function messageOf(f: () => unknown): Promise<string> {
+  try {
+    await f();
+  } catch (err) {
+    expect(err, String(err)).toBeInstanceOf(ResNetError);
+    return (err as ResNetError).message;
+  }
+  throw new Error('expected a ResNetError');
+}
+
+const tiny = (seed = 1) =>
+  models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed }).compile({ optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
+
+describe('absurd sizes (size arithmetic that overflows)', () => {
+  it('Tensor.fromArray: dimensions whose product passes 2^53, or each passing 2^31: E_SHAPE', async () => {
+    for (const shape of [[2 ** 31, 2 ** 31, 2 ** 31], [2 ** 53, 2], [2 ** 32, 2 ** 32], [Number.MAX_SAFE_INTEGER]]) {
+      expect(await codeOf(() => Tensor.fromArray(new Float32Array(4), shape))).toBe('E_SHAPE');
+    }
+  });
+
+  it('builders: classes, input sizes and widths far too large: E_ARG naming the option', async () => {
+    expect(await messageOf(() => models.resnetCifar({ depth: 8, classes: 2 ** 40 }))).toContain('classes');
+    expect(await messageOf(() => models.resnetCifar({ depth: 8, inputShape: [2 ** 31, 2 ** 31, 3] }))).toContain('inputShape');
+    expect(await messageOf(() => models.resnet18({ classes: Number.POSITIVE_INFINITY }))).toContain('classes');
+    expect(
+      await messageOf(() => models.resnet({ block: 'basic', stem: 'cifar', classes: 3, inputShape: [8, 8, 3], stages: [{ blocks: 1, width: 2 ** 30 }] })),
+    ).toContain('width');
+  });
+
+  it('Model.fromSpec: a conv with 2^33 filters or a 2^20 × 2^20 kernel is refused before allocating (E_SHAPE naming the layer)', async () => {
+    for (const edit of [
+      (l: Record<string, unknown>) => (l.filters = 2 ** 33),
+      (l: Record<string, unknown>) => (l.kernelSize = [2 ** 20, 2 ** 20]),
+    ]) {
+      const spec = structuredClone(models.specs.resnetCifar({ depth: 8 })) as unknown as { layers: Record<string, unknown>[] };
+      edit(spec.layers[0]!);
+      const message = await messageOf(() => Model.fromSpec(spec as never));
+      expect(message).toContain("'conv1'");
+      expect(message).toContain('too large');
+    }
+  });
+
+  it('trainStep / predict with images the model cannot take: E_SHAPE, and the model still works', async () => {
+    const model = tiny();
+    const x = Tensor.fromArray(new Float32Array(1 * 1024 * 1024 * 3), [1, 1024, 1024, 3]);
+    expect(await codeOf(() => model.predict(x))).toBe('E_SHAPE');
+    x.dispose();
+    const ok = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
+    expect((await model.predict(ok)).shape).toEqual([2, 4]);
+    ok.dispose();
+    model.dispose();
+  });
+});
+
+describe('concurrent use of one model', () => {
+  it('trainStep calls issued together are queued: the weights equal a sequential run bit for bit', async () => {
+    const rng = new Rng(3);
+    const batches = Array.from({ length: 5 }, () => ({ x: Tensor.fromArray(rng.array(4 * 8 * 8 * 3), [4, 8, 8, 3]), y: rng.labels(4, 4) }));
+    const together = tiny(7);
+    const sequential = tiny(7);
+    const concurrent = await Promise.all(batches.map((b) => together.trainStep(b.x, b.y)));
+    const oneByOne = [];
+    for (const b of batches) oneByOne.push(await sequential.trainStep(b.x, b.y));
+    expect(concurrent.map((r) => r.loss)).toEqual(oneByOne.map((r) => r.loss));
+    const a = together.parameters();
+    const b = sequential.parameters();
+    for (let i = 0; i < a.length; i++) expect(a[i]!.values, a[i]!.name).toEqual(b[i]!.values);
+    for (const batch of batches) batch.x.dispose();
+    together.dispose();
+    sequential.dispose();
+  });
+
+  it('synchronous calls while a step runs: E_BUSY naming the call, nothing changed; the step completes', async () => {
+    const model = tiny();
+    const x = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
+    const before = model.getParameter('conv1.weight');
+    const step = model.trainStep(x, Int32Array.from([0, 1]));
+    for (const [name, call] of [
+      ['getParameter', () => model.getParameter('conv1.weight')],
+      ['setParameter', () => model.setParameter('conv1.weight', new Float32Array(before.length))],
+      ['setLearningRate', () => model.setLearningRate(1)],
+      ['compile', () => model.compile({ optimizer: { type: 'adamw', lr: 1 } })],
+    ] as const) {
+      const err = await codeOf(call);
+      expect(err, name).toBe('E_BUSY');
+      expect(await messageOf(call)).toContain(name);
+    }
+    const r = await step;
+    expect(Number.isFinite(r.loss)).toBe(true);
+    expect(model.learningRate).toBe(0.05);
+    expect(model.getParameter('conv1.weight')).not.toEqual(new Float32Array(before.length));
+    x.dispose();
+    model.dispose();
+  });
+
+  it('dispose() during a step: the step completes, later calls are E_DISPOSED', async () => {
+    const model = tiny();
+    const x = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
+    const step = model.trainStep(x, Int32Array.from([0, 1]));
+    model.dispose();
+    expect(Number.isFinite((await step).loss)).toBe(true);
+    expect(model.isDisposed).toBe(true);
+    for (const call of [
+      () => model.trainStep(x, Int32Array.from([0, 1])),
+      () => model.predict(x),
+      () => model.evaluate(x, Int32Array.from([0, 1])),
+      () => model.computeGradients(x, Int32Array.from([0, 1])),
+      () => model.getParameter('conv1.weight'),
+      () => model.summary(),
+      () => model.save('never-written.safetensors'),
+    ]) {
+      expect(await codeOf(call)).toBe('E_DISPOSED');
+    }
+    model.dispose(); // idempotent
+    x.dispose();
+  });
+
+  it('images disposed while their step is in flight or queued: the running step completes, the queued one is E_DISPOSED', async () => {
+    const model = tiny();
+    const x = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
+    const running = model.trainStep(x, Int32Array.from([0, 1]));
+    const queued = model.trainStep(x, Int32Array.from([0, 1]));
+    x.dispose();
+    expect(Number.isFinite((await running).loss)).toBe(true);
+    expect(await codeOf(() => queued)).toBe('E_DISPOSED');
+    model.dispose();
+  });
+});
