@@ -19,7 +19,7 @@ const root = join(import.meta.dirname, '..');
 const run = (cmd, args, env) => spawnSync(cmd, args, { cwd: root, stdio: 'inherit', env: env ?? process.env }).status ?? 1;
 
 const buildDir = 'build-asan';
-if (run('npx', ['cmake-js', 'compile', '--out', buildDir, '--CDRESNET_SANITIZE=ON']) !== 0) {
+if (run('npx', ['cmake-js', 'compile', '--out', buildDir, '--CDRESNET_SANITIZE=ON', '--CDRESNET_CUDA=OFF']) !== 0) {
   console.error('test:asan: the sanitizer build failed');
   process.exit(1);
 }
