@@ -4,7 +4,7 @@
 // optionally with TF32 tensor cores allowed. Synthetic data, fixed across steps. Reports;
 // asserts nothing. bench/pytorch_cuda.py measures PyTorch the same way on the same GPU.
 //
-//   npm run build && node bench/cuda.mjs [--model resnet50] [--batch 256] [--steps 10]
+//   npm run compile && node bench/cuda.mjs [--model resnet50] [--batch 256] [--steps 10]
 //                                        [--modes fp32,tf32] [--device cuda:0] [--json FILE]
 import { writeFileSync } from 'node:fs';
 

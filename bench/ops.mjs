@@ -1,6 +1,6 @@
 // Times the functional ops (today: the reference kernels) on ResNet layer shapes, beside
 // tfjs's cpu backend in the same run. Reports; asserts nothing.
-//   npm run build && node bench/ops.mjs [--no-tfjs]
+//   npm run compile && node bench/ops.mjs [--no-tfjs]
 import '@tensorflow/tfjs-backend-cpu';
 import * as tf from '@tensorflow/tfjs-core';
 

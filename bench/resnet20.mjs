@@ -3,7 +3,7 @@
 // (predict), for resnet-native beside tfjs-layers on tfjs' cpu and wasm backends, same
 // architecture, same batch, same input. Reports; asserts nothing.
 //
-//   npm run build && node bench/resnet20.mjs [options]
+//   npm run compile && node bench/resnet20.mjs [options]
 //
 //   --batch N             batch size (default 128)
 //   --seconds S           time each native / inference measurement for at least S s (default 5)

@@ -1,5 +1,5 @@
-// npm run build:prebuild (not "prebuild": npm would run that as a hook before every
-// `npm run build`): the prebuilt addon for this machine's platform and architecture, in
+// npm run prebuild (the project's full build is `npm run compile`, not "build", because npm
+// runs a "prebuild" script as a hook before any "build" script): the prebuilt addon for this machine's platform and architecture, in
 // prebuilds/<platform>-<arch>/ with node-gyp-build's naming, made by prebuildify. prebuildify
 // runs scripts/prebuild-node-gyp.mjs in place of node-gyp (it drives cmake-js); with
 // RESNET_CUDA=ON on linux-x64 the CUDA plugin (libresnet_cuda.so) lands beside the addon.

@@ -5,7 +5,7 @@
 //      native allocation count must not change at all.
 //   2. finalizers: `--tensors` (default 20,000) tensors of 64 KiB created and dropped without
 //      dispose(); after GC their native memory must be back to where it started.
-// Needs --expose-gc (the npm script passes it) and the compiled package (npm run build).
+// Needs --expose-gc (the npm script passes it) and the compiled package (npm run compile).
 // Prints one JSON line with the figures and exits 1 when a limit is broken.
 import { readdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';

@@ -4,7 +4,7 @@
 // dependencies come from the npm registry (through the npm cache).
 //
 // Slow on a clean checkout: builds the prebuild first when prebuilds/<platform>-<arch>/ is
-// empty (npm run build:prebuild, its own CMake tree).
+// empty (npm run prebuild, its own CMake tree).
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -95,9 +95,9 @@ beforeAll(async () => {
 
   const hasPrebuild = existsSync(prebuildDir) && readdirSync(prebuildDir).some((f) => f.endsWith('.node'));
   if (!hasPrebuild) {
-    console.log(`pack_install: ${prebuildDir} is empty, building the prebuild (npm run build:prebuild)`);
+    console.log(`pack_install: ${prebuildDir} is empty, building the prebuild (npm run prebuild)`);
     const r = spawnSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs')], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
-    if (r.status !== 0) throw new Error(`npm run build:prebuild failed:\n${r.stdout}\n${r.stderr}`);
+    if (r.status !== 0) throw new Error(`npm run prebuild failed:\n${r.stdout}\n${r.stderr}`);
     console.log(r.stdout.split('\n').filter((l) => l.startsWith('prebuild')).join('\n'));
   }
 
