@@ -205,8 +205,8 @@ describe('formatDoctorReport: the CUDA plugin states', () => {
         runtimeVersion: 12080,
         cudnnVersion: 90100,
         devices: [
-          { name: 'NVIDIA H100 80GB HBM3', memoryBytes: 85_899_345_920, computeCapability: '9.0' },
-          { name: 'NVIDIA A10', memoryBytes: 24_146_608_128, computeCapability: '8.6' },
+          { name: 'NVIDIA H100 80GB HBM3', memoryBytes: 85_899_345_920, computeCapability: '9.0', multiprocessors: 132 },
+          { name: 'NVIDIA A10', memoryBytes: 24_146_608_128, computeCapability: '8.6', multiprocessors: 72 },
         ],
       },
     };
@@ -216,7 +216,7 @@ describe('formatDoctorReport: the CUDA plugin states', () => {
       '  GPU 0: NVIDIA H100 80GB HBM3, 80.0 GiB, compute capability 9.0',
       '  GPU 1: NVIDIA A10, 22.5 GiB, compute capability 8.6',
     ]);
-    expect(cudaLines({ ...r, cuda: { available: true, cudnnVersion: 8906 } })).toEqual(['CUDA plugin: available', '  cuDNN 8.9.6']);
+    expect(cudaLines({ ...r, cuda: { available: true, pluginPath: '', cudnnVersion: 8906 } })).toEqual(['CUDA plugin: available', '  cuDNN 8.9.6']);
   });
 
   it('the whole report, line by line', () => {
