@@ -76,6 +76,8 @@ ${DATA_HELP}
   --resume <file>        continue the run saved in this checkpoint (same data and options)
   --seed <n>             seed of the weights, shuffling and augmentation (default 1)
   --threads <n>          native threads (default: all cores)
+  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
+  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
   --limit <n>            train on n examples only (a seeded random subset)
   --test-limit <n>       evaluate on n test examples only (a fixed random subset)
   --progress <mode>      auto (default: a live bar on a terminal) | bar | log | none
@@ -95,6 +97,8 @@ ${DATA_HELP}
   --batch-size <n>       default 256
   --limit <n>            evaluate on n examples only (the same ones as train --test-limit n)
   --threads <n>          native threads (default: all cores)
+  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
+  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
   -h, --help             show this help
 `;
 
@@ -106,6 +110,8 @@ and prints its top classes with their probabilities.
   --checkpoint <file>    a checkpoint written by train (or saveModel)
   --top <k>              how many classes to print (default 5)
   --threads <n>          native threads (default: all cores)
+  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
+  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
   -h, --help             show this help
 `;
 
@@ -131,6 +137,8 @@ Measures images/s of trainStep (forward, backward, SGD update) and of predict on
   --batch-size <n>       default 128
   --steps <n>            timed steps of each (default 10, after 2 untimed ones)
   --threads <n>          native threads (default: all cores)
+  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
+  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
   -h, --help             show this help
 `;
 
@@ -153,6 +161,8 @@ type Values = Record<string, string | boolean | undefined>;
 
 const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
 const THREADS: Options = { threads: { type: 'string' } };
+/** Where models run (train, eval, predict, bench). */
+const DEVICE: Options = { device: { type: 'string' }, 'allow-tf32': { type: 'boolean' } };
 const DATA: Options = {
   dataset: { type: 'string' },
   data: { type: 'string' },
@@ -232,6 +242,15 @@ function required(v: Values, key: string, command: string): string {
   return s;
 }
 
+/** --device / --allow-tf32 as model options (the library checks the device itself: E_DEVICE / E_ARG). */
+function deviceOptions(v: Values): { device?: string; allowTf32?: boolean } {
+  const o: { device?: string; allowTf32?: boolean } = {};
+  const device = str(v, 'device');
+  if (device !== undefined) o.device = device;
+  if (v['allow-tf32']) o.allowTf32 = true;
+  return o;
+}
+
 /** Sets the native thread count; must run before the library is imported. */
 function applyThreads(v: Values): void {
   const threads = int(v, 'threads', 1, 1024);
@@ -248,7 +267,7 @@ function say(line = ''): void {
 interface ModelChoice {
   /** 'cifar' models default to 32×32×3 / 10 classes, 'imagenet' ones to 224×224×3 / 1000. */
   family: 'cifar' | 'imagenet';
-  build(o: { classes: number; inputShape: [number, number, number]; seed: number }): Promise<Model>;
+  build(o: { classes: number; inputShape: [number, number, number]; seed: number; device?: string; allowTf32?: boolean }): Promise<Model>;
 }
 
 const IMAGENET: Record<string, string> = {
@@ -391,6 +410,7 @@ async function train(args: string[]): Promise<void> {
   const { values: v } = parse('train', args, {
     ...DATA,
     ...THREADS,
+    ...DEVICE,
     model: { type: 'string' },
     epochs: { type: 'string' },
     'batch-size': { type: 'string' },
@@ -451,8 +471,8 @@ async function train(args: string[]): Promise<void> {
   ]);
 
   const model = resume
-    ? await loadModel(resume)
-    : await choice.build({ classes: trainSet.classes, inputShape: [...trainSet.imageShape], seed });
+    ? await loadModel(resume, deviceOptions(v))
+    : await choice.build({ classes: trainSet.classes, inputShape: [...trainSet.imageShape], seed, ...deviceOptions(v) });
   const compile: CompileOptions = {
     optimizer:
       optimizer === 'sgd'
@@ -487,7 +507,7 @@ async function train(args: string[]): Promise<void> {
   say(
     `${epochs} epochs × ${stepsPerEpoch} steps of ${batchSize}, ${optimizer} lr ${lr} ${scheduleName}` +
       `${scheduleName === 'cosine' && warmupSteps > 0 ? ` (warmup ${warmupSteps} steps)` : ''}, weight decay ${weightDecay}, ` +
-      `augment ${augmentOn ? `padding ${padding}${flip ? ' + flip' : ''}` : 'off'}, seed ${seed}, ${info.threads} threads (${info.simd})`,
+      `augment ${augmentOn ? `padding ${padding}${flip ? ' + flip' : ''}` : 'off'}, seed ${seed}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : model.device}`,
   );
 
   await mkdir(out, { recursive: true });
@@ -525,9 +545,9 @@ interface LoadedCheckpoint {
   classNames: string[] | undefined;
 }
 
-async function openCheckpoint(path: string): Promise<LoadedCheckpoint> {
+async function openCheckpoint(path: string, placement: { device?: string; allowTf32?: boolean } = {}): Promise<LoadedCheckpoint> {
   const { loadCheckpoint } = await import('./io/checkpoint.js');
-  const { model, training } = await loadCheckpoint(path, { optimizer: false });
+  const { model, training } = await loadCheckpoint(path, { optimizer: false, ...placement });
   const t = training as Partial<TrainerState> | undefined;
   const c = model.inputShape[2]!;
   const okList = (a: unknown, positive: boolean): a is number[] =>
@@ -544,6 +564,7 @@ async function evaluate(args: string[]): Promise<void> {
   const { values: v } = parse('eval', args, {
     ...DATA,
     ...THREADS,
+    ...DEVICE,
     checkpoint: { type: 'string' },
     split: { type: 'string' },
     'batch-size': { type: 'string' },
@@ -557,7 +578,7 @@ async function evaluate(args: string[]): Promise<void> {
   const limit = int(v, 'limit');
   applyThreads(v);
   const { evaluateModel } = await import('./train/trainer.js');
-  const { model, normalize } = await openCheckpoint(path);
+  const { model, normalize } = await openCheckpoint(path, deviceOptions(v));
   try {
     let ds = await loadDataset(v, datasetName, split, 'eval');
     ds = await limitDataset(ds, limit, TEST_SUBSET_SEED);
@@ -609,7 +630,7 @@ async function decodeImage(sharp: Sharp, file: string, [h, w, c]: readonly numbe
 }
 
 async function predict(args: string[]): Promise<void> {
-  const { values: v, positionals: files } = parse('predict', args, { ...THREADS, checkpoint: { type: 'string' }, top: { type: 'string' } }, true);
+  const { values: v, positionals: files } = parse('predict', args, { ...THREADS, ...DEVICE, checkpoint: { type: 'string' }, top: { type: 'string' } }, true);
   if (v.help) return void process.stdout.write(PREDICT_HELP);
   const path = required(v, 'checkpoint', 'predict');
   if (files.length === 0) throw new UsageError(`predict needs at least one image file (see ${NAME} predict --help)`);
@@ -617,7 +638,7 @@ async function predict(args: string[]): Promise<void> {
   applyThreads(v);
   const sharp = await loadSharp();
   const [{ Tensor }, { topK }] = await Promise.all([import('./tensor.js'), import('./train/metrics.js')]);
-  const { model, normalize, classNames } = await openCheckpoint(path);
+  const { model, normalize, classNames } = await openCheckpoint(path, deviceOptions(v));
   try {
     const shape = model.inputShape;
     const per = shape[0]! * shape[1]! * shape[2]!;
@@ -670,6 +691,7 @@ async function summary(args: string[]): Promise<void> {
 async function bench(args: string[]): Promise<void> {
   const { values: v } = parse('bench', args, {
     ...THREADS,
+    ...DEVICE,
     model: { type: 'string' },
     'input-shape': { type: 'string' },
     classes: { type: 'string' },
@@ -684,7 +706,7 @@ async function bench(args: string[]): Promise<void> {
   const steps = int(v, 'steps') ?? 10;
   applyThreads(v);
   const [{ Tensor }, { runtimeInfo }, { SeededRandom }] = await Promise.all([import('./tensor.js'), import('./runtime.js'), import('./train/trainer.js')]);
-  const model = await choice.build({ classes, inputShape, seed: 1 });
+  const model = await choice.build({ classes, inputShape, seed: 1, ...deviceOptions(v) });
   const rng = new SeededRandom(1);
   const data = new Float32Array(batchSize * inputShape[0] * inputShape[1] * inputShape[2]);
   for (let i = 0; i < data.length; i++) data[i] = rng.next() * 2 - 1;
@@ -694,7 +716,7 @@ async function bench(args: string[]): Promise<void> {
   try {
     model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } });
     const info = runtimeInfo();
-    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${info.threads} threads (${info.simd})`);
+    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : model.device}`);
     const time = async (what: string, run: () => Promise<unknown>) => {
       for (let i = 0; i < 2; i++) await run();
       const t0 = performance.now();

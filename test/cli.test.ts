@@ -144,6 +144,23 @@ describe('resnet-native CLI', () => {
     expect(r.stdout).toMatch(/^predict +[\d.]+ img\/s/m);
   });
 
+  it('--device chooses where the model runs; an unknown or absent device is one error line', async () => {
+    const tiny = ['bench', '--model', 'resnet8', '--input-shape', '8,8,3', '--batch-size', '2', '--steps', '1', '--threads', '1'];
+    expectError(await rn(...tiny, '--device', 'tpu'), 1, /device must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'/);
+    const cpu = await rn(...tiny, '--device', 'cpu');
+    expect(cpu.code).toBe(0);
+    expect(cpu.stdout).toMatch(/batch 2, 1 threads/);
+    const { cudaStatus } = await import('../lib/index.js');
+    const status = cudaStatus();
+    if (status.available) {
+      const gpu = await rn(...tiny, '--device', 'cuda');
+      expect(gpu.code).toBe(0);
+      expect(gpu.stdout).toMatch(/batch 2, cuda:0/);
+    } else {
+      expectError(await rn(...tiny, '--device', 'cuda'), 1, /device 'cuda:0': /);
+    }
+  });
+
   it('train writes the checkpoints and ends with the test accuracy; eval and predict read them', async () => {
     const out = join(dir, 'mnist');
     const r = await rn('train', '--dataset', 'mnist', '--model', 'resnet8', '--epochs', '2', '--batch-size', '32', '--limit', '256', '--test-limit', '64', '--out', out, '--progress', 'log', '--seed', '3');

@@ -87,6 +87,22 @@ describe('asking for a GPU (every machine)', () => {
     expect(r.status).toMatchObject({ available: false, pluginPath: '/nonexistent/libresnet_cuda.so' });
   });
 
+  it.skipIf(GPU)('loadModel({ device }) without a GPU is E_DEVICE (not E_FORMAT: the file is fine)', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadModel } = await import('../lib/index.js');
+    const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 2 });
+    const file = join(mkdtempSync(join(tmpdir(), 'rn-cuda-')), 'm.safetensors');
+    await m.save(file);
+    await expect(loadModel(file, { device: 'cuda' })).rejects.toMatchObject({ code: 'E_DEVICE' });
+    const back = await loadModel(file, { device: 'cpu' });
+    expect(back.device).toBe('cpu');
+    expect(back.getParameter('conv1.weight')).toEqual(m.getParameter('conv1.weight'));
+    m.dispose();
+    back.dispose();
+  });
+
   it.skipIf(GPU)('a plugin that cannot be loaded is E_DEVICE, not a crash', () => {
     // Any file that is not a shared library stands in for a broken plugin.
     const script = `
@@ -327,6 +343,10 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     await gpu.save(file);
     const cpu = await loadModel(file);
     expect(cpu.device).toBe('cpu');
+    const again = await loadModel(file, { device: 'cuda' });
+    expect(again.device).toBe('cuda:0');
+    expect(again.getParameter('conv1.weight')).toEqual(gpu.getParameter('conv1.weight'));
+    again.dispose();
     const L = reductionLengths(cpu, 8, false);
     const [a, b] = [await gpu.predict(x), await cpu.predict(x)];
     expectClose('gpu→cpu checkpoint logits', a.toFloat32Array(), b.toFloat32Array(), L.forward);

@@ -17,7 +17,7 @@
 //   learningRate    the learning rate in force (a schedule may have moved it from optimizer.lr)
 //   training        JSON of the trainer's state ({ epoch, step, rngState, history?, … }), when given
 import { ResNetError } from '../errors.js';
-import { Model } from '../model/model.js';
+import { Model, type ModelInitOptions } from '../model/model.js';
 import type { LayerSpec, ModelSpec } from '../model/spec.js';
 import { type CompileOptions, type ParamGroup, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
@@ -51,6 +51,10 @@ export interface SaveModelOptions {
 export interface LoadModelOptions {
   /** Compile the model with the stored optimizer and restore its state (when the file has one). Default true. */
   optimizer?: boolean;
+  /** Where the loaded model lives: 'cpu' (default), 'cuda', 'cuda:N' (see Model.fromSpec). */
+  device?: string;
+  /** Let fp32 convolutions on the GPU use TF32 tensor cores. Default false. */
+  allowTf32?: boolean;
 }
 
 export interface Checkpoint {
@@ -338,7 +342,7 @@ export function minimumParameterCount(spec: ModelSpec): number {
 }
 
 /** Parses and builds the stored spec; any failure is E_FORMAT. */
-function buildModel(path: string, specJson: string | undefined, storedFloats: number): Model {
+function buildModel(path: string, specJson: string | undefined, storedFloats: number, placement: ModelInitOptions): Model {
   if (specJson === undefined) throw fmt(path, "metadata has no 'spec'");
   let spec: unknown;
   try {
@@ -356,8 +360,10 @@ function buildModel(path: string, specJson: string | undefined, storedFloats: nu
     throw fmt(path, `spec describes at least ${needed} parameter values but the file stores ${storedFloats}`);
   }
   try {
-    return Model.fromSpec(spec as unknown as ModelSpec, { seed: 0 });
+    return Model.fromSpec(spec as unknown as ModelSpec, { seed: 0, ...placement });
   } catch (err) {
+    // The file is fine when the device is what failed: keep that error's own code.
+    if (err instanceof ResNetError && err.code === 'E_DEVICE') throw err;
     throw fmt(path, `spec does not build a model: ${(err as Error)?.message ?? String(err)}`);
   }
 }
@@ -401,8 +407,11 @@ function parseCount(path: string, key: string, s: string | undefined): number {
 export async function loadCheckpoint(path: string, options: LoadModelOptions = {}): Promise<Checkpoint> {
   const op = 'loadCheckpoint';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
-  validate.keys(options, op, ['optimizer']);
+  validate.keys(options, op, ['optimizer', 'device', 'allowTf32']);
   const restoreOptimizer = options.optimizer === undefined ? true : validate.boolean(options.optimizer, op, 'optimizer');
+  const placement: ModelInitOptions = {};
+  if (options.device !== undefined) placement.device = validate.string(options.device, op, 'device');
+  if (options.allowTf32 !== undefined) placement.allowTf32 = validate.boolean(options.allowTf32, op, 'allowTf32');
   const reader = await SafetensorsReader.open(path);
   let model: Model | undefined;
   try {
@@ -442,7 +451,7 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
 
     let storedFloats = 0;
     for (const e of reader.header.tensors.values()) if (!e.name.startsWith(OPTIMIZER_PREFIX)) storedFloats += e.numel;
-    model = buildModel(path, meta.spec, storedFloats);
+    model = buildModel(path, meta.spec, storedFloats, placement);
 
     const params = model.parameterInfo();
     if (compileOptions) {
