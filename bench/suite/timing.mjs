@@ -1,0 +1,27 @@
+// Timing loops and their summaries. Throughput sums the step times, so pauses between
+// steps (GC, the event loop) do not count against anyone.
+const now = () => performance.now();
+
+/** Runs `step` until `minSeconds` passed and at least `minIters` ran (at most `maxIters`); per-step ms. */
+export async function timeLoop(step, { minSeconds, minIters = 1, maxIters = Infinity }) {
+  const times = [];
+  const start = now();
+  while ((now() - start < minSeconds * 1000 || times.length < minIters) && times.length < maxIters) {
+    const t0 = now();
+    await step();
+    times.push(now() - t0);
+  }
+  return times;
+}
+
+export function median(values) {
+  const s = [...values].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** { steps, msPerStep, msMedian, imagesPerSecond } for steps of `batch` images. */
+export function summarize(times, batch) {
+  const total = times.reduce((a, b) => a + b, 0);
+  return { steps: times.length, msPerStep: total / times.length, msMedian: median(times), imagesPerSecond: (batch * times.length) / (total / 1000) };
+}
