@@ -3,8 +3,10 @@
 // dilations, groups, every padding mode, odd sizes, batch 1..4, channel counts on both sides
 // of the GEMM / direct switch), batch norms (with and without the fused add + ReLU, training
 // and inference) and whole models (forward, loss, every gradient, running statistics) — runs
-// in two child processes (test/support/kernels_child.mjs), one per kernel set, and every value
-// of the optimized run is compared with the reference run's.
+// in child processes (test/support/kernels_child.mjs): one on the reference kernels, one on the
+// optimized kernels as dispatched on this CPU (AVX-512 GEMM where the CPU has it) and one with
+// RESNET_SIMD=avx2 (the AVX2 GEMM), and every value of each optimized run is compared with the
+// reference run's.
 //
 // Tolerances follow test/support/compare.ts (|a − e| ≤ 1e-4·√L + 1e-4·|e|, L the reduction
 // length behind the value) with the reduction lengths of test/model_vs_tfjs.test.ts: conv
@@ -72,10 +74,13 @@ const decode = (b64: Encoded): Float32Array => new Float32Array(new Uint8Array(B
 const job = (data: Float32Array, shape: number[]): TensorJob => ({ data: encode(data), shape });
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
-function runChild(kernels: 'reference' | 'optimized', input: unknown): ChildResult {
+function runChild(kernels: 'reference' | 'optimized', input: unknown, simd?: 'avx2'): ChildResult {
+  const env: NodeJS.ProcessEnv = { ...process.env, RESNET_KERNELS: kernels };
+  delete env.RESNET_SIMD;
+  if (simd) env.RESNET_SIMD = simd;
   const out = execFileSync(process.execPath, [childScript], {
     input: JSON.stringify(input),
-    env: { ...process.env, RESNET_KERNELS: kernels },
+    env,
     maxBuffer: 1 << 28,
   });
   return JSON.parse(out.toString('utf8')) as ChildResult;
@@ -167,6 +172,7 @@ function fixedConvs(rng: Rng): ConvCase[] {
     make('1×1/2 16→32 9×9 n2 (strided 1×1)', 2, 9, 9, 16, 32, 1, 2),
     make('3×3/1 32→32 19×21 n2 same (many tiles)', 2, 19, 21, 32, 32, 3, 1),
     make('7×7/2 3→16 23×23 n2 same (stem)', 2, 23, 23, 3, 16, 7, 2),
+    make('3×3/1 40→48 11×9 n2 same (K = 360: two depth blocks; three 16-column panels)', 2, 11, 9, 40, 48, 3, 1),
   ];
 }
 
@@ -354,14 +360,39 @@ const modelCases: (ModelCase & { lengths: ReturnType<typeof modelReductionLength
 });
 
 const distBuilt = existsSync(join(process.cwd(), 'dist', 'index.js'));
-let results: { reference: ChildResult; optimized: ChildResult } | undefined;
-function both(): { reference: ChildResult; optimized: ChildResult } {
+interface Runs {
+  reference: ChildResult;
+  optimized: ChildResult;
+  /** The optimized runs to check: as dispatched, and capped at AVX2. */
+  variants: { label: string; result: ChildResult }[];
+}
+let results: Runs | undefined;
+function both(): Runs {
   if (!distBuilt) throw new Error('dist/index.js is missing: run `npm run build` (the child processes load the built package)');
   if (results === undefined) {
     const input = { conv: convCases, batchNorm: bnCases, models: modelCases };
-    results = { reference: runChild('reference', input), optimized: runChild('optimized', input) };
+    const optimized = runChild('optimized', input);
+    results = {
+      reference: runChild('reference', input),
+      optimized,
+      variants: [
+        { label: 'dispatched', result: optimized },
+        { label: 'RESNET_SIMD=avx2', result: runChild('optimized', input, 'avx2') },
+      ],
+    };
   }
   return results;
+}
+
+/** Runs `check` for each optimized variant, naming the variant in a failure. */
+function forEachVariant(check: (result: ChildResult) => void): void {
+  for (const { label, result } of both().variants) {
+    try {
+      check(result);
+    } catch (e) {
+      throw new Error(`[optimized, ${label}] ${(e as Error).message}`);
+    }
+  }
 }
 
 describe('RESNET_KERNELS selects the kernels', () => {
@@ -399,53 +430,59 @@ describe('RESNET_KERNELS selects the kernels', () => {
 
 describe('conv2d: optimized vs reference kernels (seeded random shapes)', () => {
   it.each(convCases.map((c, i) => [c.label, i] as const))('%s', (_label, i) => {
-    const { reference, optimized } = both();
+    const { reference } = both();
     const c = convCases[i]!;
     const { n, kh, kw, cin, cout, groups, oh, ow } = c.dims;
     const ref = reference.conv[i]!;
-    const opt = optimized.conv[i]!;
-    expectCloseNamed('conv2d forward', 'y', decode(opt.y!), decode(ref.y!), (kh * kw * cin) / groups);
-    expectCloseNamed('conv2d input gradient', 'dx', decode(opt.dx!), decode(ref.dx!), (kh * kw * cout) / groups);
-    expectCloseNamed('conv2d weight gradient', 'dw', decode(opt.dw!), decode(ref.dw!), n * oh * ow);
-    expect(opt.db === undefined).toBe(c.bias === undefined);
-    if (c.bias) expectCloseNamed('conv2d bias gradient', 'db', decode(opt.db!), decode(ref.db!), n * oh * ow);
+    forEachVariant((optimized) => {
+      const opt = optimized.conv[i]!;
+      expectCloseNamed('conv2d forward', 'y', decode(opt.y!), decode(ref.y!), (kh * kw * cin) / groups);
+      expectCloseNamed('conv2d input gradient', 'dx', decode(opt.dx!), decode(ref.dx!), (kh * kw * cout) / groups);
+      expectCloseNamed('conv2d weight gradient', 'dw', decode(opt.dw!), decode(ref.dw!), n * oh * ow);
+      expect(opt.db === undefined).toBe(c.bias === undefined);
+      if (c.bias) expectCloseNamed('conv2d bias gradient', 'db', decode(opt.db!), decode(ref.db!), n * oh * ow);
+    });
   });
 });
 
 describe('batch norm: optimized vs reference kernels', () => {
   it.each(bnCases.map((c, i) => [c.label, i] as const))('%s', (_label, i) => {
-    const { reference, optimized } = both();
+    const { reference } = both();
     const c = bnCases[i]!;
     const ref = reference.batchNorm[i]!;
-    const opt = optimized.batchNorm[i]!;
-    const op = c.skip ? 'batchNormAddRelu' : 'batchNorm';
-    const forwardLength = c.training ? c.rows : 1;
-    for (const key of ['y', 'runningMean', 'runningVar']) {
-      expectCloseNamed(`${op} forward`, key, decode(opt[key]!), decode(ref[key]!), forwardLength);
-    }
-    const keys = c.skip ? ['dx', 'dskip', 'dgamma', 'dbeta'] : ['dx', 'dgamma', 'dbeta'];
-    for (const key of keys) expectCloseNamed(`${op} backward`, key, decode(opt[key]!), decode(ref[key]!), forwardLength + c.rows);
+    forEachVariant((optimized) => {
+      const opt = optimized.batchNorm[i]!;
+      const op = c.skip ? 'batchNormAddRelu' : 'batchNorm';
+      const forwardLength = c.training ? c.rows : 1;
+      for (const key of ['y', 'runningMean', 'runningVar']) {
+        expectCloseNamed(`${op} forward`, key, decode(opt[key]!), decode(ref[key]!), forwardLength);
+      }
+      const keys = c.skip ? ['dx', 'dskip', 'dgamma', 'dbeta'] : ['dx', 'dgamma', 'dbeta'];
+      for (const key of keys) expectCloseNamed(`${op} backward`, key, decode(opt[key]!), decode(ref[key]!), forwardLength + c.rows);
+    });
   });
 });
 
 describe('whole models: optimized vs reference kernels', () => {
   it.each(modelCases.map((c, i) => [c.label, i] as const))('%s: logits, loss, gradients, running statistics', (_label, i) => {
-    const { reference, optimized } = both();
+    const { reference } = both();
     const c = modelCases[i]!;
     const ref = reference.models[i]!;
-    const opt = optimized.models[i]!;
-    expectCloseNamed('model logits (inference)', 'logits', decode(opt.logits), decode(ref.logits), c.lengths.forward);
-    expectCloseNamed('model loss', 'loss', Float32Array.of(opt.loss), Float32Array.of(ref.loss), c.lengths.forward + c.spec.classes);
-    expect(opt.accuracy).toBe(ref.accuracy);
-    const names = Object.keys(ref.gradients);
-    expect(Object.keys(opt.gradients).sort()).toEqual([...names].sort());
-    expect(names.length).toBeGreaterThan(0);
-    for (const name of names) {
-      expectCloseScaled('model gradients', name, decode(opt.gradients[name]!), decode(ref.gradients[name]!), c.lengths.gradient);
-    }
-    for (const name of Object.keys(ref.runningStats)) {
-      const layer = name.slice(0, name.lastIndexOf('.'));
-      expectCloseNamed('model running statistics', name, decode(opt.runningStats[name]!), decode(ref.runningStats[name]!), c.lengths.at.get(layer)!);
-    }
+    forEachVariant((optimized) => {
+      const opt = optimized.models[i]!;
+      expectCloseNamed('model logits (inference)', 'logits', decode(opt.logits), decode(ref.logits), c.lengths.forward);
+      expectCloseNamed('model loss', 'loss', Float32Array.of(opt.loss), Float32Array.of(ref.loss), c.lengths.forward + c.spec.classes);
+      expect(opt.accuracy).toBe(ref.accuracy);
+      const names = Object.keys(ref.gradients);
+      expect(Object.keys(opt.gradients).sort()).toEqual([...names].sort());
+      expect(names.length).toBeGreaterThan(0);
+      for (const name of names) {
+        expectCloseScaled('model gradients', name, decode(opt.gradients[name]!), decode(ref.gradients[name]!), c.lengths.gradient);
+      }
+      for (const name of Object.keys(ref.runningStats)) {
+        const layer = name.slice(0, name.lastIndexOf('.'));
+        expectCloseNamed('model running statistics', name, decode(opt.runningStats[name]!), decode(ref.runningStats[name]!), c.lengths.at.get(layer)!);
+      }
+    });
   });
 });
