@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 
 WORKLOADS = {
     "resnet20": {"size": 32, "classes": 10, "batch": 128},
@@ -102,22 +103,31 @@ def build_models(nn):
     }
 
 
+class Times(list):
+    cpu_seconds = 0.0  # process CPU time of the loop (all threads)
+
+
 def time_loop(step, seconds, min_iters, max_iters=10**9):
-    times = []
+    times = Times()
+    cpu0 = time.process_time()
     start = time.perf_counter()
     while (time.perf_counter() - start < seconds or len(times) < min_iters) and len(times) < max_iters:
         t0 = time.perf_counter()
         step()
         times.append(time.perf_counter() - t0)
+    times.cpu_seconds = time.process_time() - cpu0
     return times
 
 
-def summarize(times, batch):
+def summarize(times, batch, threads=None):
     total = sum(times)
     s = sorted(times)
     mid = len(s) // 2
     med = s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
-    return {"steps": len(times), "msPerStep": 1000 * total / len(times), "msMedian": 1000 * med, "imagesPerSecond": batch * len(times) / total}
+    out = {"steps": len(times), "msPerStep": 1000 * total / len(times), "msMedian": 1000 * med, "imagesPerSecond": batch * len(times) / total}
+    if threads and getattr(times, "cpu_seconds", 0) > 0:  # images per CPU-second × threads, as bench/suite/timing.mjs
+        out["cpuImagesPerSecond"] = batch * len(times) * threads / times.cpu_seconds
+    return out
 
 
 def bench_torch(torch, builders, name, w, args):
@@ -138,12 +148,12 @@ def bench_torch(torch, builders, name, w, args):
     model.train()
     for _ in range(2):
         train_step()
-    out = {"train": summarize(time_loop(train_step, args.seconds, min_iters), w["batch"])}
+    out = {"train": summarize(time_loop(train_step, args.seconds, min_iters), w["batch"], args.threads)}
     model.eval()
     with torch.inference_mode():
         for _ in range(2):
             model(x)
-        out["infer"] = summarize(time_loop(lambda: model(x), args.seconds, min_iters), w["batch"])
+        out["infer"] = summarize(time_loop(lambda: model(x), args.seconds, min_iters), w["batch"], args.threads)
         for _ in range(3):
             model(one)
         out["latency"] = summarize(time_loop(lambda: model(one), min(args.seconds, 2), 5), 1)
@@ -156,6 +166,7 @@ def bench_onnxruntime(torch, ort, model, name, w, args):
         dummy = torch.rand(1, 3, w["size"], w["size"])
         model = model.to(memory_format=torch.contiguous_format).eval()
         export = dict(input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter needs no onnxscript
         try:
             torch.onnx.export(model, (dummy,), path, dynamo=False, **export)
         except TypeError:  # an older torch without the dynamo argument
@@ -173,7 +184,7 @@ def bench_onnxruntime(torch, ort, model, name, w, args):
     run = lambda a: sess.run(None, {"x": a})
     for _ in range(2):
         run(x)
-    out = {"infer": summarize(time_loop(lambda: run(x), args.seconds, 2 if args.quick else 3), w["batch"])}
+    out = {"infer": summarize(time_loop(lambda: run(x), args.seconds, 2 if args.quick else 3), w["batch"], args.threads)}
     for _ in range(3):
         run(one)
     out["latency"] = summarize(time_loop(lambda: run(one), min(args.seconds, 2), 5), 1)

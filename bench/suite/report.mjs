@@ -15,7 +15,8 @@ const cell = (r, mode) => {
   if (mode === 'train' && r.trainError) return r.trainError;
   const s = r[mode];
   if (!s) return 'not run';
-  const value = mode === 'latency' ? `${fmt(s.msMedian)} ms` : `${fmt(s.imagesPerSecond)} img/s`;
+  const cpu = s.cpuImagesPerSecond !== undefined ? ` · ${fmt(s.cpuImagesPerSecond)} by CPU time` : '';
+  const value = mode === 'latency' ? `${fmt(s.msMedian)} ms` : `${fmt(s.imagesPerSecond)} img/s${cpu}`;
   return s.batch !== undefined ? `${value} (batch ${s.batch})` : value;
 };
 
@@ -24,10 +25,16 @@ function ratio(native, other, mode) {
   const a = native?.[mode];
   const b = other?.[mode];
   if (!a || !b) return '';
-  return mode === 'latency' ? `${(b.msMedian / a.msMedian).toFixed(2)}×` : `${(a.imagesPerSecond / b.imagesPerSecond).toFixed(2)}×`;
+  if (mode === 'latency') return `${(b.msMedian / a.msMedian).toFixed(2)}×`;
+  const byCpu = a.cpuImagesPerSecond && b.cpuImagesPerSecond ? ` · ${(a.cpuImagesPerSecond / b.cpuImagesPerSecond).toFixed(2)}× by CPU time` : '';
+  return `${(a.imagesPerSecond / b.imagesPerSecond).toFixed(2)}×${byCpu}`;
 }
 
-/** Markdown table: one row per model × framework; ratio columns say how many times faster resnet-native is. */
+/**
+ * Markdown table: one row per model × framework; ratio columns say how many times faster
+ * resnet-native is, by wall time and by CPU time (images per CPU-second × threads: the figure
+ * that holds when other processes share the cores; timing.mjs).
+ */
 export function table(results) {
   const lines = [
     '| model | framework | train | ours ÷ it | infer | ours ÷ it | batch-1 latency | it ÷ ours |',

@@ -1,7 +1,7 @@
 // tfjs-layers on the tfjs cpu and wasm backends, the same architecture built from our spec
 // (test/support/tfjs_from_spec.mjs). tfjs cpu is too slow for full batches at 224² (its conv
 // weight gradient runs at ~0.02 GFLOP/s), so it runs reduced work and says so; what is not
-// run is reported with the reason, never silently.
+// run is reported with the reason, never silently. Both backends run one thread under Node.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -48,7 +48,7 @@ async function measure(name, w, nativeModel, backend, plan, opts) {
   await predict(x1); // warm-up
   if (plan.predictBatch) {
     const [xb, yb] = tensors(plan.predictBatch);
-    const s = summarize(await timeLoop(() => predict(xb), { minSeconds: opts.seconds, minIters: 1, maxIters: opts.quick ? 1 : 20 }), plan.predictBatch);
+    const s = summarize(await timeLoop(() => predict(xb), { minSeconds: opts.seconds, minIters: 1, maxIters: opts.quick ? 1 : 20 }), plan.predictBatch, 1);
     out.infer = { ...s, batch: plan.predictBatch };
     tf.dispose([xb, yb]);
   }
@@ -63,7 +63,7 @@ async function measure(name, w, nativeModel, backend, plan, opts) {
     };
     try {
       await step(); // warm-up and momentum slots
-      out.train = { ...summarize(await timeLoop(step, { minSeconds: 0, minIters: 1, maxIters: 1 }), plan.trainBatch), batch: plan.trainBatch };
+      out.train = { ...summarize(await timeLoop(step, { minSeconds: 0, minIters: 1, maxIters: 1 }), plan.trainBatch, 1), batch: plan.trainBatch };
     } catch (e) {
       out.trainError = errorText(e);
     }

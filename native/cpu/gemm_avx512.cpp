@@ -45,10 +45,12 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) v16 load16(const float* p
 }
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
-// C[Rows × Panels·16] (=|+=) packed A [k][kRows] · `Panels` B panels `panel_stride` floats
-// apart. `cols` real columns in the last panel.
+// C[Rows × Panels·16] (=|+=) A · `Panels` B panels `panel_stride` floats apart, A's element
+// (r, p) at a[p·a_step + r] (packed A: a_step = kRows; Aᵀ: its leading dimension). `cols`
+// real columns in the last panel.
 template <int Rows, int Panels>
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t k, const float* a, const float* panel,
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t k, const float* a, int64_t a_step,
+                                                                         const float* panel,
                                                                          int64_t panel_stride, float* c, int64_t ldc,
                                                                          int64_t cols, bool accumulate) {
   v16 acc[Rows][Panels];
@@ -59,7 +61,7 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t
     v16 b[Panels];
     for (int j = 0; j < Panels; ++j) b[j] = load16(panel + j * panel_stride + p * kGemmPanel);
     for (int r = 0; r < Rows; ++r) {
-      const float av = a[p * kRows + r];
+      const float av = a[p * a_step + r];
       for (int j = 0; j < Panels; ++j) acc[r][j] += b[j] * av;
     }
   }
@@ -80,31 +82,24 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t
 // The last m % 12 rows: Rows counts down to the remainder, so each size is its own kernel.
 template <int Rows, int Panels>
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_rows(int64_t rows, int64_t k, const float* a,
-                                                                            const float* panel, int64_t panel_stride,
+                                                                            int64_t a_step, const float* panel, int64_t panel_stride,
                                                                             float* c, int64_t ldc, int64_t cols,
                                                                             bool accumulate) {
   if constexpr (Rows > 0) {
-    if (rows == Rows) return micro_kernel<Rows, Panels>(k, a, panel, panel_stride, c, ldc, cols, accumulate);
-    kernel_for_rows<Rows - 1, Panels>(rows, k, a, panel, panel_stride, c, ldc, cols, accumulate);
+    if (rows == Rows) return micro_kernel<Rows, Panels>(k, a, a_step, panel, panel_stride, c, ldc, cols, accumulate);
+    kernel_for_rows<Rows - 1, Panels>(rows, k, a, a_step, panel, panel_stride, c, ldc, cols, accumulate);
   }
 }
 
 // A's rows [i, i + rows) × columns [p0, p0 + kc) → buf[p][r] (kRows floats per p): the
 // micro-kernel then reads one contiguous stream instead of a dozen strided rows, which the L1
 // prefetchers do not follow (unpacked, a 14×16 kernel ran no faster than the 6×16 AVX2 one).
-template <bool Transposed>
+// Aᵀ needs no packing: its rows are already contiguous per p.
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void pack_a(const float* a, int64_t lda, int64_t i,
                                                                    int64_t rows, int64_t p0, int64_t kc, float* buf) {
-  if (Transposed) {
-    for (int64_t p = 0; p < kc; ++p) {
-      const float* src = a + (p0 + p) * lda + i;
-      for (int64_t r = 0; r < rows; ++r) buf[p * kRows + r] = src[r];
-    }
-  } else {
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* src = a + (i + r) * lda + p0;
-      for (int64_t p = 0; p < kc; ++p) buf[p * kRows + r] = src[p];
-    }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = a + (i + r) * lda + p0;
+    for (int64_t p = 0; p < kc; ++p) buf[p * kRows + r] = src[p];
   }
 }
 
@@ -118,17 +113,24 @@ RN_TARGET_AVX512 void gemm_body(int64_t m, int64_t n, int64_t k, const float* a,
     const int64_t rows = std::min<int64_t>(kRows, m - i);
     for (int64_t p0 = 0; p0 < k; p0 += kDepthBlock) {
       const int64_t kc = std::min(kDepthBlock, k - p0);
-      pack_a<Transposed>(a, lda, i, rows, p0, kc, buf);
+      const float* ap = buf;
+      int64_t a_step = kRows;
+      if (Transposed) {
+        ap = a + p0 * lda + i;
+        a_step = lda;
+      } else {
+        pack_a(a, lda, i, rows, p0, kc, buf);
+      }
       const bool acc = accumulate || p0 > 0;
       int64_t q = 0;
       for (; q + 2 <= panels; q += 2) {  // pairs of panels
         const int64_t cols = std::min(kGemmPanel, n - (q + 1) * kGemmPanel);
-        kernel_for_rows<kRows, 2>(rows, kc, buf, packed_b + q * panel_stride + p0 * kGemmPanel, panel_stride,
+        kernel_for_rows<kRows, 2>(rows, kc, ap, a_step, packed_b + q * panel_stride + p0 * kGemmPanel, panel_stride,
                                   c + i * ldc + q * kGemmPanel, ldc, cols, acc);
       }
       if (q < panels) {  // an odd last panel
         const int64_t cols = std::min(kGemmPanel, n - q * kGemmPanel);
-        kernel_for_rows<kRows, 1>(rows, kc, buf, packed_b + q * panel_stride + p0 * kGemmPanel, panel_stride,
+        kernel_for_rows<kRows, 1>(rows, kc, ap, a_step, packed_b + q * panel_stride + p0 * kGemmPanel, panel_stride,
                                   c + i * ldc + q * kGemmPanel, ldc, cols, acc);
       }
     }
