@@ -58,7 +58,7 @@ for (const name of opts.models) {
   if (python.available) {
     const p = python.models?.[name] ?? {};
     frameworks.push({ framework: 'pytorch', ...(p.pytorch ?? { skipped: 'no result' }) });
-    frameworks.push({ framework: 'onnxruntime', ...(p.onnxruntime ?? { skipped: p.onnxruntimeError ?? python.onnxruntimeError ?? 'no result' }) });
+    frameworks.push({ framework: 'onnxruntime', trainError: 'inference only', ...(p.onnxruntime ?? { skipped: p.onnxruntimeError ?? python.onnxruntimeError ?? 'no result' }) });
   } else {
     frameworks.push({ framework: 'pytorch / onnxruntime', skipped: python.reason });
   }

@@ -31,11 +31,12 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) v16 load16(const float* p
 }
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
-// Pixels × (Panels·16) outputs. `a` is the first pixel's input at tap (0, 0); pixel r is
-// r·pixel_step floats further, tap (ky, kx) ky·row_step + kx·tap_step further.
+// Pixels × (Panels·16) outputs. px[r] is pixel r's input at tap (0, 0) (the pixels may lie
+// on different output rows, so small maps still fill the register block); tap (ky, kx) is
+// ky·row_step + kx·tap_step floats further.
 template <int Pixels, int Panels>
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(const Conv2dGeometry& g, const float* a,
-                                                                            int64_t pixel_step, int64_t row_step,
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(const Conv2dGeometry& g,
+                                                                            const float* const* px, int64_t row_step,
                                                                             int64_t tap_step, const float* panel,
                                                                             int64_t panel_stride, float* c,
                                                                             int64_t ldc, int64_t cols,
@@ -47,13 +48,15 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(cons
   const int64_t cin = g.c_in;
   for (int64_t ky = 0; ky < g.kh; ++ky) {
     for (int64_t kx = 0; kx < g.kw; ++kx) {
-      const float* at = a + ky * row_step + kx * tap_step;
+      const int64_t offset = ky * row_step + kx * tap_step;
+      const float* at[Pixels];
+      for (int r = 0; r < Pixels; ++r) at[r] = px[r] + offset;
       const float* bt = panel + (ky * g.kw + kx) * cin * kGemmPanel;
       for (int64_t ic = 0; ic < cin; ++ic) {
         v16 b[Panels];
         for (int j = 0; j < Panels; ++j) b[j] = load16(bt + j * panel_stride + ic * kGemmPanel);
         for (int r = 0; r < Pixels; ++r) {
-          const float av = at[r * pixel_step + ic];
+          const float av = at[r][ic];
           for (int j = 0; j < Panels; ++j) acc[r][j] += b[j] * av;
         }
       }
@@ -75,25 +78,23 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(cons
 
 template <int Pixels, int Panels>
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_pixels(int64_t pixels, const Conv2dGeometry& g,
-                                                                              const float* a, int64_t pixel_step,
+                                                                              const float* const* px,
                                                                               int64_t row_step, int64_t tap_step,
                                                                               const float* panel, int64_t panel_stride,
                                                                               float* c, int64_t ldc, int64_t cols,
                                                                               bool accumulate) {
   if constexpr (Pixels > 0) {
     if (pixels == Pixels) {
-      return implicit_kernel<Pixels, Panels>(g, a, pixel_step, row_step, tap_step, panel, panel_stride, c, ldc, cols,
-                                             accumulate);
+      return implicit_kernel<Pixels, Panels>(g, px, row_step, tap_step, panel, panel_stride, c, ldc, cols, accumulate);
     }
-    kernel_for_pixels<Pixels - 1, Panels>(pixels, g, a, pixel_step, row_step, tap_step, panel, panel_stride, c, ldc,
-                                          cols, accumulate);
+    kernel_for_pixels<Pixels - 1, Panels>(pixels, g, px, row_step, tap_step, panel, panel_stride, c, ldc, cols,
+                                          accumulate);
   }
 }
 
-// Up to kPixels consecutive output pixels of one output row, every output channel.
-RN_TARGET_AVX512 void implicit_segment(const Conv2dGeometry& g, const float* a, int64_t pixels,
+// Up to kPixels consecutive output pixels (in flattened order), every output channel.
+RN_TARGET_AVX512 void implicit_segment(const Conv2dGeometry& g, const float* const* px, int64_t pixels,
                                        const float* packed_w, float* c, bool accumulate) {
-  const int64_t pixel_step = g.stride_w * g.c_in;
   const int64_t row_step = g.dilation_h * padded_w(g) * g.c_in;
   const int64_t tap_step = g.dilation_w * g.c_in;
   const int64_t k = g.kh * g.kw * g.c_in;
@@ -102,12 +103,12 @@ RN_TARGET_AVX512 void implicit_segment(const Conv2dGeometry& g, const float* a, 
   int64_t q = 0;
   for (; q + 2 <= panels; q += 2) {
     const int64_t cols = std::min(kGemmPanel, g.c_out - (q + 1) * kGemmPanel);
-    kernel_for_pixels<kPixels, 2>(pixels, g, a, pixel_step, row_step, tap_step, packed_w + q * panel_stride,
+    kernel_for_pixels<kPixels, 2>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride,
                                   panel_stride, c + q * kGemmPanel, g.c_out, cols, accumulate);
   }
   if (q < panels) {
     const int64_t cols = std::min(kGemmPanel, g.c_out - q * kGemmPanel);
-    kernel_for_pixels<kPixels, 1>(pixels, g, a, pixel_step, row_step, tap_step, packed_w + q * panel_stride,
+    kernel_for_pixels<kPixels, 1>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride,
                                   panel_stride, c + q * kGemmPanel, g.c_out, cols, accumulate);
   }
 }
@@ -119,13 +120,15 @@ bool conv2d_implicit_available(const Conv2dGeometry& g) { return g.groups == 1 &
 void conv2d_implicit_rows(const Conv2dGeometry& g, const float* xp, const float* packed_w, int64_t m0, int64_t rows,
                           float* y, bool accumulate) {
   const int64_t hp = padded_h(g), wp = padded_w(g);
-  for (int64_t m = m0; m < m0 + rows;) {
-    const int64_t ow = m % g.out_w, rest = m / g.out_w;
-    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
-    const int64_t pixels = std::min({int64_t{kPixels}, g.out_w - ow, m0 + rows - m});
-    const float* a = xp + ((b * hp + oh * g.stride_h) * wp + ow * g.stride_w) * g.c_in;
-    implicit_segment(g, a, pixels, packed_w, y + (m - m0) * g.c_out, accumulate);
-    m += pixels;
+  const float* px[kPixels];
+  for (int64_t m = m0; m < m0 + rows; m += kPixels) {
+    const int64_t pixels = std::min(int64_t{kPixels}, m0 + rows - m);
+    for (int64_t r = 0; r < pixels; ++r) {
+      const int64_t ow = (m + r) % g.out_w, rest = (m + r) / g.out_w;
+      const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+      px[r] = xp + ((b * hp + oh * g.stride_h) * wp + ow * g.stride_w) * g.c_in;
+    }
+    implicit_segment(g, px, pixels, packed_w, y + (m - m0) * g.c_out, accumulate);
   }
 }
 #else

@@ -1,7 +1,7 @@
 // Forward convolution without im2col (implicit GEMM), AVX-512: the input is copied once into
 // an explicitly zero-padded NHWC buffer, after which every output pixel's receptive field is
 // in bounds, and a 12-pixel × 32-channel register block reads its A values straight from that
-// buffer (tap by tap, channel by channel) against the packed weights (pack_b panels, HWIO order
+// buffer (tap by tap, channel by channel; the 12 pixels may span output rows) against the packed weights (pack_b panels, HWIO order
 // = the GEMM's K order). Saves im2col's write and read and the A packing of the GEMM path; used
 // for groups = 1 when gemm_avx512_enabled() (elsewhere these are absent / never called).
 #pragma once
