@@ -5,9 +5,13 @@ export type { CudaStatus };
 export interface RuntimeInfo {
   /** Threads in the native pool (RESNET_NUM_THREADS overrides the core count). */
   threads: number;
-  /** Which kernel set runs the functional ops (`ops.*`): 'reference', the plain oracle kernels. */
+  /**
+   * Which CPU kernel set runs models and the convolution / batch-norm ops: 'optimized'
+   * (the default), or 'reference' — the plain oracle kernels — when the environment
+   * variable RESNET_KERNELS=reference is set before the addon loads.
+   */
   kernels: string;
-  /** What runs models (trainStep, predict): the CPU engine's kernels. */
+  /** What runs models (trainStep, predict): a description of the CPU engine. */
   engine: string;
   /** The instruction set the engine's kernels dispatched to on this CPU. */
   simd: string;

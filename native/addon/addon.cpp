@@ -1,10 +1,14 @@
 // Module entry: registers the tensor class, the ops and the addon's own info.
 #include <napi.h>
 
+#include <string>
+
 #include "../core/thread_pool.hpp"
+#include "../cpu/kernel_selection.hpp"
 #include "../cpu/simd_dispatch.hpp"
 #include "augment_bindings.hpp"
 #include "device_bindings.hpp"
+#include "errors.hpp"
 #include "instance_data.hpp"
 #include "network_wrap.hpp"
 #include "ops_bindings.hpp"
@@ -24,13 +28,17 @@ Napi::Value set_error_class(const Napi::CallbackInfo& info) {
 
 Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("threads", Napi::Number::New(env, num_threads()));
-  // The functional ops (ops.*) run the reference kernels, the oracle; models run the engine.
-  o.Set("kernels", Napi::String::New(env, "reference"));
-  o.Set("engine", Napi::String::New(env, "cpu: packed-GEMM convolutions, fused batch-norm"));
-  o.Set("simd", Napi::String::New(env, rn::cpu::simd_level()));
-  return o;
+  return guarded(env, [&]() -> Napi::Value {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("threads", Napi::Number::New(env, num_threads()));
+    // RESNET_KERNELS picks the kernels models and the conv / batch-norm ops run.
+    const bool reference = std::string(rn::selected_kernels()) == "reference";
+    o.Set("kernels", Napi::String::New(env, rn::selected_kernels()));
+    o.Set("engine", Napi::String::New(env, reference ? "cpu: reference kernels (plain loops)"
+                                                     : "cpu: packed-GEMM convolutions, fused batch-norm"));
+    o.Set("simd", Napi::String::New(env, reference ? "none (reference kernels)" : rn::cpu::simd_level()));
+    return o;
+  });
 }
 
 }  // namespace

@@ -2,11 +2,16 @@
 // memory bandwidth, then GEMM sizes and every pass of each distinct ResNet-18 / ResNet-50 /
 // CIFAR convolution shape through the engine's kernels, as GFLOP/s and % of that peak.
 //   npm run bench:kernels            (RESNET_NUM_THREADS=n to change the thread count)
+// RESNET_BENCH_CLOCK=cpu times by CPU time instead of wall time (the pool's workers block, never
+// spin, so CPU seconds ÷ threads is the time an otherwise idle machine would take): the figures
+// to trust when other processes share the cores. RESNET_SIMD=avx2 keeps the AVX-512 GEMM off.
 // Reports figures; asserts nothing.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <string>
 #include <vector>
 
@@ -15,6 +20,7 @@
 #include "../cpu/batch_norm_kernels.hpp"
 #include "../cpu/conv2d_kernels.hpp"
 #include "../cpu/gemm.hpp"
+#include "../cpu/gemm_avx512.hpp"
 #include "../cpu/simd_dispatch.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -24,17 +30,39 @@ namespace {
 using Clock = std::chrono::steady_clock;
 typedef float v8 __attribute__((vector_size(32)));
 
-// Seconds per call of fn, repeated until at least `min_seconds` have passed.
+bool cpu_clock() {
+  static const bool cpu = [] {
+    const char* v = std::getenv("RESNET_BENCH_CLOCK");
+    return v != nullptr && std::strcmp(v, "cpu") == 0;
+  }();
+  return cpu;
+}
+
+// Which work is timed: one thread (its own CPU time) or the whole pool (process CPU time ÷ threads).
+enum class Work { OneThread, AllThreads };
+
+double cpu_seconds(Work work) {
+  timespec ts{};
+  clock_gettime(work == Work::OneThread ? CLOCK_THREAD_CPUTIME_ID : CLOCK_PROCESS_CPUTIME_ID, &ts);
+  const double s = double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+  return work == Work::OneThread ? s : s / double(rn::num_threads());
+}
+
+double now_seconds(Work work) {
+  return cpu_clock() ? cpu_seconds(work) : std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
+}
+
+// Seconds per call of fn, repeated until at least `min_seconds` have passed (on the chosen clock).
 template <typename F>
-double time_per_call(F&& fn, double min_seconds = 0.5) {
+double time_per_call(F&& fn, Work work = Work::AllThreads, double min_seconds = 0.5) {
   fn();
   int64_t calls = 0;
-  const auto start = Clock::now();
+  const double start = now_seconds(work);
   double elapsed = 0.0;
   do {
     fn();
     ++calls;
-    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+    elapsed = now_seconds(work) - start;
   } while (elapsed < min_seconds);
   return elapsed / double(calls);
 }
@@ -54,16 +82,45 @@ RN_SIMD_CLONES float fma_loop(int64_t iterations, float seed) {
   return s;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+typedef float v16 __attribute__((vector_size(64)));
+// The same with 16 lanes, for the AVX-512 peak.
+__attribute__((target("avx512f"))) float fma_loop_avx512(int64_t iterations, float seed) {
+  v16 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = v16{} + seed * float(i + 1);
+  const v16 a = v16{} + 0.999999f, b = v16{} + 1e-7f;
+  for (int64_t it = 0; it < iterations; ++it) {
+    for (int i = 0; i < 12; ++i) acc[i] = acc[i] * a + b;
+  }
+  float s = 0.0f;
+  for (int i = 0; i < 12; ++i) {
+    for (int l = 0; l < 16; ++l) s += acc[i][l];
+  }
+  return s;
+}
+#endif
+
+// The FMA peak of the widest vectors the GEMM uses.
 double measure_peak() {
+  const bool wide = rn::cpu::gemm_avx512_enabled();
+  const int lanes = wide ? 16 : 8;
   const int threads = rn::num_threads();
   const int64_t iterations = 2'000'000;
   std::vector<float> sink(static_cast<size_t>(threads));
   const double t = time_per_call([&] {
     rn::parallel_for(threads, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) sink[static_cast<size_t>(i)] = fma_loop(iterations, float(i));
+      for (int64_t i = b; i < e; ++i) {
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (wide) {
+          sink[static_cast<size_t>(i)] = fma_loop_avx512(iterations, float(i));
+          continue;
+        }
+#endif
+        sink[static_cast<size_t>(i)] = fma_loop(iterations, float(i));
+      }
     });
   });
-  return double(threads) * double(iterations) * 12 * 8 * 2 / t / 1e9;
+  return double(threads) * double(iterations) * 12 * lanes * 2 / t / 1e9;
 }
 
 double measure_bandwidth() {
@@ -84,7 +141,8 @@ struct ConvCase {
 
 int main() {
   using namespace rn;
-  std::printf("resnet-native kernel bench: %d threads, simd %s\n", num_threads(), cpu::simd_level());
+  std::printf("resnet-native kernel bench: %d threads, simd %s, %s time\n", num_threads(), cpu::simd_level(),
+              cpu_clock() ? "CPU" : "wall");
   const double peak = measure_peak();
   std::printf("measured FP32 peak (FMA loop, all threads): %.1f GFLOP/s\n", peak);
   std::printf("memory bandwidth (memcpy, read+write): %.1f GB/s\n\n", measure_bandwidth());
@@ -94,7 +152,8 @@ int main() {
     std::vector<float> a(size_t(s * s), 0.5f), bm(size_t(s * s), 0.25f), c(size_t(s * s));
     std::vector<float> packed(size_t(cpu::packed_b_floats(s, s)));
     cpu::pack_b(s, s, bm.data(), s, packed.data());
-    const double t = time_per_call([&] { cpu::gemm_packed(s, s, s, a.data(), s, packed.data(), c.data(), s, false); });
+    const double t = time_per_call([&] { cpu::gemm_packed(s, s, s, a.data(), s, packed.data(), c.data(), s, false); },
+                                   Work::OneThread);
     const double gf = 2.0 * double(s * s * s) / t / 1e9;
     std::printf("%-34s %10.1f %8.0f%%\n", (std::to_string(s) + "³").c_str(), gf, 100.0 * gf / (peak / num_threads()));
   }

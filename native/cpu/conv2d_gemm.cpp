@@ -5,6 +5,7 @@
 
 #include "../core/thread_pool.hpp"
 #include "batch_norm_kernels.hpp"
+#include "conv2d_implicit_avx512.hpp"
 #include "gemm.hpp"
 #include "simd_dispatch.hpp"
 
@@ -81,7 +82,12 @@ RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_
   }
 }
 
-// Forward layout: packed weights per group, stats partials (double), per-thread col tiles.
+// The forward reads a zero-padded copy of the input instead of im2col tiles (see
+// conv2d_implicit_avx512.hpp); 1×1 stride-1 convolutions need neither.
+bool implicit_forward(const Conv2dGeometry& g) { return !pointwise(g) && conv2d_implicit_available(g); }
+
+// Forward layout: packed weights per group, stats partials (double), per-thread col tiles or
+// the padded input.
 struct ForwardLayout {
   int64_t packed, stats, fsums, col, total;
 };
@@ -91,8 +97,31 @@ ForwardLayout forward_layout(const Conv2dGeometry& g) {
   l.stats = l.packed + align16(g.groups * packed_b_floats(k_of(g), g.out_per_group()));
   l.fsums = l.stats + align16(4 * g.c_out * threads());
   l.col = l.fsums + align16(2 * g.c_out * threads());
-  l.total = l.col + align16(kTileRows * k_of(g)) * threads();
+  l.total = l.col + (implicit_forward(g) ? align16(conv2d_padded_input_floats(g))
+                                          : align16(kTileRows * k_of(g)) * threads());
   return l;
+}
+
+// For a stride-1 convolution the input gradient is itself a stride-1 convolution of dy with the
+// spatially flipped, transposed weights w'[kh-1-ky][kw-1-kx][oc][ic], padded by (k-1)·d − pad
+// before and (in − out + pad) after: it runs as a forward on the implicit path (no col2im), as
+// long as both pads are ≥ 0. Returns whether it applies and fills `t`.
+bool input_grad_as_forward(const Conv2dGeometry& g, Conv2dGeometry* t) {
+  if (g.stride_h != 1 || g.stride_w != 1 || pointwise(g) || !conv2d_implicit_available(g)) return false;
+  Conv2dGeometry f = g;
+  f.h = g.out_h;
+  f.w = g.out_w;
+  f.c_in = g.c_out;
+  f.c_out = g.c_in;
+  f.pad_top = (g.kh - 1) * g.dilation_h - g.pad_top;
+  f.pad_left = (g.kw - 1) * g.dilation_w - g.pad_left;
+  f.pad_bottom = g.h + g.pad_top - g.out_h;
+  f.pad_right = g.w + g.pad_left - g.out_w;
+  f.out_h = g.h;
+  f.out_w = g.w;
+  if (f.pad_top < 0 || f.pad_left < 0 || f.pad_bottom < 0 || f.pad_right < 0) return false;
+  if (t) *t = f;
+  return true;
 }
 
 struct InputGradLayout {
@@ -104,6 +133,10 @@ InputGradLayout input_grad_layout(const Conv2dGeometry& g) {
   l.packed = align16(k_of(g) * g.out_per_group());
   l.col = l.packed + align16(g.groups * packed_b_floats(g.out_per_group(), k_of(g)));
   l.total = l.col + align16(kTileRows * k_of(g)) * threads();
+  Conv2dGeometry t;
+  if (input_grad_as_forward(g, &t)) {  // flipped weights, then the forward's own scratch
+    l.total = std::max(l.total, align16(k_of(g) * g.c_out) + forward_layout(t).total);
+  }
   return l;
 }
 
@@ -142,6 +175,10 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
   auto* partial = reinterpret_cast<double*>(scratch + l.stats);
   const bool direct = pointwise(g);
+  const bool implicit = implicit_forward(g);
+  if (implicit) {
+    parallel_for(g.n, [&](int64_t b0, int64_t b1) { conv2d_pad_input(g, x, scratch + l.col, b0, b1); });
+  }
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
       float* col = scratch + l.col + p * align16(kTileRows * k);
@@ -155,7 +192,10 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
         if (bias) {
           for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * c, bias, static_cast<size_t>(c) * sizeof(float));
         }
-        for (int64_t grp = 0; grp < g.groups; ++grp) {
+        if (implicit) {  // groups = 1
+          conv2d_implicit_rows(g, scratch + l.col, scratch + l.packed, m0, rows, out, bias != nullptr);
+        }
+        for (int64_t grp = 0; grp < g.groups && !implicit; ++grp) {
           const float* a = x + m0 * g.c_in;
           if (!direct) {
             im2col(g, x, grp, m0, rows, col);
@@ -172,6 +212,20 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
 }
 
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
+  Conv2dGeometry t;
+  if (input_grad_as_forward(g, &t)) {
+    float* flipped = scratch;  // HWIO of the transposed convolution: [kh][kw][c_out][c_in]
+    for (int64_t ky = 0; ky < g.kh; ++ky) {
+      for (int64_t kx = 0; kx < g.kw; ++kx) {
+        const float* src = w + ((g.kh - 1 - ky) * g.kw + (g.kw - 1 - kx)) * g.c_in * g.c_out;
+        float* dst = flipped + (ky * g.kw + kx) * g.c_out * g.c_in;
+        for (int64_t ic = 0; ic < g.c_in; ++ic) {
+          for (int64_t oc = 0; oc < g.c_out; ++oc) dst[oc * g.c_in + ic] = src[ic * g.c_out + oc];
+        }
+      }
+    }
+    return conv2d_gemm_forward(t, dy, flipped, nullptr, dx, nullptr, nullptr, scratch + align16(k_of(g) * g.c_out));
+  }
   const InputGradLayout l = input_grad_layout(g);
   const int64_t k = k_of(g), opg = g.out_per_group();
   const int64_t group_packed = packed_b_floats(opg, k);

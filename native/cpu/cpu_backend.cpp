@@ -1,6 +1,7 @@
-// The CPU implementation of the Backend interface: a thin table over the engine kernels
-// in this folder (and the reference pools, which already allocate nothing).
-#include "../core/backend.hpp"
+// The optimized CPU implementation of the Backend interface: a thin table over the engine
+// kernels in this folder (and the reference pools, which already allocate nothing).
+// kernel_selection.cpp decides whether this or the reference backend runs.
+#include "kernel_selection.hpp"
 #include "batch_norm_kernels.hpp"
 #include "conv2d_kernels.hpp"
 #include "elementwise_kernels.hpp"
@@ -14,7 +15,7 @@
 namespace rn {
 namespace {
 
-class CpuBackend final : public Backend {
+class OptimizedCpuBackend final : public Backend {
  public:
   const char* name() const override { return "cpu"; }
 
@@ -136,8 +137,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-Backend& cpu_backend() {
-  static CpuBackend instance;
+Backend& optimized_backend() {
+  static OptimizedCpuBackend instance;
   return instance;
 }
 

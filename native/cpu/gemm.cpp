@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "gemm_avx512.hpp"
 #include "simd_dispatch.hpp"
 
 // The 8-float vector helpers below are always inlined into the dispatched kernel, so the
@@ -76,6 +77,8 @@ void pack_b(int64_t k, int64_t n, const float* b, int64_t ldb, float* packed) {
   }
 }
 
+namespace {
+
 template <bool Transposed>
 inline __attribute__((always_inline)) void gemm_body(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
                                                      const float* packed_b, float* c, int64_t ldc, bool accumulate) {
@@ -102,14 +105,29 @@ inline __attribute__((always_inline)) void gemm_body(int64_t m, int64_t n, int64
   }
 }
 
-RN_SIMD_CLONES void gemm_packed(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed_b,
-                                float* c, int64_t ldc, bool accumulate) {
+// AVX2+FMA or baseline, chosen by the loader (simd_dispatch.hpp).
+RN_SIMD_CLONES void gemm_packed_clones(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                                       const float* packed_b, float* c, int64_t ldc, bool accumulate) {
   gemm_body<false>(m, n, k, a, lda, packed_b, c, ldc, accumulate);
 }
 
-RN_SIMD_CLONES void gemm_packed_at(int64_t m, int64_t n, int64_t k, const float* at, int64_t lda,
-                                   const float* packed_b, float* c, int64_t ldc, bool accumulate) {
+RN_SIMD_CLONES void gemm_packed_at_clones(int64_t m, int64_t n, int64_t k, const float* at, int64_t lda,
+                                          const float* packed_b, float* c, int64_t ldc, bool accumulate) {
   gemm_body<true>(m, n, k, at, lda, packed_b, c, ldc, accumulate);
+}
+
+}  // namespace
+
+void gemm_packed(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed_b, float* c,
+                 int64_t ldc, bool accumulate) {
+  if (gemm_avx512_enabled()) return gemm_avx512(false, m, n, k, a, lda, packed_b, c, ldc, accumulate);
+  gemm_packed_clones(m, n, k, a, lda, packed_b, c, ldc, accumulate);
+}
+
+void gemm_packed_at(int64_t m, int64_t n, int64_t k, const float* at, int64_t lda, const float* packed_b, float* c,
+                    int64_t ldc, bool accumulate) {
+  if (gemm_avx512_enabled()) return gemm_avx512(true, m, n, k, at, lda, packed_b, c, ldc, accumulate);
+  gemm_packed_at_clones(m, n, k, at, lda, packed_b, c, ldc, accumulate);
 }
 
 }  // namespace rn::cpu

@@ -1,7 +1,8 @@
 // Single-precision GEMM for the convolution and dense kernels: C[M×N] (=|+=) A[M×K] · B[K×N],
 // row-major with leading dimensions. B is packed once into 16-column panels (pack_b) and
 // reused by every row block; a 6×16 register-blocked micro-kernel does the arithmetic,
-// compiled for AVX2+FMA and for baseline x86-64 with runtime dispatch (simd_dispatch.hpp).
+// compiled for AVX2+FMA and for baseline x86-64 with runtime dispatch (simd_dispatch.hpp);
+// on CPUs with AVX-512F a 14×16 kernel over the same panels runs instead (gemm_avx512.hpp).
 // Not threaded: callers split M (or the batch) across the pool.
 #pragma once
 

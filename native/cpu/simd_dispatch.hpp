@@ -17,7 +17,7 @@
 namespace rn::cpu {
 
 // The instruction set the RN_SIMD_CLONES kernels run with on this CPU: "x86-64-v3
-// (AVX2+FMA)" or "baseline".
+// (AVX2+FMA)" or "baseline"; "x86-64-v4 (AVX-512 GEMM, ...)" when gemm_avx512.hpp runs (RESNET_SIMD=avx2 turns that off).
 const char* simd_level();
 
 }  // namespace rn::cpu

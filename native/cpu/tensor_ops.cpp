@@ -3,9 +3,8 @@
 #include <cmath>
 #include <string>
 
+#include "../core/backend.hpp"
 #include "../core/error.hpp"
-#include "reference/batch_norm.hpp"
-#include "reference/conv2d.hpp"
 #include "reference/dense.hpp"
 #include "reference/elementwise.hpp"
 #include "reference/pool.hpp"
@@ -15,6 +14,11 @@ namespace rn::ops {
 namespace {
 
 std::string s(const Tensor& t) { return shape_to_string(t.shape()); }
+
+// Convolution and batch-norm run on the selected CPU kernels (RESNET_KERNELS, see
+// kernel_selection.hpp), the same ones models run, so ops-level tests cover them; the
+// other ops run the reference kernels. The kernels' scratch is a per-call buffer here.
+std::vector<float> kernel_scratch(int64_t floats) { return std::vector<float>(static_cast<size_t>(floats)); }
 
 void expect_same_shape(const Tensor& a, const Tensor& b, const std::string& op, const char* a_name,
                        const char* b_name) {
@@ -74,12 +78,46 @@ Statistics statistics_for(const Tensor& x, const RowsChannels& v, const BatchNor
   st.mean.resize(static_cast<size_t>(v.channels));
   st.var.resize(static_cast<size_t>(v.channels));
   if (args.training) {
-    reference::batch_norm_statistics(v.rows, v.channels, x.data(), st.mean.data(), st.var.data());
+    Backend& kernels = cpu_backend();
+    std::vector<float> scratch = kernel_scratch(kernels.channel_scratch_floats(v.channels));
+    kernels.batch_norm_statistics(v.rows, v.channels, x.data(), st.mean.data(), st.var.data(), scratch.data());
   } else {
     st.mean.assign(p.running_mean->data(), p.running_mean->data() + v.channels);
     st.var.assign(p.running_var->data(), p.running_var->data() + v.channels);
   }
   return st;
+}
+
+rn::BatchNormArgs kernel_args(const RowsChannels& v, const BatchNormParams& p, const BatchNormArgs& args,
+                              const Statistics& st) {
+  rn::BatchNormArgs a;
+  a.rows = v.rows;
+  a.channels = v.channels;
+  a.epsilon = args.epsilon;
+  a.gamma = p.gamma->data();
+  a.beta = p.beta->data();
+  a.mean = st.mean.data();
+  a.var = st.var.data();
+  return a;
+}
+
+// The normalisation (with an optional residual add and ReLU) and, in training, the
+// running-statistics update.
+TensorPtr batch_norm_forward(const Tensor& x, const Tensor* skip, const BatchNormParams& p, const BatchNormArgs& args,
+                             const char* op) {
+  const RowsChannels v = batch_norm_view(x, p, args, op);
+  if (skip) expect_same_shape(x, *skip, op, "x", "skip");
+  const Statistics st = statistics_for(x, v, p, args);
+  TensorPtr y = Tensor::empty(x.shape(), std::string(op) + " output");
+  Backend& kernels = cpu_backend();
+  std::vector<float> scratch = kernel_scratch(kernels.channel_scratch_floats(v.channels));
+  kernels.batch_norm_forward(kernel_args(v, p, args, st), x.data(), skip ? skip->data() : nullptr, skip != nullptr,
+                             y->data(), scratch.data());
+  if (args.training) {
+    kernels.batch_norm_update_running(v.rows, v.channels, st.mean.data(), st.var.data(), args.momentum,
+                                      p.running_mean->data(), p.running_var->data());
+  }
+  return y;
 }
 
 Pool2dGeometry pool_geometry(const Tensor& x, const Pool2dArgs& args, const std::string& op) {
@@ -128,7 +166,10 @@ TensorPtr conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Con
   const Conv2dGeometry g = conv2d_geometry(x.shape(), w.shape(), args.groups, args.window, "conv2d");
   if (bias) expect_vector(*bias, g.c_out, "conv2d", "bias", "the filter has " + std::to_string(g.c_out) + " outputs");
   TensorPtr y = Tensor::empty(g.output_shape(), "conv2d output");
-  reference::conv2d_forward(g, x.data(), w.data(), bias ? bias->data() : nullptr, y->data());
+  Backend& kernels = cpu_backend();
+  std::vector<float> scratch = kernel_scratch(kernels.conv2d_scratch_floats(g));
+  kernels.conv2d_forward(g, x.data(), w.data(), bias ? bias->data() : nullptr, y->data(), nullptr, nullptr,
+                         scratch.data());
   return y;
 }
 
@@ -139,26 +180,17 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   Conv2dGrads grads;
   grads.dx = Tensor::empty(x.shape(), "conv2dBackward dx");
   grads.dw = Tensor::empty(w.shape(), "conv2dBackward dw");
-  reference::conv2d_backward_input(g, dy.data(), w.data(), grads.dx->data());
-  reference::conv2d_backward_weight(g, x.data(), dy.data(), grads.dw->data());
-  if (with_bias) {
-    grads.db = Tensor::empty({g.c_out}, "conv2dBackward db");
-    reference::conv2d_backward_bias(g, dy.data(), grads.db->data());
-  }
+  if (with_bias) grads.db = Tensor::empty({g.c_out}, "conv2dBackward db");
+  Backend& kernels = cpu_backend();
+  std::vector<float> scratch = kernel_scratch(kernels.conv2d_scratch_floats(g));
+  kernels.conv2d_backward_input(g, dy.data(), w.data(), grads.dx->data(), scratch.data());
+  kernels.conv2d_backward_weight(g, x.data(), dy.data(), grads.dw->data(), with_bias ? grads.db->data() : nullptr,
+                                 scratch.data());
   return grads;
 }
 
 TensorPtr batch_norm(const Tensor& x, const BatchNormParams& p, const BatchNormArgs& args) {
-  const RowsChannels v = batch_norm_view(x, p, args, "batchNorm");
-  const Statistics st = statistics_for(x, v, p, args);
-  TensorPtr y = Tensor::empty(x.shape(), "batchNorm output");
-  reference::batch_norm_apply(v.rows, v.channels, x.data(), st.mean.data(), st.var.data(), p.gamma->data(),
-                              p.beta->data(), args.epsilon, y->data());
-  if (args.training) {
-    reference::batch_norm_update_running(v.rows, v.channels, st.mean.data(), st.var.data(), args.momentum,
-                                         p.running_mean->data(), p.running_var->data());
-  }
-  return y;
+  return batch_norm_forward(x, nullptr, p, args, "batchNorm");
 }
 
 BatchNormGrads batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormParams& p,
@@ -170,25 +202,16 @@ BatchNormGrads batch_norm_backward(const Tensor& x, const Tensor& dy, const Batc
   grads.dx = Tensor::empty(x.shape(), "batchNormBackward dx");
   grads.dgamma = Tensor::empty({v.channels});
   grads.dbeta = Tensor::empty({v.channels});
-  reference::batch_norm_backward(args.training, v.rows, v.channels, x.data(), dy.data(), st.mean.data(),
-                                 st.var.data(), p.gamma->data(), args.epsilon, grads.dx->data(),
-                                 grads.dgamma->data(), grads.dbeta->data());
+  Backend& kernels = cpu_backend();
+  std::vector<float> scratch = kernel_scratch(kernels.channel_scratch_floats(v.channels));
+  kernels.batch_norm_backward(kernel_args(v, p, args, st), args.training, x.data(), nullptr, false, dy.data(),
+                              grads.dx->data(), nullptr, grads.dgamma->data(), grads.dbeta->data(), scratch.data());
   return grads;
 }
 
 TensorPtr batch_norm_add_relu(const Tensor& x, const Tensor& skip, const BatchNormParams& p,
                               const BatchNormArgs& args) {
-  const RowsChannels v = batch_norm_view(x, p, args, "batchNormAddRelu");
-  expect_same_shape(x, skip, "batchNormAddRelu", "x", "skip");
-  const Statistics st = statistics_for(x, v, p, args);
-  TensorPtr y = Tensor::empty(x.shape(), "batchNormAddRelu output");
-  reference::batch_norm_add_relu_apply(v.rows, v.channels, x.data(), skip.data(), st.mean.data(), st.var.data(),
-                                       p.gamma->data(), p.beta->data(), args.epsilon, y->data());
-  if (args.training) {
-    reference::batch_norm_update_running(v.rows, v.channels, st.mean.data(), st.var.data(), args.momentum,
-                                         p.running_mean->data(), p.running_var->data());
-  }
-  return y;
+  return batch_norm_forward(x, &skip, p, args, "batchNormAddRelu");
 }
 
 BatchNormGrads batch_norm_add_relu_backward(const Tensor& x, const Tensor& skip, const Tensor& dy,
@@ -202,10 +225,14 @@ BatchNormGrads batch_norm_add_relu_backward(const Tensor& x, const Tensor& skip,
   grads.dskip = Tensor::empty(x.shape(), "batchNormAddReluBackward dskip");
   grads.dgamma = Tensor::empty({v.channels});
   grads.dbeta = Tensor::empty({v.channels});
-  reference::batch_norm_add_relu_backward(args.training, v.rows, v.channels, x.data(), skip.data(), dy.data(),
-                                          st.mean.data(), st.var.data(), p.gamma->data(), p.beta->data(),
-                                          args.epsilon, grads.dx->data(), grads.dskip->data(), grads.dgamma->data(),
-                                          grads.dbeta->data());
+  // The kernels take the ReLU mask from the forward output, so recompute it first.
+  Backend& kernels = cpu_backend();
+  const rn::BatchNormArgs a = kernel_args(v, p, args, st);
+  std::vector<float> scratch = kernel_scratch(kernels.channel_scratch_floats(v.channels));
+  std::vector<float> y = kernel_scratch(x.numel());
+  kernels.batch_norm_forward(a, x.data(), skip.data(), true, y.data(), scratch.data());
+  kernels.batch_norm_backward(a, args.training, x.data(), y.data(), true, dy.data(), grads.dx->data(),
+                              grads.dskip->data(), grads.dgamma->data(), grads.dbeta->data(), scratch.data());
   return grads;
 }
 

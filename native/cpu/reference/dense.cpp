@@ -20,7 +20,7 @@ void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float*
 
 void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy, float* dx,
                     float* dw, float* db) {
-  parallel_for(n, [&](int64_t begin, int64_t end) {
+  if (dx != nullptr) parallel_for(n, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       for (int64_t p = 0; p < k; ++p) {
         const float* wrow = w + p * m;

@@ -8,7 +8,7 @@ namespace rn::reference {
 
 void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* b, float* y);
 
-// Overwrites dx [n, k], dw [k, m] and db [m] (db may be nullptr).
+// Overwrites dx [n, k], dw [k, m] and db [m] (dx and db may be nullptr).
 void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy, float* dx,
                     float* dw, float* db);
 
