@@ -3,7 +3,8 @@
 // wasm) and, when Python has them, PyTorch and onnxruntime — all in this one run, as ratios.
 // Prints a table and writes bench/results/<date>.json. Reports; asserts nothing.
 //
-//   npm run build && npm run bench -- [--models resnet20,resnet18] [--quick] [--device cpu] …
+//   npm run compile && npm run bench -- [--models resnet20,resnet18] [--quick] [--device cpu] …
+//   npm run bench -- --device cuda     the GPU suite: ResNet-50 batch 256 beside PyTorch (bench/cuda.mjs)
 //   (npm run bench -- --help lists the options)
 //
 // Leave RESNET_NUM_THREADS unset to use every core; PyTorch and onnxruntime get the same count.
@@ -23,6 +24,27 @@ const opts = parseOptions(process.argv.slice(2));
 if (opts.help) {
   console.log(USAGE);
   process.exit(0);
+}
+if (opts.device?.startsWith('cuda')) {
+  // The GPU suite: ResNet-50 at batch 256 (bench/cuda.mjs) beside PyTorch on the same GPU
+  // (bench/pytorch_cuda.py), each in its own process so they never share the device.
+  const { spawnSync } = await import('node:child_process');
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  const stamp = new Date().toISOString().slice(0, 10);
+  const outDir = path.join(here, 'results');
+  const steps = opts.quick ? '4' : '10';
+  const ours = spawnSync(process.execPath, [path.join(here, 'cuda.mjs'), '--model', 'resnet50', '--batch', '256', '--steps', steps,
+    '--modes', 'fp32,tf32', '--device', opts.device, '--json', path.join(outDir, `${stamp}-cuda-resnet-native.json`)], { stdio: 'inherit' });
+  console.log("resnet-native fp16 / bf16: not measured (mixed precision is not implemented yet)");
+  const python = opts.python ?? process.env.BENCH_PYTHON ?? 'python3';
+  const probe = spawnSync(python, ['-c', 'import torch, torchvision; assert torch.cuda.is_available()'], { stdio: 'ignore' });
+  if (probe.status === 0) {
+    spawnSync(python, [path.join(here, 'pytorch_cuda.py'), '--model', 'resnet50', '--batch', '256', '--steps', steps,
+      '--modes', 'fp32,tf32,amp', '--json', path.join(outDir, `${stamp}-cuda-pytorch.json`)], { stdio: 'inherit' });
+  } else {
+    console.log(`PyTorch on the GPU: skipped (${python} has no torch/torchvision with CUDA)`);
+  }
+  process.exit(ours.status ?? 1);
 }
 const log = (s) => console.log(s);
 const info = runtimeInfo();

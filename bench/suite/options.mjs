@@ -4,7 +4,8 @@ export const USAGE = `npm run bench -- [options]
   --models a,b,c      models to run (default resnet20,resnet18,resnet50)
   --quick             short measurements (1 s, fewer iterations) and no tfjs-cpu; a smoke run
   --seconds S         time each measurement for at least S seconds (default 5; --quick 1)
-  --device NAME       passed to the model builders' { device } option (default: not passed, CPU)
+  --device NAME       passed to the model builders' { device } option (default: not passed, CPU);
+                      cuda / cuda:N runs the GPU suite instead (bench/cuda.mjs beside bench/pytorch_cuda.py)
   --no-tfjs           skip tfjs (cpu and wasm)
   --no-tfjs-cpu       skip the tfjs cpu backend
   --no-python         skip PyTorch / onnxruntime
