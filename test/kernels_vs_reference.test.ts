@@ -368,7 +368,7 @@ interface Runs {
 }
 let results: Runs | undefined;
 function both(): Runs {
-  if (!distBuilt) throw new Error('dist/index.js is missing: run `npm run build` (the child processes load the built package)');
+  if (!distBuilt) throw new Error('dist/index.js is missing: run `npm run compile` (the child processes load the built package)');
   if (results === undefined) {
     const input = { conv: convCases, batchNorm: bnCases, models: modelCases };
     const optimized = runChild('optimized', input);
@@ -414,7 +414,7 @@ describe('RESNET_KERNELS selects the kernels', () => {
         try { f(); codes.push('no error'); } catch (e) { codes.push(e.name + ' ' + e.code + ' ' + e.message); }
       }
       console.log(JSON.stringify(codes));`;
-    if (!distBuilt) throw new Error('dist/index.js is missing: run `npm run build`');
+    if (!distBuilt) throw new Error('dist/index.js is missing: run `npm run compile`');
     const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
       env: { ...process.env, RESNET_KERNELS: 'fastest' },
       encoding: 'utf8',
