@@ -5,8 +5,10 @@
 // and inference) and whole models (forward, loss, every gradient, running statistics) — runs
 // in child processes (test/support/kernels_child.mjs): one on the reference kernels, one on the
 // optimized kernels as dispatched on this CPU (AVX-512 GEMM where the CPU has it) and one with
-// RESNET_SIMD=avx2 (the AVX2 GEMM), and every value of each optimized run is compared with the
-// reference run's.
+// RESNET_SIMD=avx2 (the AVX2 GEMM), and one with RESNET_WINOGRAD=1 (every 3×3 stride-1 forward and
+// input gradient on Winograd F(2×2, 3×3), native/cpu/conv2d_winograd.cpp, with extra shapes for
+// it: odd sizes, 1×1 spatial, 1/3/16/33 channels, asymmetric pads), and every value of each
+// optimized run is compared with the reference run's.
 //
 // Tolerances follow test/support/compare.ts (|a − e| ≤ 1e-4·√L + 1e-4·|e|, L the reduction
 // length behind the value) with the reduction lengths of test/model_vs_tfjs.test.ts: conv
@@ -74,10 +76,12 @@ const decode = (b64: Encoded): Float32Array => new Float32Array(new Uint8Array(B
 const job = (data: Float32Array, shape: number[]): TensorJob => ({ data: encode(data), shape });
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
-function runChild(kernels: 'reference' | 'optimized', input: unknown, simd?: 'avx2'): ChildResult {
+function runChild(kernels: 'reference' | 'optimized', input: unknown, simd?: 'avx2', winograd?: '1'): ChildResult {
   const env: NodeJS.ProcessEnv = { ...process.env, RESNET_KERNELS: kernels };
   delete env.RESNET_SIMD;
+  delete env.RESNET_WINOGRAD;
   if (simd) env.RESNET_SIMD = simd;
+  if (winograd) env.RESNET_WINOGRAD = winograd;
   const out = execFileSync(process.execPath, [childScript], {
     input: JSON.stringify(input),
     env,
@@ -174,6 +178,60 @@ function fixedConvs(rng: Rng): ConvCase[] {
     make('7×7/2 3→16 23×23 n2 same (stem)', 2, 23, 23, 3, 16, 7, 2),
     make('3×3/1 40→48 11×9 n2 same (K = 360: two depth blocks; three 16-column panels)', 2, 11, 9, 40, 48, 3, 1),
   ];
+}
+
+/** 3×3 stride-1 convolutions for the Winograd run (own seed, so the other cases keep theirs). */
+function winogradConvs(): ConvCase[] {
+  const wrng = new Rng(20261127);
+  const make = (n: number, h: number, w: number, cin: number, cout: number, mode: 'same' | 'valid' | 'explicit' | 'number'): ConvCase | undefined => {
+    let padding: unknown;
+    let padH: [number, number] | 'same';
+    let padW: [number, number] | 'same';
+    if (mode === 'same' || mode === 'valid') {
+      padding = mode;
+      padH = padW = mode === 'same' ? 'same' : [0, 0];
+    } else if (mode === 'number') {
+      const p = wrng.int(0, 2);
+      padding = p;
+      padH = padW = [p, p];
+    } else {
+      const pads = [wrng.int(0, 3), wrng.int(0, 3), wrng.int(0, 3), wrng.int(0, 3)] as [number, number, number, number];
+      padding = pads;
+      padH = [pads[0], pads[1]];
+      padW = [pads[2], pads[3]];
+    }
+    const oh = outputSize(h, 3, 1, 1, padH);
+    const ow = outputSize(w, 3, 1, 1, padW);
+    if (oh < 1 || ow < 1) return undefined;
+    const xShape = [n, h, w, cin];
+    const wShape = [3, 3, cin, cout];
+    const yShape = [n, oh, ow, cout];
+    const withBias = wrng.next() < 0.5;
+    return {
+      label: `Winograd 3×3/1 ${cin}→${cout} ${h}×${w} n${n} pad ${JSON.stringify(padding)}${withBias ? ' +bias' : ''}`,
+      x: job(wrng.array(size(xShape)), xShape),
+      w: job(wrng.array(size(wShape)), wShape),
+      dy: job(wrng.array(size(yShape)), yShape),
+      ...(withBias ? { bias: job(wrng.array(cout), [cout]) } : {}),
+      opts: { strides: [1, 1], padding, dilations: [1, 1], groups: 1 },
+      dims: { n, kh: 3, kw: 3, cin, cout, groups: 1, oh, ow },
+    };
+  };
+  const out: ConvCase[] = [
+    make(2, 7, 9, 16, 33, 'same')!,
+    make(3, 1, 1, 33, 16, 'same')!,
+    make(1, 9, 7, 3, 16, 'explicit')!,
+    make(2, 8, 8, 16, 16, 'valid')!,
+    make(1, 13, 11, 33, 33, 'same')!,
+    make(4, 8, 8, 64, 64, 'same')!, // on Winograd by default too (≥ 64 channels, ≥ 256 output pixels)
+  ];
+  const channels = [1, 3, 16, 33];
+  while (out.length < 20) {
+    const c = make(wrng.int(1, 3), wrng.int(1, 13), wrng.int(1, 13), wrng.pick(channels), wrng.pick(channels),
+      wrng.pick(['same', 'valid', 'explicit', 'number'] as const));
+    if (c) out.push(c);
+  }
+  return out;
 }
 
 function randomBatchNorm(rng: Rng, index: number): BatchNormCase {
@@ -345,7 +403,7 @@ function expectCloseNamed(op: string, what: string, actual: Float32Array, expect
 // The run: one job, two child processes.
 
 const rng = new Rng(20261126);
-const convCases = [...fixedConvs(rng), ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i))];
+const convCases = [...fixedConvs(rng), ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i)), ...winogradConvs()];
 const bnCases = Array.from({ length: 8 }, (_, i) => randomBatchNorm(rng, i));
 const modelCases: (ModelCase & { lengths: ReturnType<typeof modelReductionLengths> })[] = MODELS.map((m, i) => {
   const spec = m.spec();
@@ -378,6 +436,7 @@ function both(): Runs {
       variants: [
         { label: 'dispatched', result: optimized },
         { label: 'RESNET_SIMD=avx2', result: runChild('optimized', input, 'avx2') },
+        { label: 'RESNET_WINOGRAD=1', result: runChild('optimized', input, undefined, '1') },
       ],
     };
   }
@@ -385,10 +444,12 @@ function both(): Runs {
 }
 
 /** Runs `check` for each optimized variant, naming the variant in a failure. */
-function forEachVariant(check: (result: ChildResult) => void): void {
+function forEachVariant(check: (result: ChildResult, op: (name: string) => string) => void): void {
   for (const { label, result } of both().variants) {
+    // The Winograd run's ratios are recorded under their own names in the test report.
+    const op = (name: string): string => (label === 'RESNET_WINOGRAD=1' ? `${name} [Winograd]` : name);
     try {
-      check(result);
+      check(result, op);
     } catch (e) {
       throw new Error(`[optimized, ${label}] ${(e as Error).message}`);
     }
@@ -404,6 +465,23 @@ describe('RESNET_KERNELS selects the kernels', () => {
     // so some convolution outputs differ in their last bits.
     const differing = convCases.filter((_, i) => reference.conv[i]!.y !== optimized.conv[i]!.y).length;
     expect(differing).toBeGreaterThan(0);
+  });
+
+  it('RESNET_WINOGRAD=1 runs another path for 3×3 stride-1 convolutions (forward and input gradient differ in their last bits)', () => {
+    const { optimized, variants } = both();
+    const winograd = variants.find((v) => v.label === 'RESNET_WINOGRAD=1')!.result;
+    const eligible = convCases
+      .map((c, i) => ({ c, i }))
+      .filter(({ c }) => c.dims.kh === 3 && c.dims.kw === 3 && c.opts.strides[0] === 1 && c.opts.strides[1] === 1 &&
+        c.opts.dilations[0] === 1 && c.dims.groups === 1 && c.dims.oh * c.dims.ow > 1);
+    expect(eligible.length).toBeGreaterThan(10);
+    expect(eligible.filter(({ i }) => winograd.conv[i]!.y !== optimized.conv[i]!.y).length).toBeGreaterThan(eligible.length / 2);
+    expect(eligible.filter(({ i }) => winograd.conv[i]!.dx !== optimized.conv[i]!.dx).length).toBeGreaterThan(eligible.length / 2);
+    // The measured heuristic (RESNET_WINOGRAD unset) picks Winograd for 64→64 at 4×8×8 outputs.
+    const byDefault = convCases.findIndex((c) => c.label.startsWith('Winograd 3×3/1 64→64 8×8 n4'));
+    expect(byDefault).toBeGreaterThanOrEqual(0);
+    expect(optimized.conv[byDefault]!.y).toBe(winograd.conv[byDefault]!.y);
+    expect(optimized.conv[byDefault]!.dx).toBe(winograd.conv[byDefault]!.dx);
   });
 
   it('rejects an unknown RESNET_KERNELS value with E_ARG naming it, at runtimeInfo() and at model creation', () => {
@@ -434,10 +512,13 @@ describe('conv2d: optimized vs reference kernels (seeded random shapes)', () => 
     const c = convCases[i]!;
     const { n, kh, kw, cin, cout, groups, oh, ow } = c.dims;
     const ref = reference.conv[i]!;
-    forEachVariant((optimized) => {
+    const winogradEligible = kh === 3 && kw === 3 && c.opts.strides[0] === 1 && c.opts.strides[1] === 1 &&
+      c.opts.dilations[0] === 1 && c.opts.dilations[1] === 1 && groups === 1;
+    forEachVariant((optimized, variantOp) => {
+      const op = (name: string): string => (winogradEligible ? variantOp(name) : name);
       const opt = optimized.conv[i]!;
-      expectCloseNamed('conv2d forward', 'y', decode(opt.y!), decode(ref.y!), (kh * kw * cin) / groups);
-      expectCloseNamed('conv2d input gradient', 'dx', decode(opt.dx!), decode(ref.dx!), (kh * kw * cout) / groups);
+      expectCloseNamed(op('conv2d forward'), 'y', decode(opt.y!), decode(ref.y!), (kh * kw * cin) / groups);
+      expectCloseNamed(op('conv2d input gradient'), 'dx', decode(opt.dx!), decode(ref.dx!), (kh * kw * cout) / groups);
       expectCloseNamed('conv2d weight gradient', 'dw', decode(opt.dw!), decode(ref.dw!), n * oh * ow);
       expect(opt.db === undefined).toBe(c.bias === undefined);
       if (c.bias) expectCloseNamed('conv2d bias gradient', 'db', decode(opt.db!), decode(ref.db!), n * oh * ow);
@@ -468,16 +549,16 @@ describe('whole models: optimized vs reference kernels', () => {
     const { reference } = both();
     const c = modelCases[i]!;
     const ref = reference.models[i]!;
-    forEachVariant((optimized) => {
+    forEachVariant((optimized, op) => {
       const opt = optimized.models[i]!;
-      expectCloseNamed('model logits (inference)', 'logits', decode(opt.logits), decode(ref.logits), c.lengths.forward);
+      expectCloseNamed(op('model logits (inference)'), 'logits', decode(opt.logits), decode(ref.logits), c.lengths.forward);
       expectCloseNamed('model loss', 'loss', Float32Array.of(opt.loss), Float32Array.of(ref.loss), c.lengths.forward + c.spec.classes);
       expect(opt.accuracy).toBe(ref.accuracy);
       const names = Object.keys(ref.gradients);
       expect(Object.keys(opt.gradients).sort()).toEqual([...names].sort());
       expect(names.length).toBeGreaterThan(0);
       for (const name of names) {
-        expectCloseScaled('model gradients', name, decode(opt.gradients[name]!), decode(ref.gradients[name]!), c.lengths.gradient);
+        expectCloseScaled(op('model gradients'), name, decode(opt.gradients[name]!), decode(ref.gradients[name]!), c.lengths.gradient);
       }
       for (const name of Object.keys(ref.runningStats)) {
         const layer = name.slice(0, name.lastIndexOf('.'));

@@ -6,6 +6,7 @@
 #include "../core/thread_pool.hpp"
 #include "batch_norm_kernels.hpp"
 #include "conv2d_gemm.hpp"
+#include "conv2d_winograd.hpp"
 #include "simd_dispatch.hpp"
 
 namespace rn::cpu {
@@ -134,12 +135,14 @@ int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
   // partial dw and db in double, plus one float tap block per thread
   const int64_t weight_grads = (wsize + g.c_out) * threads * 2 + g.in_per_group() * g.c_out * threads;
   const int64_t transposed = wsize;                                 // backward-input weights
-  if (conv2d_use_gemm(g)) return conv2d_gemm_scratch_floats(g);
-  return std::max({stats, weight_grads, transposed});
+  const int64_t winograd = conv2d_winograd_scratch_floats(g);  // 0 where not eligible
+  if (conv2d_use_gemm(g)) return std::max(winograd, conv2d_gemm_scratch_floats(g));
+  return std::max({stats, weight_grads, transposed, winograd});
 }
 
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
                     float* var, float* scratch) {
+  if (conv2d_use_winograd(g)) return conv2d_winograd_forward(g, x, w, bias, y, mean, var, scratch);
   if (conv2d_use_gemm(g)) return conv2d_gemm_forward(g, x, w, bias, y, mean, var, scratch);
   const int64_t rows = g.n * g.out_h;
   if (mean == nullptr) {
@@ -174,6 +177,7 @@ void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, con
 }
 
 void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
+  if (conv2d_use_winograd_backward_input(g)) return conv2d_winograd_backward_input(g, dy, w, dx, scratch);
   if (conv2d_use_gemm(g)) return conv2d_gemm_backward_input(g, dy, w, dx, scratch);
   const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
   const int64_t taps = g.kh * g.kw;

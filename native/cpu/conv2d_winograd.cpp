@@ -1,0 +1,364 @@
+#include "conv2d_winograd.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "../core/thread_pool.hpp"
+#include "batch_norm_kernels.hpp"
+#include "gemm.hpp"
+#include "simd_dispatch.hpp"
+
+namespace rn::cpu {
+namespace {
+
+constexpr int64_t kElements = 16;    // 4×4 transformed tile
+constexpr int64_t kStatsFlush = 32;  // tiles whose statistics are summed in float before going to double
+constexpr int64_t kWeightRows = 16;  // input channels per weight-transform block
+
+// The transforms' channel loops read and write 16 distinct streams: no iteration depends on
+// another, which the compiler cannot prove (restrict on locals is not honoured).
+#if defined(__clang__)
+#define RN_INDEPENDENT _Pragma("clang loop vectorize(assume_safety)")
+#elif defined(__GNUC__)
+#define RN_INDEPENDENT _Pragma("GCC ivdep")
+#else
+#define RN_INDEPENDENT
+#endif
+
+int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Floats between consecutive elements' matrices in V (c = c_in) and M (c = c_out): padded off
+// powers of two, so the transforms' 16 streams do not fall into the same L1 sets.
+int64_t element_stride(int64_t chunk, int64_t c) { return align16(chunk * c) + 16; }
+int threads() { return num_threads(); }
+
+int64_t tiles_h(const Conv2dGeometry& g) { return (g.out_h + 1) / 2; }
+int64_t tiles_w(const Conv2dGeometry& g) { return (g.out_w + 1) / 2; }
+
+// Tiles per chunk: the chunk's transformed input and GEMM output (16 × tiles × (c_in + c_out)
+// floats) stay within about 1 MiB of L2.
+int64_t chunk_tiles(const Conv2dGeometry& g) {
+  return std::clamp<int64_t>(16384 / std::max<int64_t>(1, g.c_in + g.c_out) / 8 * 8, 32, 256);
+}
+
+// RESNET_WINOGRAD: -1 unset (heuristic), 0 never, 1 always where eligible.
+int winograd_override() {
+  static const int mode = [] {
+    const char* v = std::getenv("RESNET_WINOGRAD");
+    if (v == nullptr || *v == '\0') return -1;
+    if (v[0] == '0') return 0;
+    if (v[0] == '1') return 1;
+    return -1;
+  }();
+  return mode;
+}
+
+// The transposed convolution whose forward is g's input gradient: dy convolved with the flipped,
+// transposed weights; its pads may be negative (handled by the input transform's bounds).
+Conv2dGeometry transposed(const Conv2dGeometry& g) {
+  Conv2dGeometry f = g;
+  f.h = g.out_h;
+  f.w = g.out_w;
+  f.c_in = g.c_out;
+  f.c_out = g.c_in;
+  f.pad_top = 2 - g.pad_top;
+  f.pad_left = 2 - g.pad_left;
+  f.pad_bottom = g.h + g.pad_top - g.out_h;
+  f.pad_right = g.w + g.pad_left - g.out_w;
+  f.out_h = g.h;
+  f.out_w = g.w;
+  return f;
+}
+
+struct Layout {
+  int64_t packed, element_size, temp, temp_size, stats, fsums, zeros, v, m, dump, per_thread, total;
+  int64_t chunk;
+};
+Layout layout(const Conv2dGeometry& g) {
+  Layout l;
+  const int64_t t = threads();
+  l.chunk = chunk_tiles(g);
+  l.element_size = align16(packed_b_floats(g.c_in, g.c_out)) + 16;  // off powers of two (see element_stride)
+  l.packed = 0;
+  l.temp = l.packed + kElements * l.element_size;             // weight-transform block per thread
+  l.temp_size = align16(kElements * kWeightRows * g.c_out);
+  l.stats = l.temp + l.temp_size * t;                         // double sum, sum of squares per thread
+  l.fsums = l.stats + align16(4 * g.c_out * t);               // float block sums per thread
+  l.zeros = l.fsums + align16(2 * g.c_out * t);               // zeros: padding reads, absent bias
+  l.v = l.zeros + align16(std::max(g.c_in, g.c_out));
+  // per thread: V [16][chunk][c_in], M [16][chunk][c_out], a dump row for clipped outputs
+  l.m = kElements * element_stride(l.chunk, g.c_in);
+  l.dump = l.m + kElements * element_stride(l.chunk, g.c_out);
+  l.per_thread = l.dump + align16(3 * g.c_out);
+  l.total = l.v + l.per_thread * t;
+  return l;
+}
+
+// G·g·Gᵀ (G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]) of input channels [ci0, ci1) into the 16 packed B
+// matrices (pack_b's layout: panels [c_out/16][c_in][16], zero past c_out). Blocks of
+// kWeightRows channels: the weights' rows are read contiguously, transformed into `temp`
+// [16][kWeightRows][c_out], then copied into the panels as runs of kWeightRows·16 floats.
+RN_SIMD_CLONES void transform_weights(int64_t cin, int64_t cout, const float* w, int64_t ci0, int64_t ci1,
+                                      float* packed, int64_t element_size, float* temp) {
+  const int64_t size = cin * cout;
+  const int64_t panels = (cout + kGemmPanel - 1) / kGemmPanel;
+  const int64_t es = kWeightRows * cout;  // temp's element stride
+  for (int64_t b0 = ci0; b0 < ci1; b0 += kWeightRows) {
+    const int64_t rows = std::min(kWeightRows, ci1 - b0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* __restrict g = w + (b0 + r) * cout;
+      float* __restrict u = temp + r * cout;
+      RN_INDEPENDENT
+      for (int64_t q = 0; q < cout; ++q) {
+        const float g00 = g[0 * size + q], g01 = g[1 * size + q], g02 = g[2 * size + q];
+        const float g10 = g[3 * size + q], g11 = g[4 * size + q], g12 = g[5 * size + q];
+        const float g20 = g[6 * size + q], g21 = g[7 * size + q], g22 = g[8 * size + q];
+        // G·g: rows t0..t3, columns 0..2
+        const float t00 = g00, t01 = g01, t02 = g02;
+        const float t10 = 0.5f * (g00 + g10 + g20), t11 = 0.5f * (g01 + g11 + g21), t12 = 0.5f * (g02 + g12 + g22);
+        const float t20 = 0.5f * (g00 - g10 + g20), t21 = 0.5f * (g01 - g11 + g21), t22 = 0.5f * (g02 - g12 + g22);
+        const float t30 = g20, t31 = g21, t32 = g22;
+        // (G·g)·Gᵀ
+        u[0 * es + q] = t00;
+        u[1 * es + q] = 0.5f * (t00 + t01 + t02);
+        u[2 * es + q] = 0.5f * (t00 - t01 + t02);
+        u[3 * es + q] = t02;
+        u[4 * es + q] = t10;
+        u[5 * es + q] = 0.5f * (t10 + t11 + t12);
+        u[6 * es + q] = 0.5f * (t10 - t11 + t12);
+        u[7 * es + q] = t12;
+        u[8 * es + q] = t20;
+        u[9 * es + q] = 0.5f * (t20 + t21 + t22);
+        u[10 * es + q] = 0.5f * (t20 - t21 + t22);
+        u[11 * es + q] = t22;
+        u[12 * es + q] = t30;
+        u[13 * es + q] = 0.5f * (t30 + t31 + t32);
+        u[14 * es + q] = 0.5f * (t30 - t31 + t32);
+        u[15 * es + q] = t32;
+      }
+    }
+    for (int64_t e = 0; e < kElements; ++e) {
+      for (int64_t panel = 0; panel < panels; ++panel) {
+        const int64_t co0 = panel * kGemmPanel, width = std::min(kGemmPanel, cout - co0);
+        float* dst = packed + e * element_size + (panel * cin + b0) * kGemmPanel;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float* src = temp + e * es + r * cout + co0;
+          float* d = dst + r * kGemmPanel;
+          if (width == kGemmPanel) {
+            for (int64_t q = 0; q < kGemmPanel; ++q) d[q] = src[q];
+          } else {
+            for (int64_t q = 0; q < kGemmPanel; ++q) d[q] = q < width ? src[q] : 0.0f;
+          }
+        }
+      }
+    }
+  }
+}
+
+// Bᵀ·d·B of tiles [t0, t0 + count) into V [16][chunk][c_in]; Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
+RN_SIMD_CLONES void input_transform(const Conv2dGeometry& g, const float* x, const float* zeros, int64_t t0,
+                                    int64_t count, int64_t chunk, float* v) {
+  const int64_t th = tiles_h(g), tw = tiles_w(g), c = g.c_in;
+  const int64_t estride = element_stride(chunk, c);
+  for (int64_t lt = 0; lt < count; ++lt) {
+    const int64_t t = t0 + lt;
+    const int64_t tx = t % tw, rest = t / tw;
+    const int64_t ty = rest % th, b = rest / th;
+    const int64_t ih0 = 2 * ty - g.pad_top, iw0 = 2 * tx - g.pad_left;
+    const float* p[16];
+    for (int i = 0; i < 4; ++i) {
+      const int64_t ih = ih0 + i;
+      for (int j = 0; j < 4; ++j) {
+        const int64_t iw = iw0 + j;
+        p[i * 4 + j] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? x + ((b * g.h + ih) * g.w + iw) * c : zeros;
+      }
+    }
+    const float *__restrict d00 = p[0], *__restrict d01 = p[1], *__restrict d02 = p[2], *__restrict d03 = p[3];
+    const float *__restrict d10 = p[4], *__restrict d11 = p[5], *__restrict d12 = p[6], *__restrict d13 = p[7];
+    const float *__restrict d20 = p[8], *__restrict d21 = p[9], *__restrict d22 = p[10], *__restrict d23 = p[11];
+    const float *__restrict d30 = p[12], *__restrict d31 = p[13], *__restrict d32 = p[14], *__restrict d33 = p[15];
+    float* __restrict o = v + lt * c;
+    RN_INDEPENDENT
+    for (int64_t ch = 0; ch < c; ++ch) {
+      // rows: Bᵀ·d
+      const float r00 = d00[ch] - d20[ch], r01 = d01[ch] - d21[ch], r02 = d02[ch] - d22[ch], r03 = d03[ch] - d23[ch];
+      const float r10 = d10[ch] + d20[ch], r11 = d11[ch] + d21[ch], r12 = d12[ch] + d22[ch], r13 = d13[ch] + d23[ch];
+      const float r20 = d20[ch] - d10[ch], r21 = d21[ch] - d11[ch], r22 = d22[ch] - d12[ch], r23 = d23[ch] - d13[ch];
+      const float r30 = d10[ch] - d30[ch], r31 = d11[ch] - d31[ch], r32 = d12[ch] - d32[ch], r33 = d13[ch] - d33[ch];
+      // columns: (Bᵀ·d)·B
+      o[0 * estride + ch] = r00 - r02;
+      o[1 * estride + ch] = r01 + r02;
+      o[2 * estride + ch] = r02 - r01;
+      o[3 * estride + ch] = r01 - r03;
+      o[4 * estride + ch] = r10 - r12;
+      o[5 * estride + ch] = r11 + r12;
+      o[6 * estride + ch] = r12 - r11;
+      o[7 * estride + ch] = r11 - r13;
+      o[8 * estride + ch] = r20 - r22;
+      o[9 * estride + ch] = r21 + r22;
+      o[10 * estride + ch] = r22 - r21;
+      o[11 * estride + ch] = r21 - r23;
+      o[12 * estride + ch] = r30 - r32;
+      o[13 * estride + ch] = r31 + r32;
+      o[14 * estride + ch] = r32 - r31;
+      o[15 * estride + ch] = r31 - r33;
+    }
+  }
+}
+
+// Aᵀ·m·A (+ bias) of tiles [t0, t0 + count) from M [16][chunk][c_out] into y;
+// Aᵀ = [1 1 1 0; 0 1 −1 −1]. Outputs past the bottom / right edge go to `dump` (3 rows).
+// With sum != nullptr, adds the written pixels to the statistics (float blocks, then double).
+RN_SIMD_CLONES void output_transform(const Conv2dGeometry& g, const float* m, const float* bias, int64_t t0,
+                                     int64_t count, int64_t chunk, float* y, float* dump, double* sum, double* sq,
+                                     float* fs, float* fq) {
+  const int64_t th = tiles_h(g), tw = tiles_w(g), c = g.c_out;
+  const int64_t estride = element_stride(chunk, c);
+  if (sum) {
+    std::fill(fs, fs + c, 0.0f);
+    std::fill(fq, fq + c, 0.0f);
+  }
+  for (int64_t lt = 0; lt < count; ++lt) {
+    const int64_t t = t0 + lt;
+    const int64_t tx = t % tw, rest = t / tw;
+    const int64_t ty = rest % th, b = rest / th;
+    const int64_t oh = 2 * ty, ow = 2 * tx;
+    const bool down = oh + 1 < g.out_h, right = ow + 1 < g.out_w;
+    float* base = y + ((b * g.out_h + oh) * g.out_w + ow) * c;
+    float* __restrict y00 = base;
+    float* __restrict y01 = right ? base + c : dump;
+    float* __restrict y10 = down ? base + g.out_w * c : dump + c;
+    float* __restrict y11 = down && right ? base + (g.out_w + 1) * c : dump + 2 * c;
+    const float* __restrict s = m + lt * c;
+    const float* __restrict bs = bias;
+    RN_INDEPENDENT
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const float m00 = s[0 * estride + ch], m01 = s[1 * estride + ch], m02 = s[2 * estride + ch],
+                  m03 = s[3 * estride + ch];
+      const float m10 = s[4 * estride + ch], m11 = s[5 * estride + ch], m12 = s[6 * estride + ch],
+                  m13 = s[7 * estride + ch];
+      const float m20 = s[8 * estride + ch], m21 = s[9 * estride + ch], m22 = s[10 * estride + ch],
+                  m23 = s[11 * estride + ch];
+      const float m30 = s[12 * estride + ch], m31 = s[13 * estride + ch], m32 = s[14 * estride + ch],
+                  m33 = s[15 * estride + ch];
+      // rows: Aᵀ·m
+      const float a0 = m00 + m10 + m20, a1 = m01 + m11 + m21, a2 = m02 + m12 + m22, a3 = m03 + m13 + m23;
+      const float b0 = m10 - m20 - m30, b1 = m11 - m21 - m31, b2 = m12 - m22 - m32, b3 = m13 - m23 - m33;
+      // columns: (Aᵀ·m)·A
+      y00[ch] = a0 + a1 + a2 + bs[ch];
+      y01[ch] = a1 - a2 - a3 + bs[ch];
+      y10[ch] = b0 + b1 + b2 + bs[ch];
+      y11[ch] = b1 - b2 - b3 + bs[ch];
+    }
+    if (sum) {
+      float* rows[4] = {y00, right ? y01 : nullptr, down ? y10 : nullptr, down && right ? y11 : nullptr};
+      for (float* r : rows) {
+        if (r == nullptr) continue;
+        const float* __restrict rr = r;
+        for (int64_t ch = 0; ch < c; ++ch) {
+          fs[ch] += rr[ch];
+          fq[ch] += rr[ch] * rr[ch];
+        }
+      }
+      if ((lt + 1) % kStatsFlush == 0 || lt + 1 == count) {
+        for (int64_t ch = 0; ch < c; ++ch) {
+          sum[ch] += fs[ch];
+          sq[ch] += fq[ch];
+          fs[ch] = 0.0f;
+          fq[ch] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool conv2d_winograd_eligible(const Conv2dGeometry& g) {
+  return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 &&
+         g.groups == 1 && g.out_h >= 1 && g.out_w >= 1;
+}
+
+bool conv2d_use_winograd(const Conv2dGeometry& g) {
+  if (!conv2d_winograd_eligible(g)) return false;
+  const int mode = winograd_override();
+  if (mode >= 0) return mode == 1;
+  // Measured (bench/RESULTS.md, issue 5, AVX-512 machine): with 16 and 32 channels the 16 GEMMs
+  // (K = c_in) are too thin to beat the implicit GEMM (K = 9·c_in); from 64 channels up Winograd
+  // wins. The weight transform is paid per call, so it needs enough pixels to amortise it, and
+  // the 2×2 tiles must not waste too much at odd edges (16 products per tile ≤ 6 per pixel).
+  const int64_t pixels = g.out_h * g.out_w;
+  return g.c_in >= 64 && g.c_out >= 64 && g.n * pixels >= 256 && 16 * tiles_h(g) * tiles_w(g) <= 6 * pixels;
+}
+
+bool conv2d_use_winograd_backward_input(const Conv2dGeometry& g) {
+  return conv2d_winograd_eligible(g) && conv2d_use_winograd(transposed(g));
+}
+
+int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g) {
+  if (!conv2d_winograd_eligible(g)) return 0;
+  return std::max(layout(g).total, align16(9 * g.c_in * g.c_out) + layout(transposed(g)).total);
+}
+
+void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                             float* mean, float* var, float* scratch) {
+  const Layout l = layout(g);
+  const int64_t cin = g.c_in, cout = g.c_out;
+  float* zeros = scratch + l.zeros;
+  std::fill(zeros, zeros + std::max(cin, cout), 0.0f);
+  // Weights: 16 transformed matrices, each packed as the GEMM's B.
+  const int64_t wblocks = (cin + kWeightRows - 1) / kWeightRows;
+  const int wparts = static_cast<int>(std::min<int64_t>(threads(), wblocks));
+  parallel_for(wparts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+      const int64_t ci0 = wblocks * p / wparts * kWeightRows;
+      const int64_t ci1 = std::min(cin, wblocks * (p + 1) / wparts * kWeightRows);
+      transform_weights(cin, cout, w, ci0, ci1, scratch + l.packed, l.element_size, scratch + l.temp + p * l.temp_size);
+    }
+  });
+  const int64_t tiles = g.n * tiles_h(g) * tiles_w(g);
+  const int64_t chunks = (tiles + l.chunk - 1) / l.chunk;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), chunks)));
+  auto* partial = reinterpret_cast<double*>(scratch + l.stats);
+  const float* b = bias ? bias : zeros;
+  parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+    for (int64_t p = pbegin; p < pend; ++p) {
+      float* v = scratch + l.v + p * l.per_thread;
+      float* m = v + l.m;
+      float* dump = v + l.dump;
+      double* sum = mean ? partial + p * 2 * cout : nullptr;
+      double* sq = mean ? sum + cout : nullptr;
+      float* fs = scratch + l.fsums + p * 2 * cout;
+      if (sum) std::fill(sum, sum + 2 * cout, 0.0);
+      for (int64_t ch = chunks * p / parts; ch < chunks * (p + 1) / parts; ++ch) {
+        const int64_t t0 = ch * l.chunk, count = std::min(l.chunk, tiles - t0);
+        input_transform(g, x, zeros, t0, count, l.chunk, v);
+        for (int64_t e = 0; e < kElements; ++e) {
+          gemm_packed(count, cout, cin, v + e * element_stride(l.chunk, cin), cin,
+                      scratch + l.packed + e * l.element_size, m + e * element_stride(l.chunk, cout), cout, false);
+        }
+        output_transform(g, m, b, t0, count, l.chunk, y, dump, sum, sq, fs, fs + cout);
+      }
+    }
+  });
+  if (mean) finish_batch_statistics(parts, cout, partial, double(g.n * g.out_h * g.out_w), mean, var);
+}
+
+void conv2d_winograd_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                    float* scratch) {
+  const Conv2dGeometry t = transposed(g);
+  float* flipped = scratch;  // HWIO of the transposed convolution: [3][3][c_out][c_in]
+  for (int64_t ky = 0; ky < 3; ++ky) {
+    for (int64_t kx = 0; kx < 3; ++kx) {
+      const float* src = w + ((2 - ky) * 3 + (2 - kx)) * g.c_in * g.c_out;
+      float* dst = flipped + (ky * 3 + kx) * g.c_out * g.c_in;
+      for (int64_t ic = 0; ic < g.c_in; ++ic) {
+        for (int64_t oc = 0; oc < g.c_out; ++oc) dst[oc * g.c_in + ic] = src[ic * g.c_out + oc];
+      }
+    }
+  }
+  conv2d_winograd_forward(t, dy, flipped, nullptr, dx, nullptr, nullptr, scratch + align16(9 * g.c_in * g.c_out));
+}
+
+}  // namespace rn::cpu

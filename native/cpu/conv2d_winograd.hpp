@@ -1,0 +1,35 @@
+// Winograd F(2×2, 3×3) convolution for 3×3, stride-1, dilation-1, groups-1 convolutions in
+// NHWC / HWIO: the weights are transformed once per call (G·g·Gᵀ, 16 matrices [c_in × c_out],
+// packed for gemm_packed); output tiles of 2×2 pixels are processed in chunks of a few hundred
+// per thread: input transform (Bᵀ·d·B of each 4×4 input tile, zero outside the image, any
+// pads), 16 GEMMs [tiles × c_in]·[c_in × c_out], output transform (Aᵀ·m·A) with the bias,
+// partial tiles at the bottom / right edges, and the batch-statistics epilogue from the tile
+// while it is hot. The input gradient of a stride-1 3×3 convolution is a forward of the
+// flipped, transposed weights, so it runs here too. 2.25× fewer multiplies than the direct
+// convolution; accuracy within the project's tolerance (tested against the reference kernels).
+//
+// RESNET_WINOGRAD=0 never uses it, =1 always where eligible; unset, conv2d_use_winograd's
+// measured heuristic decides (see bench/RESULTS.md).
+#pragma once
+
+#include "../core/geometry.hpp"
+
+namespace rn::cpu {
+
+// 3×3, stride 1, dilation 1, one group.
+bool conv2d_winograd_eligible(const Conv2dGeometry& g);
+
+// Whether the forward of g runs on Winograd (eligibility, RESNET_WINOGRAD, the heuristic).
+bool conv2d_use_winograd(const Conv2dGeometry& g);
+// Whether g's input gradient runs on Winograd (as the forward of the transposed convolution).
+bool conv2d_use_winograd_backward_input(const Conv2dGeometry& g);
+
+// Scratch for both passes of an eligible g.
+int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g);
+
+void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                             float* mean, float* var, float* scratch);
+void conv2d_winograd_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                    float* scratch);
+
+}  // namespace rn::cpu
