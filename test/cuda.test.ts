@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { cudaStatus, type Model, models, ResNetError, Tensor } from '../lib/index.js';
 import type { CompileOptions } from '../lib/train/optimizers.js';
 import { expectClose, reportWorstRatios } from './support/compare.js';
+import { expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from './support/reduction_lengths.js';
 import { Rng } from './support/random.js';
 
 reportWorstRatios(__filename);
@@ -121,67 +122,9 @@ describe('asking for a GPU (every machine)', () => {
 
 // --- GPU against CPU ----------------------------------------------------------------------
 
-/** Reduction lengths along the longest path (see model_vs_tfjs.test.ts), from the spec and layer shapes. */
-function reductionLengths(model: Model, n: number, training: boolean): { forward: number; gradient: number } {
-  const shapes = new Map<string, number[]>([['input', [1, ...model.inputShape]]]);
-  for (const l of model.layers()) shapes.set(l.name, l.outputShape);
-  const fwd = new Map<string, number>([['input', 0]]);
-  const bwd = new Map<string, number>([['input', 0]]);
-  for (const layer of model.spec.layers) {
-    const inShape = shapes.get(layer.inputs[0]!)!.slice(1);
-    const outShape = shapes.get(layer.name)!.slice(1);
-    let f = 0;
-    let b = 0;
-    switch (layer.type) {
-      case 'conv2d': {
-        const k = layer.kernelSize[0] * layer.kernelSize[1];
-        f = (k * inShape[2]!) / layer.groups;
-        b = (k * layer.filters) / layer.groups + n * outShape[0]! * outShape[1]!;
-        break;
-      }
-      case 'batchNorm': {
-        const rows = n * inShape[0]! * inShape[1]!;
-        f = training ? rows : 1;
-        b = rows;
-        break;
-      }
-      case 'dense':
-        f = inShape[0]!;
-        b = layer.units + n;
-        break;
-      case 'avgPool':
-      case 'maxPool':
-        f = layer.type === 'avgPool' ? layer.poolSize[0] * layer.poolSize[1] : 0;
-        b = layer.poolSize[0] * layer.poolSize[1];
-        break;
-      case 'globalAvgPool':
-        f = inShape[0]! * inShape[1]!;
-        b = 1;
-        break;
-      case 'squeezeExcite':
-        f = inShape[0]! * inShape[1]! + inShape[2]! + layer.hidden;
-        b = f + n;
-        break;
-      default:
-        break;
-    }
-    fwd.set(layer.name, Math.max(...layer.inputs.map((i) => fwd.get(i)!)) + f);
-    bwd.set(layer.name, Math.max(...layer.inputs.map((i) => bwd.get(i)!)) + b);
-  }
-  const forward = fwd.get(model.spec.output)!;
-  return { forward, gradient: forward + model.classes + bwd.get(model.spec.output)! };
-}
-
-function expectCloseScaled(op: string, name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, L: number): void {
-  let sum = 0;
-  for (let i = 0; i < expected.length; i++) sum += expected[i]! * expected[i]!;
-  const s = Math.min(1, Math.max(1e-3, Math.sqrt(sum / Math.max(1, expected.length))));
-  const scaled = (v: ArrayLike<number>) => Float64Array.from({ length: v.length }, (_, i) => v[i]! / s);
-  try {
-    expectClose(op, scaled(actual), scaled(expected), L);
-  } catch (e) {
-    throw new Error(`${name}: ${(e as Error).message}`);
-  }
+/** Reduction lengths along the longest path (test/support/reduction_lengths.ts), from the model's layer shapes. */
+function lengths(model: Model, n: number, training: boolean): ReductionLengths {
+  return reductionLengths(model.spec, modelShapes(model), n, training);
 }
 
 const stem = [{ type: 'conv2d' as const, filters: 8, kernelSize: 3, padding: 1 }, { type: 'batchNorm' as const }, { type: 'relu' as const }];
@@ -229,7 +172,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
       const { x, y } = batchFor(cpu, family.n, 101);
       for (const p of cpu.parameterInfo()) expect(gpu.getParameter(p.name)).toEqual(cpu.getParameter(p.name));
 
-      const Li = reductionLengths(cpu, family.n, false);
+      const Li = lengths(cpu, family.n, false);
       const [lc, lg] = [await cpu.predict(x), await gpu.predict(x)];
       expectClose(`${family.name} logits`, lg.toFloat32Array(), lc.toFloat32Array(), Li.forward);
       const [pc, pg] = [await cpu.predict(x, { softmax: true }), await gpu.predict(x, { softmax: true })];
@@ -237,7 +180,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
       const [ec, eg] = [await cpu.evaluate(x, y), await gpu.evaluate(x, y)];
       expectClose(`${family.name} eval loss`, [eg.loss], [ec.loss], Li.forward + cpu.classes);
 
-      const L = reductionLengths(cpu, family.n, true);
+      const L = lengths(cpu, family.n, true);
       const [gc, gg] = [await cpu.computeGradients(x, y), await gpu.computeGradients(x, y)];
       expectClose(`${family.name} train loss`, [gg.loss], [gc.loss], L.forward + cpu.classes);
       expect(gg.accuracy).toBe(gc.accuracy);
@@ -266,7 +209,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
       const gpu = models.resnetCifar({ depth: 14, inputShape: [16, 16, 3], seed: 21, device: 'cuda' });
       cpu.compile(opt.options);
       gpu.compile(opt.options);
-      const L = reductionLengths(cpu, 8, true);
+      const L = lengths(cpu, 8, true);
       for (let step = 0; step < 3; step++) {
         const before = new Map(cpu.parameterInfo().map((p) => [p.name, cpu.getParameter(p.name)]));
         const { x, y } = batchFor(cpu, 8, 200 + step);
@@ -318,7 +261,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     a.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
     b.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
     const y = rng.labels(6, 10);
-    const L = reductionLengths(a, 6, true);
+    const L = lengths(a, 6, true);
     for (let i = 0; i < 2; i++) {
       const [ma, mb] = [await a.trainStep(host, y), await b.trainStep(dev, y)];
       expectClose('resident input loss', [mb.loss], [ma.loss], L.forward + 10);
@@ -347,7 +290,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     expect(again.device).toBe('cuda:0');
     expect(again.getParameter('conv1.weight')).toEqual(gpu.getParameter('conv1.weight'));
     again.dispose();
-    const L = reductionLengths(cpu, 8, false);
+    const L = lengths(cpu, 8, false);
     const [a, b] = [await gpu.predict(x), await cpu.predict(x)];
     expectClose('gpu→cpu checkpoint logits', a.toFloat32Array(), b.toFloat32Array(), L.forward);
     gpu.dispose();

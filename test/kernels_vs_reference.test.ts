@@ -21,7 +21,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { Model, type ModelSpec, models } from '../lib/index.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
+import { reportWorstRatios } from './support/compare.js';
+import { expectCloseNamed, expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from './support/reduction_lengths.js';
 import { Rng } from './support/random.js';
 
 reportWorstRatios(import.meta.url);
@@ -331,72 +332,9 @@ function randomParameters(model: Model, rng: Rng): Record<string, Encoded> {
   return out;
 }
 
-/** Forward length to the logits and the gradient length (forward + loss + backward), as test/model_vs_tfjs.test.ts. */
-function modelReductionLengths(model: Model, n: number): { forward: number; gradient: number; at: Map<string, number> } {
-  const shapes = new Map<string, number[]>([['input', [1, ...model.inputShape]]]);
-  for (const l of model.layers()) shapes.set(l.name, l.outputShape);
-  const fwd = new Map<string, number>([['input', 0]]);
-  const bwd = new Map<string, number>([['input', 0]]);
-  for (const layer of model.spec.layers) {
-    const inShape = shapes.get(layer.inputs[0]!)!.slice(1);
-    const outShape = shapes.get(layer.name)!.slice(1);
-    let f = 0;
-    let b = 0;
-    switch (layer.type) {
-      case 'conv2d': {
-        const k = layer.kernelSize[0] * layer.kernelSize[1];
-        f = (k * inShape[2]!) / layer.groups;
-        b = (k * layer.filters) / layer.groups + n * outShape[0]! * outShape[1]!;
-        break;
-      }
-      case 'batchNorm':
-        f = b = n * inShape[0]! * inShape[1]!;  // training mode (computeGradients)
-        break;
-      case 'dense':
-        f = inShape[0]!;
-        b = layer.units + n;
-        break;
-      case 'avgPool':
-      case 'maxPool':
-        f = layer.type === 'avgPool' ? layer.poolSize[0] * layer.poolSize[1] : 0;
-        b = layer.poolSize[0] * layer.poolSize[1];
-        break;
-      case 'globalAvgPool':
-        f = inShape[0]! * inShape[1]!;
-        b = 1;
-        break;
-      case 'squeezeExcite':
-        f = inShape[0]! * inShape[1]! + inShape[2]! + layer.hidden;
-        b = f + n;
-        break;
-      default:
-        break;
-    }
-    fwd.set(layer.name, Math.max(...layer.inputs.map((i) => fwd.get(i)!)) + f);
-    bwd.set(layer.name, Math.max(...layer.inputs.map((i) => bwd.get(i)!)) + b);
-  }
-  const forward = fwd.get(model.spec.output)!;
-  return { forward, gradient: forward + model.spec.classes + bwd.get(model.spec.output)!, at: fwd };
-}
-
-/** expectClose on values divided by clamp(RMS of the reference, 1e-3, 1) (see the header), naming what is compared. */
-function expectCloseScaled(op: string, what: string, actual: Float32Array, expected: Float32Array, reduction: number): void {
-  let sum = 0;
-  for (const v of expected) sum += v * v;
-  const s = Math.min(1, Math.max(1e-3, Math.sqrt(sum / Math.max(1, expected.length))));
-  try {
-    expectClose(op, actual.map((v) => v / s), expected.map((v) => v / s), reduction);
-  } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`);
-  }
-}
-
-function expectCloseNamed(op: string, what: string, actual: Float32Array, expected: Float32Array, reduction: number): void {
-  try {
-    expectClose(op, actual, expected, reduction);
-  } catch (e) {
-    throw new Error(`${what}: ${(e as Error).message}`);
-  }
+/** Forward length to the logits and the gradient length (forward + loss + backward), training mode. */
+function modelReductionLengths(model: Model, n: number): ReductionLengths {
+  return reductionLengths(model.spec, modelShapes(model), n, true);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import { type Model, models, Tensor } from '../lib/index.js';
 import type { CompileOptions } from '../lib/train/optimizers.js';
 import type { ModelSpec } from '../lib/model/spec.js';
 import { expectClose, reportWorstRatios } from './support/compare.js';
+import { expectCloseNamed, expectCloseScaled, reductionLengths } from './support/reduction_lengths.js';
 import { Rng } from './support/random.js';
 import { tf } from './support/tf.js';
 import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec, tfjsVariables } from './support/tfjs_from_spec.mjs';
@@ -118,91 +119,12 @@ function layerShape(net: tfl.LayersModel, name: string): number[] {
   return (net.getLayer(name).outputShape as (number | null)[]).slice(1) as number[];
 }
 
-/**
- * Reduction lengths along the longest path (see the header): forward to the logits, forward +
- * loss + backward, and the forward length up to each layer's output.
- */
-function reductionLengths(
-  spec: Readonly<ModelSpec>,
-  net: tfl.LayersModel,
-  n: number,
-  training: boolean,
-): { forward: number; gradient: number; at: Map<string, number> } {
-  const fwd = new Map<string, number>([['input', 0]]);
-  const bwd = new Map<string, number>([['input', 0]]);
-  for (const layer of spec.layers) {
-    const inShape = layerShape(net, layer.inputs[0]!);
-    const outShape = layerShape(net, layer.name);
-    let f = 0;
-    let b = 0;
-    switch (layer.type) {
-      case 'conv2d': {
-        const k = layer.kernelSize[0] * layer.kernelSize[1];
-        f = (k * inShape[2]!) / layer.groups;
-        b = (k * layer.filters) / layer.groups + n * outShape[0]! * outShape[1]!;
-        break;
-      }
-      case 'batchNorm': {
-        const rows = n * inShape[0]! * inShape[1]!;
-        f = training ? rows : 1;
-        b = rows;
-        break;
-      }
-      case 'dense':
-        f = inShape[0]!;
-        b = layer.units + n;
-        break;
-      case 'avgPool':
-      case 'maxPool':
-        f = layer.type === 'avgPool' ? layer.poolSize[0] * layer.poolSize[1] : 0;
-        b = layer.poolSize[0] * layer.poolSize[1];
-        break;
-      case 'globalAvgPool':
-        f = inShape[0]! * inShape[1]!;
-        b = 1;
-        break;
-      case 'squeezeExcite':
-        f = inShape[0]! * inShape[1]! + inShape[2]! + layer.hidden;
-        b = f + n;
-        break;
-      default:
-        break;
-    }
-    fwd.set(layer.name, Math.max(...layer.inputs.map((i) => fwd.get(i)!)) + f);
-    bwd.set(layer.name, Math.max(...layer.inputs.map((i) => bwd.get(i)!)) + b);
-  }
-  const forward = fwd.get(spec.output)!;
-  return { forward, gradient: forward + spec.classes + bwd.get(spec.output)!, at: fwd };
-}
-
 /** 'conv.weight', 'bn.bias', 'fc.weight', … : the kind of a parameter, to group worst ratios. */
 function parameterKind(spec: Readonly<ModelSpec>, name: string): string {
   const layer = spec.layers.find((l) => name.startsWith(`${l.name}.`));
   const suffix = layer === undefined ? name : name.slice(layer.name.length + 1);
   const type = layer === undefined ? '?' : layer.type === 'batchNorm' ? 'bn' : layer.type === 'conv2d' ? 'conv' : layer.type;
   return `${type}.${suffix}`;
-}
-
-/** expectClose, with the parameter's name in the failure message. */
-function expectCloseNamed(op: string, name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, reduction: number): void {
-  try {
-    expectClose(op, actual, expected, reduction);
-  } catch (e) {
-    throw new Error(`${name}: ${(e as Error).message}`);
-  }
-}
-
-/**
- * expectCloseNamed on values divided by s = clamp(rms(expected), 1e-3, 1) (see the header):
- * a gradient whose RMS is below 1 is compared at unit scale, so that the absolute part of the
- * tolerance cannot swallow an error that is large relative to the gradient itself.
- */
-function expectCloseScaled(op: string, name: string, actual: ArrayLike<number>, expected: ArrayLike<number>, reduction: number): void {
-  let sum = 0;
-  for (let i = 0; i < expected.length; i++) sum += expected[i]! * expected[i]!;
-  const s = Math.min(1, Math.max(1e-3, Math.sqrt(sum / Math.max(1, expected.length))));
-  const scale = (v: ArrayLike<number>): Float64Array => Float64Array.from({ length: v.length }, (_, i) => v[i]! / s);
-  expectCloseNamed(op, s < 1 ? `${name} (compared after dividing by ${s.toExponential(2)})` : name, scale(actual), scale(expected), reduction);
 }
 
 /** The batch: uniform ±1 images and random labels. */
@@ -270,7 +192,7 @@ describe('models match tfjs-layers: forward (inference mode) and every parameter
       const rng = new Rng(0xf0f0 + ci);
       const { model, net } = twin(c.make, 11 + ci, rng);
       const { x, tx } = batch(rng, c.n, model);
-      const L = reductionLengths(model.spec, net, c.n, false);
+      const L = reductionLengths(model.spec, (name) => layerShape(net, name), c.n, false);
 
       const logits = await model.predict(x);
       const probs = await model.predict(x, { softmax: true });
@@ -294,7 +216,7 @@ describe('models match tfjs-layers: forward (inference mode) and every parameter
         const rng = new Rng(0x9a9a + ci * 16 + smoothing * 10);
         const { model, net } = twin(c.make, 21 + ci, rng);
         const { x, tx, labels, onehot } = batch(rng, c.n, model);
-        const L = reductionLengths(model.spec, net, c.n, true);
+        const L = reductionLengths(model.spec, (name) => layerShape(net, name), c.n, true);
         const names = trainableNames(model);
         const vars = tfjsVariables(net, model.spec);
 
@@ -418,7 +340,7 @@ describe('trainStep matches tfjs optimizers and the AdamW closed form; running s
       const reference = sc.reference();
       const names = trainableNames(model);
       const vars = tfjsVariables(net, model.spec);
-      const L = reductionLengths(model.spec, net, n, true);
+      const L = reductionLengths(model.spec, (name) => layerShape(net, name), n, true);
       const bnLayers = model.spec.layers.filter((l) => l.type === 'batchNorm').map((l) => l.name);
       // The inputs of every batch norm, in training mode (earlier batch norms on batch statistics).
       const bnInputs = tfx.model({ inputs: net.inputs, outputs: bnLayers.map((b) => net.getLayer(b).input as tfl.SymbolicTensor) });
