@@ -6,7 +6,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { dirname, join, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
@@ -22,6 +22,13 @@ const run = promisify(execFile);
 const require = createRequire(import.meta.url);
 // Resolved here, independently of lib/native.ts: the file node-gyp-build picks for this checkout.
 const expectedAddon = (require('node-gyp-build') as { path(dir: string): string }).path(root);
+// npm run test:asan loads its sanitizer build through RESNET_NATIVE_ADDON: this process then
+// runs that addon, while the CLI children below resolve the addon the usual way (the override
+// is removed from their environment: these tests are about node-gyp-build's resolution).
+const override = process.env.RESNET_NATIVE_ADDON;
+const inProcessAddon = override ? resolve(override) : expectedAddon;
+const childEnv: NodeJS.ProcessEnv = { ...process.env };
+delete childEnv.RESNET_NATIVE_ADDON;
 
 interface Result {
   code: number;
@@ -31,7 +38,7 @@ interface Result {
 
 async function rn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, env: { ...process.env, ...env } });
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, env: { ...childEnv, ...env } });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
@@ -154,7 +161,7 @@ describe('resnet-native doctor', () => {
 describe('doctor()', () => {
   it('returns the structured report of the loaded addon', async () => {
     const report = await doctor();
-    expect(report.addon).toEqual({ loaded: true, path: expectedAddon, origin: addonOrigin(expectedAddon) });
+    expect(report.addon).toEqual({ loaded: true, path: inProcessAddon, origin: addonOrigin(inProcessAddon) });
     expect(report.addonNapiVersion).toBe(8);
     expect(report.cpu.cores).toBeGreaterThan(0);
     expect(report.runtime).toEqual(runtimeInfo());
