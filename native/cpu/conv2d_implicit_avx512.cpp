@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "gemm.hpp"
+#include "avx512_tile.hpp"
 #include "gemm_avx512.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -17,19 +18,11 @@ int64_t padded_w(const Conv2dGeometry& g) { return g.w + g.pad_left + g.pad_righ
 }  // namespace
 
 #if defined(__x86_64__) && defined(__GNUC__)
-#define RN_TARGET_AVX512 __attribute__((target("avx512f")))
-
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
+using avx512::load16;
+using avx512::v16;
 constexpr int kPixels = 12;  // 12 pixels × 2 panels = 24 accumulators, as the AVX-512 GEMM
-
-RN_TARGET_AVX512 inline __attribute__((always_inline)) v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
 // Pixels × (Panels·16) outputs. px[r] is pixel r's input at tap (0, 0) (the pixels may lie
 // on different output rows, so small maps still fill the register block); tap (ky, kx) is
@@ -62,18 +55,7 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(cons
       }
     }
   }
-  for (int r = 0; r < Pixels; ++r) {
-    for (int j = 0; j < Panels; ++j) {
-      float* crow = c + r * ldc + j * kGemmPanel;
-      if (j < Panels - 1 || cols == kGemmPanel) {
-        store16(crow, accumulate ? load16(crow) + acc[r][j] : acc[r][j]);
-      } else {
-        float tmp[kGemmPanel];
-        store16(tmp, acc[r][j]);
-        for (int64_t q = 0; q < cols; ++q) crow[q] = accumulate ? crow[q] + tmp[q] : tmp[q];
-      }
-    }
-  }
+  avx512::store_tile<Pixels, Panels>(acc, c, ldc, cols, accumulate);
 }
 
 template <int Pixels, int Panels>

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "avx512_tile.hpp"
 #include "gemm.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -12,7 +13,6 @@ namespace rn::cpu {
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define RN_AVX512_KERNELS 1
-#define RN_TARGET_AVX512 __attribute__((target("avx512f")))
 #endif
 
 bool gemm_avx512_enabled() {
@@ -32,18 +32,12 @@ bool gemm_avx512_enabled() {
 #ifdef RN_AVX512_KERNELS
 namespace {
 
-typedef float v16 __attribute__((vector_size(64)));
+using avx512::load16;
+using avx512::v16;
 // 12 rows × two 16-column panels: 24 accumulators + 2 B vectors + a broadcast fit the 32 zmm
 // registers, and each broadcast of A feeds two FMAs.
 constexpr int kRows = 12;
 constexpr int64_t kDepthBlock = 256;  // packed A (12 KiB) and two B panel slices (32 KiB) stay in L1
-
-RN_TARGET_AVX512 inline __attribute__((always_inline)) v16 load16(const float* p) {
-  v16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof(v)); }
 
 // C[Rows × Panels·16] (=|+=) A · `Panels` B panels `panel_stride` floats apart, A's element
 // (r, p) at a[p·a_step + r] (packed A: a_step = kRows; Aᵀ: its leading dimension). `cols`
@@ -65,18 +59,7 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t
       for (int j = 0; j < Panels; ++j) acc[r][j] += b[j] * av;
     }
   }
-  for (int r = 0; r < Rows; ++r) {
-    for (int j = 0; j < Panels; ++j) {
-      float* crow = c + r * ldc + j * kGemmPanel;
-      if (j < Panels - 1 || cols == kGemmPanel) {
-        store16(crow, accumulate ? load16(crow) + acc[r][j] : acc[r][j]);
-      } else {
-        float tmp[kGemmPanel];
-        store16(tmp, acc[r][j]);
-        for (int64_t q = 0; q < cols; ++q) crow[q] = accumulate ? crow[q] + tmp[q] : tmp[q];
-      }
-    }
-  }
+  avx512::store_tile<Rows, Panels>(acc, c, ldc, cols, accumulate);
 }
 
 // The last m % 12 rows: Rows counts down to the remainder, so each size is its own kernel.
