@@ -1,11 +1,11 @@
 // resnet-native on an NVIDIA GPU: training images/s (one SGD-momentum step = forward +
 // backward + update, all on the device), inference images/s (predict, logits copied back)
-// and batch-1 latency, for a model at a batch size, in fp32 with TF32 off (the default) and
-// optionally with TF32 tensor cores allowed. Synthetic data, fixed across steps. Reports;
+// and batch-1 latency, for a model at a batch size, in fp32 with TF32 off (the default),
+// with TF32 tensor cores allowed ('tf32'), and in mixed precision ('fp16', 'bf16'). Synthetic data, fixed across steps. Reports;
 // asserts nothing. bench/pytorch_cuda.py measures PyTorch the same way on the same GPU.
 //
 //   npm run compile && node bench/cuda.mjs [--model resnet50] [--batch 256] [--steps 10]
-//                                        [--modes fp32,tf32] [--device cuda:0] [--json FILE]
+//                                        [--modes fp32,tf32,fp16,bf16] [--device cuda:0] [--json FILE]
 import { writeFileSync } from 'node:fs';
 
 import { cudaStatus, models, Tensor } from '../dist/index.js';
@@ -18,7 +18,7 @@ const option = (name, fallback) => {
 const modelName = option('--model', 'resnet50');
 const batch = Number(option('--batch', '256'));
 const steps = Number(option('--steps', '10'));
-const modes = option('--modes', 'fp32,tf32').split(',');
+const modes = option('--modes', 'fp32,tf32,fp16').split(',');
 const device = option('--device', 'cuda');
 const size = Number(option('--size', '224'));
 const jsonFile = option('--json', '');
@@ -50,7 +50,8 @@ async function time(fn, count) {
 
 const results = [];
 for (const mode of modes) {
-  const model = models[modelName]({ inputShape: [size, size, 3], seed: 1, device, allowTf32: mode === 'tf32' });
+  const precision = mode === 'fp16' || mode === 'bf16' ? mode : 'fp32';
+  const model = models[modelName]({ inputShape: [size, size, 3], seed: 1, device, allowTf32: mode === 'tf32', precision });
   model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, weightDecay: 1e-4 } });
   const x = Tensor.fromArray(rngData(batch * size * size * 3), [batch, size, size, 3]);
   const y = Int32Array.from({ length: batch }, (_, i) => i % model.classes);
@@ -76,8 +77,9 @@ for (const mode of modes) {
   await model.predict(one);
   await model.predict(one);
   const latency = (await time(() => model.predict(one), 20)) / 20;
+  const { scale, skippedSteps } = model.lossScale;
   const r = {
-    library: 'resnet-native', model: modelName, mode, batch, size,
+    library: 'resnet-native', model: modelName, mode, batch, size, lossScale: scale, skippedSteps,
     trainImagesPerSecond: (batch * steps) / train, inferImagesPerSecond: (batch * steps) / infer,
     batch1LatencyMs: latency * 1e3, firstStepSeconds: firstStep, arenaBytes: model.stats().arenaBytes,
     trainResidentImagesPerSecond: (batch * steps) / trainResident, inferResidentImagesPerSecond: (batch * steps) / inferResident,
@@ -85,7 +87,7 @@ for (const mode of modes) {
   results.push(r);
   console.log(`resnet-native ${modelName} ${mode} b${batch}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, ` +
     `infer ${r.inferImagesPerSecond.toFixed(1)} img/s, batch-1 ${r.batch1LatencyMs.toFixed(2)} ms, ` +
-    `first step ${firstStep.toFixed(1)} s, arena ${(r.arenaBytes / 2 ** 30).toFixed(1)} GiB; ` +
+    `first step ${firstStep.toFixed(1)} s, arena ${(r.arenaBytes / 2 ** 30).toFixed(1)} GiB, loss scale ${scale} (${skippedSteps} skipped); ` +
     `input already on the GPU: train ${r.trainResidentImagesPerSecond.toFixed(1)} img/s, infer ${r.inferResidentImagesPerSecond.toFixed(1)} img/s`);
   x.dispose();
   one.dispose();

@@ -34,7 +34,7 @@ if (opts.device?.startsWith('cuda')) {
   const outDir = path.join(here, 'results');
   const steps = opts.quick ? '4' : '10';
   const ours = spawnSync(process.execPath, [path.join(here, 'cuda.mjs'), '--model', 'resnet50', '--batch', '256', '--steps', steps,
-    '--modes', 'fp32,tf32', '--device', opts.device, '--json', path.join(outDir, `${stamp}-cuda-resnet-native.json`)], { stdio: 'inherit' });
+    '--modes', 'fp32,tf32,fp16', '--device', opts.device, '--json', path.join(outDir, `${stamp}-cuda-resnet-native.json`)], { stdio: 'inherit' });
   console.log("resnet-native fp16 / bf16: not measured (mixed precision is not implemented yet)");
   const python = opts.python ?? process.env.BENCH_PYTHON ?? 'python3';
   const probe = spawnSync(python, ['-c', 'import torch, torchvision; assert torch.cuda.is_available()'], { stdio: 'ignore' });

@@ -78,6 +78,7 @@ ${DATA_HELP}
   --threads <n>          native threads (default: all cores)
   --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
   --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
+  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
   --limit <n>            train on n examples only (a seeded random subset)
   --test-limit <n>       evaluate on n test examples only (a fixed random subset)
   --progress <mode>      auto (default: a live bar on a terminal) | bar | log | none
@@ -99,6 +100,7 @@ ${DATA_HELP}
   --threads <n>          native threads (default: all cores)
   --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
   --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
+  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
   -h, --help             show this help
 `;
 
@@ -112,6 +114,7 @@ and prints its top classes with their probabilities.
   --threads <n>          native threads (default: all cores)
   --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
   --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
+  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
   -h, --help             show this help
 `;
 
@@ -139,6 +142,7 @@ Measures images/s of trainStep (forward, backward, SGD update) and of predict on
   --threads <n>          native threads (default: all cores)
   --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
   --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
+  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
   -h, --help             show this help
 `;
 
@@ -162,7 +166,7 @@ type Values = Record<string, string | boolean | undefined>;
 const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
 const THREADS: Options = { threads: { type: 'string' } };
 /** Where models run (train, eval, predict, bench). */
-const DEVICE: Options = { device: { type: 'string' }, 'allow-tf32': { type: 'boolean' } };
+const DEVICE: Options = { device: { type: 'string' }, 'allow-tf32': { type: 'boolean' }, precision: { type: 'string' } };
 const DATA: Options = {
   dataset: { type: 'string' },
   data: { type: 'string' },
@@ -242,12 +246,19 @@ function required(v: Values, key: string, command: string): string {
   return s;
 }
 
-/** --device / --allow-tf32 as model options (the library checks the device itself: E_DEVICE / E_ARG). */
-function deviceOptions(v: Values): { device?: string; allowTf32?: boolean } {
-  const o: { device?: string; allowTf32?: boolean } = {};
+/** --device / --allow-tf32 / --precision as model options (the library checks them itself: E_DEVICE / E_ARG). */
+function deviceOptions(v: Values): { device?: string; allowTf32?: boolean; precision?: 'fp32' | 'fp16' | 'bf16' } {
+  const o: { device?: string; allowTf32?: boolean; precision?: 'fp32' | 'fp16' | 'bf16' } = {};
   const device = str(v, 'device');
   if (device !== undefined) o.device = device;
   if (v['allow-tf32']) o.allowTf32 = true;
+  const precision = str(v, 'precision');
+  if (precision !== undefined) {
+    if (precision !== 'fp32' && precision !== 'fp16' && precision !== 'bf16') {
+      throw new UsageError(`--precision must be fp32, fp16 or bf16, got '${precision}'`);
+    }
+    o.precision = precision;
+  }
   return o;
 }
 
@@ -267,7 +278,7 @@ function say(line = ''): void {
 interface ModelChoice {
   /** 'cifar' models default to 32×32×3 / 10 classes, 'imagenet' ones to 224×224×3 / 1000. */
   family: 'cifar' | 'imagenet';
-  build(o: { classes: number; inputShape: [number, number, number]; seed: number; device?: string; allowTf32?: boolean }): Promise<Model>;
+  build(o: { classes: number; inputShape: [number, number, number]; seed: number; device?: string; allowTf32?: boolean; precision?: 'fp32' | 'fp16' | 'bf16' }): Promise<Model>;
 }
 
 const IMAGENET: Record<string, string> = {
@@ -545,7 +556,7 @@ interface LoadedCheckpoint {
   classNames: string[] | undefined;
 }
 
-async function openCheckpoint(path: string, placement: { device?: string; allowTf32?: boolean } = {}): Promise<LoadedCheckpoint> {
+async function openCheckpoint(path: string, placement: { device?: string; allowTf32?: boolean; precision?: 'fp32' | 'fp16' | 'bf16' } = {}): Promise<LoadedCheckpoint> {
   const { loadCheckpoint } = await import('./io/checkpoint.js');
   const { model, training } = await loadCheckpoint(path, { optimizer: false, ...placement });
   const t = training as Partial<TrainerState> | undefined;

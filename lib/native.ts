@@ -47,6 +47,16 @@ export interface NativeBatchNormGrads {
   dbeta: H;
 }
 
+/** Loss scaling for mixed precision (ModelInitOptions.lossScale). */
+export interface LossScaleOptions {
+  /** Halve on overflow (skipping the step), double after growthInterval good steps. Default true. */
+  dynamic?: boolean;
+  /** The starting (or fixed) scale, in [1, 2^24]. Default 65536 when dynamic, 1 when not. */
+  initial?: number;
+  /** Good steps in a row before the scale doubles. Default 2000. */
+  growthInterval?: number;
+}
+
 export interface NativeStepResult {
   loss: number;
   correct: number;
@@ -54,6 +64,10 @@ export interface NativeStepResult {
   correct5: number;
   count: number;
   gradNorm: number;
+  /** Mixed precision: the scaled gradients overflowed and nothing was updated. */
+  skipped: boolean;
+  /** The loss scale this step's backward used (1 unless fp16). */
+  lossScale: number;
 }
 
 export interface NativeLayerInfo {
@@ -96,7 +110,17 @@ export interface NativeNetworkHandle {
   computeGradients(images: H, labels: Int32Array, labelSmoothing: number): Promise<NativeStepResult>;
   predict(images: H, softmax: boolean): Promise<H>;
   evaluate(images: H, labels: Int32Array): Promise<NativeStepResult>;
-  stats(): { plans: number; arenaBytes: number; trainable: number; nonTrainable: number; device: string; backend: string };
+  stats(): {
+    plans: number;
+    arenaBytes: number;
+    trainable: number;
+    nonTrainable: number;
+    device: string;
+    backend: string;
+    precision: 'fp32' | 'fp16' | 'bf16';
+    lossScale: number;
+    skippedSteps: number;
+  };
   dispose(): void;
   isDisposed(): boolean;
   optimizerStateInfo(): { slots: number; steps: number };
@@ -135,7 +159,10 @@ export interface CudaStatus {
 /** The addon's exports (see native/addon/). */
 export interface NativeBinding {
   NativeTensor: NativeTensorConstructor;
-  NativeNetwork: new (spec: object, options?: { device?: string; allowTf32?: boolean }) => NativeNetworkHandle;
+  NativeNetwork: new (
+    spec: object,
+    options?: { device?: string; allowTf32?: boolean; precision?: string; lossScale?: LossScaleOptions },
+  ) => NativeNetworkHandle;
   cudaStatus(): CudaStatus;
   allocationStats(): { allocations: number; liveBytes: number };
   setErrorClass(ctor: typeof ResNetError): void;

@@ -67,9 +67,12 @@ describe('asking for a GPU (every machine)', () => {
     expect(() => t.to('cpu')).toThrow(expect.objectContaining({ code: 'E_DISPOSED' }));
   });
 
-  it('mixed precision is refused with E_ARG until it exists; unknown precisions too', () => {
-    expect(() => models.resnetCifar({ depth: 8, precision: 'fp16' })).toThrow(/not implemented yet/);
+  it('mixed precision needs a GPU (E_ARG on the CPU); unknown precisions are E_ARG', () => {
+    expect(() => models.resnetCifar({ depth: 8, precision: 'fp16' })).toThrow(/needs a CUDA device/);
     expect(() => models.resnetCifar({ depth: 8, precision: 'fp8' as never })).toThrow(expect.objectContaining({ code: 'E_ARG' }));
+    if (!GPU) {
+      expect(() => models.resnetCifar({ depth: 8, precision: 'bf16', device: 'cuda' })).toThrow(expect.objectContaining({ code: 'E_DEVICE' }));
+    }
   });
 
   it('a missing plugin is E_DEVICE naming where it looked and how to get one', () => {

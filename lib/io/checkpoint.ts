@@ -55,6 +55,8 @@ export interface LoadModelOptions {
   device?: string;
   /** Let fp32 convolutions on the GPU use TF32 tensor cores. Default false. */
   allowTf32?: boolean;
+  /** Arithmetic on the GPU: 'fp32' (default), 'fp16' or 'bf16' mixed precision (see ModelInitOptions). */
+  precision?: 'fp32' | 'fp16' | 'bf16';
 }
 
 export interface Checkpoint {
@@ -407,11 +409,12 @@ function parseCount(path: string, key: string, s: string | undefined): number {
 export async function loadCheckpoint(path: string, options: LoadModelOptions = {}): Promise<Checkpoint> {
   const op = 'loadCheckpoint';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
-  validate.keys(options, op, ['optimizer', 'device', 'allowTf32']);
+  validate.keys(options, op, ['optimizer', 'device', 'allowTf32', 'precision']);
   const restoreOptimizer = options.optimizer === undefined ? true : validate.boolean(options.optimizer, op, 'optimizer');
   const placement: ModelInitOptions = {};
   if (options.device !== undefined) placement.device = validate.string(options.device, op, 'device');
   if (options.allowTf32 !== undefined) placement.allowTf32 = validate.boolean(options.allowTf32, op, 'allowTf32');
+  if (options.precision !== undefined) placement.precision = options.precision;  // Model.fromSpec validates it
   const reader = await SafetensorsReader.open(path);
   let model: Model | undefined;
   try {

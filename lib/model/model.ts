@@ -2,7 +2,7 @@
 // Every numeric call is one N-API call that runs off the JS thread and returns a Promise;
 // a training step is forward + backward + update in that one call.
 import { ResNetError } from '../errors.js';
-import { native, type NativeNetworkHandle, type NativeStepResult } from '../native.js';
+import { type LossScaleOptions, native, type NativeNetworkHandle, type NativeStepResult } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { type CompileOptions, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
@@ -22,9 +22,18 @@ export interface ModelInitOptions {
   device?: string;
   /**
    * Arithmetic on the GPU. 'fp32' (default): full single precision, TF32 tensor cores off
-   * unless allowTf32. ('fp16' and 'bf16' mixed precision are not implemented yet.)
+   * unless allowTf32. 'fp16' / 'bf16': mixed precision — activations, their gradients and the
+   * convolutions (on tensor cores, accumulating in fp32) in the half type; weights, their
+   * gradients, batch-norm statistics, the optimizer and the loss in fp32. fp16 uses dynamic
+   * loss scaling (see lossScale). The CPU computes in fp32 only (E_ARG otherwise).
    */
   precision?: 'fp32' | 'fp16' | 'bf16';
+  /**
+   * Loss scaling for mixed precision. Default for fp16: dynamic, from 65536, halved (and the
+   * step skipped) when the scaled gradients overflow, doubled after 2000 good steps; for bf16
+   * and fp32: a fixed 1. `{ dynamic: false, initial: S }` fixes it at S.
+   */
+  lossScale?: LossScaleOptions;
   /** Let fp32 convolutions on the GPU use TF32 tensor cores (faster, ~1e-3 relative error). Default false. */
   allowTf32?: boolean;
 }
@@ -51,8 +60,12 @@ export interface StepMetrics {
 }
 
 export interface TrainStepMetrics extends StepMetrics {
-  /** Global L2 norm of the gradients before clipping. */
+  /** Global L2 norm of the gradients before clipping (0 for a skipped step). */
   gradNorm: number;
+  /** fp16: the loss-scaled gradients overflowed, so the scale was halved and nothing was updated. */
+  skipped: boolean;
+  /** The loss scale the step used (1 unless fp16). */
+  lossScale: number;
 }
 
 export interface LayerSummary {
@@ -63,6 +76,19 @@ export interface LayerSummary {
   params: number;
   nonTrainable: number;
   inputs: string[];
+}
+
+export type { LossScaleOptions };
+
+function lossScaleOptions(v: unknown, op: string): LossScaleOptions {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ResNetError('E_ARG', `${op}: lossScale must be an object`);
+  validate.keys(v as object, `${op} lossScale`, ['dynamic', 'initial', 'growthInterval']);
+  const o = v as LossScaleOptions;
+  const out: LossScaleOptions = {};
+  if (o.dynamic !== undefined) out.dynamic = validate.boolean(o.dynamic, op, 'lossScale.dynamic');
+  if (o.initial !== undefined) out.initial = validate.number(o.initial, op, 'lossScale.initial', 1, 2 ** 24);
+  if (o.growthInterval !== undefined) out.growthInterval = validate.integer(o.growthInterval, op, 'lossScale.growthInterval', 1, 1e9);
+  return out;
 }
 
 function metrics(r: NativeStepResult, classes: number): StepMetrics {
@@ -91,7 +117,7 @@ export class Model {
 
   /** A model from a spec (e.g. a saved one, or one from models.*Spec builders), freshly initialised. */
   static fromSpec(spec: ModelSpec, options: ModelInitOptions = {}): Model {
-    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual', 'device', 'precision', 'allowTf32']);
+    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual', 'device', 'precision', 'allowTf32', 'lossScale']);
     if (typeof spec !== 'object' || spec === null || (spec as ModelSpec).format !== 'resnet-native/model') {
       throw new ResNetError('E_ARG', "Model.fromSpec: spec must be a ModelSpec (format 'resnet-native/model')");
     }
@@ -99,13 +125,15 @@ export class Model {
     const zeroInitResidual = options.zeroInitResidual === undefined ? false : validate.boolean(options.zeroInitResidual, 'Model.fromSpec', 'zeroInitResidual');
     const device = options.device === undefined ? 'cpu' : validate.string(options.device, 'Model.fromSpec', 'device');
     const allowTf32 = options.allowTf32 === undefined ? false : validate.boolean(options.allowTf32, 'Model.fromSpec', 'allowTf32');
-    if (options.precision !== undefined && options.precision !== 'fp32') {
-      if (options.precision === 'fp16' || options.precision === 'bf16') {
-        throw new ResNetError('E_ARG', `Model.fromSpec: precision '${options.precision}' (mixed precision) is not implemented yet; use 'fp32' (with allowTf32 for tensor cores)`);
-      }
-      throw new ResNetError('E_ARG', `Model.fromSpec: precision must be 'fp32', 'fp16' or 'bf16', got ${String(options.precision)}`);
+    const precision = options.precision === undefined ? 'fp32' : options.precision;
+    if (precision !== 'fp32' && precision !== 'fp16' && precision !== 'bf16') {
+      throw new ResNetError('E_ARG', `Model.fromSpec: precision must be 'fp32', 'fp16' or 'bf16', got ${String(precision)}`);
     }
-    const network = new native.NativeNetwork(spec, { device, allowTf32 });
+    if (precision !== 'fp32' && device === 'cpu') {
+      throw new ResNetError('E_ARG', `Model.fromSpec: precision '${precision}' (mixed precision) needs a CUDA device ('cuda'); the CPU engine computes in fp32`);
+    }
+    const lossScale = options.lossScale === undefined ? undefined : lossScaleOptions(options.lossScale, 'Model.fromSpec');
+    const network = new native.NativeNetwork(spec, { device, allowTf32, precision, ...(lossScale ? { lossScale } : {}) });
     network.initialize({ seed, zeroInitResidual });
     return new Model(spec, network);
   }
@@ -242,7 +270,7 @@ export class Model {
       if (lr !== undefined) this.setLearningRate(lr);
       return this.network.trainStep(x.handle, y);
     });
-    return { ...metrics(r, this.spec.classes), gradNorm: r.gradNorm };
+    return { ...metrics(r, this.spec.classes), gradNorm: r.gradNorm, skipped: r.skipped, lossScale: r.lossScale };
   }
 
   /**
@@ -284,6 +312,17 @@ export class Model {
   /** Where the model lives: 'cpu' or 'cuda:N'. */
   get device(): string {
     return this.network.stats().device;
+  }
+
+  /** 'fp32', or the mixed-precision activation type ('fp16' / 'bf16'). */
+  get precision(): 'fp32' | 'fp16' | 'bf16' {
+    return this.network.stats().precision;
+  }
+
+  /** The loss scale the next training step will use, and how many steps were skipped for overflow. */
+  get lossScale(): { scale: number; skippedSteps: number } {
+    const s = this.network.stats();
+    return { scale: s.lossScale, skippedSteps: s.skippedSteps };
   }
 
   /** Compiled plans cached (one per input shape and mode) and the bytes their arenas hold. */

@@ -21,13 +21,14 @@ function build<O extends object>(make: (o: O) => ModelSpec, options: O & ModelIn
     if (options === undefined || options === null) return Model.fromSpec(make(options as unknown as O));
     throw new ResNetError('E_ARG', `model options must be an object, got ${Array.isArray(options) ? 'an array' : typeof options}`);
   }
-  const { seed, zeroInitResidual, device, precision, allowTf32, ...rest } = options;
+  const { seed, zeroInitResidual, device, precision, allowTf32, lossScale, ...rest } = options;
   const init: ModelInitOptions = {};
   if (seed !== undefined) init.seed = seed;
   if (zeroInitResidual !== undefined) init.zeroInitResidual = zeroInitResidual;
   if (device !== undefined) init.device = device;
   if (precision !== undefined) init.precision = precision;
   if (allowTf32 !== undefined) init.allowTf32 = allowTf32;
+  if (lossScale !== undefined) init.lossScale = lossScale;
   return Model.fromSpec(make(rest as O), init);
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <optional>
 
 #include "../core/device.hpp"
 #include "../core/error.hpp"
@@ -34,7 +35,28 @@ Napi::Object step_result(Napi::Env env, const StepResult& r) {
   o.Set("count", Napi::Number::New(env, double(r.count)));
   o.Set("gradNorm", Napi::Number::New(env, r.grad_norm));
   o.Set("correct5", Napi::Number::New(env, double(r.correct5)));
+  o.Set("skipped", Napi::Boolean::New(env, r.skipped));
+  o.Set("lossScale", Napi::Number::New(env, r.loss_scale));
   return o;
+}
+
+cuda_abi::Precision parse_precision(const Napi::Value& v, const DeviceRequest& device) {
+  const std::string p = v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+  cuda_abi::Precision out;
+  if (p == "fp32") {
+    out = cuda_abi::Precision::Fp32;
+  } else if (p == "fp16") {
+    out = cuda_abi::Precision::Fp16;
+  } else if (p == "bf16") {
+    out = cuda_abi::Precision::Bf16;
+  } else {
+    fail(ErrorCode::InvalidArgument, "NativeNetwork: precision must be 'fp32', 'fp16' or 'bf16'");
+  }
+  if (out != cuda_abi::Precision::Fp32 && !device.cuda) {
+    fail(ErrorCode::InvalidArgument, "NativeNetwork: precision '" + p +
+                                         "' (mixed precision) needs a CUDA device; the CPU engine computes in fp32");
+  }
+  return out;
 }
 
 float finite_float(const Napi::Object& o, const char* key, const std::string& op, float lo, float hi) {
@@ -44,6 +66,26 @@ float finite_float(const Napi::Object& o, const char* key, const std::string& op
                                          std::to_string(hi) + "], got " + std::to_string(v));
   }
   return static_cast<float>(v);
+}
+
+// { dynamic?: boolean, initial?: number, growthInterval?: number }; unset fields keep the
+// precision's defaults (dynamic from 2^16 for fp16, a fixed 1 otherwise).
+std::optional<LossScaleConfig> parse_loss_scale(const Napi::Value& v) {
+  const Napi::Object o = object_arg(v, "NativeNetwork", "lossScale");
+  LossScaleConfig c;
+  c.dynamic = true;
+  c.initial = 65536.0f;
+  if (o.Has("dynamic")) c.dynamic = bool_field(o, "dynamic", "NativeNetwork lossScale");
+  if (!c.dynamic) c.initial = 1.0f;
+  if (o.Has("initial")) c.initial = finite_float(o, "initial", "NativeNetwork lossScale", 1.0f, 16777216.0f);
+  if (o.Has("growthInterval")) {
+    const double g = number_field(o, "growthInterval", "NativeNetwork lossScale");
+    if (!(g >= 1 && g <= 1e9) || g != static_cast<double>(static_cast<int64_t>(g))) {
+      fail(ErrorCode::InvalidArgument, "NativeNetwork lossScale: growthInterval must be a positive integer");
+    }
+    c.growth_interval = static_cast<int64_t>(g);
+  }
+  return c;
 }
 
 std::vector<float> float_list(const Napi::Value& v, size_t expected, const std::string& op, const char* what) {
@@ -91,8 +133,10 @@ void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
 NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeNetwork>(info) {
   guarded(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: expects a model spec");
-    // Optional { device: 'cpu' | 'cuda' | 'cuda:N', allowTf32: boolean }.
+    // Optional { device: 'cpu' | 'cuda' | 'cuda:N', allowTf32: boolean, precision: 'fp32' | 'fp16' | 'bf16',
+    //            lossScale: { dynamic, initial, growthInterval } }.
     DeviceRequest device;
+    std::optional<LossScaleConfig> loss_scale;
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       const Napi::Object o = object_arg(info[1], "NativeNetwork", "options");
       if (o.Has("device")) {
@@ -100,10 +144,13 @@ NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
         device = parse_device(o.Get("device").As<Napi::String>().Utf8Value());
       }
       if (o.Has("allowTf32")) device.allow_tf32 = bool_field(o, "allowTf32", "NativeNetwork");
+      if (o.Has("precision")) device.precision = parse_precision(o.Get("precision"), device);
+      if (o.Has("lossScale")) loss_scale = parse_loss_scale(o.Get("lossScale"));
     }
     GraphSpec spec = parse_model_spec(info[0]);
     device_ = device.canonical();
     network_ = std::make_shared<Network>(std::move(spec), backend_for_device(device));
+    if (loss_scale) network_->set_loss_scale(*loss_scale);
     sync_external_memory(info.Env());
     return info.Env().Undefined();
   });
@@ -413,6 +460,10 @@ Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
     o.Set("nonTrainable", Napi::Number::New(info.Env(), double(net()->running_count())));
     o.Set("device", Napi::String::New(info.Env(), device_));
     o.Set("backend", Napi::String::New(info.Env(), net()->backend().name()));
+    o.Set("precision", Napi::String::New(info.Env(), net()->backend().precision()));
+    const LossScaler& scaler = net()->loss_scaler();
+    o.Set("lossScale", Napi::Number::New(info.Env(), scaler.scale()));
+    o.Set("skippedSteps", Napi::Number::New(info.Env(), double(scaler.skipped_steps())));
     return o;
   });
 }

@@ -72,6 +72,20 @@ class Backend {
   virtual void fill_zero(float* p, int64_t count) {
     if (count > 0) std::memset(p, 0, static_cast<size_t>(count) * sizeof(float));
   }
+  // Activations and their gradients are stored in this many bytes per element: 4 (fp32), or
+  // 2 for a device backend in mixed precision (fp16 / bf16). Everything else — parameters,
+  // their gradients, batch statistics, optimizer state, the host's images — stays fp32, and
+  // every kernel computes in fp32. Activation buffers are passed as float* all the same
+  // (the plan only sizes them); the backend reads them in its activation type.
+  virtual int activation_bytes() const { return 4; }
+  // 'fp32', 'fp16' or 'bf16': the activation type's name.
+  virtual const char* precision() const { return "fp32"; }
+  // Floats of arena an activation of `count` elements takes.
+  int64_t activation_floats(int64_t count) const { return (count * activation_bytes() + 3) / 4; }
+  // fp32 values (the images) into the activation type, and activations back to fp32 (logits,
+  // diagnosis). In fp32 both are copies.
+  virtual void to_activation(int64_t count, const float* src, float* dst) { copy(count, src, dst); }
+  virtual void activation_to_float(int64_t count, const float* src, float* dst) { copy(count, src, dst); }
   // Called at the start of every network call, on the thread that runs it (the CUDA
   // backend makes its device current there), and at its end (waits for queued work).
   virtual void begin_call() {}
@@ -145,7 +159,6 @@ class Backend {
                                               float smoothing, float dloss, float* dlogits) = 0;
   virtual void softmax(int64_t n, int64_t classes, const float* logits, float* probs) = 0;
 
-  // Optimizers, in place over one parameter tensor and its state.
   // Whether every value is finite. Used only on the failure path (naming the first layer whose
   // output went non-finite), so a host loop is enough; a device backend overrides it.
   virtual bool all_finite(int64_t count, const float* x) {
@@ -154,6 +167,9 @@ class Backend {
     }
     return true;
   }
+  // The same over activations (stored in the activation type).
+  virtual bool activations_finite(int64_t count, const float* x) { return all_finite(count, x); }
+  // Optimizers, in place over one parameter tensor and its state.
   virtual double sum_of_squares(int64_t count, const float* x) = 0;
   virtual void scale(int64_t count, float factor, float* x) = 0;
   virtual void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) = 0;

@@ -12,7 +12,10 @@ class Backend;
 
 namespace rn::cuda_abi {
 
-constexpr int kCudaPluginAbi = 1;
+constexpr int kCudaPluginAbi = 2;
+
+// Bits 1-2 of rn_cuda_create_backend's options.
+enum class Precision : unsigned { Fp32 = 0, Fp16 = 1, Bf16 = 2 };
 
 struct DeviceInfo {
   char name[256];
@@ -36,6 +39,6 @@ typedef int (*rn_cuda_abi_version_fn)();
 // Fills `info`; returns 0, or non-zero with a message in `error` (driver missing, no GPU, ...).
 typedef int (*rn_cuda_query_fn)(rn::cuda_abi::PluginInfo* info, char* error, size_t error_size);
 // The backend for GPU `ordinal` (lives until the process exits), or null with a message.
-// `options`: bit 0 = allow TF32 tensor cores for fp32 convolutions.
+// `options`: bit 0 = allow TF32 tensor cores for fp32 convolutions; bits 1-2 = Precision.
 typedef rn::Backend* (*rn_cuda_create_backend_fn)(int ordinal, unsigned options, char* error, size_t error_size);
 }

@@ -183,7 +183,7 @@ Backend& backend_for_device(const DeviceRequest& request) {
   std::lock_guard<std::mutex> lock(g_mutex);
   load_plugin_locked();
   if (!g_plugin.error.empty()) fail(ErrorCode::Device, "device '" + request.canonical() + "': " + g_plugin.error);
-  const unsigned options = request.allow_tf32 ? 1u : 0u;
+  const unsigned options = (request.allow_tf32 ? 1u : 0u) | (static_cast<unsigned>(request.precision) << 1);
   auto it = g_plugin.backends.find({request.ordinal, options});
   if (it != g_plugin.backends.end()) return *it->second;
   char error[1024] = {0};

@@ -15,6 +15,8 @@ struct DeviceRequest {
   bool cuda = false;
   int ordinal = 0;
   bool allow_tf32 = false;  // fp32 convolutions may use TF32 tensor cores
+  // Activation type on the GPU: fp32, or mixed precision with fp16 / bf16 activations.
+  cuda_abi::Precision precision = cuda_abi::Precision::Fp32;
   std::string canonical() const { return cuda ? "cuda:" + std::to_string(ordinal) : "cpu"; }
 };
 

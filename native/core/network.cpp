@@ -13,9 +13,19 @@ constexpr size_t kMaxCachedPlans = 6;
 
 constexpr int64_t bytes_of(int64_t floats) { return floats * static_cast<int64_t>(sizeof(float)); }
 
+LossScaleConfig default_loss_scale(const Backend& backend) {
+  LossScaleConfig c;
+  if (std::string(backend.precision()) == "fp16") {
+    c.dynamic = true;
+    c.initial = 65536.0f;
+  }
+  return c;
+}
+
 }  // namespace
 
-Network::Network(GraphSpec spec, Backend& backend) : spec_(std::move(spec)), backend_(backend) {
+Network::Network(GraphSpec spec, Backend& backend)
+    : spec_(std::move(spec)), backend_(backend), scaler_(default_loss_scale(backend)) {
   validate_graph(spec_);
   Shape input{1, spec_.input_shape[0], spec_.input_shape[1], spec_.input_shape[2]};
   params_ = parameter_table(spec_, infer_shapes(spec_, input));
@@ -187,9 +197,12 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing);
-  plan.backward(labels, label_smoothing, p);
+  // Scaled like a training step's (fp16 gradients underflow otherwise), then unscaled.
+  const float loss_scale = scaler_.scale();
+  plan.backward(labels, label_smoothing, p, loss_scale);
+  if (loss_scale != 1.0f) backend_.scale(grads_.size(), 1.0f / loss_scale, p.grads);
   if (std::isfinite(l.loss)) plan.update_running_statistics(p);
-  return {l.loss, l.correct, count, 0.0, l.correct5};
+  return {l.loss, l.correct, count, 0.0, l.correct5, false, loss_scale};
 }
 
 namespace {
@@ -217,10 +230,23 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
                              nonfinite_origin(spec_, plan, images.data()) +
                              "; the weights were left unchanged. Check the inputs and lower the learning rate.");
   }
-  plan.backward(labels, label_smoothing_, p);
-  const double norm = optimizer_->step(p.params, p.grads);  // E_NAN before any update
+  const float loss_scale = scaler_.scale();
+  plan.backward(labels, label_smoothing_, p, loss_scale);
+  const double norm = optimizer_->gradient_norm(p.grads) / loss_scale;
+  bool skipped = false;
+  switch (scaler_.update(std::isfinite(norm))) {
+    case LossScaler::Verdict::Fail:
+      Optimizer::fail_non_finite(norm);  // E_NAN before any update
+    case LossScaler::Verdict::Skip:
+      skipped = true;  // fp16 overflow of the scaled gradients: the scale was halved
+      break;
+    case LossScaler::Verdict::Apply:
+      optimizer_->apply(p.params, p.grads, norm, 1.0f / loss_scale);
+      break;
+  }
+  // The forward was sound either way (its loss is finite), as PyTorch's GradScaler also keeps.
   plan.update_running_statistics(p);
-  return {l.loss, l.correct, count, norm, l.correct5};
+  return {l.loss, l.correct, count, skipped ? 0.0 : norm, l.correct5, skipped, loss_scale};
 }
 
 TensorPtr Network::predict(const Tensor& images, bool softmax) {
@@ -230,14 +256,17 @@ TensorPtr Network::predict(const Tensor& images, bool softmax) {
   ParamBuffers p = buffers();
   const float* logits = plan.forward(images.data(), p, images.device() != nullptr);
   TensorPtr out = Tensor::empty(plan.output_shape(), "predict output");
+  // The softmax runs where the logits are, into the plan's fp32 scratch on a device, which also
+  // takes the logits widened from a mixed-precision activation type.
+  float* result = backend_.is_device() ? plan.output_scratch() : out->data();
   if (softmax) {
-    // The softmax runs where the logits are, into the plan's scratch on a device.
-    float* probs = backend_.is_device() ? plan.output_scratch() : out->data();
-    backend_.softmax(out->dim(0), out->dim(1), logits, probs);
-    if (probs != out->data()) backend_.download(out->data(), probs, out->bytes());
+    backend_.softmax(out->dim(0), out->dim(1), logits, result);
+  } else if (backend_.activation_bytes() != static_cast<int>(sizeof(float))) {
+    backend_.activation_to_float(out->numel(), logits, result);
   } else {
-    backend_.download(out->data(), logits, out->bytes());
+    result = const_cast<float*>(logits);
   }
+  if (result != out->data()) backend_.download(out->data(), result, out->bytes());
   return out;
 }
 

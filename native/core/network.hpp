@@ -10,6 +10,7 @@
 
 #include "backend.hpp"
 #include "graph.hpp"
+#include "loss_scale.hpp"
 #include "memory.hpp"
 #include "optimizer.hpp"
 #include "plan.hpp"
@@ -23,6 +24,8 @@ struct StepResult {
   int64_t count = 0;
   double grad_norm = 0.0;
   int64_t correct5 = 0;
+  bool skipped = false;     // mixed precision: the scaled gradients overflowed; nothing was updated
+  float loss_scale = 1.0f;  // the scale this step's backward used
 };
 
 struct LayerInfo {
@@ -62,6 +65,10 @@ class Network {
   bool has_optimizer() const { return optimizer_ != nullptr; }
   void set_learning_rate(float lr);
   void set_training(bool training) { training_ = training; }
+  // Loss scaling (mixed precision). The default suits the backend's precision: dynamic from
+  // 2^16 for fp16, a fixed 1 for bf16 and fp32.
+  LossScaler& loss_scaler() { return scaler_; }
+  void set_loss_scale(const LossScaleConfig& config) { scaler_ = LossScaler(config); }
   bool training() const { return training_; }
 
   // One step: forward, loss, backward, optimizer update. E_NAN (weights untouched) when
@@ -92,6 +99,7 @@ class Network {
   BackendBuffer trainable_, grads_, running_;
   std::unique_ptr<Optimizer> optimizer_;
   float label_smoothing_ = 0.0f;
+  LossScaler scaler_;
   bool training_ = true;
   std::vector<std::unique_ptr<Plan>> plans_;  // most recently used last
   std::mutex mutex_;

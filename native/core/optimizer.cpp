@@ -54,16 +54,27 @@ const std::vector<ParamSlice>& Optimizer::slices() {
   return slices_;
 }
 
-double Optimizer::step(float* params, float* grads) {
+double Optimizer::gradient_norm(const float* grads) {
   // Padding between packed tensors holds zeros, so one sum covers every gradient.
-  const double norm = std::sqrt(backend_.sum_of_squares(trainable_floats_, grads));
-  if (!std::isfinite(norm)) {
-    fail(ErrorCode::NaN, "training step: the gradients are not finite (norm " + std::to_string(norm) +
-                             "); the weights were left unchanged. Lower the learning rate or clip gradients.");
-  }
-  if (config_.clip_norm > 0.0f && norm > config_.clip_norm) {
-    backend_.scale(trainable_floats_, static_cast<float>(config_.clip_norm / (norm + 1e-6)), grads);
-  }
+  return std::sqrt(backend_.sum_of_squares(trainable_floats_, grads));
+}
+
+void Optimizer::fail_non_finite(double norm) {
+  fail(ErrorCode::NaN, "training step: the gradients are not finite (norm " + std::to_string(norm) +
+                           "); the weights were left unchanged. Lower the learning rate or clip gradients.");
+}
+
+double Optimizer::step(float* params, float* grads) {
+  const double norm = gradient_norm(grads);
+  if (!std::isfinite(norm)) fail_non_finite(norm);
+  apply(params, grads, norm, 1.0f);
+  return norm;
+}
+
+void Optimizer::apply(float* params, float* grads, double norm, float grad_scale) {
+  double factor = grad_scale;
+  if (config_.clip_norm > 0.0f && norm > config_.clip_norm) factor *= config_.clip_norm / (norm + 1e-6);
+  if (factor != 1.0) backend_.scale(trainable_floats_, static_cast<float>(factor), grads);
   ++steps_;
   if (config_.type == OptimizerType::Sgd) {
     SgdArgs a;
@@ -80,7 +91,6 @@ double Optimizer::step(float* params, float* grads) {
     a.step = steps_;
     backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
   }
-  return norm;
 }
 
 }  // namespace rn

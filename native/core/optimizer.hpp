@@ -48,7 +48,14 @@ class Optimizer {
   void set_steps(int64_t steps) { steps_ = steps; }
 
   // Clips (if configured) and applies one update; returns the gradient norm before clipping.
+  // E_NAN (nothing updated) when the gradients are not finite.
   double step(float* params, float* grads);
+  // The two halves of step, for loss scaling (network.cpp): the global norm of the gradients
+  // as they are, then the update from gradients scaled by `grad_scale` (the loss scale's
+  // inverse) whose true norm is `norm`. The unscaling and the clipping are one pass.
+  double gradient_norm(const float* grads);
+  void apply(float* params, float* grads, double norm, float grad_scale);
+  [[noreturn]] static void fail_non_finite(double norm);
 
  private:
   float* slot(int index, const ParamInfo& p);

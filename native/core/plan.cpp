@@ -235,7 +235,7 @@ void Plan::plan_memory() {
     int64_t last_use = val.producer;
     for (int c : val.consumers) last_use = std::max<int64_t>(last_use, c);
     if (static_cast<int>(v) == output_) last_use = end_of_step;
-    acts[v] = {aligned(val.numel), val.producer, mode_.backward ? end_of_step : last_use};
+    acts[v] = {aligned(backend_.activation_floats(val.numel)), val.producer, mode_.backward ? end_of_step : last_use};
     items.push_back(&acts[v]);
   }
   for (size_t si = 0; si < steps_.size(); ++si) {
@@ -273,7 +273,7 @@ void Plan::plan_memory() {
       int64_t first_writer = -1;
       for (int c : val.consumers) first_writer = std::max<int64_t>(first_writer, c);
       const int64_t start = static_cast<int>(v) == output_ ? S : 2 * S - first_writer;
-      grads[v] = {aligned(val.numel), start, 2 * S - val.producer};
+      grads[v] = {aligned(backend_.activation_floats(val.numel)), start, 2 * S - val.producer};
     }
     // In place: batch-norm and ReLU backward may write their input's gradient over their
     // output's when they are the first writer and the sizes match.
@@ -294,7 +294,7 @@ void Plan::plan_memory() {
     }
   }
   Interval scratch_iv{aligned(scratch), 0, end_of_step};
-  Interval acc_a{mode_.backward ? aligned(max_value) : 0, 0, end_of_step};
+  Interval acc_a{mode_.backward ? aligned(backend_.activation_floats(max_value)) : 0, 0, end_of_step};
   Interval acc_b = acc_a;
   items.push_back(&scratch_iv);
   items.push_back(&acc_a);
@@ -302,10 +302,16 @@ void Plan::plan_memory() {
 
   int64_t total = place(items);
   if (backend_.is_device()) {
-    // The host's input and labels are copied in each run; the softmax of predict lands here.
+    // The host's input and labels are copied in each run (in mixed precision the fp32 input
+    // is then converted into its own activation slot); predict's softmax or fp32 logits land
+    // in the probabilities slot.
     const int64_t n = input_shape_[0];
     input_slot_ = total;
     total += aligned(values_[0].numel);
+    if (backend_.activation_bytes() != static_cast<int>(sizeof(float))) {
+      input_act_slot_ = total;
+      total += aligned(backend_.activation_floats(values_[0].numel));
+    }
     labels_slot_ = total;
     total += aligned(n);
     probs_slot_ = total;

@@ -46,11 +46,13 @@ class Plan {
   const Shape& output_shape() const;
   PlanMode mode() const { return mode_; }
   int64_t arena_bytes() const { return arena_.size() * static_cast<int64_t>(sizeof(float)); }
-  // [n, classes] floats in the arena for a device backend's predict(softmax); null on the CPU.
+  // [n, classes] fp32 floats in the arena for a device backend's predict (the softmax, or the
+  // logits widened from the activation type); null on the CPU.
   float* output_scratch() { return probs_slot_ >= 0 ? arena_.data() + probs_slot_ : nullptr; }
   int step_count() const { return static_cast<int>(steps_.size()); }
 
-  // Forward pass; the logits stay in the arena until the next run.
+  // Forward pass; the logits (in the backend's activation type) stay in the arena until the
+  // next run.
   // `input_on_device`: a device backend reads the input where it is (Tensor.to(device)).
   const float* forward(const float* input, ParamBuffers& p, bool input_on_device = false);
   // Folds the last forward's batch statistics into the running ones (batch_stats mode).
@@ -58,8 +60,9 @@ class Plan {
   void update_running_statistics(ParamBuffers& p);
   // Loss and accuracy of the last forward's logits.
   LossResult loss(const int32_t* labels, float smoothing);
-  // Backward from the last forward into p.grads (needs mode.backward).
-  void backward(const int32_t* labels, float smoothing, ParamBuffers& p);
+  // Backward from the last forward into p.grads (needs mode.backward), of the loss multiplied
+  // by `loss_scale` (mixed precision; the gradients come out scaled by it).
+  void backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale = 1.0f);
   // After a forward whose loss was not finite (plan_diagnose.cpp): the index of the graph layer
   // whose step first produced a non-finite value, kInputNonFinite when the input already held
   // one, or kAllFinite when every activation is finite (the loss alone overflowed).
@@ -115,8 +118,10 @@ class Plan {
   // A device backend's copies of the host input and labels, and predict's probabilities.
   const int32_t* stage_labels(const int32_t* labels);
   int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
+  int64_t input_act_slot_ = -1;  // mixed precision: the input in the activation type
   BackendBuffer arena_;
-  const float* input_ = nullptr;
+  const float* input_ = nullptr;       // the last forward's input as the steps read it
+  const float* input_fp32_ = nullptr;  // the same before conversion to the activation type
 };
 
 }  // namespace rn

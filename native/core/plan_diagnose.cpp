@@ -12,15 +12,19 @@ namespace rn {
 
 int Plan::first_nonfinite_layer(const float* input) {
   if (!mode_.backward) fail(ErrorCode::Internal, "Plan::first_nonfinite_layer needs a training plan's activations");
-  // The last forward's own copy of the input (a device backend staged it in the arena).
-  if (input_ != nullptr) input = input_;
+  // The last forward's own copy of the input (a device backend staged it in the arena), in
+  // fp32 as given, and as the steps read it (converted to the activation type: an fp16 input
+  // can overflow where the fp32 one did not).
+  if (input_fp32_ != nullptr) input = input_fp32_;
   const Value& in = values_[0];
   if (!backend_.all_finite(in.numel, input)) return kInputNonFinite;
+  if (input_ != nullptr) input = input_;
+  if (!backend_.activations_finite(in.numel, input)) return kInputNonFinite;
   // Steps run in order, and a fused step (conv + batch-norm statistics, batch-norm + add +
   // ReLU) is named by its first layer: the one whose arithmetic produced the value.
   for (const Step& s : steps_) {
     const Value& y = values_[static_cast<size_t>(s.out)];
-    if (!backend_.all_finite(y.numel, act(s.out, input))) return s.layer;
+    if (!backend_.activations_finite(y.numel, act(s.out, input))) return s.layer;
   }
   return kAllFinite;
 }

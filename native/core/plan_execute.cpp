@@ -31,6 +31,11 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
     backend_.upload(arena + input_slot_, input, values_[0].numel * static_cast<int64_t>(sizeof(float)));
     input = arena + input_slot_;
   }
+  input_fp32_ = input;
+  if (input_act_slot_ >= 0) {  // mixed precision: the steps read the input in the activation type
+    backend_.to_activation(values_[0].numel, input, arena + input_act_slot_);
+    input = arena + input_act_slot_;
+  }
   input_ = input;
   float* scratch = arena + scratch_;
   for (size_t si = 0; si < steps_.size(); ++si) {
@@ -127,13 +132,13 @@ LossResult Plan::loss(const int32_t* labels, float smoothing) {
   return r;
 }
 
-void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p) {
+void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale) {
   if (!mode_.backward) fail(ErrorCode::Internal, "Plan::backward on a forward-only plan");
   labels = stage_labels(labels);
   float* arena = arena_.data();
   float* scratch = arena + scratch_;
   const Value& out = values_[static_cast<size_t>(output_)];
-  backend_.softmax_cross_entropy_backward(out.shape[0], classes_, act(output_, input_), labels, smoothing, 1.0f,
+  backend_.softmax_cross_entropy_backward(out.shape[0], classes_, act(output_, input_), labels, smoothing, loss_scale,
                                           grad(output_));
   // Where a gradient must be added to one already written, the kernel writes to an
   // accumulation buffer first.

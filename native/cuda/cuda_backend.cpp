@@ -17,15 +17,26 @@ int64_t aligned(int64_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
 
 static_assert(sizeof(rn::ParamSlice) == sizeof(rn::cuda::ParamSlice), "optimizer table layouts must match");
 
+// An activation buffer (float* in the Backend interface) as its real element type.
+template <typename T>
+T* as(float* p) { return reinterpret_cast<T*>(p); }
+template <typename T>
+const T* as(const float* p) { return reinterpret_cast<const T*>(p); }
+
+cudnnDataType_t cudnn_type(cuda_abi::Precision p) {
+  return p == cuda_abi::Precision::Fp16 ? CUDNN_DATA_HALF : p == cuda_abi::Precision::Bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
 }  // namespace
 
-CudaBackend::CudaBackend(int ordinal, bool allow_tf32) : ordinal_(ordinal) {
+CudaBackend::CudaBackend(int ordinal, bool allow_tf32, cuda_abi::Precision precision)
+    : ordinal_(ordinal), precision_(precision) {
   RN_CUDA(cudaSetDevice(ordinal_));
   RN_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   RN_CUDNN(cudnnCreate(&cudnn_));
   RN_CUDNN(cudnnSetStream(cudnn_, stream_));
   allocator_ = std::make_unique<DeviceAllocator>(ordinal_);
-  conv_ = std::make_unique<ConvEngine>(cudnn_, allow_tf32);
+  conv_ = std::make_unique<ConvEngine>(cudnn_, allow_tf32, cudnn_type(precision_));
   results_ = static_cast<double*>(allocator_->allocate(16 * sizeof(double), "loss results"));
   profiler_ = std::make_unique<Profiler>();
   if (profiler_->enabled()) {
@@ -72,6 +83,20 @@ void CudaBackend::fill_zero(float* p, int64_t count) {
   if (count > 0) RN_CUDA(cudaMemsetAsync(p, 0, static_cast<size_t>(count) * sizeof(float), stream_));
 }
 
+const char* CudaBackend::precision() const {
+  return precision_ == cuda_abi::Precision::Fp16 ? "fp16" : precision_ == cuda_abi::Precision::Bf16 ? "bf16" : "fp32";
+}
+
+void CudaBackend::to_activation(int64_t count, const float* src, float* dst) {
+  ProfileScope profile(*profiler_, stream_, Work::Elementwise);
+  with_activation_type([&](auto t) { convert<float, decltype(t)>(stream_, count, src, as<decltype(t)>(dst)); });
+}
+
+void CudaBackend::activation_to_float(int64_t count, const float* src, float* dst) {
+  ProfileScope profile(*profiler_, stream_, Work::Elementwise);
+  with_activation_type([&](auto t) { convert<decltype(t), float>(stream_, count, as<decltype(t)>(src), dst); });
+}
+
 // Networks on one GPU share this backend (stream, cuDNN handle, algorithm cache): their
 // calls, from different worker threads, take turns.
 void CudaBackend::begin_call() {
@@ -108,60 +133,75 @@ CudaBackend::ConvScratch CudaBackend::conv_scratch(const Conv2dGeometry& g) cons
   }
   const int64_t workspace = static_cast<int64_t>((conv_->workspace_bytes(s.sym) + sizeof(float) - 1) / sizeof(float));
   s.workspace = 0;
+  // The OHWI weights (and weight gradient) are in the activation type, as cuDNN wants them.
   s.weights = aligned(workspace);
-  s.padded = s.weights + aligned(g.kh * g.kw * (g.c_in / g.groups) * g.c_out);
-  s.channel = s.padded + (s.prepad ? aligned(s.sym.n * s.sym.h * s.sym.w * s.sym.c_in) : 0);
-  s.total = s.channel + aligned(std::max(channel_scratch_floats(g.c_out), int64_t(1)));
+  s.padded = s.weights + aligned(activation_floats(g.kh * g.kw * (g.c_in / g.groups) * g.c_out));
+  s.channel = s.padded + (s.prepad ? aligned(activation_floats(s.sym.n * s.sym.h * s.sym.w * s.sym.c_in)) : 0);
+  s.total = s.channel + aligned(std::max(rn::cuda::channel_scratch_floats(g.c_out), int64_t(1)));
   return s;
 }
 
 int64_t CudaBackend::conv2d_scratch_floats(const Conv2dGeometry& g) const { return conv_scratch(g).total; }
 
+// In mixed precision the fp32 master weights are converted to the activation type while they
+// are transposed, on every call: a pass over the weights is small beside one over the
+// activations, and it keeps one copy of the weights (the optimizer's).
 void CudaBackend::conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
                                  float* mean, float* var, float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::ConvForward);
   const ConvScratch s = conv_scratch(g);
-  float* w_ohwi = scratch + s.weights;
-  hwio_to_ohwi(stream_, g.kh, g.kw, g.c_in / g.groups, g.c_out, w, w_ohwi);
-  const float* input = x;
-  if (s.prepad) {
-    zero_pad_forward(g.input_shape(), s.extra.data(), x, scratch + s.padded);
-    input = scratch + s.padded;
-  }
-  conv_->forward(s.sym, input, w_ohwi, y, scratch + s.workspace);
-  const int64_t rows = g.n * g.out_h * g.out_w;
-  if (bias) add_channel_bias(stream_, rows, g.c_out, bias, y);
-  if (mean && var) rn::cuda::batch_norm_statistics(stream_, rows, g.c_out, y, mean, var, scratch + s.channel);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    T* w_ohwi = as<T>(scratch + s.weights);
+    hwio_to_ohwi<T>(stream_, g.kh, g.kw, g.c_in / g.groups, g.c_out, w, w_ohwi);
+    const T* input = as<T>(x);
+    if (s.prepad) {
+      rn::cuda::zero_pad_forward<T>(stream_, g.input_shape(), s.extra.data(), input, as<T>(scratch + s.padded));
+      input = as<T>(scratch + s.padded);
+    }
+    conv_->forward(s.sym, input, w_ohwi, y, scratch + s.workspace);
+    const int64_t rows = g.n * g.out_h * g.out_w;
+    if (bias) add_channel_bias<T>(stream_, rows, g.c_out, bias, as<T>(y));
+    if (mean && var) rn::cuda::batch_norm_statistics<T>(stream_, rows, g.c_out, as<T>(y), mean, var, scratch + s.channel);
+  });
 }
 
 void CudaBackend::conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                         float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::ConvBackwardData);
   const ConvScratch s = conv_scratch(g);
-  float* w_ohwi = scratch + s.weights;
-  hwio_to_ohwi(stream_, g.kh, g.kw, g.c_in / g.groups, g.c_out, w, w_ohwi);
-  if (s.prepad) {
-    // The gradient of the padded input, cropped back to the real one.
-    conv_->backward_data(s.sym, dy, w_ohwi, scratch + s.padded, scratch + s.workspace);
-    zero_pad_backward(g.input_shape(), s.extra.data(), scratch + s.padded, dx);
-  } else {
-    conv_->backward_data(s.sym, dy, w_ohwi, dx, scratch + s.workspace);
-  }
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    T* w_ohwi = as<T>(scratch + s.weights);
+    hwio_to_ohwi<T>(stream_, g.kh, g.kw, g.c_in / g.groups, g.c_out, w, w_ohwi);
+    if (s.prepad) {
+      // The gradient of the padded input, cropped back to the real one.
+      conv_->backward_data(s.sym, dy, w_ohwi, scratch + s.padded, scratch + s.workspace);
+      rn::cuda::zero_pad_backward<T>(stream_, g.input_shape(), s.extra.data(), as<T>(scratch + s.padded), as<T>(dx));
+    } else {
+      conv_->backward_data(s.sym, dy, w_ohwi, dx, scratch + s.workspace);
+    }
+  });
 }
 
 void CudaBackend::conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                          float* db, float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::ConvBackwardFilter);
   const ConvScratch s = conv_scratch(g);
-  const float* input = x;
-  if (s.prepad) {
-    zero_pad_forward(g.input_shape(), s.extra.data(), x, scratch + s.padded);
-    input = scratch + s.padded;
-  }
-  float* dw_ohwi = scratch + s.weights;
-  conv_->backward_filter(s.sym, input, dy, dw_ohwi, scratch + s.workspace);
-  ohwi_to_hwio(stream_, g.kh, g.kw, g.c_in / g.groups, g.c_out, dw_ohwi, dw);
-  if (db) channel_sums(stream_, g.n * g.out_h * g.out_w, g.c_out, dy, db, scratch + s.channel);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    const T* input = as<T>(x);
+    if (s.prepad) {
+      rn::cuda::zero_pad_forward<T>(stream_, g.input_shape(), s.extra.data(), input, as<T>(scratch + s.padded));
+      input = as<T>(scratch + s.padded);
+    }
+    // cuDNN writes the weight gradient in the data type (accumulated in fp32); it is widened
+    // into the fp32 gradient buffer while transposed back to HWIO.
+    T* dw_ohwi = as<T>(scratch + s.weights);
+    conv_->backward_filter(s.sym, input, dy, dw_ohwi, scratch + s.workspace);
+    ohwi_to_hwio<T>(stream_, g.kh, g.kw, g.c_in / g.groups, g.c_out, dw_ohwi, dw);
+    if (db) channel_sums<T>(stream_, g.n * g.out_h * g.out_w, g.c_out, as<T>(dy), db, scratch + s.channel);
+  });
 }
 
 // --- batch-norm ----------------------------------------------------------------------
@@ -171,7 +211,10 @@ int64_t CudaBackend::channel_scratch_floats(int64_t channels) const { return rn:
 void CudaBackend::batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var,
                                         float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::BatchNormStats);
-  rn::cuda::batch_norm_statistics(stream_, rows, channels, x, mean, var, scratch);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::batch_norm_statistics<T>(stream_, rows, channels, as<T>(x), mean, var, scratch);
+  });
 }
 
 void CudaBackend::batch_norm_update_running(int64_t rows, int64_t channels, const float* mean, const float* var,
@@ -183,114 +226,165 @@ void CudaBackend::batch_norm_update_running(int64_t rows, int64_t channels, cons
 void CudaBackend::batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
                                      float*) {
   ProfileScope profile(*profiler_, stream_, Work::BatchNormForward);
-  rn::cuda::batch_norm_forward(stream_, a, x, skip, relu, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::batch_norm_forward<T>(stream_, a, as<T>(x), as<T>(skip), relu, as<T>(y));
+  });
 }
 
 void CudaBackend::batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y,
                                       bool relu, const float* dy, float* dx, float* dskip, float* dgamma,
                                       float* dbeta, float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::BatchNormBackward);
-  rn::cuda::batch_norm_backward(stream_, a, training, x, y, relu, dy, dx, dskip, dgamma, dbeta, scratch);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::batch_norm_backward<T>(stream_, a, training, as<T>(x), as<T>(y), relu, as<T>(dy), as<T>(dx), as<T>(dskip),
+                                     dgamma, dbeta, scratch);
+  });
 }
 
 // --- element-wise, pools, dense, padding, SE -------------------------------------------
+// Counts are activation elements; every buffer below but the weights is an activation.
 
 void CudaBackend::relu_forward(int64_t count, const float* x, float* y) {
-  ProfileScope profile(*profiler_, stream_, Work::Elementwise); rn::cuda::relu_forward(stream_, count, x, y); }
+  ProfileScope profile(*profiler_, stream_, Work::Elementwise);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::relu_forward<T>(stream_, count, as<T>(x), as<T>(y)); });
+}
 
 void CudaBackend::relu_backward_from_output(int64_t count, const float* y, const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  rn::cuda::relu_backward_from_output(stream_, count, y, dy, dx);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::relu_backward_from_output<T>(stream_, count, as<T>(y), as<T>(dy), as<T>(dx));
+  });
 }
 
 void CudaBackend::add_forward(int64_t count, const float* a, const float* b, bool relu, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  rn::cuda::add_forward(stream_, count, a, b, relu, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::add_forward<T>(stream_, count, as<T>(a), as<T>(b), relu, as<T>(y));
+  });
 }
 
 void CudaBackend::accumulate(int64_t count, const float* x, float* y) {
-  ProfileScope profile(*profiler_, stream_, Work::Elementwise); rn::cuda::accumulate(stream_, count, x, y); }
+  ProfileScope profile(*profiler_, stream_, Work::Elementwise);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::accumulate<T>(stream_, count, as<T>(x), as<T>(y)); });
+}
 
 void CudaBackend::copy(int64_t count, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
   if (count > 0 && x != y) {
-    RN_CUDA(cudaMemcpyAsync(y, x, static_cast<size_t>(count) * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    RN_CUDA(cudaMemcpyAsync(y, x, static_cast<size_t>(count) * activation_bytes(), cudaMemcpyDeviceToDevice, stream_));
   }
 }
 
 void CudaBackend::max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  rn::cuda::max_pool_forward(stream_, g, x, y);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::max_pool_forward<T>(stream_, g, as<T>(x), as<T>(y)); });
 }
 
 void CudaBackend::max_pool_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  rn::cuda::max_pool_backward(stream_, g, x, dy, dx);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::max_pool_backward<T>(stream_, g, as<T>(x), as<T>(dy), as<T>(dx));
+  });
 }
 
 void CudaBackend::avg_pool_forward(const Pool2dGeometry& g, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  rn::cuda::avg_pool_forward(stream_, g, x, y);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::avg_pool_forward<T>(stream_, g, as<T>(x), as<T>(y)); });
 }
 
 void CudaBackend::avg_pool_backward(const Pool2dGeometry& g, const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  rn::cuda::avg_pool_backward(stream_, g, dy, dx);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::avg_pool_backward<T>(stream_, g, as<T>(dy), as<T>(dx)); });
 }
 
 void CudaBackend::global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  rn::cuda::global_avg_pool_forward(stream_, n, hw, c, x, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::global_avg_pool_forward<T>(stream_, n, hw, c, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  rn::cuda::global_avg_pool_backward(stream_, n, hw, c, dy, dx);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::global_avg_pool_backward<T>(stream_, n, hw, c, as<T>(dy), as<T>(dx));
+  });
 }
 
 void CudaBackend::dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* b,
                                 float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Dense);
-  rn::cuda::dense_forward(stream_, n, k, m, x, w, b, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::dense_forward<T>(stream_, n, k, m, as<T>(x), w, b, as<T>(y));
+  });
 }
 
 void CudaBackend::dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy,
                                  float* dx, float* dw, float* db) {
   ProfileScope profile(*profiler_, stream_, Work::Dense);
-  rn::cuda::dense_backward(stream_, n, k, m, x, w, dy, dx, dw, db);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::dense_backward<T>(stream_, n, k, m, as<T>(x), w, as<T>(dy), as<T>(dx), dw, db);
+  });
 }
 
 void CudaBackend::zero_pad_forward(const Shape& x_shape, const int64_t* pads, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  rn::cuda::zero_pad_forward(stream_, x_shape, pads, x, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::zero_pad_forward<T>(stream_, x_shape, pads, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::zero_pad_backward(const Shape& x_shape, const int64_t* pads, const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  rn::cuda::zero_pad_backward(stream_, x_shape, pads, dy, dx);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::zero_pad_backward<T>(stream_, x_shape, pads, as<T>(dy), as<T>(dx));
+  });
 }
 
 void CudaBackend::zero_pad_shortcut_forward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw,
                                             const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  rn::cuda::zero_pad_shortcut_forward(stream_, x_shape, y_shape, sh, sw, x, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::zero_pad_shortcut_forward<T>(stream_, x_shape, y_shape, sh, sw, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::zero_pad_shortcut_backward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw,
                                              const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  rn::cuda::zero_pad_shortcut_backward(stream_, x_shape, y_shape, sh, sw, dy, dx);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::zero_pad_shortcut_backward<T>(stream_, x_shape, y_shape, sh, sw, as<T>(dy), as<T>(dx));
+  });
 }
 
 void CudaBackend::squeeze_excite_forward(const SqueezeExciteArgs& a, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Other);
-  rn::cuda::squeeze_excite_forward(stream_, a, x, y);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::squeeze_excite_forward<T>(stream_, a, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx,
                                           float* dw1, float* db1, float* dw2, float* db2, float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::Other);
-  rn::cuda::squeeze_excite_backward(stream_, a, x, dy, dx, dw1, db1, dw2, db2, scratch);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::squeeze_excite_backward<T>(stream_, a, as<T>(x), as<T>(dy), as<T>(dx), dw1, db1, dw2, db2, scratch);
+  });
 }
 
 // --- loss ----------------------------------------------------------------------------
@@ -298,7 +392,10 @@ void CudaBackend::squeeze_excite_backward(const SqueezeExciteArgs& a, const floa
 double CudaBackend::softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
                                           float smoothing, int64_t* correct, int64_t* correct5) {
   ProfileScope profile(*profiler_, stream_, Work::Loss);
-  rn::cuda::softmax_cross_entropy(stream_, n, classes, logits, labels, smoothing, results_);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::softmax_cross_entropy<T>(stream_, n, classes, as<T>(logits), labels, smoothing, results_);
+  });
   double host[3] = {0, 0, 0};
   download(host, results_, sizeof(host));
   if (correct) *correct = static_cast<int64_t>(host[1]);
@@ -309,12 +406,16 @@ double CudaBackend::softmax_cross_entropy(int64_t n, int64_t classes, const floa
 void CudaBackend::softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits,
                                                  const int32_t* labels, float smoothing, float dloss, float* dlogits) {
   ProfileScope profile(*profiler_, stream_, Work::Loss);
-  rn::cuda::softmax_cross_entropy_backward(stream_, n, classes, logits, labels, smoothing, dloss, dlogits);
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::softmax_cross_entropy_backward<T>(stream_, n, classes, as<T>(logits), labels, smoothing, dloss,
+                                                as<T>(dlogits));
+  });
 }
 
 void CudaBackend::softmax(int64_t n, int64_t classes, const float* logits, float* probs) {
   ProfileScope profile(*profiler_, stream_, Work::Loss);
-  rn::cuda::softmax(stream_, n, classes, logits, probs);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::softmax<T>(stream_, n, classes, as<T>(logits), probs); });
 }
 
 // --- optimizers ----------------------------------------------------------------------
@@ -330,7 +431,16 @@ double CudaBackend::sum_of_squares(int64_t count, const float* x) {
 bool CudaBackend::all_finite(int64_t count, const float* x) {
   ProfileScope profile(*profiler_, stream_, Work::Other);
   int* flag = reinterpret_cast<int*>(results_ + 6);
-  rn::cuda::all_finite(stream_, count, x, flag);
+  rn::cuda::all_finite<float>(stream_, count, x, flag);
+  int host = 0;
+  download(&host, flag, sizeof(host));
+  return host != 0;
+}
+
+bool CudaBackend::activations_finite(int64_t count, const float* x) {
+  ProfileScope profile(*profiler_, stream_, Work::Other);
+  int* flag = reinterpret_cast<int*>(results_ + 6);
+  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::all_finite<T>(stream_, count, as<T>(x), flag); });
   int host = 0;
   download(&host, flag, sizeof(host));
   return host != 0;

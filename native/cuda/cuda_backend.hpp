@@ -4,6 +4,8 @@
 // the gradient norm, a download) and at the end of each network call.
 #pragma once
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cudnn.h>
 #include <cuda_runtime.h>
 
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "../core/backend.hpp"
+#include "../core/cuda_plugin_abi.hpp"
 #include "cudnn_conv.hpp"
 #include "device_allocator.hpp"
 #include "profiler.hpp"
@@ -20,7 +23,7 @@ namespace rn::cuda {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend(int ordinal, bool allow_tf32);
+  CudaBackend(int ordinal, bool allow_tf32, cuda_abi::Precision precision);
   ~CudaBackend() override;
 
   const char* name() const override { return "cuda"; }
@@ -33,6 +36,11 @@ class CudaBackend final : public Backend {
   void upload(void* dst, const void* host_src, int64_t bytes) override;
   void download(void* host_dst, const void* src, int64_t bytes) override;
   void fill_zero(float* p, int64_t count) override;
+  int activation_bytes() const override { return precision_ == cuda_abi::Precision::Fp32 ? 4 : 2; }
+  const char* precision() const override;
+  void to_activation(int64_t count, const float* src, float* dst) override;
+  void activation_to_float(int64_t count, const float* src, float* dst) override;
+  bool activations_finite(int64_t count, const float* x) override;
   void begin_call() override;
   void end_call() override;
 
@@ -111,8 +119,19 @@ class CudaBackend final : public Backend {
   };
   ConvScratch conv_scratch(const Conv2dGeometry& g) const;
   const ParamSlice* upload_slices(const std::vector<ParamSlice>& slices);
+  // Runs f(T{}) with T the activation type: float, __half or __nv_bfloat16. Activation
+  // buffers arrive as float* (backend.hpp) and are read as T.
+  template <typename F>
+  void with_activation_type(F&& f) const {
+    switch (precision_) {
+      case cuda_abi::Precision::Fp16: f(__half{}); break;
+      case cuda_abi::Precision::Bf16: f(__nv_bfloat16{}); break;
+      default: f(float{}); break;
+    }
+  }
 
   int ordinal_;
+  cuda_abi::Precision precision_;
   std::recursive_mutex call_mutex_;
   cudaStream_t stream_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;

@@ -15,12 +15,16 @@ constexpr size_t kWorkspaceLimit = size_t(2) << 30;
 
 int to_int(int64_t v) { return static_cast<int>(v); }
 
-// With TF32 off, fp32 convolutions may only use plain FMA math.
-bool math_allowed(cudnnMathType_t m, bool allow_tf32) { return allow_tf32 || m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH; }
+// With TF32 off, fp32 convolutions may only use plain FMA math. (Half types use tensor cores
+// whatever the math type says; their accumulation is fp32 either way.)
+bool math_allowed(cudnnMathType_t m, bool allow_tf32, cudnnDataType_t data_type) {
+  return data_type != CUDNN_DATA_FLOAT || allow_tf32 || m == CUDNN_DEFAULT_MATH || m == CUDNN_FMA_MATH;
+}
 
 }  // namespace
 
-ConvEngine::ConvEngine(cudnnHandle_t handle, bool allow_tf32) : handle_(handle), allow_tf32_(allow_tf32) {
+ConvEngine::ConvEngine(cudnnHandle_t handle, bool allow_tf32, cudnnDataType_t data_type)
+    : handle_(handle), allow_tf32_(allow_tf32), data_type_(data_type) {
   const char* search = std::getenv("RESNET_CUDNN_SEARCH");
   timed_search_ = !(search && std::strcmp(search, "heuristic") == 0);
 }
@@ -52,20 +56,23 @@ ConvEngine::Entry& ConvEngine::entry(const Conv2dGeometry& g) {
   RN_CUDNN(cudnnCreateTensorDescriptor(&e.x));
   RN_CUDNN(cudnnCreateTensorDescriptor(&e.y));
   RN_CUDNN(cudnnCreateFilterDescriptor(&e.w));
-  RN_CUDNN(cudnnSetTensor4dDescriptor(e.x, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, to_int(g.n), to_int(g.c_in),
+  RN_CUDNN(cudnnSetTensor4dDescriptor(e.x, CUDNN_TENSOR_NHWC, data_type_, to_int(g.n), to_int(g.c_in),
                                       to_int(g.h), to_int(g.w)));
-  RN_CUDNN(cudnnSetTensor4dDescriptor(e.y, CUDNN_TENSOR_NHWC, CUDNN_DATA_FLOAT, to_int(g.n), to_int(g.c_out),
+  RN_CUDNN(cudnnSetTensor4dDescriptor(e.y, CUDNN_TENSOR_NHWC, data_type_, to_int(g.n), to_int(g.c_out),
                                       to_int(g.out_h), to_int(g.out_w)));
-  RN_CUDNN(cudnnSetFilter4dDescriptor(e.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NHWC, to_int(g.c_out),
+  RN_CUDNN(cudnnSetFilter4dDescriptor(e.w, data_type_, CUDNN_TENSOR_NHWC, to_int(g.c_out),
                                       to_int(g.c_in / g.groups), to_int(g.kh), to_int(g.kw)));
   // One descriptor per pass: each carries the math type of its own chosen algorithm.
   for (cudnnConvolutionDescriptor_t* d : {&e.fwd, &e.bwd_data, &e.bwd_filter}) {
     RN_CUDNN(cudnnCreateConvolutionDescriptor(d));
     RN_CUDNN(cudnnSetConvolution2dDescriptor(*d, to_int(g.pad_top), to_int(g.pad_left), to_int(g.stride_h),
                                              to_int(g.stride_w), to_int(g.dilation_h), to_int(g.dilation_w),
-                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+                                             CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));  // fp32 accumulation
     RN_CUDNN(cudnnSetConvolutionGroupCount(*d, to_int(g.groups)));
-    RN_CUDNN(cudnnSetConvolutionMathType(*d, allow_tf32_ ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    const cudnnMathType_t math = data_type_ != CUDNN_DATA_FLOAT ? CUDNN_TENSOR_OP_MATH
+                                 : allow_tf32_                  ? CUDNN_DEFAULT_MATH
+                                                                : CUDNN_FMA_MATH;
+    RN_CUDNN(cudnnSetConvolutionMathType(*d, math));
   }
   choose_algorithms(e);
   return cache_.emplace(key, e).first->second;
@@ -84,7 +91,7 @@ void ConvEngine::choose_algorithms(Entry& e) {
     int pick = -1;
     for (int i = 0; i < found && pick < 0; ++i) {
       if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
-          math_allowed(perf[i].mathType, allow_tf32_))
+          math_allowed(perf[i].mathType, allow_tf32_, data_type_))
         pick = i;
     }
     if (pick < 0) fail(ErrorCode::Device, "cuDNN offers no forward convolution algorithm for this shape");
@@ -102,7 +109,7 @@ void ConvEngine::choose_algorithms(Entry& e) {
     int pick = -1;
     for (int i = 0; i < found && pick < 0; ++i) {
       if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
-          math_allowed(perf[i].mathType, allow_tf32_))
+          math_allowed(perf[i].mathType, allow_tf32_, data_type_))
         pick = i;
     }
     if (pick < 0) fail(ErrorCode::Device, "cuDNN offers no backward-data convolution algorithm for this shape");
@@ -122,7 +129,7 @@ void ConvEngine::choose_algorithms(Entry& e) {
     int pick = -1;
     for (int i = 0; i < found && pick < 0; ++i) {
       if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kWorkspaceLimit &&
-          math_allowed(perf[i].mathType, allow_tf32_))
+          math_allowed(perf[i].mathType, allow_tf32_, data_type_))
         pick = i;
     }
     if (pick < 0) fail(ErrorCode::Device, "cuDNN offers no backward-filter convolution algorithm for this shape");
@@ -136,14 +143,14 @@ void ConvEngine::choose_algorithms(Entry& e) {
 
 size_t ConvEngine::workspace_bytes(const Conv2dGeometry& g) { return entry(g).workspace; }
 
-void ConvEngine::forward(const Conv2dGeometry& g, const float* x, const float* w_ohwi, float* y, void* workspace) {
+void ConvEngine::forward(const Conv2dGeometry& g, const void* x, const void* w_ohwi, void* y, void* workspace) {
   Entry& e = entry(g);
   const float one = 1.0f, zero = 0.0f;
   RN_CUDNN(cudnnConvolutionForward(handle_, &one, e.x, x, e.w, w_ohwi, e.fwd, e.fwd_algo, workspace, e.workspace,
                                    &zero, e.y, y));
 }
 
-void ConvEngine::backward_data(const Conv2dGeometry& g, const float* dy, const float* w_ohwi, float* dx,
+void ConvEngine::backward_data(const Conv2dGeometry& g, const void* dy, const void* w_ohwi, void* dx,
                                void* workspace) {
   Entry& e = entry(g);
   const float one = 1.0f, zero = 0.0f;
@@ -151,7 +158,7 @@ void ConvEngine::backward_data(const Conv2dGeometry& g, const float* dy, const f
                                         e.workspace, &zero, e.x, dx));
 }
 
-void ConvEngine::backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw_ohwi,
+void ConvEngine::backward_filter(const Conv2dGeometry& g, const void* x, const void* dy, void* dw_ohwi,
                                  void* workspace) {
   Entry& e = entry(g);
   const float one = 1.0f, zero = 0.0f;

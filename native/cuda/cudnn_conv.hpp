@@ -1,4 +1,6 @@
-// Convolutions through cuDNN 9 in NHWC float: forward, backward-data, backward-filter.
+// Convolutions through cuDNN 9 in NHWC: forward, backward-data, backward-filter, on fp32
+// data, or fp16 / bf16 data (mixed precision: activations, weights and the weight gradient in
+// the half type, accumulation in fp32 on tensor cores).
 // For each geometry the descriptors and the algorithms are chosen once (a timed search
 // by default, cuDNN's heuristic with RESNET_CUDNN_SEARCH=heuristic) and cached.
 //
@@ -22,16 +24,18 @@ namespace rn::cuda {
 
 class ConvEngine {
  public:
-  ConvEngine(cudnnHandle_t handle, bool allow_tf32);
+  // `data_type`: CUDNN_DATA_FLOAT, CUDNN_DATA_HALF or CUDNN_DATA_BFLOAT16.
+  ConvEngine(cudnnHandle_t handle, bool allow_tf32, cudnnDataType_t data_type);
   ~ConvEngine();
   ConvEngine(const ConvEngine&) = delete;
   ConvEngine& operator=(const ConvEngine&) = delete;
 
   // `g` must have pad_top == pad_bottom and pad_left == pad_right.
   size_t workspace_bytes(const Conv2dGeometry& g);
-  void forward(const Conv2dGeometry& g, const float* x, const float* w_ohwi, float* y, void* workspace);
-  void backward_data(const Conv2dGeometry& g, const float* dy, const float* w_ohwi, float* dx, void* workspace);
-  void backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw_ohwi, void* workspace);
+  // Buffers hold elements of the engine's data type.
+  void forward(const Conv2dGeometry& g, const void* x, const void* w_ohwi, void* y, void* workspace);
+  void backward_data(const Conv2dGeometry& g, const void* dy, const void* w_ohwi, void* dx, void* workspace);
+  void backward_filter(const Conv2dGeometry& g, const void* x, const void* dy, void* dw_ohwi, void* workspace);
 
  private:
   struct Entry {
@@ -50,6 +54,7 @@ class ConvEngine {
 
   cudnnHandle_t handle_;
   bool allow_tf32_;
+  cudnnDataType_t data_type_;
   bool timed_search_;
   std::map<Key, Entry> cache_;
 };

@@ -77,7 +77,8 @@ RN_EXPORT rn::Backend* rn_cuda_create_backend(int ordinal, unsigned options, cha
     return nullptr;
   }
   try {
-    return new rn::cuda::CudaBackend(ordinal, (options & 1u) != 0);
+    return new rn::cuda::CudaBackend(ordinal, (options & 1u) != 0,
+                                     static_cast<rn::cuda_abi::Precision>((options >> 1) & 3u));
   } catch (const std::exception& ex) {
     set_error(error, error_size, ex.what());
     return nullptr;
