@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,21 @@ struct ParamSlice {
   float lr = 0.0f, weight_decay = 0.0f;
 };
 
+// A captured training step (CUDA graphs): what the host sets before each replay, and what
+// comes back after it in one read.
+struct StepInputs {
+  float inv_loss_scale = 1.0f;  // the gradients are unscaled by this...
+  float clip_norm = 0.0f;       // ...and clipped to this global norm (0: no clipping)
+  double adam_c1 = 1.0, adam_c2 = 1.0;  // AdamW's bias corrections 1 − β^step for this step
+  // Whether an overflow of the gradients skips the step (dynamic loss scaling) rather than
+  // failing it: a skipped step still folds its batch statistics into the running ones.
+  bool overflow_skips = false;
+};
+struct StepOutcome {
+  double loss = 0.0, correct = 0.0, correct5 = 0.0;
+  double grad_sum_of_squares = 0.0;  // of the scaled gradients
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -86,6 +102,32 @@ class Backend {
   // diagnosis). In fp32 both are copies.
   virtual void to_activation(int64_t count, const float* src, float* dst) { copy(count, src, dst); }
   virtual void activation_to_float(int64_t count, const float* src, float* dst) { copy(count, src, dst); }
+  // Device to device, in bytes (a resident input into a plan's own input slot).
+  virtual void copy_device(void* dst, const void* src, int64_t bytes) {
+    if (bytes > 0 && dst != src) std::memcpy(dst, src, static_cast<size_t>(bytes));
+  }
+
+  // Captured training steps (CUDA graphs; see Network::train_step_captured). A backend that
+  // captures runs a step as: host stages the inputs → set_step_inputs → run_captured(key,
+  // version, record) → step_outcome. The first run of a key (or of a new version: something
+  // the capture baked in changed) captures what `record` queues and replays it; later runs only
+  // replay. While recording, softmax_cross_entropy and sum_of_squares leave their results on
+  // the device (returning NaN), finish_gradients unscales and clips there, and the optimizer and
+  // running-statistics updates apply only when the loss and gradients are finite — all without
+  // a host round trip; step_outcome reads the results back once.
+  virtual bool captures_steps() const { return false; }
+  virtual void set_step_inputs(const StepInputs&) {}
+  virtual void run_captured(const void* key, uint64_t version, const std::function<void()>& record) {
+    (void)key, (void)version;
+    record();
+  }
+  virtual void finish_gradients(int64_t count, float* grads) { (void)count, (void)grads; }
+  // The optimizer's parameter table for the next replay (the learning rates change per step).
+  virtual void stage_param_table(const std::vector<ParamSlice>& slices) { (void)slices; }
+  virtual StepOutcome step_outcome() { return {}; }
+  // Forget the captures of `key` (a plan about to be destroyed).
+  virtual void drop_captures(const void* key) { (void)key; }
+
   // Called at the start of every network call, on the thread that runs it (the CUDA
   // backend makes its device current there), and at its end (waits for queued work).
   virtual void begin_call() {}

@@ -26,6 +26,8 @@ class LossScaler {
   float scale() const { return scale_; }
   int64_t good_steps() const { return good_steps_; }
   int64_t skipped_steps() const { return skipped_steps_; }
+  // Whether update(false) would skip (rather than fail) now.
+  bool can_skip() const { return config_.dynamic && scale_ > config_.min_scale; }
 
   enum class Verdict { Apply, Skip, Fail };
   // After a step's gradients are known: Apply when they are finite; Skip (and back off) when

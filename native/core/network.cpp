@@ -118,6 +118,7 @@ void Network::set_optimizer(OptimizerConfig config, float label_smoothing) {
   BackendCall call(backend_);
   optimizer_ = std::make_unique<Optimizer>(std::move(config), params_, trainable_.size(), backend_);
   label_smoothing_ = label_smoothing;
+  ++capture_generation_;
 }
 
 Optimizer& Network::optimizer() {
@@ -222,6 +223,7 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   check_labels(labels, count, images.dim(0), "trainStep");
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
+  if (backend_.captures_steps()) return train_step_captured(plan, images, labels, count);
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing_);
@@ -247,6 +249,52 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   // The forward was sound either way (its loss is finite), as PyTorch's GradScaler also keeps.
   plan.update_running_statistics(p);
   return {l.loss, l.correct, count, skipped ? 0.0 : norm, l.correct5, skipped, loss_scale};
+}
+
+// The same step as train_step, for a backend that captures it (a CUDA graph, replayed): the
+// inputs are staged at fixed addresses first, the recorded work decides on the device whether
+// the update applies (finite loss and gradients), and the host reads the outcome once at the
+// end and then makes the same decisions train_step makes, in the same order.
+StepResult Network::train_step_captured(Plan& plan, const Tensor& images, const int32_t* labels, int64_t count) {
+  ParamBuffers p = buffers();
+  const float* input = plan.stage_input(images.data(), images.device() != nullptr);
+  const int32_t* staged_labels = plan.stage_labels(labels);
+  const float loss_scale = scaler_.scale();
+  StepInputs inputs = optimizer_->captured_inputs(1.0f / loss_scale);
+  inputs.overflow_skips = scaler_.can_skip();
+  backend_.set_step_inputs(inputs);
+  // What the capture bakes in: the loss scale (backward's first factor), SGD's first step, and
+  // the optimizer and its settings (the generation).
+  uint32_t scale_bits = 0;
+  std::memcpy(&scale_bits, &loss_scale, sizeof(scale_bits));
+  const uint64_t version = (capture_generation_ << 33) | (uint64_t(optimizer_->next_is_first_step()) << 32) | scale_bits;
+  backend_.run_captured(&plan, version, [&] {
+    plan.forward(input, p, true);
+    plan.loss(staged_labels, label_smoothing_);
+    plan.backward(staged_labels, label_smoothing_, p, loss_scale);
+    optimizer_->record_captured(p.params, p.grads);
+    plan.update_running_statistics(p);
+  });
+  const StepOutcome out = backend_.step_outcome();
+  if (!std::isfinite(out.loss)) {
+    fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(out.loss) + "); " +
+                             nonfinite_origin(spec_, plan, images.data()) +
+                             "; the weights were left unchanged. Check the inputs and lower the learning rate.");
+  }
+  const double norm = std::sqrt(out.grad_sum_of_squares) / loss_scale;
+  bool skipped = false;
+  switch (scaler_.update(std::isfinite(norm))) {
+    case LossScaler::Verdict::Fail:
+      Optimizer::fail_non_finite(norm);  // the device applied nothing
+    case LossScaler::Verdict::Skip:
+      skipped = true;
+      break;
+    case LossScaler::Verdict::Apply:
+      optimizer_->count_step();
+      break;
+  }
+  return {out.loss, static_cast<int64_t>(out.correct), count, skipped ? 0.0 : norm, static_cast<int64_t>(out.correct5),
+          skipped, loss_scale};
 }
 
 TensorPtr Network::predict(const Tensor& images, bool softmax) {

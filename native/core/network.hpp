@@ -68,7 +68,10 @@ class Network {
   // Loss scaling (mixed precision). The default suits the backend's precision: dynamic from
   // 2^16 for fp16, a fixed 1 for bf16 and fp32.
   LossScaler& loss_scaler() { return scaler_; }
-  void set_loss_scale(const LossScaleConfig& config) { scaler_ = LossScaler(config); }
+  void set_loss_scale(const LossScaleConfig& config) {
+    scaler_ = LossScaler(config);
+    ++capture_generation_;
+  }
   bool training() const { return training_; }
 
   // One step: forward, loss, backward, optimizer update. E_NAN (weights untouched) when
@@ -89,6 +92,7 @@ class Network {
 
  private:
   Plan& plan_for(const Shape& input, PlanMode mode);
+  StepResult train_step_captured(Plan& plan, const Tensor& images, const int32_t* labels, int64_t count);
   void check_images(const Tensor& images, const char* op) const;
   void check_labels(const int32_t* labels, int64_t count, int64_t batch, const char* op) const;
   ParamBuffers buffers();
@@ -100,6 +104,8 @@ class Network {
   std::unique_ptr<Optimizer> optimizer_;
   float label_smoothing_ = 0.0f;
   LossScaler scaler_;
+  // Bumped whenever something a captured step bakes in changes (optimizer, loss-scale settings).
+  uint64_t capture_generation_ = 0;
   bool training_ = true;
   std::vector<std::unique_ptr<Plan>> plans_;  // most recently used last
   std::mutex mutex_;

@@ -76,21 +76,44 @@ void Optimizer::apply(float* params, float* grads, double norm, float grad_scale
   if (config_.clip_norm > 0.0f && norm > config_.clip_norm) factor *= config_.clip_norm / (norm + 1e-6);
   if (factor != 1.0) backend_.scale(trainable_floats_, static_cast<float>(factor), grads);
   ++steps_;
+  update(params, grads, steps_);
+}
+
+// `step` is 1-based.
+void Optimizer::update(float* params, float* grads, int64_t step) {
   if (config_.type == OptimizerType::Sgd) {
     SgdArgs a;
     a.momentum = config_.momentum;
     a.nesterov = config_.nesterov;
     a.decoupled = config_.decoupled;
-    a.first_step = steps_ == 1;
+    a.first_step = step == 1;
     backend_.sgd_update_all(slices(), a, params, grads, state1_.data());
   } else {
     AdamArgs a;
     a.beta1 = config_.beta1;
     a.beta2 = config_.beta2;
     a.eps = config_.eps;
-    a.step = steps_;
+    a.step = step;
     backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
   }
+}
+
+StepInputs Optimizer::captured_inputs(float inv_loss_scale) {
+  StepInputs in;
+  in.inv_loss_scale = inv_loss_scale;
+  in.clip_norm = config_.clip_norm;
+  const double step = static_cast<double>(steps_ + 1);
+  in.adam_c1 = 1.0 - std::pow(double(config_.beta1), step);
+  in.adam_c2 = 1.0 - std::pow(double(config_.beta2), step);
+  slices();  // this step's learning rates, uploaded by the backend before the replay
+  backend_.stage_param_table(slices_);
+  return in;
+}
+
+void Optimizer::record_captured(float* params, float* grads) {
+  backend_.sum_of_squares(trainable_floats_, grads);  // stays on the device
+  backend_.finish_gradients(trainable_floats_, grads);
+  update(params, grads, steps_ + 1);  // the device reads this step's bias corrections
 }
 
 }  // namespace rn

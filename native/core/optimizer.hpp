@@ -57,9 +57,21 @@ class Optimizer {
   void apply(float* params, float* grads, double norm, float grad_scale);
   [[noreturn]] static void fail_non_finite(double norm);
 
+  // A captured step (Backend::captures_steps; network.cpp). Before the replay: the per-step
+  // values the device reads (bias corrections, clipping) and the parameter table, uploaded
+  // outside the capture; `first_step` is baked into the capture (SGD's buffer starts as the
+  // first gradient), so it belongs to the capture's version. Inside the recording: the norm,
+  // the unscale + clip and the update, applied by the device only to a finite step. After it:
+  // count_step once the host knows the step was applied.
+  StepInputs captured_inputs(float inv_loss_scale);
+  bool next_is_first_step() const { return steps_ == 0; }
+  void record_captured(float* params, float* grads);
+  void count_step() { ++steps_; }
+
  private:
   float* slot(int index, const ParamInfo& p);
   const std::vector<ParamSlice>& slices();
+  void update(float* params, float* grads, int64_t step);
 
   OptimizerConfig config_;
   Backend& backend_;

@@ -345,8 +345,21 @@ void Plan::plan_memory() {
 const int32_t* Plan::stage_labels(const int32_t* labels) {
   if (labels_slot_ < 0) return labels;
   float* slot = arena_.data() + labels_slot_;
+  if (labels == reinterpret_cast<const int32_t*>(slot)) return labels;  // already staged
   backend_.upload(slot, labels, input_shape_[0] * static_cast<int64_t>(sizeof(int32_t)));
   return reinterpret_cast<const int32_t*>(slot);
+}
+
+const float* Plan::stage_input(const float* input, bool input_on_device) {
+  if (input_slot_ < 0) return input;
+  float* slot = arena_.data() + input_slot_;
+  const int64_t bytes = values_[0].numel * static_cast<int64_t>(sizeof(float));
+  if (input_on_device) {
+    backend_.copy_device(slot, input, bytes);
+  } else {
+    backend_.upload(slot, input, bytes);
+  }
+  return slot;
 }
 
 float* Plan::act(int v, const float* input) const {

@@ -41,6 +41,9 @@ class Plan {
  public:
   Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
        Backend& backend);
+  ~Plan() { backend_.drop_captures(this); }
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
 
   const Shape& input_shape() const { return input_shape_; }
   const Shape& output_shape() const;
@@ -69,6 +72,12 @@ class Plan {
   static constexpr int kInputNonFinite = -1;
   static constexpr int kAllFinite = -2;
   int first_nonfinite_layer(const float* input);
+
+  // A device backend's copies of the step's inputs in the arena, made before a captured step
+  // (whose recorded work must read fixed addresses): the images (from the host, or from a
+  // resident tensor) and the labels. forward / loss / backward given these pointers copy nothing.
+  const float* stage_input(const float* input, bool input_on_device);
+  const int32_t* stage_labels(const int32_t* labels);
 
  private:
   enum class Kind { Conv, BatchNorm, Relu, Add, MaxPool, AvgPool, GlobalAvgPool, Flatten, Dense, ZeroPad,
@@ -116,7 +125,6 @@ class Plan {
   int64_t scratch_ = -1, scratch_floats_ = 0;
   int64_t acc_a_ = -1, acc_b_ = -1;  // gradient accumulation buffers
   // A device backend's copies of the host input and labels, and predict's probabilities.
-  const int32_t* stage_labels(const int32_t* labels);
   int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
   int64_t input_act_slot_ = -1;  // mixed precision: the input in the activation type
   BackendBuffer arena_;

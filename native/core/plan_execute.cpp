@@ -27,10 +27,7 @@ SqueezeExciteArgs Plan::se_args(const Step& s, ParamBuffers& p) {
 
 const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_device) {
   float* arena = arena_.data();
-  if (input_slot_ >= 0 && !input_on_device) {  // a device backend computes from its own copy
-    backend_.upload(arena + input_slot_, input, values_[0].numel * static_cast<int64_t>(sizeof(float)));
-    input = arena + input_slot_;
-  }
+  if (input_slot_ >= 0 && !input_on_device) input = stage_input(input, false);  // a device computes from its own copy
   input_fp32_ = input;
   if (input_act_slot_ >= 0) {  // mixed precision: the steps read the input in the activation type
     backend_.to_activation(values_[0].numel, input, arena + input_act_slot_);
