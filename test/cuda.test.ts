@@ -13,7 +13,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
-import { cudaStatus, type Model, models, ResNetError, Tensor } from '../lib/index.js';
+import { cudaStatus, Model, models, ResNetError, Tensor } from '../lib/index.js';
 import type { CompileOptions } from '../lib/train/optimizers.js';
 import { expectClose, reportWorstRatios } from './support/compare.js';
 import { expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from './support/reduction_lengths.js';
@@ -310,5 +310,197 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     await expect(gpu.trainStep(x, new Int32Array([0, 1, 2, 3]))).rejects.toMatchObject({ code: 'E_NAN' });
     expect(gpu.getParameter('conv1.weight')).toEqual(before);
     gpu.dispose();
+  });
+
+  it('the learning rate may change every step (schedules) and the captured step follows it', async () => {
+    const cpu = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 51 });
+    const gpu = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 51, device: 'cuda' });
+    const options: CompileOptions = { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } };
+    cpu.compile(options);
+    gpu.compile(options);
+    const L = lengths(cpu, 4, true);
+    for (const [step, lr] of [0.1, 0.02, 0.3, 0.05].entries()) {
+      const { x, y } = batchFor(cpu, 4, 300 + step);
+      const [mc, mg] = [await cpu.trainStep(x, y, { lr }), await gpu.trainStep(x, y, { lr })];
+      expectClose('scheduled lr loss', [mg.loss], [mc.loss], L.forward + cpu.classes);
+      x.dispose();
+    }
+    for (const p of cpu.parameterInfo()) {
+      if (p.trainable) expectCloseScaled('scheduled lr weights', p.name, gpu.getParameter(p.name), cpu.getParameter(p.name), L.gradient);
+    }
+    cpu.dispose();
+    gpu.dispose();
+  });
+
+  it('with RESNET_CUDA_GRAPHS=0 (no capture, same one-sync step) training gives the same results as with graphs', () => {
+    const script = `
+      const rn = require(${JSON.stringify(`${process.cwd()}/dist/index.js`)});
+      (async () => {
+        const m = rn.models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 61, device: 'cuda' });
+        m.compile({ optimizer: { type: 'adamw', lr: 1e-3, eps: 1e-4 }, clipGradNorm: 0.5 });
+        const losses = [];
+        for (let i = 0; i < 4; i++) {
+          const x = rn.Tensor.fromArray(Float32Array.from({ length: 8 * 16 * 16 * 3 }, (_, k) => Math.sin(k * 0.37 + i)), [8, 16, 16, 3]);
+          losses.push((await m.trainStep(x, Int32Array.from({ length: 8 }, (_, k) => (k + i) % 10))).loss);
+        }
+        console.log(JSON.stringify({ losses, w: Array.from(m.getParameter('conv1.weight')) }));
+      })();`;
+    const run = (graphs: string) =>
+      JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, RESNET_CUDA_GRAPHS: graphs, RESNET_CUDNN_SEARCH: 'heuristic' }, encoding: 'utf8' })) as { losses: number[]; w: number[] };
+    const [captured, eager] = [run('1'), run('0')];
+    const m = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 61 });
+    const L = lengths(m, 8, true);
+    m.dispose();
+    expectClose('graph vs no graph loss', captured.losses, eager.losses, L.forward + 10);
+    expectCloseScaled('graph vs no graph weights', 'conv1.weight', captured.w, eager.w, 4 * L.gradient);
+  });
+});
+
+// --- mixed precision ------------------------------------------------------------------------
+//
+// fp16 / bf16 activations against the fp32 CPU engine. Each stored activation (and each weight
+// converted for a convolution, and each layer's input) is rounded once to the half type, with
+// relative error at most u (fp16 2^-11, bf16 2^-8); independent roundings along a path of D
+// layers add up like a random walk, so the error relative to the whole tensor grows as u·√(3D).
+// The bound used is 8·u·√(3D) for the forward values and 16·u·√(6D) for gradients (backward
+// passes the path again, and batch-norm's backward divides by a batch standard deviation that
+// is itself rounded), with D the number of layers. Both are far below what a wrong type, a
+// missing conversion or an unscaled gradient produces (errors of order 1 or of the loss scale).
+
+const UNIT_ROUNDOFF = { fp16: 2 ** -11, bf16: 2 ** -8 } as const;
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < expected.length; i++) {
+    num += (actual[i]! - expected[i]!) ** 2;
+    den += expected[i]! ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+function expectRelative(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, bound: number): void {
+  expect(actual.length).toBe(expected.length);
+  const err = relativeError(actual, expected);
+  console.log(`[cuda.test] ${what}: relative error ${err.toExponential(2)} (bound ${bound.toExponential(2)})`);
+  expect(err, what).toBeLessThanOrEqual(bound);
+}
+
+const MIXED_FAMILIES = FAMILIES.filter((f) => !f.name.startsWith('resnetCifar depth 11'));
+
+describe.skipIf(!GPU)('mixed precision on the GPU', () => {
+  for (const precision of ['fp16', 'bf16'] as const) {
+    const u = UNIT_ROUNDOFF[precision];
+    for (const family of MIXED_FAMILIES) {
+      it(`${precision} ${family.name}: logits, loss and gradients against fp32 on the CPU`, async () => {
+        const cpu = family.build('cpu');
+        const gpu = Model.fromSpec(cpu.spec, { seed: 0, device: 'cuda', precision });
+        for (const p of cpu.parameterInfo()) gpu.setParameter(p.name, cpu.getParameter(p.name));
+        expect(gpu.precision).toBe(precision);
+        const D = cpu.spec.layers.length;
+        const { x, y } = batchFor(cpu, family.n, 101);
+        const [lc, lg] = [await cpu.predict(x), await gpu.predict(x)];
+        expectRelative(`${precision} ${family.name} logits`, lg.toFloat32Array(), lc.toFloat32Array(), 8 * u * Math.sqrt(3 * D));
+        const [gc, gg] = [await cpu.computeGradients(x, y), await gpu.computeGradients(x, y)];
+        expectRelative(`${precision} ${family.name} train loss`, [gg.loss], [gc.loss], 8 * u * Math.sqrt(3 * D));
+        const all: [number[], number[]] = [[], []];
+        for (const p of cpu.parameterInfo()) {
+          if (!p.trainable) continue;
+          all[0].push(...gpu.getGradient(p.name));
+          all[1].push(...cpu.getGradient(p.name));
+        }
+        expectRelative(`${precision} ${family.name} gradients`, all[0], all[1], 16 * u * Math.sqrt(6 * D));
+        for (const t of [x, lc, lg]) t.dispose();
+        cpu.dispose();
+        gpu.dispose();
+      });
+    }
+  }
+
+  it('fp16 and bf16 training follow fp32 training on a learnable task', async () => {
+    // Ten classes, each a fixed random template plus noise: fp32 learns it in a few dozen steps.
+    const rng = new Rng(77);
+    const templates = Array.from({ length: 10 }, () => rng.array(8 * 8 * 3));
+    const batches = Array.from({ length: 40 }, () => {
+      const y = rng.labels(32, 10);
+      const data = new Float32Array(32 * 8 * 8 * 3);
+      for (let i = 0; i < 32; i++) {
+        const t = templates[y[i]!]!;
+        for (let k = 0; k < t.length; k++) data[i * t.length + k] = t[k]! + 0.5 * (rng.next() * 2 - 1);
+      }
+      return { x: Tensor.fromArray(data, [32, 8, 8, 3]), y };
+    });
+    const finals: Record<string, number> = {};
+    for (const precision of ['fp32', 'fp16', 'bf16'] as const) {
+      const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 78, device: 'cuda', precision });
+      m.compile({ optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
+      let first = 0;
+      let last = 0;
+      let skipped = 0;
+      for (let epoch = 0; epoch < 2; epoch++) {
+        for (const [i, b] of batches.entries()) {
+          const r = await m.trainStep(b.x, b.y);
+          if (epoch === 0 && i === 0) first = r.loss;
+          last = r.loss;
+          if (r.skipped) skipped++;
+        }
+      }
+      console.log(`[cuda.test] ${precision}: loss ${first.toFixed(3)} → ${last.toFixed(3)}, ${skipped} skipped steps, loss scale ${m.lossScale.scale}`);
+      expect(last).toBeLessThan(first * 0.25);
+      finals[precision] = last;
+      m.dispose();
+    }
+    // Same data, weights and steps: the half types end where fp32 does, within the spread a
+    // changed rounding gives a short SGD run (well under the 4× drop each achieves).
+    expect(Math.abs(finals.fp16! - finals.fp32!)).toBeLessThan(0.5 * finals.fp32! + 0.05);
+    expect(Math.abs(finals.bf16! - finals.fp32!)).toBeLessThan(0.5 * finals.fp32! + 0.05);
+    for (const b of batches) b.x.dispose();
+  });
+
+  it('fp16 dynamic loss scaling: overflowing steps are skipped with the scale halved and the weights untouched', async () => {
+    // 2^24 times the loss makes d(loss)/d(logits) ≈ 2^24 / n, far past fp16's largest finite 65504.
+    const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 79, device: 'cuda', precision: 'fp16', lossScale: { initial: 2 ** 24, growthInterval: 1000 } });
+    m.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    const { x, y } = batchFor(m, 8, 80);
+    const before = m.getParameter('conv1.weight');
+    const r1 = await m.trainStep(x, y);
+    expect(r1).toMatchObject({ skipped: true, lossScale: 2 ** 24, gradNorm: 0 });
+    expect(Number.isFinite(r1.loss)).toBe(true);
+    expect(m.getParameter('conv1.weight')).toEqual(before);
+    expect(m.lossScale).toEqual({ scale: 2 ** 23, skippedSteps: 1 });
+    let steps = 1;
+    let r = r1;
+    while (r.skipped && steps < 20) {
+      r = await m.trainStep(x, y);
+      steps++;
+    }
+    expect(r.skipped).toBe(false);
+    expect(r.lossScale).toBeLessThanOrEqual(2 ** 20);
+    expect(m.lossScale.skippedSteps).toBe(steps - 1);
+    expect(m.getParameter('conv1.weight')).not.toEqual(before);
+    x.dispose();
+    m.dispose();
+  });
+
+  it('bf16 uses no loss scaling by default; a mixed-precision model saves and loads in fp32 and in bf16', async () => {
+    const { mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { loadModel } = await import('../lib/index.js');
+    const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 81, device: 'cuda', precision: 'bf16' });
+    m.compile({ optimizer: { type: 'sgd', lr: 0.1 } });
+    const { x, y } = batchFor(m, 8, 82);
+    expect((await m.trainStep(x, y)).lossScale).toBe(1);
+    const file = join(mkdtempSync(join(tmpdir(), 'rn-cuda-')), 'bf16.safetensors');
+    await m.save(file);
+    const back = await loadModel(file, { device: 'cuda', precision: 'bf16' });
+    expect(back.precision).toBe('bf16');
+    expect(back.getParameter('conv1.weight')).toEqual(m.getParameter('conv1.weight'));
+    const cpu = await loadModel(file);
+    m.eval();
+    const D = m.spec.layers.length;
+    expectRelative('bf16 model vs its fp32 reload', (await m.predict(x)).toFloat32Array(), (await cpu.predict(x)).toFloat32Array(), 8 * UNIT_ROUNDOFF.bf16 * Math.sqrt(3 * D));
+    for (const t of [m, back, cpu]) t.dispose();
+    x.dispose();
   });
 });

@@ -54,6 +54,7 @@ struct ParamSlice {
 // A captured training step (CUDA graphs): what the host sets before each replay, and what
 // comes back after it in one read.
 struct StepInputs {
+  float loss_scale = 1.0f;
   float inv_loss_scale = 1.0f;  // the gradients are unscaled by this...
   float clip_norm = 0.0f;       // ...and clipped to this global norm (0: no clipping)
   double adam_c1 = 1.0, adam_c2 = 1.0;  // AdamW's bias corrections 1 − β^step for this step

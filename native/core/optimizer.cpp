@@ -100,6 +100,7 @@ void Optimizer::update(float* params, float* grads, int64_t step) {
 
 StepInputs Optimizer::captured_inputs(float inv_loss_scale) {
   StepInputs in;
+  in.loss_scale = 1.0f / inv_loss_scale;
   in.inv_loss_scale = inv_loss_scale;
   in.clip_norm = config_.clip_norm;
   const double step = static_cast<double>(steps_ + 1);

@@ -38,7 +38,11 @@ CudaBackend::CudaBackend(int ordinal, bool allow_tf32, cuda_abi::Precision preci
   allocator_ = std::make_unique<DeviceAllocator>(ordinal_);
   conv_ = std::make_unique<ConvEngine>(cudnn_, allow_tf32, cudnn_type(precision_));
   results_ = static_cast<double*>(allocator_->allocate(16 * sizeof(double), "loss results"));
+  control_ = static_cast<StepControl*>(allocator_->allocate(sizeof(StepControl), "step control"));
+  RN_CUDA(cudaMemsetAsync(control_, 0, sizeof(StepControl), stream_));
   profiler_ = std::make_unique<Profiler>();
+  const char* graphs = std::getenv("RESNET_CUDA_GRAPHS");
+  graphs_enabled_ = !(graphs && std::strcmp(graphs, "0") == 0) && !profiler_->enabled();
   if (profiler_->enabled()) {
     // Backends live until the process exits; the totals are printed then.
     static std::vector<Profiler*> profilers;
@@ -51,6 +55,7 @@ CudaBackend::~CudaBackend() {
   // Backends live until the process exits; tidy up anyway for tools that destroy them.
   cudaSetDevice(ordinal_);
   if (stream_) cudaStreamSynchronize(stream_);
+  for (auto& [key, c] : captured_) cudaGraphExecDestroy(c.exec);
   conv_.reset();
   allocator_.reset();
   if (cudnn_) cudnnDestroy(cudnn_);
@@ -220,7 +225,8 @@ void CudaBackend::batch_norm_statistics(int64_t rows, int64_t channels, const fl
 void CudaBackend::batch_norm_update_running(int64_t rows, int64_t channels, const float* mean, const float* var,
                                             float momentum, float* running_mean, float* running_var) {
   ProfileScope profile(*profiler_, stream_, Work::BatchNormStats);
-  rn::cuda::batch_norm_update_running(stream_, rows, channels, mean, var, momentum, running_mean, running_var);
+  rn::cuda::batch_norm_update_running(stream_, rows, channels, mean, var, momentum, running_mean, running_var,
+                                      recording_ ? &control_->running_ok : nullptr);
 }
 
 void CudaBackend::batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
@@ -394,8 +400,10 @@ double CudaBackend::softmax_cross_entropy(int64_t n, int64_t classes, const floa
   ProfileScope profile(*profiler_, stream_, Work::Loss);
   with_activation_type([&](auto t) {
     using T = decltype(t);
-    rn::cuda::softmax_cross_entropy<T>(stream_, n, classes, as<T>(logits), labels, smoothing, results_);
+    rn::cuda::softmax_cross_entropy<T>(stream_, n, classes, as<T>(logits), labels, smoothing,
+                                       recording_ ? control_->results : results_);
   });
+  if (recording_) return std::nan("");  // step_outcome reads it
   double host[3] = {0, 0, 0};
   download(host, results_, sizeof(host));
   if (correct) *correct = static_cast<int64_t>(host[1]);
@@ -422,6 +430,10 @@ void CudaBackend::softmax(int64_t n, int64_t classes, const float* logits, float
 
 double CudaBackend::sum_of_squares(int64_t count, const float* x) {
   ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  if (recording_) {
+    rn::cuda::sum_of_squares(stream_, count, x, control_->results + 3);
+    return std::nan("");
+  }
   rn::cuda::sum_of_squares(stream_, count, x, results_ + 4);
   double host = 0;
   download(&host, results_ + 4, sizeof(host));
@@ -466,6 +478,7 @@ const rn::ParamSlice* CudaBackend::upload_slices(const std::vector<rn::ParamSlic
     allocator_->release(slices_);
     slices_capacity_ = std::max<size_t>(slices.size(), 64);
     slices_ = static_cast<rn::ParamSlice*>(allocator_->allocate(slices_capacity_ * sizeof(rn::ParamSlice), "optimizer table"));
+    ++slices_generation_;
   }
   slices_host_ = slices;
   upload(slices_, slices_host_.data(), static_cast<int64_t>(bytes));
@@ -479,7 +492,8 @@ void CudaBackend::sgd_update_all(const std::vector<rn::ParamSlice>& slices, SgdA
   const rn::ParamSlice* table = upload_slices(slices);
   const int64_t total = slices.back().offset + slices.back().numel;
   rn::cuda::sgd_update_all(stream_, reinterpret_cast<const rn::cuda::ParamSlice*>(table),
-                           static_cast<int>(slices.size()), total, a, params, grads, momentum);
+                           static_cast<int>(slices.size()), total, a, params, grads, momentum,
+                           recording_ ? control_ : nullptr);
 }
 
 void CudaBackend::adamw_update_all(const std::vector<rn::ParamSlice>& slices, AdamArgs a, float* params,
@@ -489,7 +503,88 @@ void CudaBackend::adamw_update_all(const std::vector<rn::ParamSlice>& slices, Ad
   const rn::ParamSlice* table = upload_slices(slices);
   const int64_t total = slices.back().offset + slices.back().numel;
   rn::cuda::adamw_update_all(stream_, reinterpret_cast<const rn::cuda::ParamSlice*>(table),
-                             static_cast<int>(slices.size()), total, a, params, grads, m, v);
+                             static_cast<int>(slices.size()), total, a, params, grads, m, v,
+                             recording_ ? control_ : nullptr);
+}
+
+// --- captured steps ------------------------------------------------------------------
+
+void CudaBackend::copy_device(void* dst, const void* src, int64_t bytes) {
+  ProfileScope profile(*profiler_, stream_, Work::Other);
+  if (bytes > 0 && dst != src) {
+    RN_CUDA(cudaMemcpyAsync(dst, src, static_cast<size_t>(bytes), cudaMemcpyDeviceToDevice, stream_));
+  }
+}
+
+void CudaBackend::set_step_inputs(const StepInputs& inputs) {
+  // Ordered on the stream before the replay that reads it.
+  upload(&control_->in, &inputs, sizeof(StepInputs));
+}
+
+void CudaBackend::stage_param_table(const std::vector<rn::ParamSlice>& slices) { upload_slices(slices); }
+
+void CudaBackend::finish_gradients(int64_t count, float* grads) {
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  finish_step(stream_, control_);
+  scale_by_control(stream_, count, control_, grads);
+}
+
+StepOutcome CudaBackend::step_outcome() {
+  double host[4] = {0, 0, 0, 0};
+  download(host, control_->results, sizeof(host));
+  return {host[0], host[1], host[2], host[3]};
+}
+
+// Queues the step's work directly, in the recording mode (results stay on the device).
+void CudaBackend::record_step(const std::function<void()>& record) {
+  recording_ = true;
+  try {
+    record();
+  } catch (...) {
+    recording_ = false;
+    throw;
+  }
+  recording_ = false;
+}
+
+void CudaBackend::run_captured(const void* key, uint64_t version, const std::function<void()>& record) {
+  if (!graphs_enabled_) {
+    record_step(record);
+    return;
+  }
+  Captured& c = captured_[key];
+  if (c.exec == nullptr || c.version != version || c.slices_generation != slices_generation_) {
+    if (c.exec != nullptr) RN_CUDA(cudaGraphExecDestroy(c.exec));
+    c.exec = nullptr;
+    // Thread-local mode: other threads (an input copy on Node's main thread) may keep
+    // calling CUDA while this one captures.
+    RN_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    cudaGraph_t graph = nullptr;
+    try {
+      record_step(record);
+    } catch (...) {
+      cudaStreamEndCapture(stream_, &graph);
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      throw;
+    }
+    RN_CUDA(cudaStreamEndCapture(stream_, &graph));
+    const cudaError_t made = cudaGraphInstantiate(&c.exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (made != cudaSuccess) {
+      c.exec = nullptr;
+      cuda_fail("cudaGraphInstantiate", made);
+    }
+    c.version = version;
+    c.slices_generation = slices_generation_;
+  }
+  RN_CUDA(cudaGraphLaunch(c.exec, stream_));
+}
+
+void CudaBackend::drop_captures(const void* key) {
+  auto it = captured_.find(key);
+  if (it == captured_.end()) return;
+  if (it->second.exec != nullptr) cudaGraphExecDestroy(it->second.exec);
+  captured_.erase(it);
 }
 
 }  // namespace rn::cuda

@@ -11,6 +11,7 @@
 
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "../core/backend.hpp"
@@ -18,6 +19,7 @@
 #include "cudnn_conv.hpp"
 #include "device_allocator.hpp"
 #include "profiler.hpp"
+#include "step_control.hpp"
 
 namespace rn::cuda {
 
@@ -43,6 +45,17 @@ class CudaBackend final : public Backend {
   bool activations_finite(int64_t count, const float* x) override;
   void begin_call() override;
   void end_call() override;
+  void copy_device(void* dst, const void* src, int64_t bytes) override;
+
+  // Captured training steps: always the one-sync device path; a CUDA graph unless
+  // RESNET_CUDA_GRAPHS=0 or the profiler is on (its timing events would be captured too).
+  bool captures_steps() const override { return true; }
+  void set_step_inputs(const StepInputs& inputs) override;
+  void run_captured(const void* key, uint64_t version, const std::function<void()>& record) override;
+  void finish_gradients(int64_t count, float* grads) override;
+  StepOutcome step_outcome() override;
+  void drop_captures(const void* key) override;
+  void stage_param_table(const std::vector<ParamSlice>& slices) override;
 
   int64_t conv2d_scratch_floats(const Conv2dGeometry& g) const override;
   void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
@@ -142,6 +155,18 @@ class CudaBackend final : public Backend {
   ParamSlice* slices_ = nullptr;     // device copy of the optimizer's table
   std::vector<ParamSlice> slices_host_;
   size_t slices_capacity_ = 0;
+  uint64_t slices_generation_ = 0;  // bumped when the table moves (a capture baked its address)
+
+  // Captured steps.
+  struct Captured {
+    uint64_t version = 0, slices_generation = 0;
+    cudaGraphExec_t exec = nullptr;
+  };
+  void record_step(const std::function<void()>& record);
+  bool graphs_enabled_ = true;
+  bool recording_ = false;  // between run_captured's start and end: results stay on the device
+  StepControl* control_ = nullptr;  // device
+  std::unordered_map<const void*, Captured> captured_;
 };
 
 }  // namespace rn::cuda

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "../kernels.hpp"
+#include "../step_control.hpp"
 #include "kernel_support.cuh"
 
 namespace rn::cuda {
@@ -63,6 +64,7 @@ struct SgdStep {
     }
     params[i] = p - s.lr * g;
   }
+  __device__ void set_step(const StepInputs&) {}
 };
 
 struct AdamStep {
@@ -80,11 +82,18 @@ struct AdamStep {
     const double mhat = mi / c1, vhat = vi / c2;
     params[i] = static_cast<float>(params[i] * shrink - s.lr * mhat / (sqrt(vhat) + eps));
   }
+  __device__ void set_step(const StepInputs& in) { c1 = in.adam_c1, c2 = in.adam_c2; }
 };
 
+// In a captured step (control non-null) the update applies only to a finite step, and Adam's
+// bias corrections are this step's, read from the device.
 template <typename Step>
 __global__ void __launch_bounds__(detail::kThreads)
-    update_all_kernel(const ParamSlice* table, int tensors, int64_t total, Step step) {
+    update_all_kernel(const ParamSlice* table, int tensors, int64_t total, Step step, const StepControl* control) {
+  if (control != nullptr) {
+    if (!control->apply) return;
+    step.set_step(control->in);
+  }
   for_chunk(table, tensors, total, step);
 }
 
@@ -93,19 +102,19 @@ unsigned chunks(int64_t total) { return static_cast<unsigned>(detail::ceil_div(t
 }  // namespace
 
 void sgd_update_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats, const SgdArgs& a,
-                    float* params, const float* grads, float* momentum) {
+                    float* params, const float* grads, float* momentum, const StepControl* control) {
   if (tensors <= 0 || total_floats <= 0) return;
   const SgdStep step{a.momentum, a.nesterov, a.decoupled, a.first_step, params, momentum, grads};
-  update_all_kernel<<<chunks(total_floats), detail::kThreads, 0, s>>>(table, tensors, total_floats, step);
+  update_all_kernel<<<chunks(total_floats), detail::kThreads, 0, s>>>(table, tensors, total_floats, step, control);
 }
 
 void adamw_update_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats, const AdamArgs& a,
-                      float* params, const float* grads, float* m, float* v) {
+                      float* params, const float* grads, float* m, float* v, const StepControl* control) {
   if (tensors <= 0 || total_floats <= 0) return;
   const double c1 = 1.0 - std::pow(double(a.beta1), double(a.step));
   const double c2 = 1.0 - std::pow(double(a.beta2), double(a.step));
   const AdamStep step{a.beta1, a.beta2, a.eps, c1, c2, params, m, v, grads};
-  update_all_kernel<<<chunks(total_floats), detail::kThreads, 0, s>>>(table, tensors, total_floats, step);
+  update_all_kernel<<<chunks(total_floats), detail::kThreads, 0, s>>>(table, tensors, total_floats, step, control);
 }
 
 }  // namespace rn::cuda
