@@ -58,8 +58,9 @@ inline int64_t partial_doubles(int64_t channels, int sums) {
 // Terms<V, T> (T the activation type it reads) provides prepare(ch0) (once per thread,
 // e.g. to load per-channel constants), add(row, ch0, run) adding its S terms for channels
 // ch0 .. ch0+V-1 of one row, and kRowUnroll, the rows a thread loads per loop trip (a
-// divisor of kFloatRun): several independent loads in flight per thread are what approach the memory bandwidth, but
-// terms that already load several tensors per row lose more to register pressure.
+// divisor of kFloatRun): several independent loads in flight per thread are what
+// approach the memory bandwidth, but terms that already load several tensors per row lose
+// more to register pressure.
 template <int V, int S, typename Terms>
 __global__ void __launch_bounds__(kThreads) column_partials_kernel(int64_t rows, int64_t channels, int64_t parts,
                                                                    Terms terms, double* partial) {
