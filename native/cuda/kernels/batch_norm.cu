@@ -29,17 +29,18 @@ __device__ __forceinline__ float inverse_std(float var, float eps) {
 
 // ---- statistics ------------------------------------------------------------------------
 
+template <typename T>
 struct StatsArgs {
-  const float* x;
+  const T* x;
   int64_t channels;
 };
 
-template <int V>
+template <int V, typename T>
 struct StatsTerms {
   static constexpr int kRowUnroll = 4;  // one load per row: unroll for loads in flight
-  const float* x;
+  const T* x;
   int64_t channels;
-  explicit StatsTerms(const StatsArgs& a) : x(a.x), channels(a.channels) {}
+  explicit StatsTerms(const StatsArgs<T>& a) : x(a.x), channels(a.channels) {}
   __device__ void prepare(int64_t) {}
   __device__ void add(int64_t r, int64_t ch0, float (&run)[2][V]) const {
     const Floats<V> v = load<V>(x + r * channels + ch0);
@@ -71,9 +72,9 @@ __global__ void update_running_kernel(int64_t channels, double bessel, float mom
 
 // ---- forward ---------------------------------------------------------------------------
 
-template <int V>
+template <int V, typename T>
 __global__ void __launch_bounds__(detail::kThreads)
-    forward_kernel(BatchNormArgs a, const float* x, const float* skip, bool relu, float* y) {
+    forward_kernel(BatchNormArgs a, const T* x, const T* skip, bool relu, T* y) {
   const int64_t ch0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
   if (ch0 >= a.channels) return;
   float scale[V], shift[V];
@@ -104,20 +105,22 @@ __global__ void __launch_bounds__(detail::kThreads)
 
 // ---- backward --------------------------------------------------------------------------
 
+template <typename T>
 struct BackwardArgs {
-  const float *x, *y, *dy, *mean, *var;
+  const T *x, *y, *dy;
+  const float *mean, *var;
   float epsilon;
   bool relu;
   int64_t channels;
 };
 
 // dz = dy past the ReLU mask (y > 0); xhat = (x − mean) · invstd.
-template <int V>
+template <int V, typename T>
 struct BackwardTerms {
   static constexpr int kRowUnroll = 1;  // 2-3 loads per row already; unrolled, registers cut occupancy (measured slower)
-  BackwardArgs a;
+  BackwardArgs<T> a;
   float mean[V], invstd[V];
-  explicit BackwardTerms(const BackwardArgs& args) : a(args) {}
+  explicit BackwardTerms(const BackwardArgs<T>& args) : a(args) {}
   __device__ void prepare(int64_t ch0) {
 #pragma unroll
     for (int k = 0; k < V; ++k) {
@@ -159,10 +162,11 @@ struct BackwardFinish {
   }
 };
 
-template <int V>
+// dx may alias dy: each element is read before it is written, by the same thread.
+template <int V, typename T>
 __global__ void __launch_bounds__(detail::kThreads)
-    input_gradient_kernel(int64_t rows, int64_t channels, const float* x, const float* y, bool relu, const float* dy,
-                          const float* mean, const float* coefficients, float* dx, float* dskip) {
+    input_gradient_kernel(int64_t rows, int64_t channels, const T* x, const T* y, bool relu, const T* dy,
+                          const float* mean, const float* coefficients, T* dx, T* dskip) {
   const int64_t ch0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
   if (ch0 >= channels) return;
   const float* invstd = coefficients;
@@ -201,10 +205,11 @@ int64_t channel_scratch_floats(int64_t channels) {
   return 2 * detail::partial_doubles(channels, 2) + 2 + 4 * channels;
 }
 
-void batch_norm_statistics(cudaStream_t s, int64_t rows, int64_t channels, const float* x, float* mean, float* var,
+template <typename T>
+void batch_norm_statistics(cudaStream_t s, int64_t rows, int64_t channels, const T* x, float* mean, float* var,
                            float* scratch) {
-  detail::reduce_columns<StatsTerms, 2>(s, rows, channels, detail::aligned16(x), StatsArgs{x, channels},
-                                        partial_area(scratch), StatsFinish{double(rows), mean, var});
+  detail::reduce_columns<StatsTerms, T, 2>(s, rows, channels, detail::vector_aligned(x), StatsArgs<T>{x, channels},
+                                           partial_area(scratch), StatsFinish{double(rows), mean, var});
 }
 
 void batch_norm_update_running(cudaStream_t s, int64_t rows, int64_t channels, const float* mean, const float* var,
@@ -215,40 +220,48 @@ void batch_norm_update_running(cudaStream_t s, int64_t rows, int64_t channels, c
       channels, bessel, momentum, mean, var, running_mean, running_var);
 }
 
-void batch_norm_forward(cudaStream_t s, const BatchNormArgs& a, const float* x, const float* skip, bool relu,
-                        float* y) {
+template <typename T>
+void batch_norm_forward(cudaStream_t s, const BatchNormArgs& a, const T* x, const T* skip, bool relu, T* y) {
   if (a.rows <= 0 || a.channels <= 0) return;
-  const bool vectorise = detail::all_aligned16(x, y) && (skip == nullptr || detail::aligned16(skip));
+  const bool vectorise = detail::all_vector_aligned(x, y) && (skip == nullptr || detail::vector_aligned(skip));
   const detail::ColumnLayout l = detail::column_layout(a.channels, vectorise);
   const dim3 grid = detail::rows_grid(l, a.rows), block(l.tx, l.ty);
   if (l.vec == 4) {
-    forward_kernel<4><<<grid, block, 0, s>>>(a, x, skip, relu, y);
+    forward_kernel<4, T><<<grid, block, 0, s>>>(a, x, skip, relu, y);
   } else {
-    forward_kernel<1><<<grid, block, 0, s>>>(a, x, skip, relu, y);
+    forward_kernel<1, T><<<grid, block, 0, s>>>(a, x, skip, relu, y);
   }
 }
 
-void batch_norm_backward(cudaStream_t s, const BatchNormArgs& a, bool training, const float* x, const float* y,
-                         bool relu, const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta,
-                         float* scratch) {
+template <typename T>
+void batch_norm_backward(cudaStream_t s, const BatchNormArgs& a, bool training, const T* x, const T* y, bool relu,
+                         const T* dy, T* dx, T* dskip, float* dgamma, float* dbeta, float* scratch) {
   if (a.rows <= 0 || a.channels <= 0) return;
   const int64_t c = a.channels;
   float* coefficients = coefficient_area(scratch, c);
-  const bool vectorise = detail::all_aligned16(x, dy, dx) && (!relu || detail::aligned16(y)) &&
-                         (dskip == nullptr || detail::aligned16(dskip));
-  const BackwardArgs args{x, y, dy, a.mean, a.var, a.epsilon, relu, c};
+  const bool vectorise = detail::all_vector_aligned(x, dy, dx) && (!relu || detail::vector_aligned(y)) &&
+                         (dskip == nullptr || detail::vector_aligned(dskip));
+  const BackwardArgs<T> args{x, y, dy, a.mean, a.var, a.epsilon, relu, c};
   const BackwardFinish finish{a.gamma,         a.var,           a.epsilon,           double(a.rows),
                               training,        dgamma,          dbeta,               coefficients,
                               coefficients + c, coefficients + 2 * c, coefficients + 3 * c};
-  detail::reduce_columns<BackwardTerms, 2>(s, a.rows, c, vectorise, args, partial_area(scratch), finish);
+  detail::reduce_columns<BackwardTerms, T, 2>(s, a.rows, c, vectorise, args, partial_area(scratch), finish);
 
   const detail::ColumnLayout l = detail::column_layout(c, vectorise);
   const dim3 grid = detail::rows_grid(l, a.rows), block(l.tx, l.ty);
   if (l.vec == 4) {
-    input_gradient_kernel<4><<<grid, block, 0, s>>>(a.rows, c, x, y, relu, dy, a.mean, coefficients, dx, dskip);
+    input_gradient_kernel<4, T><<<grid, block, 0, s>>>(a.rows, c, x, y, relu, dy, a.mean, coefficients, dx, dskip);
   } else {
-    input_gradient_kernel<1><<<grid, block, 0, s>>>(a.rows, c, x, y, relu, dy, a.mean, coefficients, dx, dskip);
+    input_gradient_kernel<1, T><<<grid, block, 0, s>>>(a.rows, c, x, y, relu, dy, a.mean, coefficients, dx, dskip);
   }
 }
+
+#define INSTANTIATE(T)                                                                                         \
+  template void batch_norm_statistics<T>(cudaStream_t, int64_t, int64_t, const T*, float*, float*, float*);          \
+  template void batch_norm_forward<T>(cudaStream_t, const BatchNormArgs&, const T*, const T*, bool, T*);             \
+  template void batch_norm_backward<T>(cudaStream_t, const BatchNormArgs&, bool, const T*, const T*, bool, const T*, \
+                                       T*, T*, float*, float*, float*);
+RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
+#undef INSTANTIATE
 
 }  // namespace rn::cuda

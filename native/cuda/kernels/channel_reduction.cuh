@@ -1,7 +1,7 @@
 // Deterministic per-channel sums over the rows of an NHWC [rows, channels] matrix, the
 // shape of every batch-norm and bias reduction. Two levels, no float atomics:
 //   1. column_partials_kernel: a block owns a tile of channels (threads across channels,
-//      so loads are coalesced along the channel axis, float4 where channels % 4 == 0) and
+//      so loads are coalesced along the channel axis, 4-wide where channels % 4 == 0) and
 //      one contiguous range of rows ("part"); each thread sums its rows in float over runs
 //      of kFloatRun rows (as the CPU backend does), carries the runs in double, and the
 //      block folds its row lanes in a fixed tree into partial[part][sum][channel].
@@ -21,7 +21,7 @@ constexpr int64_t kMinRowsPerThread = 16;
 constexpr int kFinishChannels = 32, kFinishLanes = 8;
 
 struct ColumnLayout {
-  int vec;                 // 4: float4 along channels; 1: scalar
+  int vec;                 // 4: 4-wide vectors along channels; 1: scalar
   int tx, ty;              // threads across channel vectors × across rows, tx·ty = kThreads
   int64_t channel_blocks;  // blocks across the channel axis
 };
@@ -55,11 +55,12 @@ inline int64_t partial_doubles(int64_t channels, int sums) {
   return parts * sums * channels;
 }
 
-// Terms<V> provides prepare(ch0) (once per thread, e.g. to load per-channel constants),
-// add(row, ch0, run) adding its S terms for channels ch0 .. ch0+V-1 of one row, and
-// kRowUnroll, the rows a thread loads per loop trip (a divisor of kFloatRun): several
-// independent loads in flight per thread are what approach the memory bandwidth, but
-// terms that already load several tensors per row lose more to register pressure.
+// Terms<V, T> (T the activation type it reads) provides prepare(ch0) (once per thread,
+// e.g. to load per-channel constants), add(row, ch0, run) adding its S terms for channels
+// ch0 .. ch0+V-1 of one row, and kRowUnroll, the rows a thread loads per loop trip (a
+// divisor of kFloatRun): several independent loads in flight per thread are what
+// approach the memory bandwidth, but terms that already load several tensors per row lose
+// more to register pressure.
 template <int V, int S, typename Terms>
 __global__ void __launch_bounds__(kThreads) column_partials_kernel(int64_t rows, int64_t channels, int64_t parts,
                                                                    Terms terms, double* partial) {
@@ -153,8 +154,8 @@ __global__ void __launch_bounds__(kFinishChannels* kFinishLanes)
   }
 }
 
-// Runs both levels: Terms<V> is built from `args`; `partial` holds partial_doubles(channels, S).
-template <template <int> class Terms, int S, typename Args, typename Finish>
+// Runs both levels: Terms<V, T> is built from `args`; `partial` holds partial_doubles(channels, S).
+template <template <int, typename> class Terms, typename T, int S, typename Args, typename Finish>
 void reduce_columns(cudaStream_t stream, int64_t rows, int64_t channels, bool vectorise, const Args& args,
                     double* partial, const Finish& finish) {
   if (rows <= 0 || channels <= 0) return;
@@ -164,11 +165,11 @@ void reduce_columns(cudaStream_t stream, int64_t rows, int64_t channels, bool ve
   const dim3 block(l.tx, l.ty);
   const size_t shared = size_t(kThreads) * S * l.vec * sizeof(double);
   if (l.vec == 4) {
-    column_partials_kernel<4, S, Terms<4>><<<grid, block, shared, stream>>>(rows, channels, parts, Terms<4>(args),
-                                                                             partial);
+    column_partials_kernel<4, S, Terms<4, T>><<<grid, block, shared, stream>>>(rows, channels, parts,
+                                                                                Terms<4, T>(args), partial);
   } else {
-    column_partials_kernel<1, S, Terms<1>><<<grid, block, shared, stream>>>(rows, channels, parts, Terms<1>(args),
-                                                                             partial);
+    column_partials_kernel<1, S, Terms<1, T>><<<grid, block, shared, stream>>>(rows, channels, parts,
+                                                                                Terms<1, T>(args), partial);
   }
   const dim3 finish_grid(static_cast<unsigned>(ceil_div(channels, kFinishChannels)));
   const dim3 finish_block(kFinishChannels, kFinishLanes);

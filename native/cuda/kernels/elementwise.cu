@@ -1,6 +1,6 @@
 // Element-wise kernels over flat buffers: ReLU and its backward from the saved output,
-// add (+ ReLU), accumulate and scale. float4 bodies where every buffer is 16-byte
-// aligned; the last count % 4 elements go to the first few threads.
+// add (+ ReLU), accumulate, scale and type conversion. 4-wide bodies where every buffer is
+// aligned for its vectors; the last count % 4 elements go to the first few threads.
 #include "../kernels.hpp"
 #include "kernel_support.cuh"
 
@@ -29,9 +29,10 @@ void launch(cudaStream_t s, int64_t count, bool aligned, const Op& op) {
   }
 }
 
+template <typename T>
 struct Relu {
-  const float* x;
-  float* y;
+  const T* x;
+  T* y;
   template <int V>
   __device__ void apply(int64_t i) const {
     Floats<V> v = load<V>(x + i);
@@ -41,9 +42,10 @@ struct Relu {
   }
 };
 
+template <typename T>
 struct ReluBackward {
-  const float *y, *dy;
-  float* dx;
+  const T *y, *dy;
+  T* dx;
   template <int V>
   __device__ void apply(int64_t i) const {
     const Floats<V> out = load<V>(y + i);
@@ -54,10 +56,11 @@ struct ReluBackward {
   }
 };
 
+template <typename T>
 struct Add {
-  const float *a, *b;
+  const T *a, *b;
   bool relu;
-  float* y;
+  T* y;
   template <int V>
   __device__ void apply(int64_t i) const {
     Floats<V> u = load<V>(a + i);
@@ -68,9 +71,10 @@ struct Add {
   }
 };
 
+template <typename T>
 struct Accumulate {
-  const float* x;
-  float* y;
+  const T* x;
+  T* y;
   template <int V>
   __device__ void apply(int64_t i) const {
     Floats<V> acc = load<V>(y + i);
@@ -93,26 +97,57 @@ struct Scale {
   }
 };
 
+// Through float, which every activation type widens to exactly: one rounding at most.
+template <typename From, typename To>
+struct Convert {
+  const From* x;
+  To* y;
+  template <int V>
+  __device__ void apply(int64_t i) const {
+    store<V>(y + i, load<V>(x + i));
+  }
+};
+
 }  // namespace
 
-void relu_forward(cudaStream_t s, int64_t count, const float* x, float* y) {
-  launch(s, count, detail::all_aligned16(x, y), Relu{x, y});
+template <typename T>
+void relu_forward(cudaStream_t s, int64_t count, const T* x, T* y) {
+  launch(s, count, detail::all_vector_aligned(x, y), Relu<T>{x, y});
 }
 
-void relu_backward_from_output(cudaStream_t s, int64_t count, const float* y, const float* dy, float* dx) {
-  launch(s, count, detail::all_aligned16(y, dy, dx), ReluBackward{y, dy, dx});
+template <typename T>
+void relu_backward_from_output(cudaStream_t s, int64_t count, const T* y, const T* dy, T* dx) {
+  launch(s, count, detail::all_vector_aligned(y, dy, dx), ReluBackward<T>{y, dy, dx});
 }
 
-void add_forward(cudaStream_t s, int64_t count, const float* a, const float* b, bool relu, float* y) {
-  launch(s, count, detail::all_aligned16(a, b, y), Add{a, b, relu, y});
+template <typename T>
+void add_forward(cudaStream_t s, int64_t count, const T* a, const T* b, bool relu, T* y) {
+  launch(s, count, detail::all_vector_aligned(a, b, y), Add<T>{a, b, relu, y});
 }
 
-void accumulate(cudaStream_t s, int64_t count, const float* x, float* y) {
-  launch(s, count, detail::all_aligned16(x, y), Accumulate{x, y});
+template <typename T>
+void accumulate(cudaStream_t s, int64_t count, const T* x, T* y) {
+  launch(s, count, detail::all_vector_aligned(x, y), Accumulate<T>{x, y});
 }
 
 void scale(cudaStream_t s, int64_t count, float factor, float* x) {
-  launch(s, count, detail::aligned16(x), Scale{factor, x});
+  launch(s, count, detail::vector_aligned(x), Scale{factor, x});
 }
+
+template <typename From, typename To>
+void convert(cudaStream_t s, int64_t count, const From* x, To* y) {
+  launch(s, count, detail::all_vector_aligned(x, y), Convert<From, To>{x, y});
+}
+
+#define INSTANTIATE(T)                                                                          \
+  template void relu_forward<T>(cudaStream_t, int64_t, const T*, T*);                           \
+  template void relu_backward_from_output<T>(cudaStream_t, int64_t, const T*, const T*, T*);    \
+  template void add_forward<T>(cudaStream_t, int64_t, const T*, const T*, bool, T*);            \
+  template void accumulate<T>(cudaStream_t, int64_t, const T*, T*);                             \
+  template void convert<float, T>(cudaStream_t, int64_t, const float*, T*);
+RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
+#undef INSTANTIATE
+template void convert<__half, float>(cudaStream_t, int64_t, const __half*, float*);
+template void convert<__nv_bfloat16, float>(cudaStream_t, int64_t, const __nv_bfloat16*, float*);
 
 }  // namespace rn::cuda

@@ -3,6 +3,8 @@
 // partials combine by a fixed shuffle tree, so results are deterministic. The forward's
 // batch totals come from one block (warps over rows in a fixed order, then the warps in
 // order): `out` is three doubles and there is no scratch for partials across blocks.
+// Logits (and their gradient) are activations T, widened on load; the gradient is computed
+// in double as for float and rounded once on store (with dloss the fp16 loss scale).
 #include <cmath>
 
 #include "../kernels.hpp"
@@ -31,12 +33,13 @@ __device__ __forceinline__ int warp_sum_int(int v) {
 }
 
 // log Σ exp(row) with the max subtracted, every lane gets the result.
-__device__ double log_sum_exp(int64_t classes, const float* row, int lane) {
+template <typename T>
+__device__ double log_sum_exp(int64_t classes, const T* row, int lane) {
   float m = -INFINITY;
-  for (int64_t j = lane; j < classes; j += kWarp) m = fmaxf(m, row[j]);
+  for (int64_t j = lane; j < classes; j += kWarp) m = fmaxf(m, detail::to_float(row[j]));
   m = warp_max(m);
   double s = 0.0;
-  for (int64_t j = lane; j < classes; j += kWarp) s += exp(double(row[j]) - m);
+  for (int64_t j = lane; j < classes; j += kWarp) s += exp(double(detail::to_float(row[j])) - m);
   return double(m) + log(warp_sum(s));
 }
 
@@ -45,17 +48,18 @@ struct RowResult {
   int hit, hit5;
 };
 
-__device__ RowResult row_loss(int64_t classes, const float* row, int32_t label, float smoothing, int lane) {
+template <typename T>
+__device__ RowResult row_loss(int64_t classes, const T* row, int32_t label, float smoothing, int lane) {
   const double lse = log_sum_exp(classes, row, lane);
   const bool valid = label >= 0 && label < classes;
   // An out-of-range label has no logit: the loss turns NaN (caught by the E_NAN checks).
-  const float label_logit = valid ? row[label] : NAN;
+  const float label_logit = valid ? detail::to_float(row[label]) : NAN;
   double logit_sum = 0.0;
   int above = 0;               // classes scored strictly higher than the label
   float best = -INFINITY;      // first argmax: the larger value, then the smaller index
   int64_t best_at = classes;
   for (int64_t j = lane; j < classes; j += kWarp) {
-    const float v = row[j];
+    const float v = detail::to_float(row[j]);
     logit_sum += v;
     above += v > label_logit ? 1 : 0;
     if (v > best || best_at == classes) best = v, best_at = j;
@@ -76,8 +80,9 @@ __device__ RowResult row_loss(int64_t classes, const float* row, int32_t label, 
   return r;
 }
 
+template <typename T>
 __global__ void __launch_bounds__(kLossWarps* kWarp)
-    loss_kernel(int64_t n, int64_t classes, const float* logits, const int32_t* labels, float smoothing, double* out) {
+    loss_kernel(int64_t n, int64_t classes, const T* logits, const int32_t* labels, float smoothing, double* out) {
   __shared__ double warp_loss[kLossWarps];
   __shared__ long long warp_hits[kLossWarps], warp_hits5[kLossWarps];
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
@@ -103,46 +108,63 @@ __global__ void __launch_bounds__(kLossWarps* kWarp)
 __device__ __forceinline__ int64_t first_row() { return detail::global_thread() / kWarp; }
 __device__ __forceinline__ int64_t row_stride() { return detail::global_stride() / kWarp; }
 
-__global__ void loss_backward_kernel(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
-                                     float smoothing, double scale, float* dlogits) {
+template <typename T>
+__global__ void loss_backward_kernel(int64_t n, int64_t classes, const T* logits, const int32_t* labels,
+                                     float smoothing, double scale, T* dlogits) {
   const int lane = threadIdx.x % kWarp;
   for (int64_t i = first_row(); i < n; i += row_stride()) {
-    const float* row = logits + i * classes;
+    const T* row = logits + i * classes;
     const double lse = log_sum_exp(classes, row, lane);
     for (int64_t j = lane; j < classes; j += kWarp) {
       const double target = smoothing / double(classes) + (j == labels[i] ? 1.0 - smoothing : 0.0);
-      dlogits[i * classes + j] = static_cast<float>((exp(double(row[j]) - lse) - target) * scale);
+      const double p = exp(double(detail::to_float(row[j])) - lse);
+      dlogits[i * classes + j] = detail::from_float<T>(static_cast<float>((p - target) * scale));
     }
   }
 }
 
-__global__ void softmax_kernel(int64_t n, int64_t classes, const float* logits, float* probs) {
+template <typename T>
+__global__ void softmax_kernel(int64_t n, int64_t classes, const T* logits, float* probs) {
   const int lane = threadIdx.x % kWarp;
   for (int64_t i = first_row(); i < n; i += row_stride()) {
-    const float* row = logits + i * classes;
+    const T* row = logits + i * classes;
     const double lse = log_sum_exp(classes, row, lane);
-    for (int64_t j = lane; j < classes; j += kWarp) probs[i * classes + j] = static_cast<float>(exp(double(row[j]) - lse));
+    for (int64_t j = lane; j < classes; j += kWarp) {
+      probs[i * classes + j] = static_cast<float>(exp(double(detail::to_float(row[j])) - lse));
+    }
   }
 }
 
 }  // namespace
 
-void softmax_cross_entropy(cudaStream_t s, int64_t n, int64_t classes, const float* logits, const int32_t* labels,
+template <typename T>
+void softmax_cross_entropy(cudaStream_t s, int64_t n, int64_t classes, const T* logits, const int32_t* labels,
                            float smoothing, double* out) {
   if (n <= 0 || classes <= 0) return;
-  loss_kernel<<<1, kLossWarps * kWarp, 0, s>>>(n, classes, logits, labels, smoothing, out);
+  loss_kernel<T><<<1, kLossWarps * kWarp, 0, s>>>(n, classes, logits, labels, smoothing, out);
 }
 
-void softmax_cross_entropy_backward(cudaStream_t s, int64_t n, int64_t classes, const float* logits,
-                                    const int32_t* labels, float smoothing, float dloss, float* dlogits) {
+template <typename T>
+void softmax_cross_entropy_backward(cudaStream_t s, int64_t n, int64_t classes, const T* logits,
+                                    const int32_t* labels, float smoothing, float dloss, T* dlogits) {
   if (n <= 0 || classes <= 0) return;
-  loss_backward_kernel<<<detail::grid_for(n * kWarp), detail::kThreads, 0, s>>>(
+  loss_backward_kernel<T><<<detail::grid_for(n * kWarp), detail::kThreads, 0, s>>>(
       n, classes, logits, labels, smoothing, double(dloss) / double(n), dlogits);
 }
 
-void softmax(cudaStream_t s, int64_t n, int64_t classes, const float* logits, float* probs) {
+template <typename T>
+void softmax(cudaStream_t s, int64_t n, int64_t classes, const T* logits, float* probs) {
   if (n <= 0 || classes <= 0) return;
-  softmax_kernel<<<detail::grid_for(n * kWarp), detail::kThreads, 0, s>>>(n, classes, logits, probs);
+  softmax_kernel<T><<<detail::grid_for(n * kWarp), detail::kThreads, 0, s>>>(n, classes, logits, probs);
 }
+
+#define INSTANTIATE(T)                                                                                           \
+  template void softmax_cross_entropy<T>(cudaStream_t, int64_t, int64_t, const T*, const int32_t*, float,       \
+                                         double*);                                                              \
+  template void softmax_cross_entropy_backward<T>(cudaStream_t, int64_t, int64_t, const T*, const int32_t*,     \
+                                                  float, float, T*);                                            \
+  template void softmax<T>(cudaStream_t, int64_t, int64_t, const T*, float*);
+RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
+#undef INSTANTIATE
 
 }  // namespace rn::cuda

@@ -2,7 +2,8 @@
 // pool.cpp: windows clipped to the image, average over the real (unpadded) pixel count,
 // max-pool gradient to the first maximum of each window. Backward passes gather (each
 // input element visits the windows covering it in the CPU's order) instead of scattering
-// with atomics, so they are deterministic and add in the CPU's order.
+// with atomics, so they are deterministic and add in the CPU's order. Values are compared
+// and summed as floats (widened exactly from T) and rounded to T once, on store.
 #include <type_traits>
 
 #include "../kernels.hpp"
@@ -52,11 +53,12 @@ unsigned pixel_grid(int64_t pixels) {
 // Whether input (ih, iw) holds the first maximum of window wb in the CPU's scan order:
 // greater than every element before it, not less than any after it. `image` points at
 // the input's image and channel; v is its value.
-__device__ __forceinline__ bool is_first_max(const Pool2dGeometry& g, const float* image, const Window& wb, int64_t ih,
+template <typename T>
+__device__ __forceinline__ bool is_first_max(const Pool2dGeometry& g, const T* image, const Window& wb, int64_t ih,
                                              int64_t iw, float v) {
   for (int64_t eh = wb.h0; eh < wb.h1; ++eh) {
     for (int64_t ew = wb.w0; ew < wb.w1; ++ew) {
-      const float e = image[(eh * g.w + ew) * g.c];
+      const float e = detail::to_float(image[(eh * g.w + ew) * g.c]);
       const bool before = eh < ih || (eh == ih && ew < iw);
       if (before ? !(e < v) : e > v) return false;
     }
@@ -68,8 +70,8 @@ __device__ __forceinline__ bool is_first_max(const Pool2dGeometry& g, const floa
 // strictly greater one; NaNs behave as there too): value and flat input pixel ih·w + iw.
 // K > 0 unrolls a K × K window so all its loads are in flight together (pooling is
 // latency-bound otherwise); K == 0 takes any window size.
-template <int K>
-__device__ __forceinline__ void first_max(const Pool2dGeometry& g, const float* image_ch, int64_t oh, int64_t ow,
+template <int K, typename T>
+__device__ __forceinline__ void first_max(const Pool2dGeometry& g, const T* image_ch, int64_t oh, int64_t ow,
                                           float* value, int64_t* pixel) {
   float best = 0.0f;
   int64_t at = -1;
@@ -83,7 +85,7 @@ __device__ __forceinline__ void first_max(const Pool2dGeometry& g, const float* 
       for (int dw = 0; dw < K; ++dw) {
         const int64_t ih = h0 + dh, iw = w0 + dw;
         inside[dh][dw] = ih >= 0 && ih < g.h && iw >= 0 && iw < g.w;
-        v[dh][dw] = inside[dh][dw] ? image_ch[(ih * g.w + iw) * g.c] : 0.0f;
+        v[dh][dw] = inside[dh][dw] ? detail::to_float(image_ch[(ih * g.w + iw) * g.c]) : 0.0f;
       }
     }
 #pragma unroll
@@ -97,7 +99,7 @@ __device__ __forceinline__ void first_max(const Pool2dGeometry& g, const float* 
     const Window wb = window(g, oh, ow);
     for (int64_t ih = wb.h0; ih < wb.h1; ++ih) {
       for (int64_t iw = wb.w0; iw < wb.w1; ++iw) {
-        const float v = image_ch[(ih * g.w + iw) * g.c];
+        const float v = detail::to_float(image_ch[(ih * g.w + iw) * g.c]);
         if (at < 0 || v > best) best = v, at = ih * g.w + iw;
       }
     }
@@ -118,40 +120,41 @@ void dispatch_window(const Pool2dGeometry& g, const Launch& launch) {
   }
 }
 
-template <int K>
-__global__ void max_forward_kernel(Pool2dGeometry g, const float* x, float* y) {
+template <int K, typename T>
+__global__ void max_forward_kernel(Pool2dGeometry g, const T* x, T* y) {
   FOR_EACH_PIXEL(p, g.n * g.out_h * g.out_w) {
     const Pixel o = split(p, g.out_h, g.out_w);
-    const float* image = x + o.b * g.h * g.w * g.c;
+    const T* image = x + o.b * g.h * g.w * g.c;
     FOR_EACH_CHANNEL(ch, g.c) {
       float best;
       int64_t unused;
       first_max<K>(g, image + ch, o.i, o.j, &best, &unused);
-      y[p * g.c + ch] = best;
+      y[p * g.c + ch] = detail::from_float<T>(best);
     }
   }
 }
 
 // Gather: each input sums dy over the windows (in the CPU's order) whose first maximum it is.
-__global__ void max_backward_kernel(Pool2dGeometry g, const float* x, const float* dy, float* dx) {
+template <typename T>
+__global__ void max_backward_kernel(Pool2dGeometry g, const T* x, const T* dy, T* dx) {
   FOR_EACH_PIXEL(p, g.n * g.h * g.w) {
     const Pixel in = split(p, g.h, g.w);
     int64_t oh0, oh1, ow0, ow1;
     covering(in.i, g.kh, g.stride_h, g.pad_top, g.out_h, &oh0, &oh1);
     covering(in.j, g.kw, g.stride_w, g.pad_left, g.out_w, &ow0, &ow1);
-    const float* image = x + in.b * g.h * g.w * g.c;
-    const float* dy_image = dy + in.b * g.out_h * g.out_w * g.c;
+    const T* image = x + in.b * g.h * g.w * g.c;
+    const T* dy_image = dy + in.b * g.out_h * g.out_w * g.c;
     FOR_EACH_CHANNEL(ch, g.c) {
-      const float v = x[p * g.c + ch];
+      const float v = detail::to_float(x[p * g.c + ch]);
       float grad = 0.0f;
       for (int64_t oh = oh0; oh <= oh1; ++oh) {
         for (int64_t ow = ow0; ow <= ow1; ++ow) {
           if (is_first_max(g, image + ch, window(g, oh, ow), in.i, in.j, v)) {
-            grad += dy_image[(oh * g.out_w + ow) * g.c + ch];
+            grad += detail::to_float(dy_image[(oh * g.out_w + ow) * g.c + ch]);
           }
         }
       }
-      dx[p * g.c + ch] = grad;
+      dx[p * g.c + ch] = detail::from_float<T>(grad);
     }
   }
 }
@@ -180,9 +183,9 @@ __device__ __forceinline__ CoverTable tile_cover(const Pool2dGeometry& g, int64_
 // Covering outputs per side a tile of `tile` inputs can need, at most.
 int64_t max_cover(int64_t tile, int64_t k, int64_t stride) { return (tile - 2 + k) / stride + 1; }
 
-template <int K>
+template <int K, typename T>
 __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
-    max_backward_tiled_kernel(Pool2dGeometry g, int tile, const float* x, const float* dy, float* dx) {
+    max_backward_tiled_kernel(Pool2dGeometry g, int tile, const T* x, const T* dy, T* dx) {
   extern __shared__ unsigned char table_bytes[];
   const int64_t tiles_w = detail::ceil_div(g.w, tile);
   const int64_t b = blockIdx.z;
@@ -193,8 +196,8 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
   const int entries = cover.rows * cover.cols;
   auto* max_pixel = reinterpret_cast<int64_t*>(table_bytes);               // [entries][kChannelLanes]
   auto* window_dy = reinterpret_cast<float*>(max_pixel + entries * kChannelLanes);  // same shape
-  const float* image = x + b * g.h * g.w * g.c;
-  const float* dy_image = dy + b * g.out_h * g.out_w * g.c;
+  const T* image = x + b * g.h * g.w * g.c;
+  const T* dy_image = dy + b * g.out_h * g.out_w * g.c;
 
   for (int e = threadIdx.y; e < entries; e += kPixelLanes) {
     const int64_t oh = cover.oh0 + e / cover.cols, ow = cover.ow0 + e % cover.cols;
@@ -203,7 +206,7 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
     if (ch < g.c) {
       float unused;
       first_max<K>(g, image + ch, oh, ow, &unused, &best_pixel);
-      d = dy_image[(oh * g.out_w + ow) * g.c + ch];
+      d = detail::to_float(dy_image[(oh * g.out_w + ow) * g.c + ch]);
     }
     max_pixel[e * kChannelLanes + threadIdx.x] = best_pixel;
     window_dy[e * kChannelLanes + threadIdx.x] = d;
@@ -223,62 +226,66 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
         if (max_pixel[e * kChannelLanes + threadIdx.x] == pixel) grad += window_dy[e * kChannelLanes + threadIdx.x];
       }
     }
-    dx[(b * g.h * g.w + pixel) * g.c + ch] = grad;
+    dx[(b * g.h * g.w + pixel) * g.c + ch] = detail::from_float<T>(grad);
   }
 }
 
-__global__ void avg_forward_kernel(Pool2dGeometry g, const float* x, float* y) {
+template <typename T>
+__global__ void avg_forward_kernel(Pool2dGeometry g, const T* x, T* y) {
   FOR_EACH_PIXEL(p, g.n * g.out_h * g.out_w) {
     const Pixel o = split(p, g.out_h, g.out_w);
     const Window wb = window(g, o.i, o.j);
     const double count = double((wb.h1 - wb.h0) * (wb.w1 - wb.w0));
-    const float* image = x + o.b * g.h * g.w * g.c;
+    const T* image = x + o.b * g.h * g.w * g.c;
     FOR_EACH_CHANNEL(ch, g.c) {
       double s = 0.0;
       for (int64_t ih = wb.h0; ih < wb.h1; ++ih) {
-        for (int64_t iw = wb.w0; iw < wb.w1; ++iw) s += image[(ih * g.w + iw) * g.c + ch];
+        for (int64_t iw = wb.w0; iw < wb.w1; ++iw) s += detail::to_float(image[(ih * g.w + iw) * g.c + ch]);
       }
-      y[p * g.c + ch] = static_cast<float>(s / count);
+      y[p * g.c + ch] = detail::from_float<T>(static_cast<float>(s / count));
     }
   }
 }
 
-__global__ void avg_backward_kernel(Pool2dGeometry g, const float* dy, float* dx) {
+template <typename T>
+__global__ void avg_backward_kernel(Pool2dGeometry g, const T* dy, T* dx) {
   FOR_EACH_PIXEL(p, g.n * g.h * g.w) {
     const Pixel in = split(p, g.h, g.w);
     int64_t oh0, oh1, ow0, ow1;
     covering(in.i, g.kh, g.stride_h, g.pad_top, g.out_h, &oh0, &oh1);
     covering(in.j, g.kw, g.stride_w, g.pad_left, g.out_w, &ow0, &ow1);
-    const float* dy_image = dy + in.b * g.out_h * g.out_w * g.c;
+    const T* dy_image = dy + in.b * g.out_h * g.out_w * g.c;
     FOR_EACH_CHANNEL(ch, g.c) {
       float grad = 0.0f;
       for (int64_t oh = oh0; oh <= oh1; ++oh) {
         for (int64_t ow = ow0; ow <= ow1; ++ow) {
           const Window wb = window(g, oh, ow);
           const float scale = 1.0f / static_cast<float>((wb.h1 - wb.h0) * (wb.w1 - wb.w0));
-          grad += dy_image[(oh * g.out_w + ow) * g.c + ch] * scale;
+          grad += detail::to_float(dy_image[(oh * g.out_w + ow) * g.c + ch]) * scale;
         }
       }
-      dx[p * g.c + ch] = grad;
+      dx[p * g.c + ch] = detail::from_float<T>(grad);
     }
   }
 }
 
 // One thread per (image, channel); consecutive threads read consecutive channels.
-__global__ void global_avg_forward_kernel(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+template <typename T>
+__global__ void global_avg_forward_kernel(int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
   for (int64_t i = detail::global_thread(); i < n * c; i += detail::global_stride()) {
     const int64_t b = i / c, ch = i % c;
-    const float* px = x + b * hw * c + ch;
+    const T* px = x + b * hw * c + ch;
     double s = 0.0;
-    for (int64_t p = 0; p < hw; ++p) s += px[p * c];
-    y[i] = static_cast<float>(s / double(hw));
+    for (int64_t p = 0; p < hw; ++p) s += detail::to_float(px[p * c]);
+    y[i] = detail::from_float<T>(static_cast<float>(s / double(hw)));
   }
 }
 
-__global__ void global_avg_backward_kernel(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
+template <typename T>
+__global__ void global_avg_backward_kernel(int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
   const float scale = 1.0f / static_cast<float>(hw);
   for (int64_t i = detail::global_thread(); i < n * hw * c; i += detail::global_stride()) {
-    dx[i] = dy[(i / (hw * c)) * c + i % c] * scale;
+    dx[i] = detail::from_float<T>(detail::to_float(dy[(i / (hw * c)) * c + i % c]) * scale);
   }
 }
 
@@ -289,12 +296,16 @@ int64_t inputs(const Pool2dGeometry& g) { return g.n * g.h * g.w * g.c; }
 
 }  // namespace
 
-void max_pool_forward(cudaStream_t s, const Pool2dGeometry& g, const float* x, float* y) {
+template <typename T>
+void max_pool_forward(cudaStream_t s, const Pool2dGeometry& g, const T* x, T* y) {
   if (outputs(g) <= 0) return;
-  dispatch_window(g, [&](auto k) { max_forward_kernel<k.value><<<pixel_grid(g.n * g.out_h * g.out_w), kBlock, 0, s>>>(g, x, y); });
+  dispatch_window(g, [&](auto k) {
+    max_forward_kernel<k.value, T><<<pixel_grid(g.n * g.out_h * g.out_w), kBlock, 0, s>>>(g, x, y);
+  });
 }
 
-void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const float* x, const float* dy, float* dx) {
+template <typename T>
+void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const T* x, const T* dy, T* dx) {
   if (inputs(g) <= 0) return;
   // The largest tile whose window table fits the default 48 KiB of shared memory; the
   // per-input gather for geometries where none does (very large windows).
@@ -305,31 +316,47 @@ void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const float* x, 
     if (bytes <= kTableLimit && tiles <= 65535 && g.n <= 65535) {
       const dim3 grid(static_cast<unsigned>(detail::ceil_div(g.c, kChannelLanes)), static_cast<unsigned>(tiles),
                       static_cast<unsigned>(g.n));
-      dispatch_window(g, [&](auto k) { max_backward_tiled_kernel<k.value><<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx); });
+      dispatch_window(g, [&](auto k) {
+        max_backward_tiled_kernel<k.value, T><<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx);
+      });
       return;
     }
   }
-  max_backward_kernel<<<pixel_grid(g.n * g.h * g.w), kBlock, 0, s>>>(g, x, dy, dx);
+  max_backward_kernel<T><<<pixel_grid(g.n * g.h * g.w), kBlock, 0, s>>>(g, x, dy, dx);
 }
 
-void avg_pool_forward(cudaStream_t s, const Pool2dGeometry& g, const float* x, float* y) {
+template <typename T>
+void avg_pool_forward(cudaStream_t s, const Pool2dGeometry& g, const T* x, T* y) {
   if (outputs(g) <= 0) return;
-  avg_forward_kernel<<<pixel_grid(g.n * g.out_h * g.out_w), kBlock, 0, s>>>(g, x, y);
+  avg_forward_kernel<T><<<pixel_grid(g.n * g.out_h * g.out_w), kBlock, 0, s>>>(g, x, y);
 }
 
-void avg_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const float* dy, float* dx) {
+template <typename T>
+void avg_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const T* dy, T* dx) {
   if (inputs(g) <= 0) return;
-  avg_backward_kernel<<<pixel_grid(g.n * g.h * g.w), kBlock, 0, s>>>(g, dy, dx);
+  avg_backward_kernel<T><<<pixel_grid(g.n * g.h * g.w), kBlock, 0, s>>>(g, dy, dx);
 }
 
-void global_avg_pool_forward(cudaStream_t s, int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+template <typename T>
+void global_avg_pool_forward(cudaStream_t s, int64_t n, int64_t hw, int64_t c, const T* x, T* y) {
   if (n * c <= 0 || hw <= 0) return;
-  global_avg_forward_kernel<<<detail::grid_for(n * c), detail::kThreads, 0, s>>>(n, hw, c, x, y);
+  global_avg_forward_kernel<T><<<detail::grid_for(n * c), detail::kThreads, 0, s>>>(n, hw, c, x, y);
 }
 
-void global_avg_pool_backward(cudaStream_t s, int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) {
+template <typename T>
+void global_avg_pool_backward(cudaStream_t s, int64_t n, int64_t hw, int64_t c, const T* dy, T* dx) {
   if (n * hw * c <= 0) return;
-  global_avg_backward_kernel<<<detail::grid_for(n * hw * c), detail::kThreads, 0, s>>>(n, hw, c, dy, dx);
+  global_avg_backward_kernel<T><<<detail::grid_for(n * hw * c), detail::kThreads, 0, s>>>(n, hw, c, dy, dx);
 }
+
+#define INSTANTIATE(T)                                                                                  \
+  template void max_pool_forward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);                \
+  template void max_pool_backward<T>(cudaStream_t, const Pool2dGeometry&, const T*, const T*, T*);     \
+  template void avg_pool_forward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);                \
+  template void avg_pool_backward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);               \
+  template void global_avg_pool_forward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, T*);     \
+  template void global_avg_pool_backward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, T*);
+RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
+#undef INSTANTIATE
 
 }  // namespace rn::cuda

@@ -67,10 +67,14 @@ __global__ void __launch_bounds__(detail::kThreads) sum_of_squares_kernel(int64_
   }
 }
 
-__global__ void __launch_bounds__(detail::kThreads) all_finite_kernel(int64_t count, const float* x, int* out) {
+// Widening is exact, so a T value is finite exactly when its float is.
+template <typename T>
+__global__ void __launch_bounds__(detail::kThreads) all_finite_kernel(int64_t count, const T* x, int* out) {
   __shared__ int lanes[detail::kThreads];
   int bad = 0;
-  for (int64_t i = detail::global_thread(); i < count; i += detail::global_stride()) bad |= isfinite(x[i]) ? 0 : 1;
+  for (int64_t i = detail::global_thread(); i < count; i += detail::global_stride()) {
+    bad |= isfinite(detail::to_float(x[i])) ? 0 : 1;
+  }
   bad = block_sum(bad, lanes);
   if (threadIdx.x == 0) g_finite_partials[blockIdx.x] = bad;
   if (!arrived_last(&g_finite_arrivals)) return;
@@ -90,8 +94,13 @@ void sum_of_squares(cudaStream_t s, int64_t count, const float* x, double* out) 
   sum_of_squares_kernel<<<blocks_for(count), detail::kThreads, 0, s>>>(count, x, out);
 }
 
-void all_finite(cudaStream_t s, int64_t count, const float* x, int* out) {
-  all_finite_kernel<<<blocks_for(count), detail::kThreads, 0, s>>>(count, x, out);
+template <typename T>
+void all_finite(cudaStream_t s, int64_t count, const T* x, int* out) {
+  all_finite_kernel<T><<<blocks_for(count), detail::kThreads, 0, s>>>(count, x, out);
 }
+
+#define INSTANTIATE(T) template void all_finite<T>(cudaStream_t, int64_t, const T*, int*);
+RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
+#undef INSTANTIATE
 
 }  // namespace rn::cuda

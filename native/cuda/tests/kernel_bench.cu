@@ -56,16 +56,18 @@ void bench_batch_norm(const char* name, long rows, long c) {
   float *mean = zeros(c), *var = zeros(c), *gamma = zeros(c), *beta = zeros(c);
   float* scratch = zeros(rn::cuda::channel_scratch_floats(c));
   const rn::BatchNormArgs a{rows, c, 1e-5f, gamma, beta, mean, var};
-  const float stats = time_us([&] { rn::cuda::batch_norm_statistics(stream, rows, c, x, mean, var, scratch); });
-  const float fused = time_us([&] { rn::cuda::batch_norm_forward(stream, a, x, skip, true, y); });
+  const float stats = time_us([&] { rn::cuda::batch_norm_statistics<float>(stream, rows, c, x, mean, var, scratch); });
+  const float fused = time_us([&] { rn::cuda::batch_norm_forward<float>(stream, a, x, skip, true, y); });
   const float fused_bwd = time_us(
-      [&] { rn::cuda::batch_norm_backward(stream, a, true, x, y, true, dy, dx, skip, gamma, beta, scratch); });
+      [&] { rn::cuda::batch_norm_backward<float>(stream, a, true, x, y, true, dy, dx, skip, gamma, beta, scratch); });
   const float plain_fwd = time_us([&] {
-    rn::cuda::batch_norm_statistics(stream, rows, c, x, mean, var, scratch);
-    rn::cuda::batch_norm_forward(stream, a, x, nullptr, false, y);
+    rn::cuda::batch_norm_statistics<float>(stream, rows, c, x, mean, var, scratch);
+    rn::cuda::batch_norm_forward<float>(stream, a, x, nullptr, false, y);
   });
   const float plain_bwd = time_us(
-      [&] { rn::cuda::batch_norm_backward(stream, a, true, x, y, false, dy, dx, nullptr, gamma, beta, scratch); });
+      [&] {
+        rn::cuda::batch_norm_backward<float>(stream, a, true, x, y, false, dy, dx, nullptr, gamma, beta, scratch);
+      });
   std::printf("%-16s bn statistics %7.1f us %5.0f GB/s | apply+add+relu %7.1f us %5.0f GB/s | "
               "relu+bn backward (with dskip) %7.1f us %5.0f GB/s\n",
               name, stats, gb_per_s(tensor, stats), fused, gb_per_s(3 * tensor, fused), fused_bwd,
@@ -116,8 +118,8 @@ void bench_max_pool() {
   const rn::Pool2dGeometry g{256, 112, 112, 64, 3, 3, 2, 2, 0, 1, 0, 1, 56, 56};
   const long in = 256L * 112 * 112 * 64, out = 256L * 56 * 56 * 64;
   float *x = zeros(in), *dx = zeros(in), *y = zeros(out), *dy = zeros(out);
-  const float fwd = time_us([&] { rn::cuda::max_pool_forward(stream, g, x, y); });
-  const float bwd = time_us([&] { rn::cuda::max_pool_backward(stream, g, x, dy, dx); });
+  const float fwd = time_us([&] { rn::cuda::max_pool_forward<float>(stream, g, x, y); });
+  const float bwd = time_us([&] { rn::cuda::max_pool_backward<float>(stream, g, x, dy, dx); });
   std::printf("max pool 3x3/2 [256,112,112,64]: forward %7.1f us | backward %7.1f us\n", fwd, bwd);
   for (float* p : {x, dx, y, dy}) cudaFree(p);
 }
