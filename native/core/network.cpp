@@ -198,9 +198,17 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing);
-  // Scaled like a training step's (fp16 gradients underflow otherwise), then unscaled.
-  const float loss_scale = scaler_.scale();
+  // Scaled like a training step's (fp16 gradients underflow otherwise), then unscaled. An
+  // overflow backs the scale off as a training step would, and backward runs again (the
+  // forward's activations are still in the arena).
+  float loss_scale = scaler_.scale();
   plan.backward(labels, label_smoothing, p, loss_scale);
+  while (loss_scale != 1.0f && std::isfinite(l.loss) && scaler_.can_skip() &&
+         !std::isfinite(backend_.sum_of_squares(grads_.size(), p.grads))) {
+    scaler_.update(false);
+    loss_scale = scaler_.scale();
+    plan.backward(labels, label_smoothing, p, loss_scale);
+  }
   if (loss_scale != 1.0f) backend_.scale(grads_.size(), 1.0f / loss_scale, p.grads);
   if (std::isfinite(l.loss)) plan.update_running_statistics(p);
   return {l.loss, l.correct, count, 0.0, l.correct5, false, loss_scale};

@@ -32,8 +32,9 @@ int64_t channel_scratch_floats(int64_t channels);
 template <typename T>
 void batch_norm_statistics(cudaStream_t s, int64_t rows, int64_t channels, const T* x, float* mean, float* var,
                            float* scratch);
+// `enabled` (device, may be null): in a captured step, update only where *enabled != 0.
 void batch_norm_update_running(cudaStream_t s, int64_t rows, int64_t channels, const float* mean, const float* var,
-                               float momentum, float* running_mean, float* running_var);
+                               float momentum, float* running_mean, float* running_var, const int* enabled = nullptr);
 template <typename T>
 void batch_norm_forward(cudaStream_t s, const BatchNormArgs& a, const T* x, const T* skip, bool relu, T* y);
 template <typename T>
@@ -131,9 +132,12 @@ struct ParamSlice {
   int64_t offset, numel;
   float lr, weight_decay;
 };
+// `control` (device, may be null): in a captured step the update applies only when
+// control->apply, and AdamW takes this step's bias corrections from control->in.
+struct StepControl;
 void sgd_update_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats, const SgdArgs& a,
-                    float* params, const float* grads, float* momentum);
+                    float* params, const float* grads, float* momentum, const StepControl* control = nullptr);
 void adamw_update_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats, const AdamArgs& a,
-                      float* params, const float* grads, float* m, float* v);
+                      float* params, const float* grads, float* m, float* v, const StepControl* control = nullptr);
 
 }  // namespace rn::cuda

@@ -63,9 +63,9 @@ struct StatsFinish {
 };
 
 __global__ void update_running_kernel(int64_t channels, double bessel, float momentum, const float* mean,
-                                      const float* var, float* running_mean, float* running_var) {
+                                      const float* var, float* running_mean, float* running_var, const int* enabled) {
   const int64_t ch = detail::global_thread();
-  if (ch >= channels) return;
+  if (ch >= channels || (enabled != nullptr && *enabled == 0)) return;
   running_mean[ch] = static_cast<float>((1.0 - momentum) * running_mean[ch] + momentum * double(mean[ch]));
   running_var[ch] = static_cast<float>((1.0 - momentum) * running_var[ch] + momentum * double(var[ch]) * bessel);
 }
@@ -213,11 +213,11 @@ void batch_norm_statistics(cudaStream_t s, int64_t rows, int64_t channels, const
 }
 
 void batch_norm_update_running(cudaStream_t s, int64_t rows, int64_t channels, const float* mean, const float* var,
-                               float momentum, float* running_mean, float* running_var) {
+                               float momentum, float* running_mean, float* running_var, const int* enabled) {
   if (channels <= 0) return;
   const double bessel = rows > 1 ? double(rows) / double(rows - 1) : 1.0;
   update_running_kernel<<<static_cast<unsigned>(detail::ceil_div(channels, detail::kThreads)), detail::kThreads, 0, s>>>(
-      channels, bessel, momentum, mean, var, running_mean, running_var);
+      channels, bessel, momentum, mean, var, running_mean, running_var, enabled);
 }
 
 template <typename T>
