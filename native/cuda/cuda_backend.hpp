@@ -17,6 +17,7 @@
 #include "../core/cuda_plugin_abi.hpp"
 #include "cudnn_conv.hpp"
 #include "device_allocator.hpp"
+#include "input_copier.hpp"
 #include "profiler.hpp"
 
 namespace rn::cuda {
@@ -34,6 +35,7 @@ class CudaBackend final : public Backend {
   float* allocate(int64_t count, const std::string& what) override;
   void release(float* p) override;
   void upload(void* dst, const void* host_src, int64_t bytes) override;
+  void upload_input(void* dst, const void* host_src, int64_t bytes) override;
   void download(void* host_dst, const void* src, int64_t bytes) override;
   void fill_zero(float* p, int64_t count) override;
   int activation_bytes() const override { return precision_ == cuda_abi::Precision::Fp32 ? 4 : 2; }
@@ -142,6 +144,7 @@ class CudaBackend final : public Backend {
   ParamSlice* slices_ = nullptr;     // device copy of the optimizer's table
   std::vector<ParamSlice> slices_host_;
   size_t slices_capacity_ = 0;
+  InputCopier& copier_ = InputCopier::for_device(ordinal_);  // shared with this GPU's other backends
 };
 
 }  // namespace rn::cuda
