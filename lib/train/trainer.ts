@@ -595,9 +595,9 @@ export class Trainer {
     let pipeline: BatchPipeline | undefined;
     let valPipeline: BatchPipeline | undefined;
     let next: Promise<Tensor> | undefined;
-    const device = model.device; // on a GPU, each batch is copied there while the step before it runs
     const wantsBatch = callbacks.some((cb) => typeof cb.onBatchEnd === 'function');
     try {
+      const device = model.device; // on a GPU, each batch is copied there while the step before it runs
       pipeline = new BatchPipeline(ds, batchSize, tail, { padding, flip, mean, std, seed: augmentSeed });
       if (val) {
         const vb = Math.min(valBatchSize, val.length);
