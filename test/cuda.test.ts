@@ -11,7 +11,7 @@
 // gradients compared after dividing by clamp(rms(cpu), 1e-3, 1). TF32 stays off (the default),
 // so both sides compute in fp32.
 import { execFileSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 
 import { cudaStatus, Model, models, ResNetError, Tensor } from '../lib/index.js';
 import type { CompileOptions } from '../lib/train/optimizers.js';
@@ -274,6 +274,94 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     for (const m of [cpuModel, a, b]) m.dispose();
     host.dispose();
     dev.dispose();
+  });
+
+  it('Tensor.to(cuda) while a step runs (copy stream): it does not wait for the step, and the copy trains like the host batch', async () => {
+    const build = () => models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 6, device: 'cuda' });
+    const [a, b] = [build(), build()];
+    for (const m of [a, b]) m.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    const first = batchFor(a, 6, 61);
+    const second = batchFor(a, 6, 62);
+    // 12 MiB: several chunks through the two pinned staging buffers (4 MiB each).
+    const bigData = new Rng(63).array(3 << 20);
+    const big = Tensor.fromArray(bigData, [3, 1 << 20]);
+    const stepA = a.trainStep(first.x, first.y); // not awaited: the copies below overlap it
+    const staged = second.x.to('cuda');
+    const bigStaged = big.to('cuda');
+    const stepB = b.trainStep(first.x, first.y);
+    const L = lengths(a, 6, true);
+    const [ma, mb] = await Promise.all([stepA, stepB]);
+    expectClose('twin first step loss', [mb.loss], [ma.loss], L.forward + 10);
+    expect(staged.toFloat32Array()).toEqual(second.x.toFloat32Array());
+    expect(bigStaged.toFloat32Array()).toEqual(bigData);
+    const [ma2, mb2] = [await a.trainStep(second.x, second.y), await b.trainStep(staged, second.y)];
+    expectClose('staged input loss', [mb2.loss], [ma2.loss], L.forward + 10);
+    for (const t of [staged, bigStaged, big, first.x, second.x]) t.dispose();
+    a.dispose();
+    b.dispose();
+  });
+
+  it('Trainer.fit on a GPU model stages each batch on the device, frees every copy, and tracks the CPU engine', async () => {
+    const { Trainer } = await import('../lib/train/trainer.js');
+    const rng = new Rng(71);
+    const dataset = (n: number) => {
+      const images = rng.array(n * 8 * 8 * 3);
+      const labels = rng.labels(n, 6);
+      return {
+        length: n,
+        imageShape: [8, 8, 3] as const,
+        classes: 6,
+        fill(indices: Int32Array, out: Float32Array, outLabels: Int32Array) {
+          for (let i = 0; i < indices.length; i++) {
+            const k = indices[i]!;
+            out.set(images.subarray(k * 192, (k + 1) * 192), i * 192);
+            outLabels[i] = labels[k]!;
+          }
+        },
+      };
+    };
+    // 4 full batches and a short one; validation 2 batches and a short one (both tail slots).
+    const [train, val] = [dataset(36), dataset(20)];
+    const fit = async (device: string) => {
+      const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 6, seed: 72, device });
+      const losses: number[] = [];
+      const trainer = new Trainer(m, { compile: { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } }, verbose: false });
+      const [history] = await trainer.fit(train, {
+        epochs: 1,
+        batchSize: 8,
+        validationBatchSize: 8,
+        dropLast: false,
+        seed: 5,
+        validation: val,
+        callbacks: [{ onBatchEnd: (log) => void losses.push(log.loss) }],
+      });
+      return { m, losses, history: history! };
+    };
+    const staged: Tensor[] = [];
+    const to = Tensor.prototype.to;
+    const spy = vi.spyOn(Tensor.prototype, 'to').mockImplementation(function (this: Tensor, device: string) {
+      const t = to.call(this, device);
+      if (t !== this) staged.push(t);
+      return t;
+    });
+    let gpu: Awaited<ReturnType<typeof fit>>;
+    try {
+      gpu = await fit('cuda');
+    } finally {
+      spy.mockRestore();
+    }
+    // One copy per training step and per validation batch, each freed once its step settled.
+    expect(staged.map((t) => t.device)).toEqual(new Array(5 + 3).fill('cuda:0'));
+    expect(staged.every((t) => t.isDisposed)).toBe(true);
+    const cpu = await fit('cpu');
+    // Step k's loss carries the forward rounding plus that of the k updates before it, each
+    // within the gradient's reduction length (the three-step test above): a loose bound,
+    // which a batch read before its copy landed (stale or garbage images) would still break.
+    const L = lengths(cpu.m, 8, true);
+    gpu.losses.forEach((loss, k) => expectClose(`fit step ${k + 1} loss`, [loss], [cpu.losses[k]!], L.forward + 6 + k * L.gradient));
+    expectClose('fit validation loss', [gpu.history.valLoss!], [cpu.history.valLoss!], lengths(cpu.m, 8, false).forward + 6 + 5 * L.gradient);
+    gpu.m.dispose();
+    cpu.m.dispose();
   });
 
   it('checkpoints move between devices: a GPU model saved, loaded on the CPU, predicts the same', async () => {

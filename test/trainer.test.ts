@@ -6,7 +6,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { Dataset } from '../lib/data/dataset.js';
 import { allocationStats, type Model, models, ResNetError, schedules, Tensor } from '../lib/index.js';
@@ -251,6 +251,59 @@ describe('Trainer.fit', () => {
     // After the first steps (plan compiled, optimizer state allocated) nothing is allocated.
     expect(new Set(allocations.slice(2)).size).toBe(1);
     model.dispose();
+  });
+
+  it('for a model on a GPU, passes each batch as a device copy and frees every copy, also when a step fails', async () => {
+    // The GPU imitated on the CPU: the model reports 'cuda:0', and Tensor.to makes a host
+    // copy that reports it too (test/cuda.test.ts runs the real thing).
+    const copies: Tensor[] = [];
+    const spy = vi.spyOn(Tensor.prototype, 'to').mockImplementation(function (this: Tensor, device: string) {
+      const t = Tensor.fromArray(this.toFloat32Array(), this.shape);
+      Object.defineProperty(t, 'device', { value: device });
+      copies.push(t);
+      return t;
+    });
+    const onGpu = (m: Model, failAtStep = Infinity): { model: Model; inputs: Tensor[] } => {
+      const inputs: Tensor[] = [];
+      const model = new Proxy(m, {
+        get(target, key) {
+          if (key === 'device') return 'cuda:0';
+          if (key === 'trainStep') {
+            return (x: Tensor, ...rest: [Int32Array]) => {
+              inputs.push(x);
+              if (inputs.length === failAtStep) return Promise.reject(new ResNetError('E_DEVICE', 'injected failure'));
+              return target.trainStep(x, ...rest);
+            };
+          }
+          const v: unknown = Reflect.get(target, key, target);
+          return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+        },
+      });
+      return { model, inputs };
+    };
+    const train = patternDataset(40, 8);
+    const val = patternDataset(20, 9);
+    const options = { epochs: 2, batchSize: 16, dropLast: false, seed: 3, validation: val, augment: { padding: 2, flip: true } };
+    try {
+      const gpu = onGpu(tinyModel(6));
+      const staged = await new Trainer(gpu.model, { compile: SGD, progress: 'none' }).fit(train, options);
+      // Per epoch: 3 training steps (the last one short) and 2 validation batches.
+      expect(copies.length).toBe(2 * (3 + 2));
+      expect(gpu.inputs.every((x) => copies.includes(x))).toBe(true);
+      expect(copies.every((t) => t.isDisposed)).toBe(true);
+      // The same arithmetic as reading the pipeline's host tensors.
+      const plain = await new Trainer(tinyModel(6), { compile: SGD, progress: 'none' }).fit(train, options);
+      expect(staged.map((e) => [e.loss, e.valLoss])).toEqual(plain.map((e) => [e.loss, e.valLoss]));
+
+      copies.length = 0;
+      const failing = onGpu(tinyModel(6), 2);
+      await expect(new Trainer(failing.model, { compile: SGD, progress: 'none' }).fit(train, options)).rejects.toThrow('injected failure');
+      // Batch 3 was staged while step 2 ran; it is freed with the rest.
+      expect(copies.length).toBe(3);
+      expect(copies.every((t) => t.isDisposed)).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('resumes from a checkpoint with results identical to an uninterrupted run', async () => {

@@ -1,5 +1,5 @@
 // Trainer: the training loop. Seeded shuffling, a two-slot batch pipeline (batch k+1 is
-// filled and augmented while step k runs natively), per-step or per-epoch learning-rate
+// filled, augmented and, for a model on a GPU, copied there while step k runs natively), per-step or per-epoch learning-rate
 // schedules, validation every epoch, callbacks, progress, and exact resume from a checkpoint.
 import { augmentBatch } from '../data/augment.js';
 import type { Dataset } from '../data/dataset.js';
@@ -188,15 +188,32 @@ class BatchPipeline {
     await augmentBatch(slot.src, slot.x, slot.aug);
   }
 
+  /**
+   * `load`, resolving to the tensor a model on `device` reads: the slot's own on the CPU; on
+   * a GPU a copy there, made as soon as the batch is ready, so that it crosses on the GPU's
+   * copy stream while the step before it still runs. Pass it to `release` once its step
+   * has settled (or to `discard` if it may not have been used).
+   */
+  async stage(slot: Slot, order: Int32Array, start: number, step: number, device: string): Promise<Tensor> {
+    await this.load(slot, order, start, step);
+    return device === 'cpu' ? slot.x : slot.x.to(device);
+  }
+
   dispose(): void {
     for (const s of this.#slots) s.x.dispose();
     this.#tail?.x.dispose();
   }
 }
 
-/** Awaits a promise that may still be running, ignoring its outcome (used before freeing what it writes to). */
-async function settle(p: Promise<unknown> | undefined): Promise<void> {
-  if (p) await p.catch(() => undefined);
+/** Frees a batch that BatchPipeline.stage copied to a GPU (a CPU batch is the pipeline's own slot tensor). */
+function release(x: Tensor): void {
+  if (x.device !== 'cpu') x.dispose();
+}
+
+/** Awaits a staged batch that may still be loading, ignoring its outcome, and releases it (used before freeing what it writes to). */
+async function discard(p: Promise<Tensor> | undefined): Promise<void> {
+  const x = await p?.catch(() => undefined);
+  if (x) release(x);
 }
 
 function checkDataset(d: unknown, op: string, name: string, model: Model): Dataset {
@@ -280,27 +297,32 @@ async function runEvaluation(model: Model, ds: Dataset, pipeline: BatchPipeline,
   const order = new Int32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
   const size = (k: number) => Math.min(b, n - k * b);
-  let next: Promise<void> | undefined = pipeline.load(pipeline.slot(0, size(0)), order, 0, 0);
+  const device = model.device;
+  let next: Promise<Tensor> | undefined = pipeline.stage(pipeline.slot(0, size(0)), order, 0, 0, device);
   try {
     for (let k = 0; k < steps; k++) {
       const slot = pipeline.slot(k & 1, size(k));
-      await next;
+      const x = await next!;
       next = undefined;
-      const logitsP = model.predict(slot.x);
-      if (k + 1 < steps) {
-        next = pipeline.load(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * b, 0);
-        next.catch(() => undefined);
-      }
-      const logits = await logitsP;
       try {
-        checkLabels(slot, model.classes, order, k * b);
-        acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
+        const logitsP = model.predict(x);
+        if (k + 1 < steps) {
+          next = pipeline.stage(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * b, 0, device);
+          next.catch(() => undefined);
+        }
+        const logits = await logitsP;
+        try {
+          checkLabels(slot, model.classes, order, k * b);
+          acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
+        } finally {
+          logits.dispose();
+        }
       } finally {
-        logits.dispose();
+        release(x);
       }
     }
   } finally {
-    await settle(next);
+    await discard(next);
   }
   return acc;
 }
@@ -572,9 +594,10 @@ export class Trainer {
 
     let pipeline: BatchPipeline | undefined;
     let valPipeline: BatchPipeline | undefined;
-    let next: Promise<void> | undefined;
+    let next: Promise<Tensor> | undefined;
     const wantsBatch = callbacks.some((cb) => typeof cb.onBatchEnd === 'function');
     try {
+      const device = model.device; // on a GPU, each batch is copied there while the step before it runs
       pipeline = new BatchPipeline(ds, batchSize, tail, { padding, flip, mean, std, seed: augmentSeed });
       if (val) {
         const vb = Math.min(valBatchSize, val.length);
@@ -603,20 +626,20 @@ export class Trainer {
         acc.reset();
         const t0 = performance.now();
 
-        next = pipeline.load(pipeline.slot(0, size(0)), order, 0, globalStep);
+        next = pipeline.stage(pipeline.slot(0, size(0)), order, 0, globalStep, device);
         for (let k = 0; k < stepsPerEpoch; k++) {
           const slot = pipeline.slot(k & 1, size(k));
-          await next; // batch k is in `slot`
+          const x = await next!; // batch k: `slot`'s tensor, or its copy on the model's GPU
           next = undefined;
-          if (stepSchedule) lr = stepSchedule.at(globalStep);
-          const stepP = stepSchedule ? model.trainStep(slot.x, slot.labels, { lr }) : model.trainStep(slot.x, slot.labels);
-          // Batch k+1 loads (fill + augment) while step k runs natively.
-          if (k + 1 < stepsPerEpoch) {
-            next = pipeline.load(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * batchSize, globalStep + 1);
-            next.catch(() => undefined);
-          }
-          let r: Awaited<typeof stepP>;
+          let r: Awaited<ReturnType<Model['trainStep']>>;
           try {
+            if (stepSchedule) lr = stepSchedule.at(globalStep);
+            const stepP = stepSchedule ? model.trainStep(x, slot.labels, { lr }) : model.trainStep(x, slot.labels);
+            // Batch k+1 loads (fill + augment, then the copy to the GPU) while step k runs natively.
+            if (k + 1 < stepsPerEpoch) {
+              next = pipeline.stage(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * batchSize, globalStep + 1, device);
+              next.catch(() => undefined);
+            }
             r = await stepP;
           } catch (err) {
             // Training stops here; the native message names the layer, this adds where in the run.
@@ -624,6 +647,8 @@ export class Trainer {
               throw new ResNetError('E_NAN', `Trainer.fit: epoch ${epochIndex + 1}, step ${k + 1} of ${stepsPerEpoch} (global step ${globalStep + 1}): ${err.message}`);
             }
             throw err;
+          } finally {
+            release(x);
           }
           globalStep++;
           const count = slot.labels.length;
@@ -666,7 +691,7 @@ export class Trainer {
       for (const cb of callbacks) await cb.onTrainEnd?.(history, ctx);
       return history;
     } finally {
-      await settle(next);
+      await discard(next);
       progress.trainEnd();
       pipeline?.dispose();
       valPipeline?.dispose();

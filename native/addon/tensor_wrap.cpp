@@ -155,9 +155,13 @@ Napi::Value NativeTensor::to_device(const Napi::CallbackInfo& info) {
     }
     TensorPtr out = host;
     if (target.is_device()) {
-      BackendCall call(target);
+      // No BackendCall: a training step may hold the backend on a worker thread, and this
+      // copy is meant to overlap it (the allocator is thread-safe; upload_input queues on
+      // the GPU's copy stream, and later calls are ordered after it). The block handed out
+      // cannot still be read by a step: a tensor is released only after the steps that
+      // used it have finished (each holds a reference until its call has synchronised).
       out = Tensor::on_backend(target, tensor_->shape(), "Tensor.to");
-      target.upload(out->data(), host->data(), host->bytes());
+      target.upload_input(out->data(), host->data(), host->bytes());
     }
     return wrap(env, out);
   });

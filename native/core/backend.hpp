@@ -83,6 +83,11 @@ class Backend {
   virtual void upload(void* dst, const void* host_src, int64_t bytes) {
     if (bytes > 0) std::memcpy(dst, host_src, static_cast<size_t>(bytes));
   }
+  // An input's upload (Tensor.to('cuda')) that needs no BackendCall: it is safe while another
+  // thread runs a call on this backend, and a device backend may run it asynchronously on a
+  // copy stream, overlapping that call. Every network call that begins afterwards, on any
+  // backend of the same device, sees the data. `host_src` may be reused once it returns.
+  virtual void upload_input(void* dst, const void* host_src, int64_t bytes) { upload(dst, host_src, bytes); }
   virtual void download(void* host_dst, const void* src, int64_t bytes) {
     if (bytes > 0) std::memcpy(host_dst, src, static_cast<size_t>(bytes));
   }

@@ -66,7 +66,13 @@ float* CudaBackend::allocate(int64_t count, const std::string& what) {
   return static_cast<float*>(allocator_->allocate(static_cast<size_t>(count) * sizeof(float), what.c_str()));
 }
 
-void CudaBackend::release(float* p) { allocator_->release(p); }
+// A block goes back to the cache only once no input copy can still be writing it (a tensor
+// disposed before its copy landed); the wait is nearly always on a finished event.
+void CudaBackend::release(float* p) {
+  if (p == nullptr) return;
+  copier_.wait_for_copies();
+  allocator_->release(p);
+}
 
 void CudaBackend::upload(void* dst, const void* host_src, int64_t bytes) {
   ProfileScope profile(*profiler_, stream_, Work::Upload);
@@ -75,6 +81,9 @@ void CudaBackend::upload(void* dst, const void* host_src, int64_t bytes) {
   // may reuse its buffer at once; the copy itself stays ordered on the stream.
   RN_CUDA(cudaMemcpyAsync(dst, host_src, static_cast<size_t>(bytes), cudaMemcpyHostToDevice, stream_));
 }
+
+// On the GPU's copy stream, outside any call; begin_call orders every later call after it.
+void CudaBackend::upload_input(void* dst, const void* host_src, int64_t bytes) { copier_.upload(dst, host_src, bytes); }
 
 void CudaBackend::download(void* host_dst, const void* src, int64_t bytes) {
   ProfileScope profile(*profiler_, stream_, Work::Download);
@@ -110,6 +119,12 @@ void CudaBackend::begin_call() {
   if (e != cudaSuccess) {
     call_mutex_.unlock();
     cuda_fail("cudaSetDevice", e);
+  }
+  // Inputs staged by upload_input (from any backend of this GPU) land before this call reads them.
+  const cudaError_t ordered = copier_.order_after_copies(stream_);
+  if (ordered != cudaSuccess) {
+    call_mutex_.unlock();
+    cuda_fail("cudaStreamWaitEvent", ordered);
   }
 }
 

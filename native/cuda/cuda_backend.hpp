@@ -18,6 +18,7 @@
 #include "../core/cuda_plugin_abi.hpp"
 #include "cudnn_conv.hpp"
 #include "device_allocator.hpp"
+#include "input_copier.hpp"
 #include "profiler.hpp"
 #include "step_control.hpp"
 
@@ -36,6 +37,7 @@ class CudaBackend final : public Backend {
   float* allocate(int64_t count, const std::string& what) override;
   void release(float* p) override;
   void upload(void* dst, const void* host_src, int64_t bytes) override;
+  void upload_input(void* dst, const void* host_src, int64_t bytes) override;
   void download(void* host_dst, const void* src, int64_t bytes) override;
   void fill_zero(float* p, int64_t count) override;
   int activation_bytes() const override { return precision_ == cuda_abi::Precision::Fp32 ? 4 : 2; }
@@ -167,6 +169,7 @@ class CudaBackend final : public Backend {
   bool recording_ = false;  // between run_captured's start and end: results stay on the device
   StepControl* control_ = nullptr;  // device
   std::unordered_map<const void*, Captured> captured_;
+  InputCopier& copier_ = InputCopier::for_device(ordinal_);  // shared with this GPU's other backends
 };
 
 }  // namespace rn::cuda

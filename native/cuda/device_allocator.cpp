@@ -27,6 +27,11 @@ void* DeviceAllocator::allocate(size_t bytes, const char* what) {
     sizes_[p] = size;
     return p;
   }
+  // Tensor.to('cuda') allocates outside any network call, from Node's main thread, so the
+  // block's device is made current here. All of this holds mutex_, and cudaMalloc is
+  // thread-safe: a miss while another thread runs a call is fine (at worst it waits for
+  // the device, once: the block then stays in the cache).
+  RN_CUDA(cudaSetDevice(ordinal_));
   void* p = nullptr;
   cudaError_t e = cudaMalloc(&p, size);
   if (e == cudaErrorMemoryAllocation) {
