@@ -1,6 +1,8 @@
 // resnet-native on an NVIDIA GPU: training images/s (one SGD-momentum step = forward +
 // backward + update, all on the device), inference images/s (predict, logits copied back)
-// and batch-1 latency, for a model at a batch size, in fp32 with TF32 off (the default),
+// and batch-1 latency, for a model at a batch size — each batch from the host inside the step,
+// copied during the previous step (as Trainer.fit does), or already on the GPU — in fp32 with
+// TF32 off (the default),
 // with TF32 tensor cores allowed ('tf32'), and in mixed precision ('fp16', 'bf16'). Synthetic data, fixed across steps. Reports;
 // asserts nothing. bench/pytorch_cuda.py measures PyTorch the same way on the same GPU.
 //
@@ -64,9 +66,20 @@ for (const mode of modes) {
   await model.predict(x);
   await model.predict(x);
   const infer = await time(() => model.predict(x), steps);
+  // As Trainer.fit feeds a GPU model: each step's batch was copied to the device (Tensor.to:
+  // pinned staging, the copy stream) while the previous step ran.
+  model.train();
+  let staged = x.to(device);
+  const trainPrefetched = await time(async () => {
+    const current = staged;
+    const step = model.trainStep(current, y);
+    staged = x.to(device);  // the next batch crosses while this step runs
+    await step;
+    current.dispose();
+  }, steps);
+  staged.dispose();
   // The same with the batch already on the GPU (Tensor.to): no host-to-device copy per step.
   const xd = x.to(device);
-  model.train();
   await model.trainStep(xd, y);
   const trainResident = await time(() => model.trainStep(xd, y), steps);
   model.eval();
@@ -83,11 +96,13 @@ for (const mode of modes) {
     trainImagesPerSecond: (batch * steps) / train, inferImagesPerSecond: (batch * steps) / infer,
     batch1LatencyMs: latency * 1e3, firstStepSeconds: firstStep, arenaBytes: model.stats().arenaBytes,
     trainResidentImagesPerSecond: (batch * steps) / trainResident, inferResidentImagesPerSecond: (batch * steps) / inferResident,
+    trainPrefetchedImagesPerSecond: (batch * steps) / trainPrefetched,
   };
   results.push(r);
   console.log(`resnet-native ${modelName} ${mode} b${batch}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, ` +
     `infer ${r.inferImagesPerSecond.toFixed(1)} img/s, batch-1 ${r.batch1LatencyMs.toFixed(2)} ms, ` +
     `first step ${firstStep.toFixed(1)} s, arena ${(r.arenaBytes / 2 ** 30).toFixed(1)} GiB, loss scale ${scale} (${skippedSteps} skipped); ` +
+    `next batch copied during the step (as Trainer.fit): train ${r.trainPrefetchedImagesPerSecond.toFixed(1)} img/s; ` +
     `input already on the GPU: train ${r.trainResidentImagesPerSecond.toFixed(1)} img/s, infer ${r.inferResidentImagesPerSecond.toFixed(1)} img/s`);
   x.dispose();
   one.dispose();

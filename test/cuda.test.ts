@@ -138,10 +138,17 @@ const twoStages = [
 ];
 
 /** One model per family and per kernel path the GPU has (each built twice: CPU and GPU). */
-const FAMILIES: Array<{ name: string; n: number; build: (device: string) => Model }> = [
+/**
+ * `batchSeed` replaces the default batch (seed 101) where that batch sits on a kink: resnet18's
+ * default batch puts a ReLU / max-pool input within rounding of the point where the gradient
+ * jumps, so any two correct implementations disagree there — the CPU engine's own reference and
+ * optimized kernels differ on its layer1 gradients by 8.8× this file's tolerance (measured),
+ * which makes the batch useless for comparing engines.
+ */
+const FAMILIES: Array<{ name: string; n: number; batchSeed?: number; build: (device: string) => Model }> = [
   { name: 'resnetCifar depth 20 (Keras v1: same padding, asymmetric at stride 2)', n: 4, build: (device) => models.resnetCifar({ depth: 20, inputShape: [16, 16, 3], seed: 11, device }) },
   { name: 'resnetCifar depth 11 v2 with conv biases (pre-activation bottlenecks)', n: 3, build: (device) => models.resnetCifar({ depth: 11, version: 2, convBias: true, inputShape: [16, 16, 3], seed: 12, device }) },
-  { name: 'resnet18 at 64×64 (7×7 stem, max-pool, projections)', n: 2, build: (device) => models.resnet18({ inputShape: [64, 64, 3], classes: 20, seed: 13, device }) },
+  { name: 'resnet18 at 64×64 (7×7 stem, max-pool, projections)', n: 2, batchSeed: 7, build: (device) => models.resnet18({ inputShape: [64, 64, 3], classes: 20, seed: 13, device }) },
   {
     name: 'bottlenecks, groups 4 (ResNeXt) with squeeze-excite',
     n: 2,
@@ -172,7 +179,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     it(`${family.name}: logits, softmax, loss and every gradient`, async () => {
       const cpu = family.build('cpu');
       const gpu = family.build('cuda');
-      const { x, y } = batchFor(cpu, family.n, 101);
+      const { x, y } = batchFor(cpu, family.n, family.batchSeed ?? 101);
       for (const p of cpu.parameterInfo()) expect(gpu.getParameter(p.name)).toEqual(cpu.getParameter(p.name));
 
       const Li = lengths(cpu, family.n, false);
@@ -494,8 +501,8 @@ describe.skipIf(!GPU)('mixed precision on the GPU', () => {
         const all: [number[], number[]] = [[], []];
         for (const p of cpu.parameterInfo()) {
           if (!p.trainable) continue;
-          all[0].push(...gpu.getGradient(p.name));
-          all[1].push(...cpu.getGradient(p.name));
+          for (const v of gpu.getGradient(p.name)) all[0].push(v);
+          for (const v of cpu.getGradient(p.name)) all[1].push(v);
         }
         expectRelative(`${precision} ${family.name} gradients`, all[0], all[1], 16 * u * Math.sqrt(6 * D));
         for (const t of [x, lc, lg]) t.dispose();
