@@ -727,7 +727,7 @@ async function bench(args: string[]): Promise<void> {
   try {
     model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } });
     const info = runtimeInfo();
-    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : model.device}`);
+    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : `${model.device} ${model.precision}`}`);
     const time = async (what: string, run: () => Promise<unknown>) => {
       for (let i = 0; i < 2; i++) await run();
       const t0 = performance.now();

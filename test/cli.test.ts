@@ -152,10 +152,15 @@ describe('resnet-native CLI', () => {
     expect(cpu.stdout).toMatch(/batch 2, 1 threads/);
     const { cudaStatus } = await import('../lib/index.js');
     const status = cudaStatus();
+    expectError(await rn(...tiny, '--precision', 'fp16'), 1, /precision 'fp16' \(mixed precision\) needs a CUDA device/);
+    expectError(await rn(...tiny, '--precision', 'fp64'), 2, /--precision must be fp32, fp16 or bf16, got 'fp64'/);
     if (status.available) {
       const gpu = await rn(...tiny, '--device', 'cuda');
       expect(gpu.code).toBe(0);
-      expect(gpu.stdout).toMatch(/batch 2, cuda:0/);
+      expect(gpu.stdout).toMatch(/batch 2, cuda:0 fp32/);
+      const half = await rn(...tiny, '--device', 'cuda', '--precision', 'fp16');
+      expect(half.code).toBe(0);
+      expect(half.stdout).toMatch(/batch 2, cuda:0 fp16/);
     } else {
       expectError(await rn(...tiny, '--device', 'cuda'), 1, /device 'cuda:0': /);
     }
