@@ -75,6 +75,10 @@ export interface BatchLog {
   lr: number;
   /** Examples in this batch. */
   size: number;
+  /** fp16: the loss-scaled gradients overflowed, so this step changed nothing and the scale was halved. */
+  skipped: boolean;
+  /** The loss scale this step used (1 unless fp16). */
+  lossScale: number;
 }
 
 /** What every hook receives: the run's fixed facts, its progress, and stop(). */

@@ -655,7 +655,7 @@ export class Trainer {
           acc.addBatchMeans(count, r.loss, r.accuracy, r.top5Accuracy);
           progress.batch(k + 1, acc.loss, acc.accuracy, acc.count);
           if (wantsBatch) {
-            const log: BatchLog = { epoch: epochIndex + 1, step: k + 1, globalStep, loss: r.loss, accuracy: r.accuracy, gradNorm: r.gradNorm, lr, size: count };
+            const log: BatchLog = { epoch: epochIndex + 1, step: k + 1, globalStep, loss: r.loss, accuracy: r.accuracy, gradNorm: r.gradNorm, lr, size: count, skipped: r.skipped, lossScale: r.lossScale };
             for (const cb of callbacks) await cb.onBatchEnd?.(log, ctx);
           }
         }
