@@ -99,7 +99,7 @@ describe('resnet-native doctor', () => {
     const cudaLine = r.stdout.split('\n').find((l) => l.startsWith('CUDA plugin:'));
     if (typeof (native as unknown as { cudaStatus?: unknown }).cudaStatus === 'function') {
       console.log(`doctor: this addon has cudaStatus(): ${cudaLine}`);
-      expect(cudaLine).toMatch(/^CUDA plugin: (available|unavailable: \S.*)$/);
+      expect(cudaLine).toMatch(/^CUDA plugin: (available \(\S+libresnet_cuda\.so\)|unavailable: \S.*)$/);
     } else {
       expect(cudaLine).toBe('CUDA plugin: not built into this addon');
     }
