@@ -493,7 +493,7 @@ describe.skipIf(!GPU)('mixed precision on the GPU', () => {
         for (const p of cpu.parameterInfo()) gpu.setParameter(p.name, cpu.getParameter(p.name));
         expect(gpu.precision).toBe(precision);
         const D = cpu.spec.layers.length;
-        const { x, y } = batchFor(cpu, family.n, 101);
+        const { x, y } = batchFor(cpu, family.n, family.batchSeed ?? 101);
         const [lc, lg] = [await cpu.predict(x), await gpu.predict(x)];
         expectRelative(`${precision} ${family.name} logits`, lg.toFloat32Array(), lc.toFloat32Array(), 8 * u * Math.sqrt(3 * D));
         const [gc, gg] = [await cpu.computeGradients(x, y), await gpu.computeGradients(x, y)];
