@@ -596,6 +596,9 @@ void CudaBackend::run_captured(const void* key, uint64_t version, const std::fun
 }
 
 void CudaBackend::drop_captures(const void* key) {
+  // A plan may die on any thread (its network released after an async call) while another
+  // network's step on this backend captures or replays: serialise with the calls.
+  std::lock_guard<std::recursive_mutex> lock(call_mutex_);
   auto it = captured_.find(key);
   if (it == captured_.end()) return;
   if (it->second.exec != nullptr) cudaGraphExecDestroy(it->second.exec);
