@@ -68,13 +68,11 @@ float finite_float(const Napi::Object& o, const char* key, const std::string& op
   return static_cast<float>(v);
 }
 
-// { dynamic?: boolean, initial?: number, growthInterval?: number }; unset fields keep the
-// precision's defaults (dynamic from 2^16 for fp16, a fixed 1 otherwise).
+// { dynamic?: boolean, initial?: number, growthInterval?: number }: unset fields take the
+// dynamic defaults (from 2^16), or an initial (fixed) scale of 1 with dynamic: false.
 std::optional<LossScaleConfig> parse_loss_scale(const Napi::Value& v) {
   const Napi::Object o = object_arg(v, "NativeNetwork", "lossScale");
-  LossScaleConfig c;
-  c.dynamic = true;
-  c.initial = 65536.0f;
+  LossScaleConfig c = LossScaleConfig::dynamic_default();
   if (o.Has("dynamic")) c.dynamic = bool_field(o, "dynamic", "NativeNetwork lossScale");
   if (!c.dynamic) c.initial = 1.0f;
   if (o.Has("initial")) c.initial = finite_float(o, "initial", "NativeNetwork lossScale", 1.0f, 16777216.0f);

@@ -9,10 +9,10 @@
 #include <cstdint>
 #include <cstring>
 #include <exception>
-#include <functional>
 #include <string>
 #include <vector>
 
+#include "function_ref.hpp"
 #include "geometry.hpp"
 #include "memory.hpp"
 
@@ -66,6 +66,9 @@ struct StepOutcome {
   double loss = 0.0, correct = 0.0, correct5 = 0.0;
   double grad_sum_of_squares = 0.0;  // of the scaled gradients
 };
+
+// The work of one captured step (Backend::run_captured).
+using StepRecording = FunctionRef<void()>;
 
 class Backend {
  public:
@@ -123,7 +126,7 @@ class Backend {
   // a host round trip; step_outcome reads the results back once.
   virtual bool captures_steps() const { return false; }
   virtual void set_step_inputs(const StepInputs&) {}
-  virtual void run_captured(const void* key, uint64_t version, const std::function<void()>& record) {
+  virtual void run_captured(const void* key, uint64_t version, const StepRecording& record) {
     (void)key, (void)version;
     record();
   }

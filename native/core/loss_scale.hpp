@@ -16,6 +16,14 @@ struct LossScaleConfig {
   int64_t growth_interval = 2000;
   float growth_factor = 2.0f, backoff_factor = 0.5f;
   float min_scale = 1.0f, max_scale = 16777216.0f;  // 2^24: beyond it fp32 loses the small gradients
+
+  // fp16's default (and the base of a user's dynamic settings): dynamic from 2^16.
+  static LossScaleConfig dynamic_default() {
+    LossScaleConfig c;
+    c.dynamic = true;
+    c.initial = 65536.0f;
+    return c;
+  }
 };
 
 class LossScaler {

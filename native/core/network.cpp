@@ -14,12 +14,7 @@ constexpr size_t kMaxCachedPlans = 6;
 constexpr int64_t bytes_of(int64_t floats) { return floats * static_cast<int64_t>(sizeof(float)); }
 
 LossScaleConfig default_loss_scale(const Backend& backend) {
-  LossScaleConfig c;
-  if (std::string(backend.precision()) == "fp16") {
-    c.dynamic = true;
-    c.initial = 65536.0f;
-  }
-  return c;
+  return std::string(backend.precision()) == "fp16" ? LossScaleConfig::dynamic_default() : LossScaleConfig{};
 }
 
 }  // namespace
@@ -223,7 +218,19 @@ std::string nonfinite_origin(const GraphSpec& spec, Plan& plan, const float* ima
   const Layer& l = spec.layers[static_cast<size_t>(layer)];
   return "the first layer whose output went non-finite is '" + l.name + "' (" + layer_type_name(l.type) + ")";
 }
+
+[[noreturn]] void fail_nonfinite_loss(const GraphSpec& spec, Plan& plan, const Tensor& images, double loss) {
+  fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(loss) + "); " +
+                           nonfinite_origin(spec, plan, images.data()) +
+                           "; the weights were left unchanged. Check the inputs and lower the learning rate.");
+}
 }  // namespace
+
+bool Network::gradients_apply(double norm) {
+  const LossScaler::Verdict verdict = scaler_.update(std::isfinite(norm));
+  if (verdict == LossScaler::Verdict::Fail) Optimizer::fail_non_finite(norm);  // E_NAN before any update
+  return verdict == LossScaler::Verdict::Apply;  // Skip: fp16 overflow, the scale was halved
+}
 
 StepResult Network::train_step(const Tensor& images, const int32_t* labels, int64_t count) {
   if (!optimizer_) fail(ErrorCode::InvalidArgument, "trainStep: compile the model with an optimizer first");
@@ -235,25 +242,12 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing_);
-  if (!std::isfinite(l.loss)) {
-    fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(l.loss) + "); " +
-                             nonfinite_origin(spec_, plan, images.data()) +
-                             "; the weights were left unchanged. Check the inputs and lower the learning rate.");
-  }
+  if (!std::isfinite(l.loss)) fail_nonfinite_loss(spec_, plan, images, l.loss);
   const float loss_scale = scaler_.scale();
   plan.backward(labels, label_smoothing_, p, loss_scale);
   const double norm = optimizer_->gradient_norm(p.grads) / loss_scale;
-  bool skipped = false;
-  switch (scaler_.update(std::isfinite(norm))) {
-    case LossScaler::Verdict::Fail:
-      Optimizer::fail_non_finite(norm);  // E_NAN before any update
-    case LossScaler::Verdict::Skip:
-      skipped = true;  // fp16 overflow of the scaled gradients: the scale was halved
-      break;
-    case LossScaler::Verdict::Apply:
-      optimizer_->apply(p.params, p.grads, norm, 1.0f / loss_scale);
-      break;
-  }
+  const bool skipped = !gradients_apply(norm);
+  if (!skipped) optimizer_->apply(p.params, p.grads, norm, 1.0f / loss_scale);
   // The forward was sound either way (its loss is finite), as PyTorch's GradScaler also keeps.
   plan.update_running_statistics(p);
   return {l.loss, l.correct, count, skipped ? 0.0 : norm, l.correct5, skipped, loss_scale};
@@ -276,31 +270,19 @@ StepResult Network::train_step_captured(Plan& plan, const Tensor& images, const 
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &loss_scale, sizeof(scale_bits));
   const uint64_t version = (capture_generation_ << 33) | (uint64_t(optimizer_->next_is_first_step()) << 32) | scale_bits;
-  backend_.run_captured(&plan, version, [&] {
+  auto record = [&] {
     plan.forward(input, p, true);
     plan.loss(staged_labels, label_smoothing_);
     plan.backward(staged_labels, label_smoothing_, p, loss_scale);
     optimizer_->record_captured(p.params, p.grads);
     plan.update_running_statistics(p);
-  });
+  };
+  backend_.run_captured(&plan, version, record);
   const StepOutcome out = backend_.step_outcome();
-  if (!std::isfinite(out.loss)) {
-    fail(ErrorCode::NaN, "trainStep: the loss is not finite (" + std::to_string(out.loss) + "); " +
-                             nonfinite_origin(spec_, plan, images.data()) +
-                             "; the weights were left unchanged. Check the inputs and lower the learning rate.");
-  }
+  if (!std::isfinite(out.loss)) fail_nonfinite_loss(spec_, plan, images, out.loss);
   const double norm = std::sqrt(out.grad_sum_of_squares) / loss_scale;
-  bool skipped = false;
-  switch (scaler_.update(std::isfinite(norm))) {
-    case LossScaler::Verdict::Fail:
-      Optimizer::fail_non_finite(norm);  // the device applied nothing
-    case LossScaler::Verdict::Skip:
-      skipped = true;
-      break;
-    case LossScaler::Verdict::Apply:
-      optimizer_->count_step();
-      break;
-  }
+  const bool skipped = !gradients_apply(norm);  // the device applied the update exactly when this holds
+  if (!skipped) optimizer_->count_step();
   return {out.loss, static_cast<int64_t>(out.correct), count, skipped ? 0.0 : norm, static_cast<int64_t>(out.correct5),
           skipped, loss_scale};
 }

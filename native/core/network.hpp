@@ -93,6 +93,9 @@ class Network {
  private:
   Plan& plan_for(const Shape& input, PlanMode mode);
   StepResult train_step_captured(Plan& plan, const Tensor& images, const int32_t* labels, int64_t count);
+  // The loss scaler's decision on a step's gradients (true: apply the update; false: an fp16
+  // overflow, skipped); E_NAN when they are not finite and cannot be skipped.
+  bool gradients_apply(double norm);
   void check_images(const Tensor& images, const char* op) const;
   void check_labels(const int32_t* labels, int64_t count, int64_t batch, const char* op) const;
   ParamBuffers buffers();

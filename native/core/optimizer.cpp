@@ -64,13 +64,6 @@ void Optimizer::fail_non_finite(double norm) {
                            "); the weights were left unchanged. Lower the learning rate or clip gradients.");
 }
 
-double Optimizer::step(float* params, float* grads) {
-  const double norm = gradient_norm(grads);
-  if (!std::isfinite(norm)) fail_non_finite(norm);
-  apply(params, grads, norm, 1.0f);
-  return norm;
-}
-
 void Optimizer::apply(float* params, float* grads, double norm, float grad_scale) {
   double factor = grad_scale;
   if (config_.clip_norm > 0.0f && norm > config_.clip_norm) factor *= config_.clip_norm / (norm + 1e-6);

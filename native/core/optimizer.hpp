@@ -47,12 +47,11 @@ class Optimizer {
   void write_slot(int index, const ParamInfo& p, const float* values);
   void set_steps(int64_t steps) { steps_ = steps; }
 
-  // Clips (if configured) and applies one update; returns the gradient norm before clipping.
-  // E_NAN (nothing updated) when the gradients are not finite.
-  double step(float* params, float* grads);
-  // The two halves of step, for loss scaling (network.cpp): the global norm of the gradients
-  // as they are, then the update from gradients scaled by `grad_scale` (the loss scale's
-  // inverse) whose true norm is `norm`. The unscaling and the clipping are one pass.
+  // One step in two halves, with the loss scaler's decision between them (network.cpp): the
+  // global norm of the gradients as they are, then — clipping if configured — the update from
+  // gradients scaled by `grad_scale` (the loss scale's inverse) whose true norm is `norm`. The
+  // unscaling and the clipping are one pass. fail_non_finite is the E_NAN of a step whose
+  // gradients are not finite (nothing updated).
   double gradient_norm(const float* grads);
   void apply(float* params, float* grads, double norm, float grad_scale);
   [[noreturn]] static void fail_non_finite(double norm);

@@ -3,25 +3,13 @@
 #pragma once
 
 #include <cstdint>
-#include <type_traits>
-#include <utility>
+
+#include "function_ref.hpp"
 
 namespace rn {
 
-// A non-owning reference to a callable (begin, end): unlike std::function it never
-// allocates, so training steps that call parallel_for stay allocation-free.
-class RangeFn {
- public:
-  template <typename F, typename = std::enable_if_t<!std::is_same_v<std::decay_t<F>, RangeFn>>>
-  RangeFn(F&& f)  // NOLINT: implicit on purpose, lambdas convert at the call site
-      : object_(const_cast<void*>(static_cast<const void*>(&f))),
-        call_([](void* o, int64_t b, int64_t e) { (*static_cast<std::remove_reference_t<F>*>(o))(b, e); }) {}
-  void operator()(int64_t begin, int64_t end) const { call_(object_, begin, end); }
-
- private:
-  void* object_;
-  void (*call_)(void*, int64_t, int64_t);
-};
+// fn(begin, end) over a chunk; a FunctionRef, so parallel_for never allocates.
+using RangeFn = FunctionRef<void(int64_t, int64_t)>;
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread, and
 // returns when all are done. Safe to call from several threads (calls are serialised)

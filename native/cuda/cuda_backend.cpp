@@ -455,22 +455,22 @@ double CudaBackend::sum_of_squares(int64_t count, const float* x) {
   return host;
 }
 
-bool CudaBackend::all_finite(int64_t count, const float* x) {
+template <typename T>
+bool CudaBackend::finite(int64_t count, const T* x) {
   ProfileScope profile(*profiler_, stream_, Work::Other);
   int* flag = reinterpret_cast<int*>(results_ + 6);
-  rn::cuda::all_finite<float>(stream_, count, x, flag);
+  rn::cuda::all_finite<T>(stream_, count, x, flag);
   int host = 0;
   download(&host, flag, sizeof(host));
   return host != 0;
 }
 
+bool CudaBackend::all_finite(int64_t count, const float* x) { return finite(count, x); }
+
 bool CudaBackend::activations_finite(int64_t count, const float* x) {
-  ProfileScope profile(*profiler_, stream_, Work::Other);
-  int* flag = reinterpret_cast<int*>(results_ + 6);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::all_finite<T>(stream_, count, as<T>(x), flag); });
-  int host = 0;
-  download(&host, flag, sizeof(host));
-  return host != 0;
+  bool ok = true;
+  with_activation_type([&](auto t) { using T = decltype(t); ok = finite(count, as<T>(x)); });
+  return ok;
 }
 
 void CudaBackend::scale(int64_t count, float factor, float* x) {
@@ -551,7 +551,7 @@ StepOutcome CudaBackend::step_outcome() {
 }
 
 // Queues the step's work directly, in the recording mode (results stay on the device).
-void CudaBackend::record_step(const std::function<void()>& record) {
+void CudaBackend::record_step(const StepRecording& record) {
   recording_ = true;
   try {
     record();
@@ -562,7 +562,7 @@ void CudaBackend::record_step(const std::function<void()>& record) {
   recording_ = false;
 }
 
-void CudaBackend::run_captured(const void* key, uint64_t version, const std::function<void()>& record) {
+void CudaBackend::run_captured(const void* key, uint64_t version, const StepRecording& record) {
   if (!graphs_enabled_) {
     record_step(record);
     return;

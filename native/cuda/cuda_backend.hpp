@@ -53,7 +53,7 @@ class CudaBackend final : public Backend {
   // RESNET_CUDA_GRAPHS=0 or the profiler is on (its timing events would be captured too).
   bool captures_steps() const override { return true; }
   void set_step_inputs(const StepInputs& inputs) override;
-  void run_captured(const void* key, uint64_t version, const std::function<void()>& record) override;
+  void run_captured(const void* key, uint64_t version, const StepRecording& record) override;
   void finish_gradients(int64_t count, float* grads) override;
   StepOutcome step_outcome() override;
   void drop_captures(const void* key) override;
@@ -134,6 +134,8 @@ class CudaBackend final : public Backend {
   };
   ConvScratch conv_scratch(const Conv2dGeometry& g) const;
   const ParamSlice* upload_slices(const std::vector<ParamSlice>& slices);
+  template <typename T>
+  bool finite(int64_t count, const T* x);  // all_finite over `count` values of type T
   // Runs f(T{}) with T the activation type: float, __half or __nv_bfloat16. Activation
   // buffers arrive as float* (backend.hpp) and are read as T.
   template <typename F>
@@ -164,7 +166,7 @@ class CudaBackend final : public Backend {
     uint64_t version = 0, slices_generation = 0;
     cudaGraphExec_t exec = nullptr;
   };
-  void record_step(const std::function<void()>& record);
+  void record_step(const StepRecording& record);
   bool graphs_enabled_ = true;
   bool recording_ = false;  // between run_captured's start and end: results stay on the device
   StepControl* control_ = nullptr;  // device
