@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks, for a machine with an NVIDIA GPU and a built checkout (npm run build,
+# The GPU checks, for a machine with an NVIDIA GPU and a built checkout (npm install or npm run compile,
 # plus `npx cmake-js build --target resnet_cuda_check` for the kernel check):
 #   1. build/Release/resnet_cuda_check: every CUDA kernel against the CPU backend;
 #   2. the test files with GPU cases (GPU against the CPU engine, whole models, mixed

@@ -1,5 +1,5 @@
 // Element-wise kernels of the training engine: ReLU, residual add, accumulation, and the
-// dense layer (small enough here to need no GEMM; issue 5 replaces it).
+// dense layer (the classifier head: k·m is small, so a row loop beats packing for the GEMM).
 #pragma once
 
 #include <cstdint>
