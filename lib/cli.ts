@@ -622,15 +622,11 @@ async function loadSharp(): Promise<Sharp> {
 
 /** Decodes an image file to [h, w, c] floats in [0, 1]: scaled to cover h×w, centre-cropped, RGB or grey. */
 async function decodeImage(sharp: Sharp, file: string, [h, w, c]: readonly number[], out: Float32Array, offset: number): Promise<void> {
-  let bytes: Buffer;
+  // The file is read as datasets.imageFolder reads it (regular files only, size and pixel limits).
+  const { readImageFile, sharpInputOptions } = await import('./data/image_folder.js');
+  const bytes = await readImageFile(file, 'predict');
   try {
-    bytes = await readFile(file);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new Error(`cannot read ${file}: ${e.code === 'ENOENT' ? 'not found' : e.message}`);
-  }
-  try {
-    let p = sharp(bytes, { failOn: 'error' }).resize({ width: w, height: h, fit: 'cover', position: 'centre' }).removeAlpha();
+    let p = sharp(bytes, sharpInputOptions(bytes.length)).resize({ width: w, height: h, fit: 'cover', position: 'centre' }).removeAlpha();
     p = c === 1 ? p.toColourspace('b-w') : p.toColourspace('srgb');
     const { data, info } = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.width !== w || info.height !== h || info.channels !== c) throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}`);

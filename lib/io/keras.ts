@@ -43,15 +43,18 @@
 //
 // Weight dtypes: float32, and tfjs' quantized weights (float16, and uint8 / uint16 with scale
 // and min), dequantized to float32. Errors are ResNetError: 'E_ARG' (arguments), 'E_IO' (a file
-// that cannot be read, naming it), 'E_FORMAT' (anything wrong in or between the files).
-import { readFile, stat } from 'node:fs/promises';
+// that cannot be read or is not a regular file, naming it), 'E_FORMAT' (anything wrong in or
+// between the files, a shard outside the model's folder included).
+import { type FileHandle, realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 import { ResNetError } from '../errors.js';
 import { Model } from '../model/model.js';
 import type { LayerSpec } from '../model/spec.js';
 import * as validate from '../validate.js';
+import { parseJsonText } from './json_text.js';
 import { checkParameterValues } from './parameter_values.js';
+import { openRegularFile, readError, readInto, readRegularFile } from './read_file.js';
 import { float16ToFloat32 } from './safetensors.js';
 
 export interface LoadKerasOptions {
@@ -281,28 +284,113 @@ interface KerasFile {
 
 const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1, uint16: 2, float16: 2, complex64: 8 };
 
+/** model.json holds the topology and the manifest only (a ResNet-152's is about 1 MB). */
+const MAX_MODEL_JSON_BYTES = 64 << 20;
+
 async function readJsonFile(path: string): Promise<{ json: Record<string, unknown>; file: string }> {
   let file = path.startsWith('file://') ? path.slice('file://'.length) : path;
   try {
     if ((await stat(file)).isDirectory()) file = join(file, 'model.json');
   } catch {
-    // reported by readFile below
+    // reported by readRegularFile below
   }
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new ResNetError('E_IO', `${OP}: cannot read '${file}': ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw formatError(`'${file}' is not valid JSON (${(err as Error).message})`);
-  }
+  const text = (await readRegularFile(file, { op: OP, maxBytes: MAX_MODEL_JSON_BYTES, what: 'a model.json' })).toString('utf8');
+  const json = parseJsonText(text, `${OP}: '${file}'`);
   if (!isObject(json)) throw formatError(`'${file}' must hold a JSON object`);
   return { json, file };
+}
+
+/**
+ * A manifest group's weights: its shards concatenated. Shards must be files inside model.json's
+ * folder (tfjs writes them there) also after resolving symlinks (a link pointing elsewhere is
+ * refused like a '../' path: E_FORMAT), must be regular files (E_IO otherwise), and must add up
+ * to the manifest's size before anything is read.
+ */
+async function readShards(dir: string, paths: unknown[], needed: number, where: string): Promise<Uint8Array> {
+  const outside = (root: string, p: string) => {
+    const rel = relative(root, p);
+    return rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel);
+  };
+  let realDir: string;
+  try {
+    realDir = await realpath(dir);
+  } catch (err) {
+    throw readError(OP, dir, err);
+  }
+  const shards: { path: string; handle: FileHandle; size: number }[] = [];
+  try {
+    for (const p of paths) {
+      if (typeof p !== 'string' || p.length === 0) throw formatError(`${where}: paths must be file names`);
+      let shardName = p;
+      try {
+        shardName = decodeURIComponent(p); // manifests hold URL paths ('group1-shard1of2.bin', maybe %-escaped)
+      } catch {
+        // not %-encoded: use as is
+      }
+      const shardPath = resolve(dir, shardName);
+      if (outside(dir, shardPath)) throw formatError(`${where}: weight shard path '${p}' is not a file inside the model's folder ${dir}`);
+      let real: string;
+      try {
+        real = await realpath(shardPath);
+      } catch (err) {
+        throw readError(OP, `weight shard ${shardPath} (${where})`, err);
+      }
+      if (outside(realDir, real)) {
+        throw formatError(`${where}: weight shard '${p}' (${shardPath}) resolves to ${real}, outside the model's folder ${realDir}`);
+      }
+      shards.push({ path: shardPath, ...(await openRegularFile(real, OP)) });
+    }
+    const total = shards.reduce((a, s) => a + s.size, 0);
+    if (total !== needed) {
+      throw formatError(`${where}: the shards ${paths.join(', ')} hold ${total} bytes but the manifest's weights need ${needed} (truncated or mismatched files?)`);
+    }
+    const data = new Uint8Array(total);
+    let at = 0;
+    for (const s of shards) {
+      await readInto(s.handle, data.subarray(at, at + s.size), 0, OP, `weight shard ${s.path} (${where})`);
+      at += s.size;
+    }
+    return data;
+  } finally {
+    await Promise.all(shards.map((s) => s.handle.close().catch(() => undefined)));
+  }
+}
+
+/**
+ * Which layer a weight belongs to: tfjs names weights `${scope}/${layer}/${weight}`, where the
+ * scope (outer models) may be absent, so the owner is the longest '/'-separated tail of the
+ * weight's path that names a layer. A trie of layer names keyed by their segments, last first,
+ * finds it in one walk from the end of the path: time linear in the name, whatever its number
+ * of segments (trying every tail as a string was quadratic: 69 s for a name of 50,000 '/').
+ */
+function ownerLookup(layerNames: Iterable<string>): (path: string) => string | undefined {
+  interface Node {
+    children: Map<string, Node>;
+    layer: string | undefined;
+  }
+  const root: Node = { children: new Map(), layer: undefined };
+  for (const name of layerNames) {
+    let node = root;
+    const segments = name.split('/');
+    for (let i = segments.length - 1; i >= 0; i--) {
+      let next = node.children.get(segments[i]!);
+      if (!next) node.children.set(segments[i]!, (next = { children: new Map(), layer: undefined }));
+      node = next;
+    }
+    node.layer = name;
+  }
+  return (path) => {
+    let node: Node | undefined = root;
+    let owner: string | undefined;
+    for (let end = path.length; ; ) {
+      const start = path.lastIndexOf('/', end - 1) + 1;
+      node = node.children.get(path.slice(start, end));
+      if (!node) return owner;
+      if (node.layer !== undefined) owner = node.layer;
+      if (start === 0) return owner;
+      end = start - 1;
+    }
+  };
 }
 
 function decodeWeight(bytes: Uint8Array, dtype: string, quant: Record<string, unknown> | undefined, numel: number, name: string): Float32Array {
@@ -337,6 +425,7 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
   addModel(graph, topology, [], `'${file}' modelTopology`);
 
   const dir = dirname(resolve(file));
+  const ownerOf = ownerLookup(graph.nodes.keys());
   const weights = new Map<string, Map<string, KerasWeight>>();
   for (let g = 0; g < manifest.length; g++) {
     const group = manifest[g];
@@ -362,58 +451,7 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       specs.push({ name: w.name, shape: shape as number[], dtype, quant, numel, bytes: numel * size });
       needed += numel * size;
     }
-    // Shards are files beside model.json (tfjs writes them there): a path leaving that folder,
-    // or naming something that is not a regular file (/dev/zero, a FIFO), is refused, and the
-    // sizes are checked against the manifest before anything is read.
-    const shardPaths: string[] = [];
-    let total = 0;
-    for (const p of group.paths) {
-      if (typeof p !== 'string' || p.length === 0) throw formatError(`${where}: paths must be file names`);
-      let shardName = p;
-      try {
-        shardName = decodeURIComponent(p); // manifests hold URL paths ('group1-shard1of2.bin', maybe %-escaped)
-      } catch {
-        // not %-encoded: use as is
-      }
-      const shardPath = resolve(dir, shardName);
-      const rel = relative(dir, shardPath);
-      if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-        throw formatError(`${where}: weight shard path '${p}' is not a file inside the model's folder ${dir}`);
-      }
-      let size: number;
-      try {
-        const st = await stat(shardPath);
-        if (!st.isFile()) throw formatError(`${where}: weight shard '${p}' (${shardPath}) is not a regular file`);
-        size = st.size;
-      } catch (err) {
-        if (err instanceof ResNetError) throw err;
-        const e = err as NodeJS.ErrnoException;
-        throw new ResNetError('E_IO', `${OP}: cannot read weight shard '${shardPath}' (${where}): ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
-      }
-      shardPaths.push(shardPath);
-      total += size;
-    }
-    if (total !== needed) {
-      throw formatError(`${where}: the shards ${group.paths.join(', ')} hold ${total} bytes but the manifest's weights need ${needed} (truncated or mismatched files?)`);
-    }
-    const shards: Uint8Array[] = [];
-    for (const shardPath of shardPaths) {
-      try {
-        shards.push(await readFile(shardPath));
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        throw new ResNetError('E_IO', `${OP}: cannot read weight shard '${shardPath}' (${where}): ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
-      }
-    }
-    if (shards.reduce((a, s) => a + s.length, 0) !== total) {
-      throw new ResNetError('E_IO', `${OP}: the weight shards of ${where} changed size while being read`);
-    }
-    const data = new Uint8Array(total);
-    let at = 0;
-    for (const s of shards) {
-      data.set(s, at);
-      at += s.length;
-    }
+    const data = await readShards(dir, group.paths, needed, where);
     let offset = 0;
     for (const s of specs) {
       const bytes = data.subarray(offset, offset + s.bytes);
@@ -422,12 +460,7 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       const slash = full.lastIndexOf('/');
       if (slash <= 0) throw formatError(`${where}: weight '${s.name}' is not named 'layer/weight'`);
       const short = full.slice(slash + 1);
-      const segments = full.slice(0, slash).split('/');
-      let owner: string | undefined;
-      for (let k = 0; k < segments.length && owner === undefined; k++) {
-        const candidate = segments.slice(k).join('/');
-        if (graph.nodes.has(candidate)) owner = candidate;
-      }
+      const owner = ownerOf(full.slice(0, slash));
       if (owner === undefined) throw formatError(`weight '${s.name}' belongs to no layer of the topology`);
       let own = weights.get(owner);
       if (!own) weights.set(owner, (own = new Map()));

@@ -11,17 +11,24 @@
 // numel · dtype size) and that the tensors tile the data section exactly (no overlap, no gap,
 // nothing after the last one), as the reference implementation requires. Anything else is a
 // ResNetError 'E_FORMAT' naming the file, the tensor and what is wrong; a file that cannot be
-// opened or read is 'E_IO'. Files are read with positional reads: opening a 1 GB file reads
-// its header only, and each tensor is read when asked for.
+// opened or read, or is not a regular file (a FIFO, a device, a directory), is 'E_IO'. Files
+// are read with positional reads, each tensor when asked for.
+//
+// Checksum: files this module writes record the CRC-32 of their data section in the metadata
+// (`dataCrc32`, 8 hex digits; the reader returns it as header.dataCrc32, not with the rest of
+// the metadata), and a file that records one is verified when it is opened (one sequential
+// read of the data section) or decoded: a changed bit is an E_FORMAT, not weights that load
+// silently. Files from elsewhere have no checksum and load as they are.
 //
 // The writer lays tensors out in the order given, pads the header with spaces so the data
-// section starts at a multiple of 8, and writes atomically: a temporary file in the target's
-// directory, fsync, rename over the target, fsync of the directory.
-import { randomBytes } from 'node:crypto';
-import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+// section starts at a multiple of 8, and writes atomically (lib/io/atomic_write.ts).
+import type { FileHandle } from 'node:fs/promises';
 
 import { ResNetError } from '../errors.js';
+import { atomicWrite } from './atomic_write.js';
+import { crc32 } from './crc32.js';
+import { parseJsonText } from './json_text.js';
+import { openRegularFile, readExactly } from './read_file.js';
 
 /** Element types of the format (sub-byte and 8-bit float types are read as raw bytes). */
 export type SafetensorsDtype =
@@ -77,6 +84,9 @@ const DTYPES: Record<SafetensorsDtype, { size: number; ctor: ArrayCtor }> = {
 /** The reference implementation's cap on the header length. */
 export const MAX_HEADER_BYTES = 100_000_000;
 const METADATA_KEY = '__metadata__';
+/** The metadata key holding the data section's CRC-32 as 8 lowercase hex digits. */
+export const CHECKSUM_KEY = 'dataCrc32';
+const CHECKSUM_PATTERN = /^[0-9a-f]{8}$/;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 export function isSafetensorsDtype(v: unknown): v is SafetensorsDtype {
@@ -110,6 +120,8 @@ export interface SafetensorsHeader {
   dataStart: number;
   /** Length of the data section. */
   dataBytes: number;
+  /** The data section's CRC-32 as the file records it (files we write), else undefined; not in `metadata`. */
+  dataCrc32: number | undefined;
 }
 
 /** A tensor to write. `data` may be a function, called when the tensor's turn to be written comes. */
@@ -137,7 +149,7 @@ function jsonPreview(v: unknown): string {
   try {
     s = JSON.stringify(v) ?? String(v);
   } catch {
-    s = String(v);
+    s = Array.isArray(v) ? `array(${v.length})` : typeof v; // String() of a deep array recurses too
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -175,12 +187,7 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataBytes: numbe
     throw formatError(source, 'the header is not valid UTF-8');
   }
   if (text.charCodeAt(0) !== 0x7b) throw formatError(source, `the header must start with '{', got ${jsonPreview(text.slice(0, 16))}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw formatError(source, `the header is not valid JSON (${(err as Error).message})`);
-  }
+  const json = parseJsonText(text, `safetensors '${source}': the header`);
   if (!isPlainObject(json)) throw formatError(source, 'the header must be a JSON object');
 
   let metadata: Record<string, string> = {};
@@ -217,7 +224,28 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataBytes: numbe
   }
   const tensors = new Map<string, SafetensorsEntry>();
   for (const e of entries) tensors.set(e.name, e);
-  return { tensors, metadata: { ...metadata }, headerBytes: headerBytes.length, dataStart: 8 + headerBytes.length, dataBytes };
+  // The checksum belongs to the file, not to what its writer was given: it is not returned
+  // with the metadata, so that decoding, editing and encoding again cannot carry a stale one.
+  const recorded = metadata[CHECKSUM_KEY];
+  if (recorded !== undefined && !CHECKSUM_PATTERN.test(recorded)) {
+    throw formatError(source, `${METADATA_KEY} '${CHECKSUM_KEY}' must be 8 lowercase hex digits (a CRC-32), got ${jsonPreview(recorded)}`);
+  }
+  delete metadata[CHECKSUM_KEY];
+  const dataCrc32 = recorded === undefined ? undefined : parseInt(recorded, 16);
+  return { tensors, metadata: { ...metadata }, headerBytes: headerBytes.length, dataStart: 8 + headerBytes.length, dataBytes, dataCrc32 };
+}
+
+/** E_FORMAT when the header records a checksum that `actual` (the data section's CRC-32) is not. */
+function checkChecksum(header: SafetensorsHeader, actual: number, source: string): void {
+  if (header.dataCrc32 === undefined || header.dataCrc32 === actual) return;
+  throw formatError(
+    source,
+    `the data section is corrupt: its CRC-32 is ${hex8(actual)} but the file records ${hex8(header.dataCrc32)} (changed after it was written: a bad disk, copy or transfer?)`,
+  );
+}
+
+function hex8(v: number): string {
+  return v.toString(16).padStart(8, '0');
 }
 
 function checkEntry(name: string, value: unknown, dataBytes: number, source: string): SafetensorsEntry {
@@ -349,28 +377,20 @@ export class SafetensorsReader {
     this.header = header;
   }
 
-  /** Opens `path` and checks its header (and nothing more is read). E_IO / E_FORMAT. */
-  static async open(path: string): Promise<SafetensorsReader> {
+  /**
+   * Opens `path` (a regular file) and checks its header; when the file records a checksum
+   * and `verify` is not false, reads the data section once to check it. Tensors are read
+   * when asked for. E_IO / E_FORMAT.
+   */
+  static async open(path: string, options: { verify?: boolean } = {}): Promise<SafetensorsReader> {
     if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', 'safetensors: path must be a non-empty string');
-    let fh: FileHandle;
+    const { handle: fh, size } = await openRegularFile(path, 'safetensors');
     try {
-      fh = await open(path, 'r');
-    } catch (err) {
-      throw ioError('cannot open', path, err);
-    }
-    try {
-      let size: number;
-      try {
-        const st = await fh.stat();
-        if (!st.isFile()) throw new ResNetError('E_IO', `safetensors: '${path}' is not a regular file`);
-        size = st.size;
-      } catch (err) {
-        throw err instanceof ResNetError ? err : ioError('cannot stat', path, err);
-      }
-      const prefix = await readExactly(fh, 0, Math.min(8, size), path);
+      const prefix = await readExactly(fh, 0, Math.min(8, size), 'safetensors', path);
       const n = headerLength(prefix, size, path);
-      const headerBytes = await readExactly(fh, 8, n, path);
+      const headerBytes = await readExactly(fh, 8, n, 'safetensors', path);
       const header = parseSafetensorsHeader(headerBytes, size - 8 - n, path);
+      if (options.verify !== false && header.dataCrc32 !== undefined) checkChecksum(header, await dataCrc32(fh, header, path), path);
       return new SafetensorsReader(path, fh, header);
     } catch (err) {
       await fh.close().catch(() => undefined);
@@ -416,7 +436,7 @@ export class SafetensorsReader {
 
   async #bytes(e: SafetensorsEntry): Promise<Uint8Array> {
     if (!this.#fh) throw new ResNetError('E_ARG', `safetensors '${this.path}': the reader is closed`);
-    return readExactly(this.#fh, this.header.dataStart + e.begin, e.end - e.begin, this.path);
+    return readExactly(this.#fh, this.header.dataStart + e.begin, e.end - e.begin, 'safetensors', this.path);
   }
 
   async close(): Promise<void> {
@@ -426,27 +446,15 @@ export class SafetensorsReader {
   }
 }
 
-function ioError(what: string, path: string, err: unknown): ResNetError {
-  const e = err as NodeJS.ErrnoException;
-  return new ResNetError('E_IO', `safetensors: ${what} '${path}': ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
-}
-
-async function readExactly(fh: FileHandle, position: number, length: number, path: string): Promise<Uint8Array> {
-  const out = new Uint8Array(length);
-  let done = 0;
-  while (done < length) {
-    let bytesRead: number;
-    try {
-      ({ bytesRead } = await fh.read(out, done, length - done, position + done));
-    } catch (err) {
-      throw ioError('cannot read', path, err);
-    }
-    if (bytesRead === 0) {
-      throw formatError(path, `the file ended at byte ${position + done} while reading ${length} bytes at ${position} (truncated or changed while reading?)`);
-    }
-    done += bytesRead;
+/** The CRC-32 of the data section, read in chunks of at most 4 MiB. */
+async function dataCrc32(fh: FileHandle, header: SafetensorsHeader, path: string): Promise<number> {
+  const chunk = Math.min(header.dataBytes, 4 << 20);
+  let crc = 0;
+  for (let done = 0; done < header.dataBytes; done += chunk) {
+    const length = Math.min(chunk, header.dataBytes - done);
+    crc = crc32(await readExactly(fh, header.dataStart + done, length, 'safetensors', path), crc);
   }
-  return out;
+  return crc;
 }
 
 /** Checks a whole file and reads its tensors (all, or those named). */
@@ -472,6 +480,7 @@ export function decodeSafetensors(
 ): { metadata: Record<string, string>; tensors: Map<string, SafetensorsTensor> } {
   const n = headerLength(bytes, bytes.length, source);
   const header = parseSafetensorsHeader(bytes.subarray(8, 8 + n), bytes.length - 8 - n, source);
+  if (header.dataCrc32 !== undefined) checkChecksum(header, crc32(bytes.subarray(header.dataStart)), source);
   const tensors = new Map<string, SafetensorsTensor>();
   for (const e of header.tensors.values()) {
     const start = header.dataStart + e.begin;
@@ -502,12 +511,17 @@ interface Planned {
   bytes: number;
 }
 
-/** Validates tensors and metadata and builds the (padded) header. */
+/**
+ * Validates tensors and metadata and builds the (padded) header. With `checksum`, the
+ * metadata records a placeholder CRC-32 whose 8 digits start at header[checksumAt]: the writer
+ * fills them in once the data is written.
+ */
 function plan(
   tensors: readonly SafetensorsTensorInput[],
   metadata: Record<string, string>,
   op: string,
-): { header: Uint8Array; planned: Planned[]; dataBytes: number } {
+  checksum = false,
+): { header: Uint8Array; planned: Planned[]; dataBytes: number; checksumAt: number } {
   if (!Array.isArray(tensors)) throw new ResNetError('E_ARG', `${op}: tensors must be an array of { name, shape, data }`);
   if (!isPlainObject(metadata)) throw new ResNetError('E_ARG', `${op}: metadata must be an object of strings`);
   const head: Record<string, unknown> = {};
@@ -515,8 +529,10 @@ function plan(
   for (const k of Object.keys(metadata).sort()) {
     const v = metadata[k];
     if (typeof v !== 'string') throw new ResNetError('E_ARG', `${op}: metadata '${k}' must be a string, got ${typeof v}`);
+    if (checksum && k === CHECKSUM_KEY) throw new ResNetError('E_ARG', `${op}: metadata '${CHECKSUM_KEY}' is the writer's own (the data section's CRC-32)`);
     meta[k] = v;
   }
+  if (checksum) meta[CHECKSUM_KEY] = PLACEHOLDER;
   if (Object.keys(meta).length > 0) head[METADATA_KEY] = meta;
   const planned: Planned[] = [];
   const seen = new Set<string>();
@@ -548,14 +564,25 @@ function plan(
     planned.push({ input: t, dtype, bytes });
     offset += bytes;
   }
-  const json = new TextEncoder().encode(JSON.stringify(head));
+  const text = JSON.stringify(head);
+  const json = new TextEncoder().encode(text);
   const padded = Math.ceil(json.length / 8) * 8;
   if (padded > MAX_HEADER_BYTES) throw new ResNetError('E_ARG', `${op}: the header would be ${padded} bytes, above the limit of ${MAX_HEADER_BYTES}`);
   const header = new Uint8Array(8 + padded).fill(0x20);
   new DataView(header.buffer).setBigUint64(0, BigInt(padded), true);
   header.set(json, 8);
-  return { header, planned, dataBytes: offset };
+  // Inside JSON strings every '"' is escaped and tensor entries hold only dtype, shape and
+  // offsets, so the one `"dataCrc32":"00000000"` in the text is the metadata entry itself.
+  let checksumAt = -1;
+  if (checksum) {
+    const entry = `${JSON.stringify(CHECKSUM_KEY)}:"${PLACEHOLDER}"`;
+    const at = text.indexOf(entry) + entry.length - 1 - PLACEHOLDER.length;
+    checksumAt = 8 + new TextEncoder().encode(text.slice(0, at)).length;
+  }
+  return { header, planned, dataBytes: offset, checksumAt };
 }
+
+const PLACEHOLDER = '00000000';
 
 function checkData(data: unknown, dtype: SafetensorsDtype, numel: number, where: string): SafetensorsArray {
   const { ctor } = DTYPES[dtype];
@@ -592,27 +619,35 @@ export function encodeSafetensors(tensors: readonly SafetensorsTensorInput[], me
 }
 
 /**
- * Writes a safetensors file atomically: to `${path}.tmp-${pid}-${random}` in the same directory,
- * fsync, rename over `path`, fsync the directory. On any failure the temporary file is removed,
- * an existing `path` is left as it was, and the error is E_IO naming the path (E_ARG for bad
- * tensors, before anything is written, or from a `data` function once writing has begun).
+ * Writes a safetensors file atomically (lib/io/atomic_write.ts: a temporary file in the same
+ * directory, fsync, rename over `path`, fsync the directory), recording the data section's
+ * CRC-32 in the metadata unless `checksum` is false. On any failure the temporary file is
+ * removed, an existing `path` is left as it was, and the error is E_IO naming the path (E_ARG
+ * for bad tensors, before anything is written, or from a `data` function once writing has begun).
  */
 export async function writeSafetensors(
   path: string,
   tensors: readonly SafetensorsTensorInput[],
   metadata: Record<string, string> = {},
-  options: { op?: string } = {},
+  options: { op?: string; checksum?: boolean } = {},
 ): Promise<void> {
   const op = options.op ?? 'writeSafetensors';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
-  const { header, planned } = plan(tensors, metadata, op);
+  const checksum = options.checksum === undefined ? true : options.checksum === true;
+  const { header, planned, checksumAt } = plan(tensors, metadata, op, checksum);
   await atomicWrite(path, op, async (fh) => {
-    let position = 0;
-    position = await writeAll(fh, header, position);
+    let position = await writeAll(fh, header, 0);
+    let crc = 0;
     for (const p of planned) {
       const data = typeof p.input.data === 'function' ? p.input.data() : p.input.data;
       const numel = p.bytes / DTYPES[p.dtype].size;
-      position = await writeAll(fh, bytesOf(checkData(data, p.dtype, numel, `${op}: tensor '${p.input.name}'`), p.dtype), position);
+      const bytes = bytesOf(checkData(data, p.dtype, numel, `${op}: tensor '${p.input.name}'`), p.dtype);
+      if (checksum) crc = crc32(bytes, crc);
+      position = await writeAll(fh, bytes, position);
+    }
+    if (checksum) {
+      header.set(new TextEncoder().encode(hex8(crc)), checksumAt);
+      await writeAll(fh, header, 0);
     }
   });
 }
@@ -625,45 +660,4 @@ async function writeAll(fh: FileHandle, bytes: Uint8Array, position: number): Pr
     done += bytesWritten;
   }
   return position + done;
-}
-
-/** @internal Writes through `fill` into a temporary file, then renames it over `path`. */
-export async function atomicWrite(path: string, op: string, fill: (fh: FileHandle) => Promise<void>): Promise<void> {
-  const target = resolve(path);
-  const dir = dirname(target);
-  const tmp = join(dir, `${basename(target)}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
-  let fh: FileHandle | undefined;
-  let created = false;
-  try {
-    fh = await open(tmp, 'wx');
-    created = true;
-    await fill(fh);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await rename(tmp, target);
-    created = false;
-  } catch (err) {
-    if (fh) await fh.close().catch(() => undefined);
-    if (created) await unlink(tmp).catch(() => undefined);
-    if (err instanceof ResNetError) throw err;
-    const e = err as NodeJS.ErrnoException;
-    throw new ResNetError('E_IO', `${op}: could not write '${path}': ${e?.code ? `${e.code} ` : ''}${e?.message ?? String(err)}`);
-  }
-  await syncDirectory(dir, path, op);
-}
-
-async function syncDirectory(dir: string, path: string, op: string): Promise<void> {
-  let dh: FileHandle | undefined;
-  try {
-    dh = await open(dir, 'r');
-    await dh.sync();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException)?.code;
-    // Platforms (Windows) and file systems that cannot open or fsync a directory.
-    if (code === 'EISDIR' || code === 'EPERM' || code === 'EACCES' || code === 'EINVAL' || code === 'ENOTSUP' || code === 'EBADF') return;
-    throw new ResNetError('E_IO', `${op}: wrote '${path}' but could not sync its directory: ${code ?? ''} ${(err as Error)?.message ?? String(err)}`);
-  } finally {
-    if (dh) await dh.close().catch(() => undefined);
-  }
 }

@@ -1,6 +1,7 @@
 // Training callbacks: the hooks Trainer.fit calls, the per-epoch log they see, and the two
 // built-in callbacks: earlyStopping (stop when a metric stops improving) and checkpoint
 // (save the last and the best model, with the training state needed to resume).
+import { statSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -255,16 +256,30 @@ export const CHECKPOINT_FILES = {
   epoch: (n: number) => `epoch-${n}.safetensors`,
 } as const;
 
+/** E_IO naming `dir` when it exists as something other than a folder (checked when the callback is made). */
+function checkFolder(dir: string, op: string): void {
+  let isDirectory: boolean;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    return; // missing (created at the start of training) or unreadable (reported then)
+  }
+  if (!isDirectory) throw new ResNetError('E_IO', `${op}: dir '${dir}' exists and is not a folder`);
+}
+
 /**
  * Saves the model after each epoch with the training state (epoch, step, shuffling RNG,
  * history), so `trainer.fit(data, { resumeFrom: '<dir>/model.safetensors', … })` continues
- * the run as if it had not stopped. Files are written atomically by saveModel.
+ * the run as if it had not stopped. Files are written atomically by saveModel. A `dir` that
+ * exists as a file is an E_IO when the callback is made; one that cannot be created, at the
+ * start of training.
  */
 export function checkpoint(options: CheckpointOptions): Callback {
   const op = 'checkpoint';
   validate.keys(options, op, ['dir', 'saveLast', 'saveBest', 'mode', 'everyEpoch', 'optimizer']);
   if (typeof options.dir !== 'string' || options.dir.length === 0) throw new ResNetError('E_ARG', `${op}: dir must be a folder path`);
   const dir = options.dir;
+  checkFolder(dir, op);
   const saveLast = validate.boolean(options.saveLast ?? true, op, 'saveLast');
   const everyEpoch = validate.boolean(options.everyEpoch ?? false, op, 'everyEpoch');
   const withOptimizer = validate.boolean(options.optimizer ?? true, op, 'optimizer');
@@ -280,7 +295,13 @@ export function checkpoint(options: CheckpointOptions): Callback {
       monitor = saveBest === false ? undefined : (fixedMonitor ?? (ctx.hasValidation ? 'valAccuracy' : 'accuracy'));
       best = monitor === undefined ? undefined : new Best(resolveMode(options.mode, monitor, op), 0);
       if (best && monitor) for (const log of ctx.history) best.offer(monitored(log, monitor, op));
-      await mkdir(dir, { recursive: true });
+      try {
+        await mkdir(dir, { recursive: true });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const why = e?.code === 'EEXIST' || e?.code === 'ENOTDIR' ? 'it, or a folder above it, exists and is not a folder' : `${e?.code ?? ''} ${e?.message ?? String(err)}`;
+        throw new ResNetError('E_IO', `${op}: cannot create dir '${dir}': ${why}`);
+      }
     },
     async onEpochEnd(log, ctx) {
       const training = ctx.trainingState();
