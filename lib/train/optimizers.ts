@@ -3,6 +3,7 @@
 import { ResNetError } from '../errors.js';
 import type { NativeOptimizerConfig } from '../native.js';
 import * as validate from '../validate.js';
+import { SafePattern } from './safe_pattern.js';
 
 export interface SgdOptions {
   type: 'sgd';
@@ -39,7 +40,12 @@ export interface ParameterInfo {
   layer: string;
 }
 
-/** Parameters matched by `match` get this group's settings; the first matching group wins. */
+/**
+ * Parameters matched by `match` get this group's settings; the first matching group wins.
+ * A RegExp is tested against the parameter's name (its g and y flags are ignored). Within the
+ * subset described in lib/train/safe_pattern.ts (which covers the usual patterns) it runs in
+ * time linear in the name, and only such patterns can be saved in a checkpoint.
+ */
 export interface ParamGroup {
   match: RegExp | readonly string[] | ((p: ParameterInfo) => boolean);
   /** Replaces the optimizer's weightDecay for these parameters. */
@@ -124,8 +130,9 @@ export function resolveCompileOptions(
   const trainable = params.filter((p) => p.trainable);
   const decay = new Float32Array(trainable.length);
   const lrScale = new Float32Array(trainable.length);
+  const tests = groups.map((g) => matcher(g.match));
   trainable.forEach((p, i) => {
-    const group = groups.find((g) => matches(g, p));
+    const group = groups[tests.findIndex((t) => t(p))];
     const isNormOrBias = p.shape.length === 1;
     const dflt = !decayNormAndBias && isNormOrBias ? 0 : config.weightDecay;
     decay[i] = group?.weightDecay ?? dflt;
@@ -137,10 +144,20 @@ export function resolveCompileOptions(
   return { config, labelSmoothing };
 }
 
-function matches(g: ParamGroup, p: ParameterInfo): boolean {
-  if (g.match instanceof RegExp) return g.match.test(p.name);
-  if (typeof g.match === 'function') return g.match(p);
-  return g.match.includes(p.name);
+/** A group's `match` as a test of one parameter, prepared once for all parameters. */
+function matcher(match: ParamGroup['match']): (p: ParameterInfo) => boolean {
+  if (match instanceof RegExp) {
+    // Names may come from a file (a loaded spec), so a pattern runs in linear time whenever it
+    // can; a caller's own pattern beyond the subset runs as a RegExp. Either way without g/y:
+    // RegExp.test with them is stateful (lastIndex) and would skip every other match.
+    const safe = SafePattern.tryCompile(match.source, match.flags);
+    if (safe) return (p) => safe.test(p.name);
+    const re = new RegExp(match.source, match.flags.replace(/[gy]/g, ''));
+    return (p) => re.test(p.name);
+  }
+  if (typeof match === 'function') return match;
+  const names = new Set(match);
+  return (p) => names.has(p.name);
 }
 
 function baseConfig(type: 'sgd' | 'adamw', lr: unknown): NativeOptimizerConfig {
