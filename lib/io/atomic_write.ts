@@ -21,9 +21,9 @@ const TEMP_NAME = /^.+\.tmp-([1-9][0-9]{0,9})-([0-9a-f]{8})-[0-9a-f]{12}$/;
 /** Temporary files this process is writing now (full paths). */
 const inFlight = new Set<string>();
 
-/** @internal The temporary file a write of `target` (an absolute path) goes through. */
-export function temporaryPath(target: string): string {
-  return join(dirname(target), `${basename(target)}.tmp-${process.pid}-${HOST}-${randomBytes(6).toString('hex')}`);
+/** @internal The temporary file a write of `target` (an absolute path) by process `pid` goes through. */
+export function temporaryPath(target: string, pid = process.pid): string {
+  return join(dirname(target), `${basename(target)}.tmp-${pid}-${HOST}-${randomBytes(6).toString('hex')}`);
 }
 
 function isAlive(pid: number): boolean {
