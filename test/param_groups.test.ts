@@ -87,6 +87,29 @@ describe('a hostile checkpoint cannot stall loading', () => {
       model.dispose();
     }
   });
+
+  it('the heaviest patterns a file may hold (every state alive at every character) still load fast; more is E_FORMAT, and saving more is E_ARG', async () => {
+    const heavy = { regexp: `${'(?:.?){64}'.repeat(7)}x`, flags: '' }; // ~900 instructions, all of them live on 'aaa…'
+    const spec = renamed(tinySpec(), (_, i) => `${'a'.repeat(32)}!${i}`);
+    const within = await checkpointWith(spec, { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 4 }, () => ({ match: heavy })) });
+    const t0 = performance.now();
+    (await loadModel(within)).dispose();
+    const seconds = (performance.now() - t0) / 1000;
+    expect(seconds, `loaded in ${seconds.toFixed(3)} s`).toBeLessThan(2);
+
+    const over = await checkpointWith(spec, { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 5 }, () => ({ match: heavy })) });
+    await expectCode(() => loadModel(over), 'E_FORMAT', 'paramGroups[4]', 'instructions', '4096');
+    const tooMany = await checkpointWith(spec, { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 257 }, () => ({ match: { names: ['x'] } })) });
+    await expectCode(() => loadModel(tooMany), 'E_FORMAT', '257 paramGroups', 'limit of 256');
+
+    const model = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed: 1 });
+    try {
+      model.compile({ optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 5 }, () => ({ match: new RegExp(heavy.regexp), lrScale: 0.5 })) });
+      await expectCode(() => saveModel(model, freshPath()), 'E_ARG', 'paramGroups[4]', 'instructions', 'list of parameter names');
+    } finally {
+      model.dispose();
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -456,6 +456,8 @@ function isLineTerminator(c: number): boolean {
 export class SafePattern {
   readonly #program: Program;
   readonly #multiline: boolean;
+  /** Starts with ^ and is not multiline: a match can only start at 0. */
+  readonly #anchored: boolean;
   // Scratch for test(): two state lists, the closure stack, and `seen[pc] === mark` for a
   // state already in the list being built (test is synchronous, so one set per pattern).
   readonly #lists: [Int32Array, Int32Array];
@@ -470,6 +472,7 @@ export class SafePattern {
   ) {
     this.#program = program;
     this.#multiline = flags.includes('m');
+    this.#anchored = !this.#multiline && program.op[0] === Op.Assert && ASSERTIONS[program.a[0]!] === 'start';
     const size = program.op.length;
     this.#lists = [new Int32Array(size), new Int32Array(size)];
     this.#stack = new Int32Array(size);
@@ -505,24 +508,31 @@ export class SafePattern {
     }
   }
 
+  /** Instructions in the compiled program: test() costs at most this many steps per character. */
+  get size(): number {
+    return this.#program.op.length;
+  }
+
   /** Whether the pattern matches somewhere in `name` (RegExp.prototype.test, without lastIndex). */
   test(name: string): boolean {
-    const p = this.#program;
+    const sets = this.#program.sets;
+    const charSet = this.#program.a;
     let [current, next] = this.#lists;
     let count = 0;
     this.#seen.fill(-1);
     this.#mark = 0;
     for (let i = 0; ; i++) {
-      // A match may start anywhere: the start state joins the list at every position.
-      count = this.#add(current, count, 0, name, i);
+      // A match may start anywhere: the start state joins the list at every position (only
+      // at 0 for a pattern anchored at the start, which then fails once its list runs dry).
+      if (i === 0 || !this.#anchored) count = this.#add(current, count, 0, name, i);
       if (count < 0) return true;
-      if (i === name.length) return false;
+      if (i === name.length || (count === 0 && this.#anchored)) return false;
       const c = name.charCodeAt(i);
       this.#mark++;
       let nextCount = 0;
       for (let k = 0; k < count; k++) {
         const pc = current[k]!;
-        if (p.sets[p.a[pc]!]!.has(c)) {
+        if (sets[charSet[pc]!]!.has(c)) {
           nextCount = this.#add(next, nextCount, pc + 1, name, i + 1);
           if (nextCount < 0) return true;
         }
@@ -535,40 +545,45 @@ export class SafePattern {
   /**
    * Adds `start` and every state it reaches without reading a character (at position i of s)
    * to `list`, which holds `count` states; returns the new count, or -1 on reaching Match.
+   * A state is marked when pushed, so each is pushed at most once and the stack never overflows.
    */
   #add(list: Int32Array, count: number, start: number, s: string, i: number): number {
-    const p = this.#program;
+    const { op, a, b } = this.#program;
     const stack = this.#stack;
     const seen = this.#seen;
     const mark = this.#mark;
-    // A state is marked when pushed, so each is pushed at most once and the stack never overflows.
     if (seen[start] === mark) return count;
     seen[start] = mark;
     let top = 0;
     stack[top++] = start;
-    const push = (pc: number) => {
-      if (seen[pc] === mark) return;
-      seen[pc] = mark;
-      stack[top++] = pc;
-    };
     while (top > 0) {
       const pc = stack[--top]!;
-      switch (p.op[pc]!) {
+      let to1 = -1;
+      let to2 = -1;
+      switch (op[pc]!) {
         case Op.Char:
           list[count++] = pc;
           break;
         case Op.Match:
           return -1;
         case Op.Jump:
-          push(p.a[pc]!);
+          to1 = a[pc]!;
           break;
         case Op.Split:
-          push(p.b[pc]!);
-          push(p.a[pc]!);
+          to1 = b[pc]!;
+          to2 = a[pc]!;
           break;
         case Op.Assert:
-          if (this.#holds(ASSERTIONS[p.a[pc]!]!, s, i)) push(pc + 1);
+          if (this.#holds(ASSERTIONS[a[pc]!]!, s, i)) to1 = pc + 1;
           break;
+      }
+      if (to1 >= 0 && seen[to1] !== mark) {
+        seen[to1] = mark;
+        stack[top++] = to1;
+      }
+      if (to2 >= 0 && seen[to2] !== mark) {
+        seen[to2] = mark;
+        stack[top++] = to2;
       }
     }
     return count;
