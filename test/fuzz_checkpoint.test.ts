@@ -4,20 +4,36 @@
 // spec / optimizer / training metadata), seeded, a few thousand times. Every input must load
 // or throw a ResNetError — never another error, a crash or a hang — and no reader may create a
 // buffer much larger than the file (declared sizes are checked against the file first).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// The hostile families, seeded, every run: special files where the checkpoint should be,
+// JSON nested past any stack (in the header, __metadata__ and the metadata's documents), huge
+// headers, and bits flipped in the data section (which the checksum must catch).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { allocationStats, models, ResNetError, Tensor } from '../lib/index.js';
 import { loadCheckpoint, saveModel } from '../lib/io/checkpoint.js';
-import { decodeSafetensors } from '../lib/io/safetensors.js';
-import { largestAllocation, describeUnexpected, mutateBytes, mutateJson } from './support/fuzz.js';
+import { decodeSafetensors, MAX_HEADER_BYTES } from '../lib/io/safetensors.js';
+import { expectCode } from './support/expect_error.js';
+import {
+  describeUnexpected,
+  largestAllocation,
+  makeSpecialFile,
+  mutateBytes,
+  mutateJson,
+  nestJson,
+  NESTING_DEPTHS,
+  releaseFifos,
+  SPECIAL_KINDS,
+  within,
+} from './support/fuzz.js';
 import { Rng } from './support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-fuzz-ckpt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterEach(releaseFifos);
 
 /** A buffer may exceed the file by F16→F32 widening and the one-time half-float table. */
 const allowance = (fileBytes: number) => 2 * fileBytes + 512 * 1024;
@@ -45,9 +61,9 @@ function header(): Record<string, unknown> {
   return JSON.parse(new TextDecoder().decode(original.subarray(8, headerEnd))) as Record<string, unknown>;
 }
 
-/** A file with `head` as its header and the original data section. */
+/** A file with `head` (or header text) as its header and the original data section. */
 function withHeader(head: unknown): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(head));
+  const json = new TextEncoder().encode(typeof head === 'string' ? head : JSON.stringify(head));
   const data = original.subarray(headerEnd);
   const out = new Uint8Array(8 + json.length + data.length);
   new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
@@ -145,5 +161,87 @@ describe('fuzzed checkpoints', () => {
     new DataView(huge.buffer).setBigUint64(0, 2n ** 63n, true);
     const { error } = await largestAllocation(async () => decodeSafetensors(huge));
     expect((error as ResNetError).message).toMatch(/header length \d+ is above the limit/);
+  });
+});
+
+describe('hostile families, seeded, every run', () => {
+  it('special files, nested JSON, huge headers and flipped data bits: a ResNetError at once, every time', async () => {
+    const rng = new Rng(16_2026);
+    const runs = 120;
+    const seen = new Map<string, number>();
+    for (let i = 0; i < runs; i++) {
+      const dir = join(root, `family${i}`);
+      mkdirSync(dir);
+      const path = join(dir, 'model.safetensors');
+      const family = rng.pick(['special file', 'nested JSON', 'huge header', 'flipped data bits'] as const);
+      let how: string;
+      let code = 'E_FORMAT';
+      const mentions: string[] = [path];
+      if (family === 'special file') {
+        const kind = rng.pick(SPECIAL_KINDS);
+        makeSpecialFile(kind, path);
+        how = kind;
+        code = 'E_IO';
+      } else if (family === 'nested JSON') {
+        const depth = rng.pick(NESTING_DEPTHS);
+        const head = header();
+        const meta = head.__metadata__ as Record<string, string>;
+        const where = rng.pick(['a header entry', '__metadata__', 'spec', 'optimizer', 'training'] as const);
+        const nested = nestJson('1', depth, rng);
+        let text: string;
+        if (where === 'a header entry') text = `${JSON.stringify(head).slice(0, -1)},"deep":${nested}}`;
+        else if (where === '__metadata__') text = JSON.stringify({ ...head, __metadata__: 0 }).replace('"__metadata__":0', `"__metadata__":${nested}`);
+        else text = JSON.stringify({ ...head, __metadata__: { ...meta, [where]: `${meta[where] === undefined ? '{' : meta[where]!.slice(0, -1) + ','}"deep":${nested}}` } });
+        writeFileSync(path, withHeader(text));
+        how = `depth ${depth} in ${where}`;
+        mentions.push('levels deep');
+      } else if (family === 'huge header') {
+        const head = header();
+        const what = rng.pick(['a length past the file', 'many empty tensors', 'megabytes of metadata'] as const);
+        let bytes: Uint8Array;
+        if (what === 'a length past the file') {
+          bytes = original.slice();
+          new DataView(bytes.buffer).setBigUint64(0, BigInt(rng.int(original.length - 7, MAX_HEADER_BYTES)), true);
+        } else if (what === 'many empty tensors') {
+          const count = rng.int(5_000, 50_000);
+          const extra: string[] = [];
+          for (let k = 0; k < count; k++) extra.push(`"empty${k}":{"dtype":"F32","shape":[0],"data_offsets":[0,0]}`);
+          bytes = withHeader(`${JSON.stringify(head).slice(0, -1)},${extra.join(',')}}`);
+          mentions.push('unexpected tensor');
+        } else {
+          bytes = withHeader({ ...head, __metadata__: { ...(head.__metadata__ as object), padding: ' '.repeat(rng.int(1, 4) << 20) } });
+          code = 'loaded';
+          mentions.length = 0;
+        }
+        writeFileSync(path, bytes);
+        how = what;
+      } else {
+        const bytes = original.slice();
+        const flips = rng.int(1, 8);
+        for (let k = 0; k < flips; k++) bytes[rng.int(headerEnd, bytes.length - 1)] ^= 1 << rng.int(0, 7);
+        writeFileSync(path, bytes);
+        how = `${flips} bits`;
+        mentions.push('corrupt');
+      }
+      const where = `run ${i}: ${family} (${how})`;
+      const started = performance.now();
+      if (code === 'loaded') (await within(20_000, () => loadCheckpoint(path))()).model.dispose();
+      else await expectCode(within(20_000, () => loadCheckpoint(path)), code, ...mentions).catch((err: unknown) => {
+        throw new Error(`${where}: ${describeUnexpected(err)}`);
+      });
+      expect(performance.now() - started, `${where}: time`).toBeLessThan(10_000);
+      seen.set(family, (seen.get(family) ?? 0) + 1);
+    }
+    console.log(`hostile checkpoint families: ${JSON.stringify(Object.fromEntries(seen))}`);
+    expect(seen.size).toBe(4);
+  });
+
+  it('in-memory decoding of a header nested past the stack is E_FORMAT, not a RangeError', async () => {
+    const rng = new Rng(7);
+    for (const depth of NESTING_DEPTHS) {
+      const head = header();
+      const text = `${JSON.stringify(head).slice(0, -1)},"deep":${nestJson('[]', depth, rng)}}`;
+      await expectCode(() => decodeSafetensors(withHeader(text)), 'E_FORMAT', 'levels deep');
+    }
   });
 });

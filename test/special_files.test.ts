@@ -5,8 +5,8 @@
 // held one of libuv's threads forever, so the process could not even exit), not read without
 // end (/dev/zero), not fail with a bare errno. Also: Keras weight shards reached through a
 // symlink that leaves the model's folder, and files over a format's size cap.
-import { execFile, execFileSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -19,6 +19,7 @@ import { readSafetensors } from '../lib/io/safetensors.js';
 import { loadTorchvision } from '../lib/io/torchvision.js';
 import { ensureDist, packageRoot } from './support/dist.js';
 import { expectCode } from './support/expect_error.js';
+import { makeSpecialFile, releaseFifos, SPECIAL_KINDS, type SpecialKind, within } from './support/fuzz.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-special-'));
 let model: Model;
@@ -33,57 +34,13 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-// ---------------------------------------------------------------------------------------------
-// The special files
-
-const fifos: string[] = [];
-/** Opening a FIFO's write end releases a reader blocked in open() (only a failing test leaves one). */
-afterEach(() => {
-  for (const p of fifos.splice(0)) {
-    try {
-      closeSync(openSync(p, constants.O_WRONLY | constants.O_NONBLOCK));
-    } catch {
-      // no reader waiting
-    }
-  }
-});
-
-type Kind = 'FIFO' | 'symlink to /dev/zero' | 'directory' | 'symlink loop';
-const KINDS: Kind[] = ['FIFO', 'symlink to /dev/zero', 'directory', 'symlink loop'];
-
-function make(kind: Kind, path: string): void {
-  switch (kind) {
-    case 'FIFO':
-      execFileSync('mkfifo', [path]);
-      fifos.push(path);
-      break;
-    case 'symlink to /dev/zero':
-      symlinkSync('/dev/zero', path);
-      break;
-    case 'directory':
-      mkdirSync(path);
-      break;
-    case 'symlink loop':
-      symlinkSync(`${path}.other`, path);
-      symlinkSync(path, `${path}.other`);
-      break;
-  }
-}
+afterEach(releaseFifos);
 
 let n = 0;
 function fresh(): string {
   const dir = join(root, `case${n++}`);
   mkdirSync(dir);
   return dir;
-}
-
-/** `f`'s ResNetError, which must come within `ms` (a reader blocked on a FIFO never settles). */
-function within(ms: number, f: () => Promise<unknown>): () => Promise<unknown> {
-  return () =>
-    Promise.race([
-      f(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms: the reader blocks`)), ms).unref()),
-    ]);
 }
 
 // A Keras model.json whose manifest names one 4-byte shard; the topology is irrelevant here.
@@ -94,32 +51,32 @@ const MANIFEST = (shard: string) =>
   });
 
 /** Each reader, given the special file at the place it reads from: [the path to name, the call]. */
-const READERS: Record<string, { skip?: Kind[]; code?: Partial<Record<Kind, string>>; setup: (dir: string, kind: Kind) => [string, () => Promise<unknown>] }> = {
+const READERS: Record<string, { skip?: SpecialKind[]; code?: Partial<Record<SpecialKind, string>>; setup: (dir: string, kind: SpecialKind) => [string, () => Promise<unknown>] }> = {
   loadModel: {
     setup: (dir, kind) => {
       const p = join(dir, 'model.safetensors');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => loadModel(p)];
     },
   },
   loadWeightsInto: {
     setup: (dir, kind) => {
       const p = join(dir, 'weights.safetensors');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => loadWeightsInto(model, p)];
     },
   },
   loadTorchvision: {
     setup: (dir, kind) => {
       const p = join(dir, 'resnet.safetensors');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => loadTorchvision(model, p)];
     },
   },
   readSafetensors: {
     setup: (dir, kind) => {
       const p = join(dir, 'x.safetensors');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => readSafetensors(p)];
     },
   },
@@ -127,7 +84,7 @@ const READERS: Record<string, { skip?: Kind[]; code?: Partial<Record<Kind, strin
     // A directory is where loadKeras looks for model.json inside; a folder named model.json in it is the special file.
     setup: (dir, kind) => {
       const p = join(dir, 'model.json');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => loadKeras(model, p)];
     },
   },
@@ -137,7 +94,7 @@ const READERS: Record<string, { skip?: Kind[]; code?: Partial<Record<Kind, strin
     setup: (dir, kind) => {
       writeFileSync(join(dir, 'model.json'), MANIFEST('shard.bin'));
       const p = join(dir, 'shard.bin');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => loadKeras(model, join(dir, 'model.json'))];
     },
   },
@@ -146,7 +103,7 @@ const READERS: Record<string, { skip?: Kind[]; code?: Partial<Record<Kind, strin
     setup: (dir, kind) => {
       mkdirSync(join(dir, 'cat'));
       const p = join(dir, 'cat', 'x.png');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [
         p,
         async () => {
@@ -159,7 +116,7 @@ const READERS: Record<string, { skip?: Kind[]; code?: Partial<Record<Kind, strin
   'datasets.cifar10': {
     setup: (dir, kind) => {
       const p = join(dir, 'test_batch.bin');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       return [p, () => datasets.cifar10(dir, { split: 'test' })];
     },
   },
@@ -167,7 +124,7 @@ const READERS: Record<string, { skip?: Kind[]; code?: Partial<Record<Kind, strin
 
 describe.skipIf(process.platform === 'win32')('special files: an immediate E_IO naming the path', () => {
   for (const [reader, { skip = [], code = {}, setup }] of Object.entries(READERS)) {
-    for (const kind of KINDS) {
+    for (const kind of SPECIAL_KINDS) {
       if (skip.includes(kind)) continue;
       const expected = code[kind] ?? 'E_IO';
       it(`${reader}: ${kind} → ${expected}`, async () => {
@@ -183,10 +140,10 @@ describe.skipIf(process.platform === 'win32')('special files: an immediate E_IO 
 describe.skipIf(process.platform === 'win32')('the CLI predict command on special image files', () => {
   beforeAll(() => ensureDist(), 300_000);
 
-  for (const kind of ['FIFO', 'symlink to /dev/zero', 'symlink loop'] as Kind[]) {
+  for (const kind of ['FIFO', 'symlink to /dev/zero', 'symlink loop'] as SpecialKind[]) {
     it(`predict: ${kind} → exit status 1 naming the file, at once`, async () => {
       const p = join(fresh(), 'x.png');
-      make(kind, p);
+      makeSpecialFile(kind, p);
       const started = performance.now();
       const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
         const child = execFile(process.execPath, [join(packageRoot, 'dist', 'cli.js'), 'predict', '--checkpoint', checkpoint, p], { timeout: 30_000 }, (err, _stdout, stderr) =>

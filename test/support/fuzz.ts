@@ -1,7 +1,12 @@
 // Fuzzing support for the file readers' tests (test/fuzz_*.test.ts): seeded byte-level
-// mutations of a valid file, structural mutations of JSON values, and a guard that records the
+// mutations of a valid file, structural mutations of JSON values, a guard that records the
 // largest buffer JavaScript code asks for while a reader runs (so a test can check that no
-// reader allocates more than the file it was given justifies).
+// reader allocates more than the file it was given justifies), and the hostile families every
+// reader must answer at once with a ResNetError: special files where a file is expected,
+// JSON nested deeper than any walker's stack, and calls that must settle within a time.
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, mkdirSync, openSync, symlinkSync } from 'node:fs';
+
 import { ResNetError } from '../../lib/index.js';
 import { Rng } from './random.js';
 
@@ -162,3 +167,77 @@ export function describeUnexpected(err: unknown): string {
   if (err instanceof Error) return `${err.constructor.name}: ${err.message}\n${err.stack ?? ''}`;
   return String(err);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Special files
+
+export type SpecialKind = 'FIFO' | 'symlink to /dev/zero' | 'directory' | 'symlink loop';
+export const SPECIAL_KINDS: readonly SpecialKind[] = ['FIFO', 'symlink to /dev/zero', 'directory', 'symlink loop'];
+
+const fifos: string[] = [];
+
+/** Puts a special file of `kind` at `path` (POSIX only). */
+export function makeSpecialFile(kind: SpecialKind, path: string): void {
+  switch (kind) {
+    case 'FIFO':
+      execFileSync('mkfifo', [path]);
+      fifos.push(path);
+      break;
+    case 'symlink to /dev/zero':
+      symlinkSync('/dev/zero', path);
+      break;
+    case 'directory':
+      mkdirSync(path);
+      break;
+    case 'symlink loop':
+      symlinkSync(`${path}.other`, path);
+      symlinkSync(path, `${path}.other`);
+      break;
+  }
+}
+
+/**
+ * Releases any reader blocked in open() on a FIFO made here (opening the write end lets it
+ * through), so that a failing test does not leave a libuv thread stuck and the worker hung.
+ * Call it in afterEach.
+ */
+export function releaseFifos(): void {
+  for (const p of fifos.splice(0)) {
+    try {
+      closeSync(openSync(p, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // no reader waiting (ENXIO), or gone
+    }
+  }
+}
+
+/** `f` as a call that rejects when it has not settled within `ms` (a reader blocked on a FIFO never does). */
+export function within<T>(ms: number, f: () => Promise<T>): () => Promise<T> {
+  return () =>
+    Promise.race([
+      f(),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms: the reader blocks`)), ms).unref()),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deep nesting
+
+/**
+ * JSON text of `inner` wrapped in `depth` levels of arrays and objects, chosen at random:
+ * valid JSON that JSON.parse accepts, but that any recursive walk of the value (JSON.stringify,
+ * String(array), a reader's own walker) overflows the stack on when `depth` is large.
+ */
+export function nestJson(inner: string, depth: number, rng: Rng): string {
+  const open: string[] = [];
+  const close: string[] = [];
+  for (let i = 0; i < depth; i++) {
+    const object = rng.next() < 0.5;
+    open.push(object ? '{"k":' : '[');
+    close.push(object ? '}' : ']');
+  }
+  return open.join('') + inner + close.reverse().join('');
+}
+
+/** Nesting depths that span the readers' limit (256) and the stack's (about 10,000 frames). */
+export const NESTING_DEPTHS: readonly number[] = [257, 1000, 20_000, 100_000];
