@@ -2,18 +2,34 @@
 // test/fixtures/torchvision, mutated byte-wise and structurally) and loadKeras (a tfjs-layers
 // model.json + weight shard saved by tfjs itself, its JSON and its shard mutated). Every input
 // must load or throw a ResNetError; no buffer may outgrow the files it came from.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// The hostile families, seeded, every run: special files where model.json, a shard or the
+// state_dict should be, shard paths leaving the model's folder (by '..', absolute, %-escaped
+// or through a symlink), JSON nested past any stack, weight names of tens of thousands of
+// segments (owner lookup in linear time), and a model.json over its size cap.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import * as tfl from '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { type Model, models, ResNetError } from '../lib/index.js';
 import { loadKeras } from '../lib/io/keras.js';
 import { loadTorchvision } from '../lib/io/torchvision.js';
-import { describeUnexpected, largestAllocation, mutateBytes, mutateJson } from './support/fuzz.js';
+import { expectCode } from './support/expect_error.js';
+import {
+  describeUnexpected,
+  largestAllocation,
+  makeSpecialFile,
+  mutateBytes,
+  mutateJson,
+  nestJson,
+  NESTING_DEPTHS,
+  releaseFifos,
+  SPECIAL_KINDS,
+  within,
+} from './support/fuzz.js';
 import { Rng } from './support/random.js';
 import { tf } from './support/tf.js';
 import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec } from './support/tfjs_from_spec.mjs';
@@ -21,6 +37,7 @@ import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec } from './suppo
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torchvision');
 const root = mkdtempSync(join(tmpdir(), 'rn-fuzz-import-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterEach(releaseFifos);
 
 /** Widening F16/BF16 → F32 doubles a tensor; the half-float table is 256 KiB once. */
 const allowance = (fileBytes: number) => 2 * fileBytes + 512 * 1024;
@@ -82,6 +99,25 @@ describe('fuzzed torchvision imports', () => {
     }
     console.log(`fuzzed torchvision imports: ${runs} inputs → ${JSON.stringify(Object.fromEntries(outcomes))}`);
     expect(outcomes.get('E_FORMAT') ?? 0).toBeGreaterThan(runs / 4);
+
+    // Hostile families: a special file instead of the state_dict, a header nested past the stack.
+    for (let i = 0; i < 24; i++) {
+      const dir = join(root, `torch-family${i}`);
+      mkdirSync(dir);
+      const p = join(dir, 'state_dict.safetensors');
+      if (i % 2 === 0) {
+        makeSpecialFile(SPECIAL_KINDS[(i / 2) % SPECIAL_KINDS.length]!, p);
+        await expectCode(within(5000, () => loadTorchvision(model, p)), 'E_IO', p);
+      } else {
+        const json = new TextEncoder().encode(`${JSON.stringify(head).slice(0, -1)},"deep":${nestJson('0', rng.pick(NESTING_DEPTHS), rng)}}`);
+        const bytes = new Uint8Array(8 + json.length + data.length);
+        new DataView(bytes.buffer).setBigUint64(0, BigInt(json.length), true);
+        bytes.set(json, 8);
+        bytes.set(data, 8 + json.length);
+        writeFileSync(p, bytes);
+        await expectCode(within(5000, () => loadTorchvision(model, p)), 'E_FORMAT', p, 'levels deep');
+      }
+    }
     model.dispose();
   });
 });
@@ -149,6 +185,102 @@ describe('fuzzed Keras / tfjs imports', () => {
     }
     console.log(`fuzzed Keras imports: ${runs} inputs → ${JSON.stringify(Object.fromEntries(outcomes))}`);
     expect(outcomes.get('E_FORMAT') ?? 0).toBeGreaterThan(runs / 4);
+  });
+
+  /** A folder holding `json` as model.json and the shard; returns model.json's path. */
+  function kerasFolder(name: string, json: unknown): string {
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'model.json'), typeof json === 'string' ? json : JSON.stringify(json));
+    writeFileSync(join(dir, 'group1-shard1of1.bin'), shard);
+    return join(dir, 'model.json');
+  }
+
+  /** modelJson with one more weight of no bytes, named `name`, in the manifest. */
+  function withExtraWeight(name: string): Record<string, unknown> {
+    const [group] = modelJson.weightsManifest as { paths: string[]; weights: unknown[] }[];
+    return { ...modelJson, weightsManifest: [{ ...group!, weights: [...group!.weights, { name, shape: [0], dtype: 'float32' }] }] };
+  }
+
+  it('a weight name of tens of thousands of segments is refused in linear time (E_FORMAT), not after a minute', async () => {
+    const time = async (segments: number) => {
+      const path = kerasFolder(`segments${segments}`, withExtraWeight(`${'a/'.repeat(segments)}kernel`));
+      const started = performance.now();
+      await expectCode(() => loadKeras(model, path), 'E_FORMAT', 'belongs to no layer');
+      return performance.now() - started;
+    };
+    await time(1000); // warm-up
+    const small = await time(5_000);
+    const large = await time(20_000);
+    // The quadratic lookup took 0.7 s and 5 s here (69 s at 50,000 segments); the linear one, about 1 ms each.
+    console.log(`Keras owner lookup: 5,000 segments ${small.toFixed(1)} ms, 20,000 segments ${large.toFixed(1)} ms`);
+    expect(large).toBeLessThan(2000);
+    expect(large / Math.max(small, 25), '4× the segments, about 4× the time (16× if quadratic)').toBeLessThan(6);
+    expect(await time(50_000)).toBeLessThan(3000);
+  });
+
+  it('hostile families, seeded: special files, shard paths leaving the folder, nesting, long names, oversized model.json', async () => {
+    const rng = new Rng(16_16);
+    const runs = 120;
+    const seen = new Map<string, number>();
+    const [group] = modelJson.weightsManifest as { paths: string[]; weights: unknown[] }[];
+    const outside = join(root, 'outside.bin');
+    writeFileSync(outside, shard);
+    for (let i = 0; i < runs; i++) {
+      const name = `family${i}`;
+      const family = rng.pick(['special file', 'shard path', 'nested JSON', 'long weight name', 'oversized model.json'] as const);
+      let path: string;
+      let code = 'E_FORMAT';
+      const mentions: string[] = [];
+      let how: string;
+      if (family === 'special file') {
+        const kind = rng.pick(SPECIAL_KINDS);
+        const onShard = rng.next() < 0.5;
+        path = kerasFolder(name, modelJson);
+        const special = onShard ? join(dirname(path), 'group1-shard1of1.bin') : path;
+        rmSync(special);
+        makeSpecialFile(kind, special);
+        // /dev/zero is outside the model's folder: a shard linked to it is refused as such.
+        code = onShard && kind === 'symlink to /dev/zero' ? 'E_FORMAT' : 'E_IO';
+        mentions.push(special);
+        how = `${kind} as ${onShard ? 'the shard' : 'model.json'}`;
+      } else if (family === 'shard path') {
+        const bad = rng.pick(['../outside.bin', outside, '%2e%2e/outside.bin', 'sub/../../outside.bin', 'link.bin', '.', '']);
+        path = kerasFolder(name, { ...modelJson, weightsManifest: [{ ...group!, paths: [bad] }] });
+        if (bad === 'link.bin') symlinkSync(outside, join(dirname(path), 'link.bin'));
+        mentions.push(bad === '' ? 'paths must be file names' : bad);
+        how = `'${bad}'`;
+      } else if (family === 'nested JSON') {
+        const depth = rng.pick(NESTING_DEPTHS);
+        const text = JSON.stringify(modelJson);
+        // Anywhere a value starts: a topology field, a layer's config, an inbound node, the manifest.
+        // Each slot is just after a key's colon (a '"' escaped inside a string cannot end a key).
+        const slots = [...text.matchAll(/(?<!\\)":(?=[[{"0-9tfn-])/g)].map((m) => m.index! + 2);
+        const at = rng.pick(slots);
+        path = kerasFolder(name, `${text.slice(0, at)}${nestJson('0', depth, rng)},"was":${text.slice(at)}`);
+        mentions.push('levels deep');
+        how = `depth ${depth} at character ${at}`;
+      } else if (family === 'long weight name') {
+        const segments = rng.int(1000, 50_000);
+        path = kerasFolder(name, withExtraWeight(`${'x/'.repeat(segments)}kernel`));
+        mentions.push('belongs to no layer');
+        how = `${segments} segments`;
+      } else {
+        path = kerasFolder(name, modelJson);
+        truncateSync(path, rng.int(64 << 20, 1 << 30) + 1); // sparse: free to make
+        mentions.push(path, 'limit');
+        how = 'sparse';
+      }
+      const where = `run ${i}: ${family} (${how})`;
+      const started = performance.now();
+      await expectCode(within(20_000, () => loadKeras(model, path)), code, ...mentions).catch((err: unknown) => {
+        throw new Error(`${where}: ${describeUnexpected(err)}`);
+      });
+      expect(performance.now() - started, `${where}: time`).toBeLessThan(5000);
+      seen.set(family, (seen.get(family) ?? 0) + 1);
+    }
+    console.log(`hostile Keras families: ${JSON.stringify(Object.fromEntries(seen))}`);
+    expect(seen.size).toBe(5);
   });
 
   it('a manifest naming a shard outside the model folder, or not a regular file, is refused before reading it', async () => {
