@@ -2,20 +2,25 @@
 // decoding in datasets.imageFolder (lib/data/image_folder.ts, sharp). Valid files are
 // truncated, bit-flipped and spliced, seeded; opening the dataset and filling every example
 // must succeed or throw a ResNetError — never another error, a crash or a hang.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// The hostile families, seeded, every run: special files (FIFO, symlink to /dev/zero,
+// directory, symlink loop) among a class folder's images and as CIFAR's files, and image
+// files over the size cap.
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 
 import sharp from 'sharp';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { datasets, type Dataset, ResNetError } from '../lib/index.js';
-import { describeUnexpected, largestAllocation, mutateBytes } from './support/fuzz.js';
+import { expectCode } from './support/expect_error.js';
+import { describeUnexpected, largestAllocation, makeSpecialFile, mutateBytes, releaseFifos, SPECIAL_KINDS, within } from './support/fuzz.js';
 import { Rng } from './support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-fuzz-data-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
+afterEach(releaseFifos);
 
 async function fillAll(ds: Dataset): Promise<void> {
   const [h, w, c] = ds.imageShape;
@@ -151,5 +156,72 @@ describe('fuzzed image decoding', () => {
     expect((err as ResNetError).code).toBe('E_FORMAT');
     expect((err as ResNetError).message).toContain('bomb.png');
     expect((err as ResNetError).message).toMatch(/pixel limit|exceeds/i);
+  });
+});
+
+describe('hostile families, seeded, every run', () => {
+  it('special files among the images and as CIFAR files, images over the cap: E_IO / E_FORMAT naming the file, at once', async () => {
+    const rng = new Rng(1616);
+    const png = new Uint8Array(await sharp(Buffer.alloc(4 * 4 * 3, 90), { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer());
+    const record = new Uint8Array(3073);
+    const runs = 60;
+    const seen = new Map<string, number>();
+    for (let i = 0; i < runs; i++) {
+      const dir = join(root, `family${i}`);
+      mkdirSync(dir);
+      const family = rng.pick(['special image', 'special CIFAR file', 'oversized image'] as const);
+      let call: () => Promise<unknown>;
+      let code: string | undefined = 'E_IO';
+      let path: string;
+      let how: string;
+      if (family === 'special CIFAR file') {
+        writeFileSync(join(dir, 'test_batch.bin'), record);
+        writeFileSync(join(dir, 'batches.meta.txt'), 'a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n');
+        // test_batch.bin is how the folder is recognised: a special one leaves a folder without it.
+        path = join(dir, rng.pick(['test_batch.bin', 'batches.meta.txt']));
+        rmSync(path);
+        const kind = rng.pick(SPECIAL_KINDS);
+        makeSpecialFile(kind, path);
+        how = `${kind} as ${path}`;
+        if (path.endsWith('test_batch.bin')) path = dir;
+        call = () => datasets.cifar10(dir, { split: 'test' });
+      } else {
+        // A class folder of good images, one of them (in sorted order: the one filled) replaced.
+        mkdirSync(join(dir, 'cat'));
+        const count = rng.int(1, 5);
+        const which = rng.int(0, count - 1);
+        for (let k = 0; k < count; k++) writeFileSync(join(dir, 'cat', `${k}.png`), png);
+        path = join(dir, 'cat', `${which}.png`);
+        rmSync(path);
+        if (family === 'special image') {
+          const kind = rng.pick(SPECIAL_KINDS);
+          makeSpecialFile(kind, path);
+          how = kind;
+          if (kind === 'directory') code = undefined; // not an image file: skipped when listing
+        } else {
+          writeFileSync(path, '');
+          truncateSync(path, rng.int(256 << 20, 1 << 30) + 1); // sparse: free to make
+          code = 'E_FORMAT';
+          how = 'sparse';
+        }
+        call = async () => {
+          const ds = await datasets.imageFolder(dir, { size: 4 });
+          const indices = Int32Array.from({ length: ds.length }, (_, k) => k);
+          await ds.fill(indices, new Float32Array(ds.length * 48), new Int32Array(ds.length));
+        };
+      }
+      const where = `run ${i}: ${family} (${how})`;
+      const started = performance.now();
+      if (code === undefined) await within(5000, call)();
+      else {
+        await expectCode(within(5000, call), code, path).catch((err: unknown) => {
+          throw new Error(`${where}: ${describeUnexpected(err)}`);
+        });
+      }
+      expect(performance.now() - started, `${where}: time`).toBeLessThan(5000);
+      seen.set(family, (seen.get(family) ?? 0) + 1);
+    }
+    console.log(`hostile data families: ${JSON.stringify(Object.fromEntries(seen))}`);
+    expect(seen.size).toBe(3);
   });
 });

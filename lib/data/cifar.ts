@@ -111,10 +111,14 @@ async function readRecords(
   }
 }
 
-/** One name per line (blank lines ignored); undefined when the file is absent. */
+/** One name per line (blank lines ignored); undefined when the file is absent (a FIFO or a folder of that name is an E_IO). */
 async function readNames(folder: string, layout: Layout, classes: number, file: string): Promise<string[] | undefined> {
   const path = join(folder, file);
-  if (!(await isFile(path))) return undefined;
+  const absent = await stat(path).then(
+    () => false,
+    (err: NodeJS.ErrnoException) => err.code === 'ENOENT',
+  );
+  if (absent) return undefined;
   const text = (await readRegularFile(path, { op: layout.op, maxBytes: MAX_NAMES_BYTES, what: 'a class-names file' })).toString('utf8');
   const names = text
     .split(/\r?\n/)
