@@ -122,6 +122,11 @@ function fmt(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
+/** A name from the file, quoted and cut for messages (a hostile one may be megabytes long). */
+function quoted(name: string): string {
+  return `'${name.length > 200 ? `${name.slice(0, 120)}…${name.slice(-60)}` : name}'`;
+}
+
 function listed(items: string[]): string {
   const shown = items.slice(0, LIST_MAX).join('; ');
   return items.length > LIST_MAX ? `${shown}; … and ${items.length - LIST_MAX} more` : shown;
@@ -458,10 +463,10 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       offset += s.bytes;
       const full = s.name.replace(/:\d+$/, '');
       const slash = full.lastIndexOf('/');
-      if (slash <= 0) throw formatError(`${where}: weight '${s.name}' is not named 'layer/weight'`);
+      if (slash <= 0) throw formatError(`${where}: weight ${quoted(s.name)} is not named 'layer/weight'`);
       const short = full.slice(slash + 1);
       const owner = ownerOf(full.slice(0, slash));
-      if (owner === undefined) throw formatError(`weight '${s.name}' belongs to no layer of the topology`);
+      if (owner === undefined) throw formatError(`weight ${quoted(s.name)} belongs to no layer of the topology`);
       let own = weights.get(owner);
       if (!own) weights.set(owner, (own = new Map()));
       if (own.has(short)) throw formatError(`layer '${owner}' has two weights named '${short}'`);

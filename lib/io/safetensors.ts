@@ -645,10 +645,7 @@ export async function writeSafetensors(
       if (checksum) crc = crc32(bytes, crc);
       position = await writeAll(fh, bytes, position);
     }
-    if (checksum) {
-      header.set(new TextEncoder().encode(hex8(crc)), checksumAt);
-      await writeAll(fh, header, 0);
-    }
+    if (checksum) await writeAll(fh, new TextEncoder().encode(hex8(crc)), checksumAt);
   });
 }
 
