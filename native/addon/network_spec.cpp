@@ -67,7 +67,13 @@ GraphSpec parse_model_spec(const Napi::Value& value) {
   if (!layers.IsArray()) fail(ErrorCode::InvalidArgument, "model spec: layers must be an array");
   Napi::Array arr = layers.As<Napi::Array>();
   std::unordered_map<std::string, int> value_of{{"input", 0}};
-  for (uint32_t i = 0; i < arr.Length(); ++i) {
+  const uint32_t layer_count = arr.Length();
+  spec.layers.reserve(layer_count);
+  for (uint32_t i = 0; i < layer_count; ++i) {
+    // One scope per layer: the handles a layer's reads create die with it. Left in the call's
+    // scope they would pile up, and every garbage collection during the parse scans them all
+    // (quadratic in the layer count).
+    Napi::HandleScope scope(o.Env());
     Napi::Object lo = object_arg(arr.Get(i), kOp, "layer");
     Layer l;
     l.name = string_field(lo, "name", "model spec layer " + std::to_string(i));

@@ -74,7 +74,8 @@ struct ParamInfo {
 std::vector<Shape> infer_shapes(const GraphSpec& spec, const Shape& input);
 
 // The parameters of every layer, given the shapes of its inputs (from infer_shapes with
-// the model's own input shape). Offsets pack trainable and running buffers separately.
+// the model's own input shape), listed layer by layer in layer order (the plan finds a
+// layer's by that). Offsets pack trainable and running buffers separately.
 std::vector<ParamInfo> parameter_table(const GraphSpec& spec, const std::vector<Shape>& shapes);
 
 // Dense layers fix their input feature count: E_SHAPE (naming the layer) when an input of

@@ -24,6 +24,8 @@ Network::Network(GraphSpec spec, Backend& backend)
   validate_graph(spec_);
   Shape input{1, spec_.input_shape[0], spec_.input_shape[1], spec_.input_shape[2]};
   params_ = parameter_table(spec_, infer_shapes(spec_, input));
+  param_index_.reserve(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) param_index_.emplace(params_[i].name, i);
   int64_t trainable = 0, running = 0;
   for (const ParamInfo& p : params_) {
     int64_t& end = p.trainable ? trainable : running;
@@ -53,9 +55,7 @@ int64_t Network::running_count() const {
 }
 
 const ParamInfo& Network::find(const std::string& name) const {
-  for (const ParamInfo& p : params_) {
-    if (p.name == name) return p;
-  }
+  if (auto it = param_index_.find(name); it != param_index_.end()) return params_[it->second];
   fail(ErrorCode::InvalidArgument, "model has no parameter named '" + name + "'");
 }
 
@@ -97,14 +97,16 @@ std::vector<LayerInfo> Network::describe(const Shape& input) {
   const std::vector<Shape> shapes = infer_shapes(spec_, batch_of_one);
   check_feature_counts(spec_, params_, shapes, batch_of_one);
   std::vector<LayerInfo> out;
+  out.reserve(spec_.layers.size());
   for (size_t i = 0; i < spec_.layers.size(); ++i) {
     const Layer& l = spec_.layers[i];
     LayerInfo info{l.name, l.type, shapes[i + 1], 0, 0, {}};
     for (int v : l.inputs) info.inputs.push_back(v == 0 ? "input" : spec_.layers[static_cast<size_t>(v - 1)].name);
-    for (const ParamInfo& p : params_) {
-      if (p.layer == static_cast<int>(i)) (p.trainable ? info.params : info.running) += p.numel;
-    }
     out.push_back(std::move(info));
+  }
+  for (const ParamInfo& p : params_) {
+    LayerInfo& info = out[static_cast<size_t>(p.layer)];
+    (p.trainable ? info.params : info.running) += p.numel;
   }
   return out;
 }

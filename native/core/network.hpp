@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "backend.hpp"
@@ -103,6 +104,7 @@ class Network {
   GraphSpec spec_;
   Backend& backend_;
   std::vector<ParamInfo> params_;
+  std::unordered_map<std::string, size_t> param_index_;  // name → index in params_ (find by name in O(1))
   BackendBuffer trainable_, grads_, running_;
   std::unique_ptr<Optimizer> optimizer_;
   float label_smoothing_ = 0.0f;

@@ -28,7 +28,11 @@ int64_t checked_numel(const Shape& shape, const std::string& what) {
     if (d < 1) {
       fail(ErrorCode::InvalidShape, what + ": shape " + shape_to_string(shape) + " has a dimension < 1");
     }
-    n = checked_mul(n, d, what + " with shape " + shape_to_string(shape));
+    int64_t product = 0;
+    if (__builtin_mul_overflow(n, d, &product) || product > kMaxElements) {
+      checked_mul(n, d, what + " with shape " + shape_to_string(shape));  // fails, naming the shape
+    }
+    n = product;  // (the message is built only on failure: this runs for every value of every plan)
   }
   return n;
 }
