@@ -161,7 +161,7 @@ export interface NativeBinding {
   NativeTensor: NativeTensorConstructor;
   NativeNetwork: new (
     spec: object,
-    options?: { device?: string; allowTf32?: boolean; precision?: string; lossScale?: LossScaleOptions },
+    options?: { device?: string; allowTf32?: boolean; precision?: string; lossScale?: LossScaleOptions; memoryBudget?: number },
   ) => NativeNetworkHandle;
   cudaStatus(): CudaStatus;
   allocationStats(): { allocations: number; liveBytes: number };

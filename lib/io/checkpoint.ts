@@ -17,7 +17,7 @@
 //   learningRate    the learning rate in force (a schedule may have moved it from optimizer.lr)
 //   training        JSON of the trainer's state ({ epoch, step, rngState, history?, … }), when given
 import { ResNetError } from '../errors.js';
-import { Model, type ModelInitOptions } from '../model/model.js';
+import { memoryBudgetOption, Model, type ModelInitOptions } from '../model/model.js';
 import type { LayerSpec, ModelSpec } from '../model/spec.js';
 import { type CompileOptions, type ParamGroup, resolveCompileOptions } from '../train/optimizers.js';
 import { SafePattern } from '../train/safe_pattern.js';
@@ -59,6 +59,11 @@ export interface LoadModelOptions {
   allowTf32?: boolean;
   /** Arithmetic on the GPU: 'fp32' (default), 'fp16' or 'bf16' mixed precision (see ModelInitOptions). */
   precision?: 'fp32' | 'fp16' | 'bf16';
+  /**
+   * The most bytes one of the model's compiled plans may take (see ModelInitOptions). Without
+   * it a file whose spec asks for absurd activations (a zeroPad of thousands) is refused.
+   */
+  memoryBudget?: number;
 }
 
 export interface Checkpoint {
@@ -396,8 +401,9 @@ function buildModel(path: string, specJson: string | undefined, storedFloats: nu
   try {
     return Model.fromSpec(spec as unknown as ModelSpec, { seed: 0, ...placement });
   } catch (err) {
-    // The file is fine when the device is what failed: keep that error's own code.
-    if (err instanceof ResNetError && err.code === 'E_DEVICE') throw err;
+    // The file is fine when the device is what failed, or the memory its spec asks for was
+    // refused (E_ALLOC names the layer and the bytes): keep that error's own code.
+    if (err instanceof ResNetError && (err.code === 'E_DEVICE' || err.code === 'E_ALLOC')) throw err;
     throw fmt(path, `spec does not build a model: ${(err as Error)?.message ?? String(err)}`);
   }
 }
@@ -441,12 +447,13 @@ function parseCount(path: string, key: string, s: string | undefined): number {
 export async function loadCheckpoint(path: string, options: LoadModelOptions = {}): Promise<Checkpoint> {
   const op = 'loadCheckpoint';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
-  validate.keys(options, op, ['optimizer', 'device', 'allowTf32', 'precision']);
+  validate.keys(options, op, ['optimizer', 'device', 'allowTf32', 'precision', 'memoryBudget']);
   const restoreOptimizer = options.optimizer === undefined ? true : validate.boolean(options.optimizer, op, 'optimizer');
   const placement: ModelInitOptions = {};
   if (options.device !== undefined) placement.device = validate.string(options.device, op, 'device');
   if (options.allowTf32 !== undefined) placement.allowTf32 = validate.boolean(options.allowTf32, op, 'allowTf32');
   if (options.precision !== undefined) placement.precision = options.precision;  // Model.fromSpec validates it
+  if (options.memoryBudget !== undefined) placement.memoryBudget = memoryBudgetOption(options.memoryBudget, op);
   const reader = await SafetensorsReader.open(path);
   let model: Model | undefined;
   try {

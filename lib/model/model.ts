@@ -36,6 +36,14 @@ export interface ModelInitOptions {
   lossScale?: LossScaleOptions;
   /** Let fp32 convolutions on the GPU use TF32 tensor cores (faster, ~1e-3 relative error). Default false. */
   allowTf32?: boolean;
+  /**
+   * The most bytes one compiled plan (the activations, gradients and scratch of one input
+   * shape) may take; a call whose plan needs more fails with E_ALLOC naming both. Default: no
+   * budget, but a layer whose output is absurd for its input (over 64× its elements beyond
+   * the channels its weights add, e.g. a zeroPad of thousands) is refused with E_ALLOC; a
+   * model that means it sets a budget, which then bounds it instead.
+   */
+  memoryBudget?: number;
 }
 
 export interface Parameter {
@@ -80,6 +88,11 @@ export interface LayerSummary {
 
 export type { LossScaleOptions };
 
+/** ModelInitOptions.memoryBudget: a positive whole number of bytes (up to 2^52, i.e. no practical limit). */
+export function memoryBudgetOption(v: unknown, op: string): number {
+  return validate.integer(v, op, 'memoryBudget', 1, 2 ** 52);
+}
+
 function lossScaleOptions(v: unknown, op: string): LossScaleOptions {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ResNetError('E_ARG', `${op}: lossScale must be an object`);
   validate.keys(v as object, `${op} lossScale`, ['dynamic', 'initial', 'growthInterval']);
@@ -117,7 +130,7 @@ export class Model {
 
   /** A model from a spec (e.g. a saved one, or one from models.*Spec builders), freshly initialised. */
   static fromSpec(spec: ModelSpec, options: ModelInitOptions = {}): Model {
-    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual', 'device', 'precision', 'allowTf32', 'lossScale']);
+    validate.keys(options, 'Model.fromSpec', ['seed', 'zeroInitResidual', 'device', 'precision', 'allowTf32', 'lossScale', 'memoryBudget']);
     if (typeof spec !== 'object' || spec === null || (spec as ModelSpec).format !== 'resnet-native/model') {
       throw new ResNetError('E_ARG', "Model.fromSpec: spec must be a ModelSpec (format 'resnet-native/model')");
     }
@@ -133,7 +146,14 @@ export class Model {
       throw new ResNetError('E_ARG', `Model.fromSpec: precision '${precision}' (mixed precision) needs a CUDA device ('cuda'); the CPU engine computes in fp32`);
     }
     const lossScale = options.lossScale === undefined ? undefined : lossScaleOptions(options.lossScale, 'Model.fromSpec');
-    const network = new native.NativeNetwork(spec, { device, allowTf32, precision, ...(lossScale ? { lossScale } : {}) });
+    const memoryBudget = options.memoryBudget === undefined ? undefined : memoryBudgetOption(options.memoryBudget, 'Model.fromSpec');
+    const network = new native.NativeNetwork(spec, {
+      device,
+      allowTf32,
+      precision,
+      ...(lossScale ? { lossScale } : {}),
+      ...(memoryBudget !== undefined ? { memoryBudget } : {}),
+    });
     network.initialize({ seed, zeroInitResidual });
     return new Model(spec, network);
   }

@@ -21,7 +21,7 @@ function build<O extends object>(make: (o: O) => ModelSpec, options: O & ModelIn
     if (options === undefined || options === null) return Model.fromSpec(make(options as unknown as O));
     throw new ResNetError('E_ARG', `model options must be an object, got ${Array.isArray(options) ? 'an array' : typeof options}`);
   }
-  const { seed, zeroInitResidual, device, precision, allowTf32, lossScale, ...rest } = options;
+  const { seed, zeroInitResidual, device, precision, allowTf32, lossScale, memoryBudget, ...rest } = options;
   const init: ModelInitOptions = {};
   if (seed !== undefined) init.seed = seed;
   if (zeroInitResidual !== undefined) init.zeroInitResidual = zeroInitResidual;
@@ -29,6 +29,7 @@ function build<O extends object>(make: (o: O) => ModelSpec, options: O & ModelIn
   if (precision !== undefined) init.precision = precision;
   if (allowTf32 !== undefined) init.allowTf32 = allowTf32;
   if (lossScale !== undefined) init.lossScale = lossScale;
+  if (memoryBudget !== undefined) init.memoryBudget = memoryBudget;
   return Model.fromSpec(make(rest as O), init);
 }
 

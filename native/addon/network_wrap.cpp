@@ -132,9 +132,10 @@ NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
   guarded(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: expects a model spec");
     // Optional { device: 'cpu' | 'cuda' | 'cuda:N', allowTf32: boolean, precision: 'fp32' | 'fp16' | 'bf16',
-    //            lossScale: { dynamic, initial, growthInterval } }.
+    //            lossScale: { dynamic, initial, growthInterval }, memoryBudget: bytes (a positive integer) }.
     DeviceRequest device;
     std::optional<LossScaleConfig> loss_scale;
+    int64_t memory_budget = kNoMemoryBudget;
     if (info.Length() > 1 && !info[1].IsUndefined()) {
       const Napi::Object o = object_arg(info[1], "NativeNetwork", "options");
       if (o.Has("device")) {
@@ -144,10 +145,14 @@ NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
       if (o.Has("allowTf32")) device.allow_tf32 = bool_field(o, "allowTf32", "NativeNetwork");
       if (o.Has("precision")) device.precision = parse_precision(o.Get("precision"), device);
       if (o.Has("lossScale")) loss_scale = parse_loss_scale(o.Get("lossScale"));
+      if (o.Has("memoryBudget")) {
+        memory_budget = int_field(o, "memoryBudget", "NativeNetwork");
+        if (memory_budget < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: memoryBudget must be a positive number of bytes");
+      }
     }
     GraphSpec spec = parse_model_spec(info[0]);
     device_ = device.canonical();
-    network_ = std::make_shared<Network>(std::move(spec), backend_for_device(device));
+    network_ = std::make_shared<Network>(std::move(spec), backend_for_device(device), memory_budget);
     if (loss_scale) network_->set_loss_scale(*loss_scale);
     sync_external_memory(info.Env());
     return info.Env().Undefined();

@@ -1,5 +1,6 @@
 #include "graph.hpp"
 
+#include <algorithm>
 #include <unordered_set>
 
 #include "error.hpp"
@@ -215,6 +216,27 @@ std::vector<ParamInfo> parameter_table(const GraphSpec& spec, const std::vector<
 }  // namespace rn
 
 namespace rn {
+
+void check_activation_growth(const GraphSpec& spec, const std::vector<Shape>& shapes) {
+  constexpr double kFloatBytes = sizeof(float);
+  for (size_t i = 0; i < spec.layers.size(); ++i) {
+    const Layer& l = spec.layers[i];
+    const Shape& x = shapes[static_cast<size_t>(l.inputs[0])];
+    const Shape& y = shapes[i + 1];
+    const double in = static_cast<double>(checked_numel(x, where(l)));
+    const double out = static_cast<double>(checked_numel(y, where(l)));
+    const bool weights_per_channel = l.type == LayerType::Conv2d || l.type == LayerType::Dense;
+    const double paid = weights_per_channel ? std::max(1.0, double(y.back()) / double(x.back())) : 1.0;
+    if (out <= kMaxActivationGrowth * paid * in) continue;
+    fail(ErrorCode::Alloc, where(l) + ": its output " + shape_to_string(y) + " would take " +
+                               std::to_string(static_cast<int64_t>(out * kFloatBytes)) + " bytes from an input " +
+                               shape_to_string(x) + " of " + std::to_string(static_cast<int64_t>(in * kFloatBytes)) +
+                               " bytes (" + std::to_string(static_cast<int64_t>(out / in)) + "x; a layer may grow its input " +
+                               std::to_string(static_cast<int>(kMaxActivationGrowth)) +
+                               "x at most, beyond the channels its weights add). Refused as an absurd spec; a model that "
+                               "means it can set memoryBudget (bytes), which then bounds the arena instead");
+  }
+}
 
 void check_feature_counts(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes,
                           const Shape& input) {

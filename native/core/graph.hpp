@@ -83,6 +83,19 @@ std::vector<ParamInfo> parameter_table(const GraphSpec& spec, const std::vector<
 void check_feature_counts(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes,
                           const Shape& input);
 
+// The most a layer may multiply its input's elements by, beyond the output channels its
+// weights pay for (a conv's filters, a dense layer's units: each is a column of stored
+// weights). Padding, pooling and parameter-free shortcuts never come near it in a real
+// network (the most: a stem's 3-pixel zero padding around a 1×1 image, 49×; ResNets at
+// 224² stay under 6×), while a spec that goes past it makes memory out of nothing: an
+// 876-byte checkpoint whose zeroPad of 5000 asks for a 764 MB arena on a 4×4 image.
+constexpr double kMaxActivationGrowth = 64.0;
+
+// E_ALLOC naming the layer and the bytes of its input and output when a layer of `spec`, for
+// these shapes (infer_shapes), grows its input past kMaxActivationGrowth. Plans check it
+// unless the user set a memory budget (which then bounds the arena instead).
+void check_activation_growth(const GraphSpec& spec, const std::vector<Shape>& shapes);
+
 // Checks names, input references (only earlier layers) and attributes; E_ARG otherwise.
 void validate_graph(const GraphSpec& spec);
 

@@ -19,11 +19,14 @@ LossScaleConfig default_loss_scale(const Backend& backend) {
 
 }  // namespace
 
-Network::Network(GraphSpec spec, Backend& backend)
-    : spec_(std::move(spec)), backend_(backend), scaler_(default_loss_scale(backend)) {
+Network::Network(GraphSpec spec, Backend& backend, int64_t memory_budget)
+    : spec_(std::move(spec)), backend_(backend), memory_budget_(memory_budget), scaler_(default_loss_scale(backend)) {
   validate_graph(spec_);
+  if (memory_budget_ < 0) fail(ErrorCode::InvalidArgument, "memoryBudget must be a positive number of bytes");
   Shape input{1, spec_.input_shape[0], spec_.input_shape[1], spec_.input_shape[2]};
-  params_ = parameter_table(spec_, infer_shapes(spec_, input));
+  const std::vector<Shape> shapes = infer_shapes(spec_, input);
+  if (memory_budget_ == kNoMemoryBudget) check_activation_growth(spec_, shapes);
+  params_ = parameter_table(spec_, shapes);
   param_index_.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) param_index_.emplace(params_[i].name, i);
   int64_t trainable = 0, running = 0;
@@ -154,7 +157,7 @@ Plan& Network::plan_for(const Shape& input, PlanMode mode) {
     }
   }
   if (plans_.size() >= kMaxCachedPlans) plans_.erase(plans_.begin());
-  plans_.push_back(std::make_unique<Plan>(spec_, params_, input, mode, backend_));
+  plans_.push_back(std::make_unique<Plan>(spec_, params_, input, mode, backend_, memory_budget_));
   return *plans_.back();
 }
 

@@ -40,7 +40,9 @@ struct LayerInfo {
 
 class Network {
  public:
-  explicit Network(GraphSpec spec, Backend& backend = cpu_backend());
+  // `memory_budget`: the most bytes one plan's arena may take (plan.hpp); with none, a spec
+  // whose activations are absurd for its own input shape is refused here already (E_ALLOC).
+  explicit Network(GraphSpec spec, Backend& backend = cpu_backend(), int64_t memory_budget = kNoMemoryBudget);
 
   Backend& backend() { return backend_; }
   const GraphSpec& spec() const { return spec_; }
@@ -103,6 +105,7 @@ class Network {
 
   GraphSpec spec_;
   Backend& backend_;
+  int64_t memory_budget_;
   std::vector<ParamInfo> params_;
   std::unordered_map<std::string, size_t> param_index_;  // name → index in params_ (find by name in O(1))
   BackendBuffer trainable_, grads_, running_;

@@ -220,14 +220,15 @@ class LayerParams {
 }  // namespace
 
 Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
-           Backend& backend)
+           Backend& backend, int64_t memory_budget)
     : input_shape_(input), mode_(mode), backend_(backend) {
   const std::vector<Shape> shapes = infer_shapes(spec, input);
   check_feature_counts(spec, params, shapes, input);
+  if (memory_budget == kNoMemoryBudget) check_activation_growth(spec, shapes);
   output_ = spec.output;
   classes_ = spec.classes;
   build_steps(spec, params, shapes);
-  plan_memory();
+  plan_memory(memory_budget);
 }
 
 const Shape& Plan::output_shape() const { return values_[static_cast<size_t>(output_)].shape; }
@@ -389,7 +390,7 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
   }
 }
 
-void Plan::plan_memory() {
+void Plan::plan_memory(int64_t memory_budget) {
   const int64_t S = static_cast<int64_t>(steps_.size());
   const int64_t end_of_step = 2 * S + 2;  // forward s at time s, loss at S, backward s at 2S - s
   std::vector<Interval> acts(values_.size()), grads(values_.size());
@@ -488,6 +489,13 @@ void Plan::plan_memory() {
     total += aligned(n);
     probs_slot_ = total;
     total += aligned(n * classes_);
+  }
+  const int64_t bytes = total * static_cast<int64_t>(sizeof(float));
+  if (memory_budget != kNoMemoryBudget && bytes > memory_budget) {
+    fail(ErrorCode::Alloc, std::string(mode_.backward ? "a training" : "an inference") + " plan for input " +
+                               shape_to_string(input_shape_) + " needs " + std::to_string(bytes) +
+                               " bytes of arena (activations, gradients and scratch), over the memory budget of " +
+                               std::to_string(memory_budget) + " bytes; use smaller batches or images, or raise memoryBudget");
   }
   arena_ = BackendBuffer(backend_, total, "a plan arena for input " + shape_to_string(input_shape_));
 

@@ -37,10 +37,16 @@ struct LossResult {
   int64_t correct5 = 0;
 };
 
+// The most bytes one plan's arena may take (Model.fromSpec's memoryBudget); kNoMemoryBudget
+// when the user set none, and then check_activation_growth (graph.hpp) guards instead.
+constexpr int64_t kNoMemoryBudget = 0;
+
 class Plan {
  public:
+  // E_ALLOC, before allocating, when the arena would exceed `memory_budget` bytes, or (with
+  // no budget) when a layer's activations are absurd for its input (check_activation_growth).
   Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
-       Backend& backend);
+       Backend& backend, int64_t memory_budget = kNoMemoryBudget);
   ~Plan() { backend_.drop_captures(this); }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
@@ -110,7 +116,7 @@ class Plan {
   };
 
   void build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes);
-  void plan_memory();
+  void plan_memory(int64_t memory_budget);
   float* act(int v, const float* input) const;
   float* grad(int v) const;
   SqueezeExciteArgs se_args(const Step& s, ParamBuffers& p);
