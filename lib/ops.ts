@@ -118,7 +118,8 @@ function batchNormOptions(v: unknown, op: string): NativeBatchNormOptions {
   return {
     training: validate.boolean(o.training ?? true, op, 'training'),
     momentum: validate.number(o.momentum ?? 0.1, op, 'momentum', 0, 1),
-    epsilon: validate.number(o.epsilon ?? 1e-5, op, 'epsilon', 0, 1),
+    // 0 would divide a constant channel's zero variance by zero: NaN, quietly.
+    epsilon: validate.number(o.epsilon ?? 1e-5, op, 'epsilon', 0, 1, 'min'),
   };
 }
 

@@ -27,6 +27,7 @@ export function options<T extends object>(v: unknown, op: string): Partial<T> {
 
 export function tensor(v: unknown, op: string, name: string): Tensor {
   if (!(v instanceof Tensor)) fail('E_ARG', `${op}: ${name} must be a Tensor, got ${describe(v)}`);
+  if (!Tensor.isTensor(v)) fail('E_ARG', `${op}: ${name} is not a real Tensor (an object with Tensor's prototype but no native data; make tensors with Tensor.fromArray, Tensor.fill or an op)`);
   if (v.isDisposed) fail('E_DISPOSED', `${op}: ${name} was disposed`);
   return v;
 }
@@ -42,9 +43,15 @@ export function integer(v: unknown, op: string, name: string, min: number, max =
   return v;
 }
 
-export function number(v: unknown, op: string, name: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    fail('E_ARG', `${op}: ${name} must be a finite number in [${min}, ${max}], got ${describe(v)}`);
+/**
+ * A finite number in [min, max]; `open` excludes an end: 'min' → (min, max], 'max' → [min, max),
+ * 'both' → (min, max). The message names the interval as written here.
+ */
+export function number(v: unknown, op: string, name: string, min: number, max: number, open?: 'min' | 'max' | 'both'): number {
+  const openMin = open === 'min' || open === 'both';
+  const openMax = open === 'max' || open === 'both';
+  if (typeof v !== 'number' || !Number.isFinite(v) || (openMin ? v <= min : v < min) || (openMax ? v >= max : v > max)) {
+    fail('E_ARG', `${op}: ${name} must be a finite number in ${openMin ? '(' : '['}${min}, ${max}${openMax ? ')' : ']'}, got ${describe(v)}`);
   }
   return v;
 }
@@ -100,20 +107,51 @@ export function shape(v: unknown, op: string): number[] {
   return out;
 }
 
-/** Class labels as an Int32Array (from an Int32Array or an array of integers). */
+/**
+ * Class labels as an Int32Array (from an Int32Array or an array of integers). A label outside
+ * [0, 2^31) is refused here, before Int32Array would wrap it (2^32 + 1 → 1); the op checks it
+ * against its class count.
+ */
 export function labels(v: unknown, op: string): Int32Array {
   if (v instanceof Int32Array) return v;
   if (Array.isArray(v)) {
-    const out = new Int32Array(v.length);
-    v.forEach((l, i) => {
-      if (typeof l !== 'number' || !Number.isInteger(l)) {
-        fail('E_ARG', `${op}: label at index ${i} must be an integer, got ${describe(l)}`);
+    const out = allocate(Int32Array, v.length, op, 'labels');
+    for (let i = 0; i < v.length; i++) {
+      const l: unknown = v[i];
+      if (typeof l !== 'number' || !Number.isInteger(l) || l < 0 || l > 2 ** 31 - 1) {
+        fail('E_ARG', `${op}: label at index ${i} must be an integer in [0, ${2 ** 31 - 1}], got ${describe(l)}`);
       }
       out[i] = l;
-    });
+    }
     return out;
   }
   fail('E_DTYPE', `${op}: labels must be an Int32Array or an array of integers, got ${describe(v)}`);
+}
+
+/** Values as a Float32Array: the one given, or an array of numbers copied (any other element is E_DTYPE, not NaN). */
+export function float32(v: unknown, op: string, name: string): Float32Array {
+  if (v instanceof Float32Array) return v;
+  if (!Array.isArray(v)) fail('E_DTYPE', `${op}: ${name} must be a Float32Array or an array of numbers, got ${describe(v)}`);
+  const out = allocate(Float32Array, v.length, op, name);
+  for (let i = 0; i < v.length; i++) {
+    const x: unknown = v[i];
+    if (typeof x !== 'number') fail('E_DTYPE', `${op}: ${name}[${i}] must be a number, got ${x === undefined ? 'undefined (a hole?)' : describe(x)}`);
+    out[i] = x;
+  }
+  return out;
+}
+
+/**
+ * `new Type(length)` for a length that follows from the caller's input: a length the engine
+ * cannot hold, or memory it cannot get, is E_ALLOC naming `what` and the size, not a RangeError.
+ */
+export function allocate<T>(Type: new (length: number) => T, length: number, op: string, what: string): T {
+  try {
+    return new Type(length);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    fail('E_ALLOC', `${op}: cannot allocate ${what} of ${length} elements (${err.message})`);
+  }
 }
 
 /** An options object whose keys are all in `allowed` (a typo is an error, not a silent default). */

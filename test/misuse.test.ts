@@ -4,7 +4,8 @@
 // run's bit for bit), tensors disposed under a queued step, and a disposed model.
 import { describe, expect, it } from 'vitest';
 
-import { Model, models, ResNetError, Tensor } from '../lib/index.js';
+import { type Dataset, Model, models, ops, ResNetError, Tensor, Trainer } from '../lib/index.js';
+import { expectCode } from './support/expect_error.js';
 import { Rng } from './support/random.js';
 
 async function codeOf(f: () => unknown): Promise<string> {
@@ -142,6 +143,78 @@ describe('concurrent use of one model', () => {
     x.dispose();
     expect(Number.isFinite((await running).loss)).toBe(true);
     expect(await codeOf(() => queued)).toBe('E_DISPOSED');
+    model.dispose();
+  });
+});
+
+describe('values that went wrong quietly, or as a TypeError / RangeError', () => {
+  const forged = () => Object.create(Tensor.prototype) as Tensor;
+  const dataset = (length: number): Dataset => ({ length, imageShape: [8, 8, 3], classes: 4, fill: (_i, _x, y) => void y.fill(1) });
+
+  it('Tensor.fromArray / setParameter with an element that is not a number: E_DTYPE naming its index (not NaN)', async () => {
+    await expectCode(() => Tensor.fromArray(['a', null, true, '7'] as never, [4]), 'E_DTYPE', 'data[0]', 'string');
+    await expectCode(() => Tensor.fromArray([1, 2, null, 4] as never, [4]), 'E_DTYPE', 'data[2]', 'null');
+    // eslint-disable-next-line no-sparse-arrays
+    await expectCode(() => Tensor.fromArray([1, , 3] as never, [3]), 'E_DTYPE', 'data[1]', 'undefined');
+    expect(Array.from(Tensor.fromArray([1, Number.NaN, -0], [3]).toFloat32Array())).toEqual([1, Number.NaN, -0]); // numbers stay numbers
+    const model = tiny();
+    await expectCode(() => model.setParameter('fc.bias', ['0', 0, 0, 0] as never), 'E_DTYPE', 'values[0]');
+    model.dispose();
+  });
+
+  it('sizes no typed array can hold: Tensor.fill is E_ALLOC, a Trainer.fit dataset or batch past the limits is E_ARG / E_ALLOC, naming the size', async () => {
+    await expectCode(() => Tensor.fill([2 ** 33]), 'E_ALLOC', '8589934592');
+    await expectCode(() => Tensor.zeros([2 ** 17, 2 ** 17]), 'E_ALLOC', '17179869184');
+    const model = tiny();
+    const trainer = new Trainer(model, { verbose: false });
+    await expectCode(() => trainer.fit(dataset(1e12), { epochs: 1, batchSize: 2 }), 'E_ARG', 'train.length', '1000000000000');
+    await expectCode(() => trainer.fit(dataset(2 ** 30), { epochs: 1, batchSize: 2 ** 30 }), 'E_ALLOC', 'batch of 1073741824');
+    // A batch larger than the whole set (dropLast: false) is one batch of every example, not a huge buffer.
+    expect((await trainer.fit(dataset(4), { epochs: 1, batchSize: 2 ** 30, dropLast: false })).length).toBe(1);
+    model.dispose();
+  });
+
+  it('a forged tensor (Object.create(Tensor.prototype)) in every op, model call and Tensor member: E_ARG "not a real Tensor"', async () => {
+    for (const [name, op] of Object.entries(ops)) {
+      const f = forged();
+      await expectCode(() => (op as (...a: unknown[]) => unknown)(f, f, f, f, f, f, f), 'E_ARG', 'not a real Tensor').catch((err: Error) => {
+        throw new Error(`ops.${name}: ${err.message}`);
+      });
+    }
+    const model = tiny();
+    const y = Int32Array.from([0, 1]);
+    for (const call of [() => model.predict(forged()), () => model.trainStep(forged(), y), () => model.evaluate(forged(), y), () => model.computeGradients(forged(), y)]) {
+      await expectCode(call, 'E_ARG', 'images', 'not a real Tensor');
+    }
+    model.dispose();
+    const t = forged();
+    for (const member of ['shape', 'size', 'rank', 'device', 'dtype', 'isDisposed', 'handle'] as const) {
+      await expectCode(() => t[member], 'E_ARG', `Tensor.${member}`, 'not a real Tensor');
+    }
+    await expectCode(() => t.to('cpu'), 'E_ARG', 'Tensor.to');
+    await expectCode(() => t.toFloat32Array(), 'E_ARG', 'Tensor.toFloat32Array');
+    await expectCode(() => t.dispose(), 'E_ARG', 'Tensor.dispose');
+    expect(String(t)).toBe('Tensor(not a real tensor)');
+    expect(Tensor.isTensor(t)).toBe(false);
+    expect(Tensor.isTensor(Tensor.zeros([1]))).toBe(true);
+  });
+
+  it('labels given as numbers: past 2^31, negative, fractional or NaN is E_ARG naming the index and value (2^32 + 1 no longer wraps to 1)', async () => {
+    const logits = Tensor.fromArray([1, 2, 3, 4, 4, 3, 2, 1], [2, 4]);
+    for (const [bad, value] of [[2 ** 32 + 1, '4294967297'], [2 ** 31, '2147483648'], [-1, '-1'], [1.5, '1.5'], [Number.NaN, 'NaN']] as const) {
+      await expectCode(() => ops.softmaxCrossEntropy(logits, [0, bad]), 'E_ARG', 'index 1', value);
+      await expectCode(() => ops.softmaxCrossEntropyBackward(logits, [0, bad]), 'E_ARG', 'index 1', value);
+    }
+    logits.dispose();
+  });
+
+  it('summary / layers for an input of the wrong channel count: E_SHAPE as predict (not a table)', async () => {
+    const model = tiny();
+    await expectCode(() => model.summary([8, 8, 4]), 'E_SHAPE', 'summary', '[height, width, 3]', '[8, 8, 4]');
+    await expectCode(() => model.layers([8, 8]), 'E_SHAPE', 'layers', '[8, 8]');
+    await expectCode(() => model.summary([8, 8, 0]), 'E_SHAPE');
+    await expectCode(() => model.predict(Tensor.zeros([1, 8, 8, 4])), 'E_SHAPE', '[batch, height, width, 3]');
+    expect(model.summary([8, 8, 3])).toContain('Total params');
     model.dispose();
   });
 });

@@ -4,7 +4,7 @@
 import { ResNetError } from '../errors.js';
 import { type LossScaleOptions, native, type NativeNetworkHandle, type NativeStepResult } from '../native.js';
 import { Tensor } from '../tensor.js';
-import { type CompileOptions, resolveCompileOptions } from '../train/optimizers.js';
+import { type CompileOptions, MAX_RATE, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
 import { type SaveModelOptions, snapshotModel, writeCheckpoint } from '../io/checkpoint.js';
 import type { ModelSpec } from './spec.js';
@@ -198,12 +198,12 @@ export class Model {
 
   /** Every layer with its output shape for an input of `inputShape` (default: the model's). */
   layers(inputShape: readonly number[] = this.spec.inputShape): LayerSummary[] {
-    return this.network.describe([...inputShape]);
+    return this.network.describe(imageShape(inputShape, this.spec, 'layers'));
   }
 
   /** A Keras-like table: layer (type), output shape, parameters, inputs; totals at the end. */
   summary(inputShape: readonly number[] = this.spec.inputShape): string {
-    return formatSummary(this.spec.name, this.network.describe([...inputShape]));
+    return formatSummary(this.spec.name, this.network.describe(imageShape(inputShape, this.spec, 'summary')));
   }
 
   /** All parameters in a stable order, with copies of their values. */
@@ -221,8 +221,7 @@ export class Model {
   }
 
   setParameter(name: string, values: Float32Array | readonly number[]): void {
-    const data = values instanceof Float32Array ? values : Array.isArray(values) ? Float32Array.from(values as number[]) : values;
-    this.network.setParameter(name, data as Float32Array);
+    this.network.setParameter(name, validate.float32(values, 'setParameter', 'values'));
   }
 
   /** The gradient left by the last trainStep / computeGradients. */
@@ -257,7 +256,7 @@ export class Model {
   /** Learning rate for the following steps (schedules call this each step or epoch). */
   setLearningRate(lr: number): void {
     if (!this.#compiled) throw new ResNetError('E_ARG', 'setLearningRate: compile the model first');
-    this.network.setLearningRate(validate.number(lr, 'setLearningRate', 'lr', 0, 1e6));
+    this.network.setLearningRate(validate.number(lr, 'setLearningRate', 'lr', 0, MAX_RATE));
     this.#lr = lr;
   }
 
@@ -285,7 +284,7 @@ export class Model {
     if (!this.#compiled) throw new ResNetError('E_ARG', 'trainStep: compile the model with an optimizer first');
     const x = validate.tensor(images, 'trainStep', 'images');
     const y = int32Labels(labels, 'trainStep');
-    const lr = options.lr === undefined ? undefined : validate.number(options.lr, 'trainStep', 'lr', 0, 1e6);
+    const lr = options.lr === undefined ? undefined : validate.number(options.lr, 'trainStep', 'lr', 0, MAX_RATE);
     const r = await this.#enqueue(() => {
       if (lr !== undefined) this.setLearningRate(lr);
       return this.network.trainStep(x.handle, y);
@@ -305,7 +304,7 @@ export class Model {
     validate.keys(options, 'computeGradients', ['labelSmoothing']);
     const x = validate.tensor(images, 'computeGradients', 'images');
     const y = int32Labels(labels, 'computeGradients');
-    const smoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 0.999999);
+    const smoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 1, 'max');
     const r = await this.#enqueue(() => this.network.computeGradients(x.handle, y, smoothing));
     const gradients = new Map<string, Float32Array>();
     for (const p of this.network.parameterTable()) {
@@ -374,6 +373,19 @@ export class Model {
   toJSON(): ModelSpec {
     return structuredClone(this.spec) as ModelSpec;
   }
+}
+
+/**
+ * An image shape [height, width, channels] with the model's channel count (other sizes are the
+ * layers' to judge), as predict requires of its images: E_SHAPE otherwise.
+ */
+function imageShape(v: unknown, spec: Readonly<ModelSpec>, op: string): number[] {
+  const dims = validate.shape(v, op);
+  const channels = spec.inputShape[spec.inputShape.length - 1];
+  if (dims.length !== 3 || dims[2] !== channels) {
+    throw new ResNetError('E_SHAPE', `${op}: input shape must be [height, width, ${channels}] for model '${spec.name}', got [${dims.join(', ')}]`);
+  }
+  return dims;
 }
 
 function int32Labels(v: unknown, op: string): Int32Array {

@@ -70,9 +70,17 @@ export interface CompileOptions {
 
 const OP = 'compile';
 
-function fraction(v: unknown, name: string, dflt: number, max = 1): number {
-  if (v === undefined) return dflt;
-  return validate.number(v, OP, name, 0, max);
+/**
+ * The smallest normal float32: the native update divides by (√v + eps) in float32, where a
+ * smaller eps is 0 or a subnormal (flushed to 0 by SIMD kernels), and 0 / 0 is NaN.
+ */
+const MIN_EPS = 2 ** -126;
+/** Largest learning rate, weight decay and lrScale accepted (well past any useful value, far from overflow). */
+export const MAX_RATE = 1e6;
+
+/** options[name] (reported as `optimizer.${name}` etc.), or its default, in the interval given. */
+function optionalNumber(v: unknown, name: string, dflt: number, min: number, max: number, open?: 'max'): number {
+  return v === undefined ? dflt : validate.number(v, OP, name, min, max, open);
 }
 
 /** Options → the native optimizer configuration, with per-parameter groups resolved. */
@@ -91,38 +99,38 @@ export function resolveCompileOptions(
   if (opt.type === 'sgd') {
     validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'momentum', 'nesterov', 'weightDecay', 'decoupledWeightDecay']);
     config = baseConfig('sgd', opt.lr);
-    config.momentum = fraction(opt.momentum, 'optimizer.momentum', 0);
+    config.momentum = optionalNumber(opt.momentum, 'optimizer.momentum', 0, 0, 1, 'max');
     config.nesterov = opt.nesterov === undefined ? false : validate.boolean(opt.nesterov, OP, 'optimizer.nesterov');
     if (config.nesterov && config.momentum === 0) {
       throw new ResNetError('E_ARG', `${OP}: Nesterov momentum needs optimizer.momentum > 0`);
     }
-    config.weightDecay = fraction(opt.weightDecay, 'optimizer.weightDecay', 0, 1e6);
+    config.weightDecay = optionalNumber(opt.weightDecay, 'optimizer.weightDecay', 0, 0, MAX_RATE);
     config.decoupledWeightDecay =
       opt.decoupledWeightDecay === undefined ? false : validate.boolean(opt.decoupledWeightDecay, OP, 'optimizer.decoupledWeightDecay');
   } else if (opt.type === 'adamw') {
     validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
     config = baseConfig('adamw', opt.lr);
-    config.beta1 = fraction(opt.beta1, 'optimizer.beta1', 0.9);
-    config.beta2 = fraction(opt.beta2, 'optimizer.beta2', 0.999);
-    if (config.beta1 >= 1 || config.beta2 >= 1) throw new ResNetError('E_ARG', `${OP}: optimizer.beta1 and beta2 must be below 1`);
-    config.eps = fraction(opt.eps, 'optimizer.eps', 1e-8);
-    config.weightDecay = fraction(opt.weightDecay, 'optimizer.weightDecay', 0.01, 1e6);
+    config.beta1 = optionalNumber(opt.beta1, 'optimizer.beta1', 0.9, 0, 1, 'max');
+    config.beta2 = optionalNumber(opt.beta2, 'optimizer.beta2', 0.999, 0, 1, 'max');
+    config.eps = optionalNumber(opt.eps, 'optimizer.eps', 1e-8, MIN_EPS, MAX_RATE);
+    config.weightDecay = optionalNumber(opt.weightDecay, 'optimizer.weightDecay', 0.01, 0, MAX_RATE);
     config.decoupledWeightDecay = true;
   } else {
     throw new ResNetError('E_ARG', `${OP}: optimizer.type must be 'sgd' or 'adamw', got ${JSON.stringify((opt as { type?: unknown }).type)}`);
   }
-  const labelSmoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, OP, 'labelSmoothing', 0, 0.999999);
-  config.clipGradNorm = options.clipGradNorm === undefined ? 0 : validate.number(options.clipGradNorm, OP, 'clipGradNorm', 1e-12, 3e38);
+  const labelSmoothing = optionalNumber(options.labelSmoothing, 'labelSmoothing', 0, 0, 1, 'max');
+  // 0 means "no clipping" natively, so a given norm must be positive (and a float32).
+  config.clipGradNorm = optionalNumber(options.clipGradNorm, 'clipGradNorm', 0, 1e-12, 3e38);
   const groups = options.paramGroups ?? [];
   if (!Array.isArray(groups)) throw new ResNetError('E_ARG', `${OP}: paramGroups must be an array`);
   groups.forEach((g, i) => {
     validate.keys(g, `${OP} paramGroups[${i}]`, ['match', 'weightDecay', 'lrScale']);
     const m = (g as ParamGroup).match as unknown;
-    if (!(m instanceof RegExp || typeof m === 'function' || Array.isArray(m))) {
-      throw new ResNetError('E_ARG', `${OP}: paramGroups[${i}].match must be a RegExp, a list of names or a function`);
+    if (!(m instanceof RegExp || typeof m === 'function' || (Array.isArray(m) && m.every((n) => typeof n === 'string')))) {
+      throw new ResNetError('E_ARG', `${OP}: paramGroups[${i}].match must be a RegExp, a list of parameter names (strings) or a function`);
     }
-    if (g.weightDecay !== undefined) validate.number(g.weightDecay, OP, `paramGroups[${i}].weightDecay`, 0, 1e6);
-    if (g.lrScale !== undefined) validate.number(g.lrScale, OP, `paramGroups[${i}].lrScale`, 0, 1e6);
+    if (g.weightDecay !== undefined) validate.number(g.weightDecay, OP, `paramGroups[${i}].weightDecay`, 0, MAX_RATE);
+    if (g.lrScale !== undefined) validate.number(g.lrScale, OP, `paramGroups[${i}].lrScale`, 0, MAX_RATE);
   });
   const decayNormAndBias = options.decayNormAndBias === undefined ? false : validate.boolean(options.decayNormAndBias, OP, 'decayNormAndBias');
 
@@ -163,7 +171,7 @@ function matcher(match: ParamGroup['match']): (p: ParameterInfo) => boolean {
 function baseConfig(type: 'sgd' | 'adamw', lr: unknown): NativeOptimizerConfig {
   return {
     type,
-    lr: validate.number(lr, OP, 'optimizer.lr', 0, 1e6),
+    lr: validate.number(lr, OP, 'optimizer.lr', 0, MAX_RATE),
     momentum: 0,
     nesterov: false,
     weightDecay: 0,

@@ -10,7 +10,7 @@ import { Tensor } from '../tensor.js';
 import * as validate from '../validate.js';
 import type { BatchLog, Callback, EpochLog, History, TrainContext, TrainerState } from './callbacks.js';
 import { MetricAccumulator } from './metrics.js';
-import type { CompileOptions } from './optimizers.js';
+import { type CompileOptions, MAX_RATE } from './optimizers.js';
 import { Progress, type ProgressMode, type ProgressStream } from './progress.js';
 import type { LrSchedule } from './schedules.js';
 
@@ -115,13 +115,16 @@ export interface TrainAugmentOptions extends NormalizeOptions {
   flip?: boolean;
 }
 
-function channelList(v: number | readonly number[] | undefined, channels: number, op: string, name: string, dflt: number): number[] {
-  if (v === undefined) return new Array<number>(channels).fill(dflt);
-  if (typeof v === 'number') return new Array<number>(channels).fill(v);
-  if (!Array.isArray(v) || v.length !== channels) {
+/** mean or std per channel, checked as augmentBatch checks them (std divides, so it must be > 0). */
+function channelList(v: number | readonly number[] | undefined, channels: number, op: string, name: 'mean' | 'std', dflt: number): number[] {
+  let list: unknown[];
+  if (v === undefined) list = new Array<number>(channels).fill(dflt);
+  else if (typeof v === 'number') list = new Array<number>(channels).fill(v);
+  else if (!Array.isArray(v) || v.length !== channels) {
     throw new ResNetError('E_ARG', `${op}: ${name} must be a number or an array of ${channels} numbers (one per channel), got ${JSON.stringify(v)}`);
-  }
-  return [...(v as number[])];
+  } else list = [...v];
+  const min = name === 'std' ? Number.MIN_VALUE : -3e38;
+  return list.map((x, i) => validate.number(x, op, typeof v === 'object' ? `${name}[${i}]` : name, min, 3e38));
 }
 
 interface Slot {
@@ -148,7 +151,8 @@ class BatchPipeline {
   readonly #shape: [number, number, number];
   readonly #template: Omit<Slot['aug'], 'count' | 'step'>;
 
-  constructor(dataset: Dataset, readonly batchSize: number, tailSize: number, aug: { padding: number; flip: boolean; mean: number[]; std: number[]; seed: number }) {
+  /** `op` names the caller in errors (a batch too large to allocate is E_ALLOC). */
+  constructor(dataset: Dataset, readonly batchSize: number, tailSize: number, aug: { padding: number; flip: boolean; mean: number[]; std: number[]; seed: number }, readonly op: string) {
     this.#dataset = dataset;
     this.#shape = [...dataset.imageShape] as [number, number, number];
     this.#perImage = this.#shape[0] * this.#shape[1] * this.#shape[2];
@@ -163,10 +167,11 @@ class BatchPipeline {
   }
 
   #makeSlot(n: number): Slot {
+    const op = this.op;
     return {
-      indices: new Int32Array(n),
-      src: new Float32Array(n * this.#perImage),
-      labels: new Int32Array(n),
+      indices: validate.allocate(Int32Array, n, op, `the indices of a batch of ${n}`),
+      src: validate.allocate(Float32Array, n * this.#perImage, op, `a batch of ${n} images [${this.#shape.join(', ')}]`),
+      labels: validate.allocate(Int32Array, n, op, `the labels of a batch of ${n}`),
       x: Tensor.zeros([n, ...this.#shape]),
       aug: { ...this.#template, count: n, step: 0 },
     };
@@ -216,6 +221,9 @@ async function discard(p: Promise<Tensor> | undefined): Promise<void> {
   if (x) release(x);
 }
 
+/** Most examples a dataset may have: they are numbered in Int32Arrays (the shuffled order, the batch indices). */
+const MAX_EXAMPLES = 2 ** 31 - 1;
+
 function checkDataset(d: unknown, op: string, name: string, model: Model): Dataset {
   const ds = d as Dataset;
   if (typeof ds !== 'object' || ds === null || typeof ds.fill !== 'function' || !Number.isInteger(ds.length) || !Array.isArray(ds.imageShape)) {
@@ -235,6 +243,7 @@ function checkDataset(d: unknown, op: string, name: string, model: Model): Datas
     throw new ResNetError('E_SHAPE', `${op}: ${name} has ${ds.classes} classes but model '${model.name}' has ${model.classes} outputs`);
   }
   if (ds.length < 1) throw new ResNetError('E_ARG', `${op}: ${name} is empty`);
+  if (ds.length > MAX_EXAMPLES) throw new ResNetError('E_ARG', `${op}: ${name}.length is ${ds.length}, above the limit of ${MAX_EXAMPLES} examples`);
   return ds;
 }
 
@@ -271,7 +280,7 @@ export async function evaluateModel(model: Model, dataset: Dataset, options: Eva
   const c = ds.imageShape[2];
   const mean = channelList(options.mean, c, op, 'mean', 0);
   const std = channelList(options.std, c, op, 'std', 1);
-  const pipeline = new BatchPipeline(ds, Math.min(batchSize, ds.length), ds.length % Math.min(batchSize, ds.length), { padding: 0, flip: false, mean, std, seed: 0 });
+  const pipeline = new BatchPipeline(ds, Math.min(batchSize, ds.length), ds.length % Math.min(batchSize, ds.length), { padding: 0, flip: false, mean, std, seed: 0 }, op);
   try {
     const acc = await runEvaluation(model, ds, pipeline);
     return { loss: acc.loss, accuracy: acc.accuracy, ...(model.classes >= 5 ? { top5: acc.top5 } : {}), count: acc.count };
@@ -294,7 +303,7 @@ async function runEvaluation(model: Model, ds: Dataset, pipeline: BatchPipeline,
   const n = ds.length;
   const b = pipeline.batchSize;
   const steps = Math.ceil(n / b);
-  const order = new Int32Array(n);
+  const order = validate.allocate(Int32Array, n, pipeline.op, 'the order of the examples');
   for (let i = 0; i < n; i++) order[i] = i;
   const size = (k: number) => Math.min(b, n - k * b);
   const device = model.device;
@@ -449,8 +458,13 @@ export class Trainer {
     validate.keys(options, op, ['compile', 'progress', 'progressStream', 'verbose']);
     this.model = model;
     if (options.compile !== undefined) model.compile(options.compile);
-    this.#progressMode = options.verbose === false ? 'none' : progressMode(options.progress ?? 'auto', op);
-    this.#stream = options.progressStream;
+    const verbose = validate.boolean(options.verbose ?? true, op, 'verbose');
+    this.#progressMode = verbose ? progressMode(options.progress ?? 'auto', op) : 'none';
+    const stream = options.progressStream as unknown;
+    if (stream !== undefined && (typeof stream !== 'object' || stream === null || typeof (stream as ProgressStream).write !== 'function')) {
+      throw new ResNetError('E_ARG', `${op}: progressStream must be an object with write(text) (a Writable such as process.stderr)`);
+    }
+    this.#stream = stream as ProgressStream | undefined;
   }
 
   /** Why the last fit stopped before its last epoch (a callback's reason), or undefined. */
@@ -480,7 +494,8 @@ export class Trainer {
     callbacks.forEach((cb, i) => {
       if (typeof cb !== 'object' || cb === null) throw new ResNetError('E_ARG', `${op}: callbacks[${i}] must be an object with on… hooks`);
     });
-    const mode = options.verbose === false ? 'none' : options.progress !== undefined ? progressMode(options.progress, op) : this.#progressMode;
+    const verbose = validate.boolean(options.verbose ?? true, op, 'verbose');
+    const mode = !verbose ? 'none' : options.progress !== undefined ? progressMode(options.progress, op) : this.#progressMode;
 
     const c = ds.imageShape[2];
     const augment = options.augment === false || options.augment === undefined ? {} : options.augment;
@@ -490,7 +505,6 @@ export class Trainer {
     validate.keys(normalize, `${op} normalize`, ['mean', 'std']);
     const mean = channelList(augment.mean ?? normalize.mean, c, op, 'mean', 0);
     const std = channelList(augment.std ?? normalize.std, c, op, 'std', 1);
-    if (!std.every((s) => s > 0 && Number.isFinite(s))) throw new ResNetError('E_ARG', `${op}: std values must be finite and > 0, got ${JSON.stringify(std)}`);
     const padding = validate.integer(augment.padding ?? 0, op, 'augment.padding', 0, 1 << 20);
     const flip = validate.boolean(augment.flip ?? false, op, 'augment.flip');
 
@@ -511,6 +525,8 @@ export class Trainer {
       throw new ResNetError('E_ARG', `${op}: the training set has ${n} examples, fewer than one batch of ${batchSize} (pass dropLast: false or a smaller batchSize)`);
     }
     const tail = dropLast ? 0 : n % batchSize;
+    // A schedule is the caller's code: its learning rate is checked here, naming the call.
+    const scheduled = (lr: unknown, call: string): number => validate.number(lr, op, `the learning rate from ${call}`, 0, MAX_RATE);
 
     // Where the run starts: fresh, or from a checkpoint's training state.
     let history: History = [];
@@ -519,8 +535,7 @@ export class Trainer {
     let rng: SeededRandom;
     let augmentSeed: number;
     if (options.resumeFrom !== undefined) {
-      if (typeof options.resumeFrom !== 'string') throw new ResNetError('E_ARG', `${op}: resumeFrom must be a checkpoint path`);
-      const { model: saved, training } = await loadCheckpoint(options.resumeFrom);
+      const { model: saved, training } = await loadCheckpoint(validate.string(options.resumeFrom, op, 'resumeFrom (a checkpoint path)'));
       try {
         // Check the whole state before touching the model being trained.
         if (!training) throw new ResNetError('E_FORMAT', `${op}: ${options.resumeFrom} has no training state (save it with the checkpoint callback, or saveModel(…, { training }))`);
@@ -598,12 +613,13 @@ export class Trainer {
     const wantsBatch = callbacks.some((cb) => typeof cb.onBatchEnd === 'function');
     try {
       const device = model.device; // on a GPU, each batch is copied there while the step before it runs
-      pipeline = new BatchPipeline(ds, batchSize, tail, { padding, flip, mean, std, seed: augmentSeed });
+      // A batch larger than the dataset (dropLast: false) is one batch of every example.
+      pipeline = new BatchPipeline(ds, Math.min(batchSize, n), tail, { padding, flip, mean, std, seed: augmentSeed }, op);
       if (val) {
         const vb = Math.min(valBatchSize, val.length);
-        valPipeline = new BatchPipeline(val, vb, val.length % vb, { padding: 0, flip: false, mean, std, seed: 0 });
+        valPipeline = new BatchPipeline(val, vb, val.length % vb, { padding: 0, flip: false, mean, std, seed: 0 }, op);
       }
-      const order = new Int32Array(n);
+      const order = validate.allocate(Int32Array, n, op, 'the order of the examples');
       const acc = new MetricAccumulator();
       const valAcc = new MetricAccumulator();
       const size = (k: number) => (k < stepsPerEpoch - 1 || tail === 0 ? batchSize : tail);
@@ -618,7 +634,7 @@ export class Trainer {
         if (shuffle) rng.shuffle(order);
         let lr = model.learningRate;
         if (epochSchedule) {
-          lr = epochSchedule(epochIndex, history);
+          lr = scheduled(epochSchedule(epochIndex, history), `schedule(${epochIndex}, history)`);
           model.setLearningRate(lr);
         }
         for (const cb of callbacks) await cb.onEpochBegin?.(epochIndex + 1, ctx);
@@ -633,7 +649,7 @@ export class Trainer {
           next = undefined;
           let r: Awaited<ReturnType<Model['trainStep']>>;
           try {
-            if (stepSchedule) lr = stepSchedule.at(globalStep);
+            if (stepSchedule) lr = scheduled(stepSchedule.at(globalStep), `schedule.at(${globalStep})`);
             const stepP = stepSchedule ? model.trainStep(x, slot.labels, { lr }) : model.trainStep(x, slot.labels);
             // Batch k+1 loads (fill + augment, then the copy to the GPU) while step k runs natively.
             if (k + 1 < stepsPerEpoch) {
