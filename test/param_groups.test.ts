@@ -9,7 +9,7 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { type CompileOptions, Model, type ModelSpec, models } from '../lib/index.js';
+import { type CompileOptions, type Dataset, Model, type ModelSpec, models, Trainer } from '../lib/index.js';
 import { deserializeCompileOptions, loadModel, saveModel } from '../lib/io/checkpoint.js';
 import { decodeSafetensors, encodeSafetensors } from '../lib/io/safetensors.js';
 import { resolveCompileOptions } from '../lib/train/optimizers.js';
@@ -22,6 +22,7 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 let files = 0;
 const freshPath = () => join(root, `m${files++}.safetensors`);
 
+const dataset = (): Dataset => ({ length: 4, imageShape: [8, 8, 3], classes: 4, fill: (_i, _x, y) => void y.fill(0) });
 const tinySpec = (): ModelSpec => models.specs.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4 }) as ModelSpec;
 
 /** The spec with every layer renamed by `rename` (inputs and output follow). */
@@ -68,7 +69,7 @@ describe('a hostile checkpoint cannot stall loading', () => {
     return best;
   }
 
-  it('names of 22 vs 10 repeated characters load in about the same time; the reviewer\'s 32 loads in well under a second', async () => {
+  it('names of 22 vs 10 repeated characters load in about the same time; the reviewer\'s 32 loads in well under a second (loadModel, and Trainer resumeFrom)', async () => {
     // Scaling first, at sizes where backtracking costs seconds, not minutes: a regression fails
     // here before the hang guard below would block the worker.
     const short = await loadSeconds(await hostile(10));
@@ -85,6 +86,15 @@ describe('a hostile checkpoint cannot stall loading', () => {
       expect(model.compileOptions?.paramGroups?.[0]?.match).toEqual(/^(a+)+$/);
     } finally {
       model.dispose();
+    }
+    // Trainer's resumeFrom reads it the same way: at once (this file has no training state to resume).
+    const trainee = Model.fromSpec(renamed(tinySpec(), (_, i) => `${'a'.repeat(32)}!${i}`), { seed: 2 }).compile({ optimizer: { type: 'sgd', lr: 0.1 } });
+    try {
+      const start = performance.now();
+      await expectCode(() => new Trainer(trainee, { verbose: false }).fit(dataset(), { epochs: 1, batchSize: 2, resumeFrom: path }), 'E_FORMAT', 'no training state');
+      expect(performance.now() - start).toBeLessThan(1000);
+    } finally {
+      trainee.dispose();
     }
   });
 
