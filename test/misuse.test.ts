@@ -4,7 +4,7 @@
 // run's bit for bit), tensors disposed under a queued step, and a disposed model.
 import { describe, expect, it } from 'vitest';
 
-import { type Dataset, Model, models, ops, ResNetError, Tensor, Trainer } from '../lib/index.js';
+import { type Dataset, metrics, Model, models, ops, ResNetError, Tensor, Trainer } from '../lib/index.js';
 import { expectCode } from './support/expect_error.js';
 import { Rng } from './support/random.js';
 
@@ -206,6 +206,15 @@ describe('values that went wrong quietly, or as a TypeError / RangeError', () =>
       await expectCode(() => ops.softmaxCrossEntropyBackward(logits, [0, bad]), 'E_ARG', 'index 1', value);
     }
     logits.dispose();
+  });
+
+  it('metrics with a label outside the classes or too few logits: E_ARG / E_SHAPE (not NaN or another row\'s logits)', async () => {
+    const logits = new Float32Array([1, 2, 3, 4, 4, 3, 2, 1]);
+    await expectCode(() => metrics.crossEntropySum(logits, 4, [0, 7], 2), 'E_ARG', 'label 7 at index 1', '[0, 4)');
+    await expectCode(() => metrics.topKCorrect(logits, 4, [0, -1], 2, 1), 'E_ARG', 'label -1 at index 1');
+    await expectCode(() => metrics.crossEntropySum(logits, 4, [0, 1, 2], 3), 'E_SHAPE', '8 values', '12');
+    await expectCode(() => metrics.topK(logits, 4, 5, 2), 'E_ARG', 'row');
+    expect(metrics.topKCorrect(logits, 4, [3, 0], 2, 1)).toBe(2);
   });
 
   it('summary / layers for an input of the wrong channel count: E_SHAPE as predict (not a table)', async () => {

@@ -1,13 +1,30 @@
 // Metrics computed in TypeScript from logits: softmax cross-entropy, top-k accuracy, and a
 // running accumulator for per-epoch means. Everything works on a flat row-major
 // [n, classes] Float32Array (what `(await model.predict(x)).toFloat32Array()` gives) and
-// sums in float64, so results do not depend on batch boundaries.
+// sums in float64, so results do not depend on batch boundaries. The arguments are checked
+// first (O(count)): a label outside the classes would read another row's logits, or NaN, quietly.
+import * as validate from '../validate.js';
+
+/** `count` rows of `classes` logits and `count` labels, each a class index: E_SHAPE / E_ARG otherwise. */
+function checkRows(op: string, logits: ArrayLike<number>, classes: number, labels: ArrayLike<number>, count: number): void {
+  validate.integer(classes, op, 'classes', 1);
+  validate.integer(count, op, 'count', 0);
+  if (logits.length < count * classes) {
+    validate.fail('E_SHAPE', `${op}: logits hold ${logits.length} values but ${count} rows of ${classes} classes need ${count * classes}`);
+  }
+  if (labels.length < count) validate.fail('E_SHAPE', `${op}: ${labels.length} labels for ${count} rows`);
+  for (let i = 0; i < count; i++) {
+    const y = labels[i]!;
+    if (!Number.isInteger(y) || y < 0 || y >= classes) validate.fail('E_ARG', `${op}: label ${y} at index ${i} is outside [0, ${classes})`);
+  }
+}
 
 /**
  * Softmax cross-entropy summed over the first `count` rows of `logits` ([n, classes],
  * row-major): Σᵢ logsumexp(zᵢ) − zᵢ[yᵢ], in float64. Divide by `count` for the mean.
  */
 export function crossEntropySum(logits: ArrayLike<number>, classes: number, labels: ArrayLike<number>, count: number): number {
+  checkRows('crossEntropySum', logits, classes, labels, count);
   let total = 0;
   for (let i = 0; i < count; i++) {
     const base = i * classes;
@@ -30,6 +47,8 @@ export function crossEntropySum(logits: ArrayLike<number>, classes: number, labe
  * A NaN logit never counts as right.
  */
 export function topKCorrect(logits: ArrayLike<number>, classes: number, labels: ArrayLike<number>, count: number, k: number): number {
+  checkRows('topKCorrect', logits, classes, labels, count);
+  validate.integer(k, 'topKCorrect', 'k', 1);
   let correct = 0;
   for (let i = 0; i < count; i++) {
     const base = i * classes;
@@ -49,6 +68,9 @@ export function topKCorrect(logits: ArrayLike<number>, classes: number, labels: 
 
 /** Indices and values of the `k` largest entries of row `row` (descending; ties by lower index). */
 export function topK(values: ArrayLike<number>, classes: number, row: number, k: number): { index: number; value: number }[] {
+  validate.integer(classes, 'topK', 'classes', 1);
+  validate.integer(row, 'topK', 'row', 0, Math.floor(values.length / classes) - 1);
+  validate.integer(k, 'topK', 'k', 1);
   const base = row * classes;
   const out: { index: number; value: number }[] = [];
   for (let j = 0; j < classes; j++) out.push({ index: j, value: values[base + j]! });
