@@ -261,6 +261,12 @@ describe('SafePattern: the linear-time matcher', () => {
       expect(safe.test(`${'a'.repeat(20_000)}!`), source).toBe(want);
       expect(performance.now() - t0, source).toBeLessThan(1000);
     }
+    // Compiling is bounded too: nested repeats of an empty item are not expanded, large ones hit the size limit.
+    for (const [source, compiles] of [['(((((a{0}){64}){64}){64}){64}){64}', true], ['(((((?:){64}){64}){64}){64}){64}b', true], ['((((a?){64}){64}){64}){64}', false]] as const) {
+      const t0 = performance.now();
+      expect(SafePattern.tryCompile(source, '') !== undefined, source).toBe(compiles);
+      expect(performance.now() - t0, source).toBeLessThan(1000);
+    }
   });
 });
 

@@ -102,9 +102,9 @@ function equivalents(c: number): readonly number[] {
     for (let u = 0; u < 0x10000; u++) {
       const k = canonical(u);
       if (k === u) continue;
-      const list = equivalentTable.get(k);
-      if (list) list.push(u);
-      else equivalentTable.set(k, [k, u]);
+      const list = equivalentTable.get(k) ?? (canonical(k) === k ? [k] : []);
+      list.push(u);
+      equivalentTable.set(k, list);
     }
   }
   return equivalentTable.get(canonical(c)) ?? [c];
@@ -211,9 +211,10 @@ class Parser {
       [min, max] = ch === '*' ? [0, Infinity] : ch === '+' ? [1, Infinity] : [0, 1];
     } else if (ch === '{' && this.#braced()) {
       const b = this.#braced()!;
+      const text = this.src.slice(this.#i, this.#i + b.length);
       this.#i += b.length;
       ({ min, max } = b);
-      if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) refuse(`a count in {${min},${max === Infinity ? '' : max}} is above ${MAX_REPEAT}`);
+      if (min > MAX_REPEAT || (max !== Infinity && max > MAX_REPEAT)) refuse(`a count in ${text} is above ${MAX_REPEAT}`);
     } else {
       return item;
     }
@@ -361,6 +362,24 @@ interface Program {
 
 const ASSERTIONS: readonly Assertion[] = ['start', 'end', 'boundary', 'notBoundary'];
 
+/**
+ * Whether `n` compiles to no instructions (it can only match the empty string). Repeating such
+ * an item changes nothing, and expanding it anyway would loop without reaching the size limit
+ * (((a{0}){64}){64}… would take 64^depth iterations).
+ */
+function emitsNothing(n: Node): boolean {
+  switch (n.t) {
+    case 'seq':
+      return n.items.every(emitsNothing);
+    case 'alt':
+      return n.items.length === 1 && emitsNothing(n.items[0]!);
+    case 'repeat':
+      return n.max === 0 || emitsNothing(n.item);
+    default:
+      return false;
+  }
+}
+
 function compile(root: Node, flags: string): Program {
   const ignoreCase = flags.includes('i');
   const dotAll = flags.includes('s');
@@ -405,6 +424,7 @@ function compile(root: Node, flags: string): Program {
         return;
       }
       case 'repeat': {
+        if (emitsNothing(n.item)) return;
         for (let k = 0; k < n.min; k++) gen(n.item);
         if (n.max === Infinity) {
           // loop: split body, out; body; jump loop; out:
