@@ -51,6 +51,10 @@ struct ParamSlice {
   float lr = 0.0f, weight_decay = 0.0f;
 };
 
+// What Backend::sgd_update_all / adamw_update_all return when they applied the update (else
+// the index of the slice whose update would not have been finite).
+constexpr int64_t kUpdateApplied = -1;
+
 // A captured training step (CUDA graphs): what the host sets before each replay, and what
 // comes back after it in one read.
 struct StepInputs {
@@ -65,6 +69,9 @@ struct StepInputs {
 struct StepOutcome {
   double loss = 0.0, correct = 0.0, correct5 = 0.0;
   double grad_sum_of_squares = 0.0;  // of the scaled gradients
+  // kUpdateApplied, or the slice whose update would not have been finite (the device then
+  // updated neither the weights nor the running statistics).
+  int64_t nonfinite_update = kUpdateApplied;
 };
 
 // The work of one captured step (Backend::run_captured).
@@ -220,29 +227,53 @@ class Backend {
   }
   // The same over activations (stored in the activation type).
   virtual bool activations_finite(int64_t count, const float* x) { return all_finite(count, x); }
-  // Optimizers, in place over one parameter tensor and its state.
+  // Optimizers, in place over one parameter tensor and its state. *_update_finite: whether
+  // that update would leave every new parameter and state value finite (reads only, the same
+  // arithmetic as the update).
   virtual double sum_of_squares(int64_t count, const float* x) = 0;
   virtual void scale(int64_t count, float factor, float* x) = 0;
   virtual void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) = 0;
   virtual void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m,
                             float* v) = 0;
-  // The update over every trainable tensor (a.lr / a.weight_decay come from each slice).
-  // A device backend does this in one launch; the default loops over the slices.
-  virtual void sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
-                              float* momentum) {
-    for (const ParamSlice& p : slices) {
-      a.lr = p.lr;
-      a.weight_decay = p.weight_decay;
-      sgd_update(p.numel, a, params + p.offset, grads + p.offset, momentum ? momentum + p.offset : nullptr);
+  virtual bool sgd_update_finite(int64_t count, const SgdArgs& a, const float* param, const float* grad,
+                                 const float* momentum_buf) = 0;
+  virtual bool adamw_update_finite(int64_t count, const AdamArgs& a, const float* param, const float* grad,
+                                   const float* m, const float* v) = 0;
+  // The update over every trainable tensor (a.lr / a.weight_decay come from each slice), all
+  // or nothing: finite gradients can still overflow an update (a huge learning rate), or make
+  // it 0/0 (AdamW's eps = 0 over a zero second moment), and one non-finite weight poisons every
+  // later step. Returns kUpdateApplied, or — having written nothing — the index of the first
+  // slice whose update would not be finite. A device backend does this in two launches (check,
+  // then update); the default checks every slice, then writes them. In a captured step the
+  // check vetoes the update on the device, and step_outcome reports the slice.
+  virtual int64_t sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
+                                 float* momentum) {
+    auto buf = [&](const ParamSlice& p) { return momentum ? momentum + p.offset : nullptr; };
+    for (size_t i = 0; i < slices.size(); ++i) {
+      const ParamSlice& p = slices[i];
+      a.lr = p.lr, a.weight_decay = p.weight_decay;
+      if (!sgd_update_finite(p.numel, a, params + p.offset, grads + p.offset, buf(p))) return static_cast<int64_t>(i);
     }
+    for (const ParamSlice& p : slices) {
+      a.lr = p.lr, a.weight_decay = p.weight_decay;
+      sgd_update(p.numel, a, params + p.offset, grads + p.offset, buf(p));
+    }
+    return kUpdateApplied;
   }
-  virtual void adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params, const float* grads,
-                                float* m, float* v) {
-    for (const ParamSlice& p : slices) {
-      a.lr = p.lr;
-      a.weight_decay = p.weight_decay;
-      adamw_update(p.numel, a, params + p.offset, grads + p.offset, m + p.offset, v + p.offset);
+  virtual int64_t adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params,
+                                   const float* grads, float* m, float* v) {
+    for (size_t i = 0; i < slices.size(); ++i) {
+      const ParamSlice& p = slices[i];
+      a.lr = p.lr, a.weight_decay = p.weight_decay;
+      const int64_t o = p.offset;
+      if (!adamw_update_finite(p.numel, a, params + o, grads + o, m + o, v + o)) return static_cast<int64_t>(i);
     }
+    for (const ParamSlice& p : slices) {
+      a.lr = p.lr, a.weight_decay = p.weight_decay;
+      const int64_t o = p.offset;
+      adamw_update(p.numel, a, params + o, grads + o, m + o, v + o);
+    }
+    return kUpdateApplied;
   }
 };
 

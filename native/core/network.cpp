@@ -251,8 +251,16 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   const float loss_scale = scaler_.scale();
   plan.backward(labels, label_smoothing_, p, loss_scale);
   const double norm = optimizer_->gradient_norm(p.grads) / loss_scale;
+  const LossScaler scaler_before = scaler_;
   const bool skipped = !gradients_apply(norm);
-  if (!skipped) optimizer_->apply(p.params, p.grads, norm, 1.0f / loss_scale);
+  if (!skipped) {
+    try {
+      optimizer_->apply(p.params, p.grads, norm, 1.0f / loss_scale);  // E_NAN, writing nothing, for a non-finite update
+    } catch (...) {
+      scaler_ = scaler_before;  // a refused step changes nothing, the loss scale's count included
+      throw;
+    }
+  }
   // The forward was sound either way (its loss is finite), as PyTorch's GradScaler also keeps.
   plan.update_running_statistics(p);
   return {l.loss, l.correct, count, skipped ? 0.0 : norm, l.correct5, skipped, loss_scale};
@@ -286,6 +294,8 @@ StepResult Network::train_step_captured(Plan& plan, const Tensor& images, const 
   const StepOutcome out = backend_.step_outcome();
   if (!std::isfinite(out.loss)) fail_nonfinite_loss(spec_, plan, images, out.loss);
   const double norm = std::sqrt(out.grad_sum_of_squares) / loss_scale;
+  // The device vetoed a non-finite update, and the running statistics with it, as train_step.
+  if (out.nonfinite_update != kUpdateApplied) optimizer_->fail_non_finite_update(out.nonfinite_update);
   const bool skipped = !gradients_apply(norm);  // the device applied the update exactly when this holds
   if (!skipped) optimizer_->count_step();
   return {out.loss, static_cast<int64_t>(out.correct), count, skipped ? 0.0 : norm, static_cast<int64_t>(out.correct5),

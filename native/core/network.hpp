@@ -77,8 +77,9 @@ class Network {
   }
   bool training() const { return training_; }
 
-  // One step: forward, loss, backward, optimizer update. E_NAN (weights untouched) when
-  // the loss or the gradients are not finite.
+  // One step: forward, loss, backward, optimizer update. E_NAN (weights, optimizer state,
+  // running statistics and step count untouched) when the loss or the gradients are not
+  // finite, or when the update would make a weight or its optimizer state non-finite.
   StepResult train_step(const Tensor& images, const int32_t* labels, int64_t count);
   // Forward and backward only; gradients are left in place for read_gradient.
   StepResult compute_gradients(const Tensor& images, const int32_t* labels, int64_t count, float label_smoothing);

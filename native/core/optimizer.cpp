@@ -64,31 +64,39 @@ void Optimizer::fail_non_finite(double norm) {
                            "); the weights were left unchanged. Lower the learning rate or clip gradients.");
 }
 
+void Optimizer::fail_non_finite_update(int64_t slice) const {
+  const std::string what = config_.type == OptimizerType::Sgd ? "SGD" : "AdamW";
+  fail(ErrorCode::NaN, "training step: the " + what + " update of '" + trainable_[static_cast<size_t>(slice)]->name +
+                           "' would make it or its optimizer state non-finite, from finite gradients; the weights "
+                           "were left unchanged. Lower the learning rate, or check the optimizer's settings (eps > 0).");
+}
+
 void Optimizer::apply(float* params, float* grads, double norm, float grad_scale) {
   double factor = grad_scale;
   if (config_.clip_norm > 0.0f && norm > config_.clip_norm) factor *= config_.clip_norm / (norm + 1e-6);
   if (factor != 1.0) backend_.scale(trainable_floats_, static_cast<float>(factor), grads);
+  if (const int64_t refused = update(params, grads, steps_ + 1); refused != kUpdateApplied) {
+    fail_non_finite_update(refused);
+  }
   ++steps_;
-  update(params, grads, steps_);
 }
 
 // `step` is 1-based.
-void Optimizer::update(float* params, float* grads, int64_t step) {
+int64_t Optimizer::update(float* params, float* grads, int64_t step) {
   if (config_.type == OptimizerType::Sgd) {
     SgdArgs a;
     a.momentum = config_.momentum;
     a.nesterov = config_.nesterov;
     a.decoupled = config_.decoupled;
     a.first_step = step == 1;
-    backend_.sgd_update_all(slices(), a, params, grads, state1_.data());
-  } else {
-    AdamArgs a;
-    a.beta1 = config_.beta1;
-    a.beta2 = config_.beta2;
-    a.eps = config_.eps;
-    a.step = step;
-    backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
+    return backend_.sgd_update_all(slices(), a, params, grads, state1_.data());
   }
+  AdamArgs a;
+  a.beta1 = config_.beta1;
+  a.beta2 = config_.beta2;
+  a.eps = config_.eps;
+  a.step = step;
+  return backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
 }
 
 StepInputs Optimizer::captured_inputs(float inv_loss_scale) {
@@ -107,7 +115,7 @@ StepInputs Optimizer::captured_inputs(float inv_loss_scale) {
 void Optimizer::record_captured(float* params, float* grads) {
   backend_.sum_of_squares(trainable_floats_, grads);  // stays on the device
   backend_.finish_gradients(trainable_floats_, grads);
-  update(params, grads, steps_ + 1);  // the device reads this step's bias corrections
+  update(params, grads, steps_ + 1);  // the device reads this step's bias corrections and vetoes a non-finite update
 }
 
 }  // namespace rn

@@ -53,8 +53,13 @@ class Optimizer {
   // unscaling and the clipping are one pass. fail_non_finite is the E_NAN of a step whose
   // gradients are not finite (nothing updated).
   double gradient_norm(const float* grads);
+  // All or nothing (Backend::sgd_update_all): when any new parameter or state value would not be
+  // finite, nothing is written, the step is not counted, and it fails with
+  // fail_non_finite_update's E_NAN.
   void apply(float* params, float* grads, double norm, float grad_scale);
   [[noreturn]] static void fail_non_finite(double norm);
+  // E_NAN naming the parameter (trainable index `slice`) whose update was refused.
+  [[noreturn]] void fail_non_finite_update(int64_t slice) const;
 
   // A captured step (Backend::captures_steps; network.cpp). Before the replay: the per-step
   // values the device reads (bias corrections, clipping) and the parameter table, uploaded
@@ -70,7 +75,8 @@ class Optimizer {
  private:
   float* slot(int index, const ParamInfo& p);
   const std::vector<ParamSlice>& slices();
-  void update(float* params, float* grads, int64_t step);
+  // kUpdateApplied, or the slice whose update was refused (nothing written).
+  int64_t update(float* params, float* grads, int64_t step);
 
   OptimizerConfig config_;
   Backend& backend_;

@@ -170,6 +170,14 @@ class ReferenceBackend final : public Backend {
   void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) override {
     cpu::adamw_update(count, a, param, grad, m, v);
   }
+  bool sgd_update_finite(int64_t count, const SgdArgs& a, const float* param, const float* grad,
+                         const float* momentum_buf) override {
+    return cpu::sgd_update_finite(count, a, param, grad, momentum_buf);
+  }
+  bool adamw_update_finite(int64_t count, const AdamArgs& a, const float* param, const float* grad, const float* m,
+                           const float* v) override {
+    return cpu::adamw_update_finite(count, a, param, grad, m, v);
+  }
 };
 
 }  // namespace

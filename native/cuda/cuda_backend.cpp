@@ -476,12 +476,18 @@ bool CudaBackend::activations_finite(int64_t count, const float* x) {
 void CudaBackend::scale(int64_t count, float factor, float* x) {
   ProfileScope profile(*profiler_, stream_, Work::Optimizer); rn::cuda::scale(stream_, count, factor, x); }
 
+// One tensor, unchecked (the Backend contract: the check is *_update_finite); nothing on this
+// backend calls these, its *_update_all do the work in one launch each.
 void CudaBackend::sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) {
-  sgd_update_all({{0, count, a.lr, a.weight_decay}}, a, param, grad, momentum_buf);
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  const auto* table = reinterpret_cast<const rn::cuda::ParamSlice*>(upload_slices({{0, count, a.lr, a.weight_decay}}));
+  rn::cuda::sgd_update_all(stream_, table, 1, count, a, param, grad, momentum_buf);
 }
 
 void CudaBackend::adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) {
-  adamw_update_all({{0, count, a.lr, a.weight_decay}}, a, param, grad, m, v);
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  const auto* table = reinterpret_cast<const rn::cuda::ParamSlice*>(upload_slices({{0, count, a.lr, a.weight_decay}}));
+  rn::cuda::adamw_update_all(stream_, table, 1, count, a, param, grad, m, v);
 }
 
 const rn::ParamSlice* CudaBackend::upload_slices(const std::vector<rn::ParamSlice>& slices) {
@@ -500,26 +506,77 @@ const rn::ParamSlice* CudaBackend::upload_slices(const std::vector<rn::ParamSlic
   return slices_;
 }
 
-void CudaBackend::sgd_update_all(const std::vector<rn::ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
-                                 float* momentum) {
-  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
-  if (slices.empty()) return;
-  const rn::ParamSlice* table = upload_slices(slices);
-  const int64_t total = slices.back().offset + slices.back().numel;
-  rn::cuda::sgd_update_all(stream_, reinterpret_cast<const rn::cuda::ParamSlice*>(table),
-                           static_cast<int>(slices.size()), total, a, params, grads, momentum,
-                           recording_ ? control_ : nullptr);
+template <typename Check>
+int64_t CudaBackend::refused_tensor(Check&& check) {
+  unsigned* first_bad = reinterpret_cast<unsigned*>(results_ + 7);
+  RN_CUDA(cudaMemsetAsync(first_bad, 0xFF, sizeof(unsigned), stream_));  // kNoBadTensor
+  check(first_bad);
+  unsigned host = kNoBadTensor;
+  download(&host, first_bad, sizeof(host));
+  return host == kNoBadTensor ? kUpdateApplied : static_cast<int64_t>(host);
 }
 
-void CudaBackend::adamw_update_all(const std::vector<rn::ParamSlice>& slices, AdamArgs a, float* params,
-                                   const float* grads, float* m, float* v) {
+template <typename Check, typename Update>
+int64_t CudaBackend::checked_update(Check&& check, Update&& update) {
+  if (recording_) {
+    check(&control_->bad_tensor, control_);
+    veto_nonfinite_update(stream_, control_);
+    update(control_);
+    return kUpdateApplied;
+  }
+  const int64_t refused = refused_tensor([&](unsigned* first_bad) { check(first_bad, nullptr); });
+  if (refused == kUpdateApplied) update(nullptr);
+  return refused;
+}
+
+bool CudaBackend::sgd_update_finite(int64_t count, const SgdArgs& a, const float* param, const float* grad,
+                                    const float* momentum_buf) {
   ProfileScope profile(*profiler_, stream_, Work::Optimizer);
-  if (slices.empty()) return;
-  const rn::ParamSlice* table = upload_slices(slices);
+  const auto* table = reinterpret_cast<const rn::cuda::ParamSlice*>(upload_slices({{0, count, a.lr, a.weight_decay}}));
+  return refused_tensor([&](unsigned* first_bad) {
+           rn::cuda::sgd_update_check_all(stream_, table, 1, count, a, param, grad, momentum_buf, first_bad);
+         }) == kUpdateApplied;
+}
+
+bool CudaBackend::adamw_update_finite(int64_t count, const AdamArgs& a, const float* param, const float* grad,
+                                      const float* m, const float* v) {
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  const auto* table = reinterpret_cast<const rn::cuda::ParamSlice*>(upload_slices({{0, count, a.lr, a.weight_decay}}));
+  return refused_tensor([&](unsigned* first_bad) {
+           rn::cuda::adamw_update_check_all(stream_, table, 1, count, a, param, grad, m, v, first_bad);
+         }) == kUpdateApplied;
+}
+
+int64_t CudaBackend::sgd_update_all(const std::vector<rn::ParamSlice>& slices, SgdArgs a, float* params,
+                                    const float* grads, float* momentum) {
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  if (slices.empty()) return kUpdateApplied;
+  const auto* table = reinterpret_cast<const rn::cuda::ParamSlice*>(upload_slices(slices));
+  const int tensors = static_cast<int>(slices.size());
   const int64_t total = slices.back().offset + slices.back().numel;
-  rn::cuda::adamw_update_all(stream_, reinterpret_cast<const rn::cuda::ParamSlice*>(table),
-                             static_cast<int>(slices.size()), total, a, params, grads, m, v,
-                             recording_ ? control_ : nullptr);
+  return checked_update(
+      [&](unsigned* first_bad, const StepControl* control) {
+        rn::cuda::sgd_update_check_all(stream_, table, tensors, total, a, params, grads, momentum, first_bad, control);
+      },
+      [&](const StepControl* control) {
+        rn::cuda::sgd_update_all(stream_, table, tensors, total, a, params, grads, momentum, control);
+      });
+}
+
+int64_t CudaBackend::adamw_update_all(const std::vector<rn::ParamSlice>& slices, AdamArgs a, float* params,
+                                      const float* grads, float* m, float* v) {
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  if (slices.empty()) return kUpdateApplied;
+  const auto* table = reinterpret_cast<const rn::cuda::ParamSlice*>(upload_slices(slices));
+  const int tensors = static_cast<int>(slices.size());
+  const int64_t total = slices.back().offset + slices.back().numel;
+  return checked_update(
+      [&](unsigned* first_bad, const StepControl* control) {
+        rn::cuda::adamw_update_check_all(stream_, table, tensors, total, a, params, grads, m, v, first_bad, control);
+      },
+      [&](const StepControl* control) {
+        rn::cuda::adamw_update_all(stream_, table, tensors, total, a, params, grads, m, v, control);
+      });
 }
 
 // --- captured steps ------------------------------------------------------------------
@@ -547,7 +604,9 @@ void CudaBackend::finish_gradients(int64_t count, float* grads) {
 StepOutcome CudaBackend::step_outcome() {
   double host[4] = {0, 0, 0, 0};
   download(host, control_->results, sizeof(host));
-  return {host[0], host[1], host[2], host[3]};
+  unsigned bad = kNoBadTensor;
+  download(&bad, &control_->bad_tensor, sizeof(bad));
+  return {host[0], host[1], host[2], host[3], bad == kNoBadTensor ? kUpdateApplied : static_cast<int64_t>(bad)};
 }
 
 // Queues the step's work directly, in the recording mode (results stay on the device).

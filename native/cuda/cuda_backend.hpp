@@ -118,10 +118,14 @@ class CudaBackend final : public Backend {
   void scale(int64_t count, float factor, float* x) override;
   void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) override;
   void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) override;
-  void sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
-                      float* momentum) override;
-  void adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params, const float* grads,
-                        float* m, float* v) override;
+  bool sgd_update_finite(int64_t count, const SgdArgs& a, const float* param, const float* grad,
+                         const float* momentum_buf) override;
+  bool adamw_update_finite(int64_t count, const AdamArgs& a, const float* param, const float* grad, const float* m,
+                           const float* v) override;
+  int64_t sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
+                         float* momentum) override;
+  int64_t adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params, const float* grads,
+                           float* m, float* v) override;
 
  private:
   // Where a convolution's scratch goes: [cuDNN workspace | OHWI weights | padded input | channel scratch].
@@ -136,6 +140,14 @@ class CudaBackend final : public Backend {
   const ParamSlice* upload_slices(const std::vector<ParamSlice>& slices);
   template <typename T>
   bool finite(int64_t count, const T* x);  // all_finite over `count` values of type T
+  // Outside a capture: runs `check` (an *_update_check_all launch) into a device flag and
+  // returns kUpdateApplied, or the first tensor whose update would not be finite.
+  template <typename Check>
+  int64_t refused_tensor(Check&& check);
+  // An optimizer update, all or nothing: the check, then the update. Captured, the device
+  // decides (veto_nonfinite_update) and step_outcome reports it.
+  template <typename Check, typename Update>
+  int64_t checked_update(Check&& check, Update&& update);
   // Runs f(T{}) with T the activation type: float, __half or __nv_bfloat16. Activation
   // buffers arrive as float* (backend.hpp) and are read as T.
   template <typename F>

@@ -139,5 +139,17 @@ void sgd_update_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_
                     float* params, const float* grads, float* momentum, const StepControl* control = nullptr);
 void adamw_update_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats, const AdamArgs& a,
                       float* params, const float* grads, float* m, float* v, const StepControl* control = nullptr);
+// The same updates' all-or-nothing check (Backend::sgd_update_all), reading only: lowers
+// *first_bad (device; kNoBadTensor, all bytes 0xFF, before it) to the index of the first tensor
+// whose new parameters or state would not all be finite. With `control` (a captured step) it
+// checks only a step that applies, with this step's bias corrections; veto_nonfinite_update
+// (step_control.hpp) then acts on what it found.
+constexpr unsigned kNoBadTensor = 0xFFFFFFFFu;
+void sgd_update_check_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats, const SgdArgs& a,
+                          const float* params, const float* grads, const float* momentum, unsigned* first_bad,
+                          const StepControl* control = nullptr);
+void adamw_update_check_all(cudaStream_t s, const ParamSlice* table, int tensors, int64_t total_floats,
+                            const AdamArgs& a, const float* params, const float* grads, const float* m, const float* v,
+                            unsigned* first_bad, const StepControl* control = nullptr);
 
 }  // namespace rn::cuda

@@ -1,6 +1,7 @@
-// finish_step and scale_by_control (native/cuda/step_control.hpp).
+// finish_step, veto_nonfinite_update and scale_by_control (native/cuda/step_control.hpp).
 #include <cmath>
 
+#include "../kernels.hpp"
 #include "../step_control.hpp"
 #include "kernel_support.cuh"
 
@@ -16,6 +17,13 @@ __global__ void finish_step_kernel(StepControl* c) {
   c->grad_factor = static_cast<float>(factor);
   c->apply = loss_ok && grads_ok;
   c->running_ok = loss_ok && (grads_ok || c->in.overflow_skips);
+  c->bad_tensor = kNoBadTensor;  // until the update's check finds one
+}
+
+__global__ void veto_kernel(StepControl* c) {
+  if (c->bad_tensor == kNoBadTensor) return;
+  c->apply = 0;
+  c->running_ok = 0;
 }
 
 __global__ void __launch_bounds__(detail::kThreads) scale_kernel(int64_t count, const StepControl* c, float* x) {
@@ -28,6 +36,8 @@ __global__ void __launch_bounds__(detail::kThreads) scale_kernel(int64_t count, 
 }  // namespace
 
 void finish_step(cudaStream_t s, StepControl* control) { finish_step_kernel<<<1, 1, 0, s>>>(control); }
+
+void veto_nonfinite_update(cudaStream_t s, StepControl* control) { veto_kernel<<<1, 1, 0, s>>>(control); }
 
 void scale_by_control(cudaStream_t s, int64_t count, const StepControl* control, float* x) {
   if (count <= 0) return;
