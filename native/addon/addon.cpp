@@ -1,7 +1,15 @@
 // Module entry: registers the tensor class, the ops and the addon's own info.
-#include <napi.h>
+#include "napi_config.hpp"
 
 #include <string>
+
+#ifdef _WIN32
+#define NOMINMAX
+#define WIN32_LEAN_AND_MEAN
+#include <windows.h>
+#else
+#include <dlfcn.h>
+#endif
 
 #include "../core/thread_pool.hpp"
 #include "../cpu/kernel_selection.hpp"
@@ -41,9 +49,32 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
   });
 }
 
+// Node unloads an addon once no environment uses it any more — e.g. when a worker that
+// loaded it exits and the main thread never did — and the next worker loads it afresh. This
+// library must not go: the core's thread pool is process-wide and its threads live on inside
+// its code (thread_pool.cpp), so they would run unmapped code, and a reload would start a
+// second pool, second allocation counters, a second CUDA plugin. So it pins itself in memory
+// for the life of the process, on first load.
+bool pin_library() {
+#ifdef _WIN32
+  HMODULE self = nullptr;
+  GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                     reinterpret_cast<LPCWSTR>(&pin_library), &self);
+#else
+  Dl_info self;
+  if (dladdr(reinterpret_cast<void*>(&pin_library), &self) != 0 && self.dli_fname != nullptr) {
+    dlopen(self.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE);  // the handle is never closed
+  }
+#endif
+  return true;
+}
+
 }  // namespace
 
+// Runs once per environment (the main thread, each worker thread): all the addon's JS state
+// lives in that environment's InstanceData, freed with it.
 Napi::Object init(Napi::Env env, Napi::Object exports) {
+  [[maybe_unused]] static const bool pinned = pin_library();  // once per process
   env.SetInstanceData(new InstanceData());
   NativeTensor::define(env, exports);
   define_ops(env, exports);

@@ -2,7 +2,7 @@
 // normalises first; these checks are the last line, so a direct call can't crash us.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,5 @@
 #include "async_op.hpp"
 
-#include "../core/error.hpp"
-#include "errors.hpp"
-
 namespace rn::addon {
 
 AsyncOp::AsyncOp(Napi::Env env, const char* name, Work work, Result result)
@@ -14,41 +11,45 @@ AsyncOp::AsyncOp(Napi::Env env, const char* name, Work work, Result result)
 Napi::Promise AsyncOp::queue(Napi::Env env, const char* name, Work work, Result result) {
   auto* op = new AsyncOp(env, name, std::move(work), std::move(result));
   Napi::Promise promise = op->deferred_.Promise();
-  op->Queue();  // the worker deletes itself after OnOK / OnError
+  op->Queue();  // the op deletes itself once complete (OnWorkComplete)
   return promise;
 }
 
 void AsyncOp::Execute() {
   try {
     work_();
-    return;
-  } catch (const rn::Error& e) {
-    code_ = error_code_name(e.code());
-    message_ = e.what();
-  } catch (const std::bad_alloc&) {
-    code_ = "E_ALLOC";
-    message_ = "out of memory";
-  } catch (const std::exception& e) {
-    code_ = "E_INTERNAL";
-    message_ = std::string("internal error: ") + e.what();
-  }
-  SetError(message_);
-}
-
-void AsyncOp::OnOK() {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  try {
-    deferred_.Resolve(result_(env));
-  } catch (const Napi::Error& e) {
-    deferred_.Reject(e.Value());
+  } catch (...) {
+    failure_ = current_failure();
   }
 }
 
-void AsyncOp::OnError(const Napi::Error&) {
-  Napi::Env env = Env();
-  Napi::HandleScope scope(env);
-  deferred_.Reject(make_error(env, code_, message_).Value());
+void AsyncOp::settle(Napi::Env env) {
+  if (!failure_) {
+    try {
+      deferred_.Resolve(result_(env));
+      return;
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+      return;
+    } catch (...) {
+      failure_ = current_failure();  // e.g. std::bad_alloc building the result
+    }
+  }
+  deferred_.Reject(make_error(env, failure_->code, failure_->message).Value());
+}
+
+void AsyncOp::OnWorkComplete(Napi::Env env, napi_status status) {
+  if (status != napi_cancelled) {
+    try {
+      Napi::HandleScope scope(env);
+      settle(env);
+    } catch (...) {
+      // Settling runs JS (a ResNetError's or a tensor's constructor). Once the environment
+      // is being torn down, every N-API call that would run JS fails and node-addon-api
+      // throws; nobody is left to await the promise: drop the result.
+    }
+  }
+  Destroy();  // frees work_ and result_, and with them what the op held
 }
 
 }  // namespace rn::addon

@@ -3,7 +3,7 @@
 // into a preallocated tensor.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 namespace rn::addon {
 

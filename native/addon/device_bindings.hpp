@@ -1,7 +1,7 @@
 // cudaStatus(): what the CUDA side looks like from this addon (plugin, driver, cuDNN, GPUs).
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 namespace rn::addon {
 

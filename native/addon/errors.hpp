@@ -2,7 +2,7 @@
 // so every failure reaching JS has a `code` and a message naming what was wrong.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 #include <string>
 
@@ -12,19 +12,27 @@ namespace rn::addon {
 
 Napi::Error make_error(Napi::Env env, const std::string& code, const std::string& message);
 
-// Runs `body` and converts any C++ exception into a thrown ResNetError.
+// A failure as a ResNetError's code and message.
+struct Failure {
+  std::string code;
+  std::string message;
+};
+
+// The exception being handled (call from a catch block): an rn::Error keeps its code,
+// std::bad_alloc is E_ALLOC, anything else E_INTERNAL.
+Failure current_failure();
+
+// Runs `body` and converts any C++ exception into a thrown ResNetError (a Napi::Error is
+// thrown as it is).
 template <typename Body>
 Napi::Value guarded(Napi::Env env, Body&& body) {
   try {
     return body();
   } catch (const Napi::Error&) {
     throw;
-  } catch (const rn::Error& e) {
-    throw make_error(env, error_code_name(e.code()), e.what());
-  } catch (const std::bad_alloc&) {
-    throw make_error(env, "E_ALLOC", "out of memory");
-  } catch (const std::exception& e) {
-    throw make_error(env, "E_INTERNAL", std::string("internal error: ") + e.what());
+  } catch (...) {
+    const Failure f = current_failure();
+    throw make_error(env, f.code, f.message);
   }
 }
 

@@ -1,7 +1,7 @@
 // Per-environment state of the addon (one per Node main thread or worker thread).
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 namespace rn::addon {
 

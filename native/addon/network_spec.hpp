@@ -2,7 +2,7 @@
 // core's GraphSpec. lib validates first; these checks are the last line.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 #include "../core/graph.hpp"
 

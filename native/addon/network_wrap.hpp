@@ -3,7 +3,7 @@
 // at a time (the network's mutex); synchronous calls made while a step runs get E_BUSY.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 #include <memory>
 

@@ -1,7 +1,7 @@
 // The functional ops (lib/ops.ts) as N-API functions returning Promises.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 namespace rn::addon {
 

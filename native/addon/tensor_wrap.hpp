@@ -2,7 +2,7 @@
 // flight hold their own, so dispose() during an op never frees memory under it.
 #pragma once
 
-#include <napi.h>
+#include "napi_config.hpp"
 
 #include "../core/tensor.hpp"
 
