@@ -45,8 +45,9 @@ function channelValues(v: unknown, name: string, channels: number, positive: boo
  * The crop offset and flip of image i depend only on (seed, step, i) — a splitmix64 hash —
  * so results are reproducible and independent of the thread count.
  *
- * Runs off the JS thread and reads `src` in place (no copy): do not write to src, and do
- * not use dst, until the promise settles. Bad arguments reject with a ResNetError
+ * Runs off the JS thread on a copy of the `count` images it reads from `src`, taken before
+ * it returns: src may be written, resized or transferred at once. Do not use dst until the
+ * promise settles. Bad arguments reject with a ResNetError
  * (E_ARG, E_SHAPE, E_DTYPE, E_DISPOSED).
  */
 export async function augmentBatch(src: Float32Array, dst: Tensor, options: AugmentOptions): Promise<void> {

@@ -81,11 +81,7 @@ Window2dOptions window_options(const Napi::Object& o, const std::string& op) {
 }
 
 std::vector<int32_t> labels_arg(const Napi::Value& v, const std::string& op) {
-  if (v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
-    Napi::Int32Array a = v.As<Napi::Int32Array>();
-    return std::vector<int32_t>(a.Data(), a.Data() + a.ElementLength());
-  }
-  fail(ErrorCode::InvalidDtype, op + ": labels must be an Int32Array");
+  return typed_array_copy<int32_t>(v, op, "labels");
 }
 
 }  // namespace rn::addon

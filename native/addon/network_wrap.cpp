@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <mutex>
 #include <optional>
+#include <span>
 
 #include "../core/device.hpp"
 #include "../core/error.hpp"
@@ -87,15 +88,12 @@ std::optional<LossScaleConfig> parse_loss_scale(const Napi::Value& v) {
 }
 
 std::vector<float> float_list(const Napi::Value& v, size_t expected, const std::string& op, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    fail(ErrorCode::InvalidDtype, op + ": " + what + " must be a Float32Array");
-  }
-  Napi::Float32Array a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() != expected) {
-    fail(ErrorCode::InvalidShape, op + ": " + what + " has " + std::to_string(a.ElementLength()) + " entries, expected " +
+  std::vector<float> values = typed_array_copy<float>(v, op, what);
+  if (values.size() != expected) {
+    fail(ErrorCode::InvalidShape, op + ": " + what + " has " + std::to_string(values.size()) + " entries, expected " +
                                       std::to_string(expected));
   }
-  return std::vector<float>(a.Data(), a.Data() + a.ElementLength());
+  return values;
 }
 
 }  // namespace
@@ -243,17 +241,14 @@ Napi::Value NativeNetwork::set_parameter(const Napi::CallbackInfo& info) {
     auto lock = exclusive("setParameter");
     const std::string name = string_arg(info, 0, "setParameter", "name");
     const ParamInfo& p = net()->find(name);
-    if (info.Length() < 2 || !info[1].IsTypedArray() ||
-        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      fail(ErrorCode::InvalidDtype, "setParameter '" + name + "': values must be a Float32Array");
-    }
-    Napi::Float32Array values = info[1].As<Napi::Float32Array>();
-    if (static_cast<int64_t>(values.ElementLength()) != p.numel) {
-      fail(ErrorCode::InvalidShape, "setParameter '" + name + "': expected " + std::to_string(p.numel) +
-                                        " values (shape " + shape_to_string(p.shape) + "), got " +
-                                        std::to_string(values.ElementLength()));
-    }
-    net()->write_parameter(name, values.Data());
+    read_typed_array<float>(info[1], "setParameter '" + name + "'", "values", [&](std::span<const float> values) {
+      if (static_cast<int64_t>(values.size()) != p.numel) {
+        fail(ErrorCode::InvalidShape, "setParameter '" + name + "': expected " + std::to_string(p.numel) +
+                                          " values (shape " + shape_to_string(p.shape) + "), got " +
+                                          std::to_string(values.size()));
+      }
+      net()->write_parameter(name, values.data());  // copies
+    });
     return info.Env().Undefined();
   });
 }

@@ -6,6 +6,7 @@
 #include "../core/backend.hpp"
 #include "../core/device.hpp"
 #include "../core/error.hpp"
+#include "args.hpp"
 #include "errors.hpp"
 #include "instance_data.hpp"
 
@@ -56,18 +57,16 @@ NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
   }
   guarded(env, [&]() -> Napi::Value {
     if (info.Length() < 2) fail(ErrorCode::InvalidArgument, "Tensor.fromArray: expected (data: Float32Array, shape: number[])");
-    if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-      fail(ErrorCode::InvalidDtype, "Tensor.fromArray: data must be a Float32Array");
-    }
-    Napi::Float32Array data = info[0].As<Napi::Float32Array>();
-    Shape shape = read_shape(info[1]);
+    Shape shape = read_shape(info[1]);  // first: reading it can run JS (getters)
     TensorPtr t = Tensor::empty(shape, "Tensor.fromArray");
-    if (static_cast<int64_t>(data.ElementLength()) != t->numel()) {
-      fail(ErrorCode::InvalidShape, "Tensor.fromArray: data has " + std::to_string(data.ElementLength()) +
-                                 " elements but shape " + shape_to_string(shape) + " needs " +
-                                 std::to_string(t->numel()));
-    }
-    std::memcpy(t->data(), data.Data(), static_cast<size_t>(t->bytes()));
+    read_typed_array<float>(info[0], "Tensor.fromArray", "data", [&](std::span<const float> data) {
+      if (static_cast<int64_t>(data.size()) != t->numel()) {
+        fail(ErrorCode::InvalidShape, "Tensor.fromArray: data has " + std::to_string(data.size()) +
+                                          " elements but shape " + shape_to_string(shape) + " needs " +
+                                          std::to_string(t->numel()));
+      }
+      std::memcpy(t->data(), data.data(), static_cast<size_t>(t->bytes()));
+    });
     adopt(env, std::move(t));
     return env.Undefined();
   });
