@@ -48,6 +48,19 @@ describe('activations absurd for their input are refused', () => {
     expect(allocationStats().liveBytes - live).toBeLessThan(MB);
   });
 
+  // The other ways to grow without weights to pay for it (pools refuse padding beyond their
+  // window already): channels a shortcut adds, a convolution's padding.
+  it.each([
+    ['zeroPadShortcut', { type: 'zeroPadShortcut', filters: 100_000, strides: [1, 1] }, '[1, 4, 4, 100000]'],
+    ['conv2d', { type: 'conv2d', filters: 2, kernelSize: [1, 1], strides: [1, 1], padding: 500, dilations: [1, 1], groups: 1, useBias: false }, '[1, 1004, 1004, 2]'],
+  ] as const)('a %s growing a 4×4×2 input to %s: E_ALLOC too', async (type, layer, shape) => {
+    const spec = padSpec(0);
+    spec.inputShape = [4, 4, 2];
+    spec.layers[0] = { name: 'grow', inputs: ['input'], ...layer } as ModelSpec['layers'][number];
+    spec.layers[1]!.inputs = ['grow'];
+    await expectCode(() => Model.fromSpec(spec, { seed: 1 }), 'E_ALLOC', `${type} layer 'grow'`, shape, 'of 128 bytes');
+  });
+
   it('loadModel of such a checkpoint (under 2 KB): E_ALLOC rather than a 400 MB arena, unless a memoryBudget bounds it', async () => {
     const path = join(dir, 'pad5000.safetensors');
     // A budget lets the spec build (it bounds the plans instead), so the file can be written.

@@ -83,18 +83,21 @@ async function growth(spec: (n: number) => ModelSpec, n: number): Promise<{ rati
 // Linear gives 8 (up to ~13 measured: at the larger size the hash tables of layer names
 // outgrow the caches); quadratic gives 64. 24 sits between them on a log scale.
 const kMaxGrowth = 24;
+// The absolute bound is only a hang guard: seconds for the ~90,000-layer runs, generous for
+// the sanitizer build (instrumented -O1 code runs several times slower).
+const kHangGuardSeconds = process.env.RESNET_SANITIZED === '1' ? 600 : 60;
 
 describe('planning time grows near-linearly with depth', () => {
   it('a chain of fused, in-place blocks with residual adds: 8x the layers (~85,000), well under 64x the time', async () => {
     const { ratio, large, says } = await growth(chainSpec, 5000);
     expect(ratio, says).toBeLessThan(kMaxGrowth);
-    // A hang guard, not a timing: quadratic planning took minutes at this depth.
-    expect(large, says).toBeLessThan(60);
-  }, 300_000);
+    // Quadratic planning took minutes at this depth.
+    expect(large, says).toBeLessThan(kHangGuardSeconds);
+  }, 20 * 60_000);
 
   it('thousands of values alive at once (nested lifetimes): 8x the layers (~96,000), well under 64x the time', async () => {
     const { ratio, large, says } = await growth(nestedSpec, 6000);
     expect(ratio, says).toBeLessThan(kMaxGrowth);
-    expect(large, says).toBeLessThan(60);
-  }, 300_000);
+    expect(large, says).toBeLessThan(kHangGuardSeconds);
+  }, 20 * 60_000);
 });
