@@ -84,3 +84,37 @@ describe('an update that would make weights non-finite is refused, writing nothi
     model.dispose();
   });
 });
+
+describe('batch statistics that overflow are refused before anything is updated', () => {
+  // Inputs of ±1e20: the first convolution's outputs are finite, their batch variance (~1e40) is
+  // not; batch-norm then normalises the channel to 0, so the loss stays finite and only the
+  // running variance would show it (inf, quietly, on today's code).
+  const huge = () => Tensor.fromArray(Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => (i % 2 ? 1e20 : -1e20)), [2, 8, 8, 3]);
+
+  it('trainStep: E_NAN naming the batch-norm; weights, running statistics, momentum and step count unchanged', async () => {
+    const model = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed: 5 });
+    model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 } });
+    const ok = images();
+    await model.trainStep(ok, labels);
+    const before = state(model);
+    const x = huge();
+    await expectCode(() => model.trainStep(x, labels), 'E_NAN', "batch-norm 'bn1'", 'not finite', 'left unchanged');
+    expectUnchanged(model, before);
+    expect(allFinite(model)).toBe(true);
+    // The same model trains on from there.
+    expect(Number.isFinite((await model.trainStep(ok, labels)).loss)).toBe(true);
+    for (const t of [x, ok]) t.dispose();
+    model.dispose();
+  });
+
+  it('computeGradients: E_NAN, running statistics unchanged', async () => {
+    const model = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed: 5 });
+    const values = () => new Map(model.parameters().map((p) => [p.name, p.values]));
+    const before = values();
+    const x = huge();
+    await expectCode(() => model.computeGradients(x, labels), 'E_NAN', 'batch-norm', 'not finite');
+    expect(values()).toEqual(before);
+    x.dispose();
+    model.dispose();
+  });
+});

@@ -189,6 +189,21 @@ void Network::check_labels(const int32_t* labels, int64_t count, int64_t batch, 
   }
 }
 
+namespace {
+// Before anything is updated: a batch-norm whose batch variance overflowed (inputs near the
+// float limit) normalises to 0 with a finite loss, and would quietly put inf into its running
+// statistics.
+void check_batch_statistics(const GraphSpec& spec, Plan& plan, const char* op) {
+  const int layer = plan.first_nonfinite_batch_statistics();
+  if (layer == Plan::kAllFinite) return;
+  fail(ErrorCode::NaN, std::string(op) + ": the batch statistics of batch-norm '" +
+                           spec.layers[static_cast<size_t>(layer)].name +
+                           "' are not finite (its inputs are too large for float32); the weights and running "
+                           "statistics were left unchanged. Check the inputs' scale (normalize them).");
+}
+
+}  // namespace
+
 StepResult Network::compute_gradients(const Tensor& images, const int32_t* labels, int64_t count,
                                       float label_smoothing) {
   check_images(images, "computeGradients");
@@ -198,6 +213,7 @@ StepResult Network::compute_gradients(const Tensor& images, const int32_t* label
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing);
+  if (std::isfinite(l.loss)) check_batch_statistics(spec_, plan, "computeGradients");
   // Scaled like a training step's (fp16 gradients underflow otherwise), then unscaled. An
   // overflow backs the scale off as a training step would, and backward runs again (the
   // forward's activations are still in the arena).
@@ -248,6 +264,7 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing_);
   if (!std::isfinite(l.loss)) fail_nonfinite_loss(spec_, plan, images, l.loss);
+  check_batch_statistics(spec_, plan, "trainStep");
   const float loss_scale = scaler_.scale();
   plan.backward(labels, label_smoothing_, p, loss_scale);
   const double norm = optimizer_->gradient_norm(p.grads) / loss_scale;

@@ -78,6 +78,10 @@ class Plan {
   static constexpr int kInputNonFinite = -1;
   static constexpr int kAllFinite = -2;
   int first_nonfinite_layer(const float* input);
+  // After a training forward, before anything is updated: the graph layer of the first
+  // batch-norm whose batch mean or variance is not finite, or kAllFinite. A variance that
+  // overflowed normalises its channel to 0, so the loss stays finite and only this shows it.
+  int first_nonfinite_batch_statistics();
 
   // A device backend's copies of the step's inputs in the arena, made before a captured step
   // (whose recorded work must read fixed addresses): the images (from the host, or from a

@@ -1,6 +1,7 @@
-// Diagnosis after a failed step: which layer's output first went non-finite.
+// Diagnosis of a step's numbers: which layer's output first went non-finite, and whether a
+// batch-norm's batch statistics did (checked every training step: C values per batch-norm).
 //
-// Only called on the E_NAN path, so it is written for clarity, not speed. In a plan that runs
+// first_nonfinite_layer is only called on the E_NAN path, so it is written for clarity, not speed. In a plan that runs
 // backward every activation lives until the step ends (plan_memory), so the values the failed
 // forward left in the arena are read in place, in step order, without running anything again.
 // A forward-only plan reuses activation buffers, but it never computes a training loss: calling
@@ -25,6 +26,17 @@ int Plan::first_nonfinite_layer(const float* input) {
   for (const Step& s : steps_) {
     const Value& y = values_[static_cast<size_t>(s.out)];
     if (!backend_.activations_finite(y.numel, act(s.out, input))) return s.layer;
+  }
+  return kAllFinite;
+}
+
+int Plan::first_nonfinite_batch_statistics() {
+  if (!mode_.batch_stats) return kAllFinite;
+  const float* arena = arena_.data();
+  for (const Step& s : steps_) {
+    if (s.kind != Kind::BatchNorm) continue;
+    const int64_t c = values_[static_cast<size_t>(s.in)].shape.back();
+    if (!backend_.all_finite(c, arena + s.mean) || !backend_.all_finite(c, arena + s.var)) return s.layer;
   }
   return kAllFinite;
 }
