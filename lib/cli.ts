@@ -636,6 +636,9 @@ async function decodeImage(sharp: Sharp, file: string, [h, w, c]: readonly numbe
   }
 }
 
+/** How many images predict sends through the model at once. */
+const PREDICT_BATCH = 64;
+
 async function predict(args: string[]): Promise<void> {
   const { values: v, positionals: files } = parse('predict', args, { ...THREADS, ...DEVICE, checkpoint: { type: 'string' }, top: { type: 'string' } }, true);
   if (v.help) return void process.stdout.write(PREDICT_HELP);
@@ -644,30 +647,41 @@ async function predict(args: string[]): Promise<void> {
   const top = int(v, 'top', 1) ?? 5;
   applyThreads(v);
   const sharp = await loadSharp();
-  const [{ Tensor }, { topK }] = await Promise.all([import('./tensor.js'), import('./train/metrics.js')]);
+  const [{ Tensor }, { topK }, validate] = await Promise.all([import('./tensor.js'), import('./train/metrics.js'), import('./validate.js')]);
   const { model, normalize, classNames } = await openCheckpoint(path, deviceOptions(v));
   try {
     const shape = model.inputShape;
     const per = shape[0]! * shape[1]! * shape[2]!;
-    const images = new Float32Array(files.length * per);
-    for (let i = 0; i < files.length; i++) await decodeImage(sharp, files[i]!, shape, images, i * per);
-    if (normalize) {
-      const c = shape[2]!;
-      for (let i = 0; i < images.length; i++) images[i] = (images[i]! - normalize.mean[i % c]!) / normalize.std[i % c]!;
-    }
-    const x = Tensor.fromArray(images, [files.length, ...shape]);
-    const probs = await model.predict(x, { softmax: true });
-    const p = probs.toFloat32Array();
-    x.dispose();
-    probs.dispose();
     const k = Math.min(top, model.classes);
-    files.forEach((file, i) => {
-      say(file);
-      topK(p, model.classes, i, k).forEach((e, rank) => {
-        const name = classNames?.[e.index] ?? String(e.index);
-        say(`  ${rank + 1}. ${name.padEnd(12)} ${e.value.toFixed(4)}`);
+    // Images go through the model PREDICT_BATCH at a time, so memory stays bounded however many
+    // files are named (one batch of decoded pixels, one of probabilities).
+    const batch = Math.min(PREDICT_BATCH, files.length);
+    const images = validate.allocate(Float32Array, batch * per, 'predict', 'the image batch');
+    for (let start = 0; start < files.length; start += batch) {
+      const chunk = files.slice(start, start + batch);
+      const view = images.subarray(0, chunk.length * per);
+      for (let i = 0; i < chunk.length; i++) await decodeImage(sharp, chunk[i]!, shape, view, i * per);
+      if (normalize) {
+        const c = shape[2]!;
+        for (let i = 0; i < view.length; i++) view[i] = (view[i]! - normalize.mean[i % c]!) / normalize.std[i % c]!;
+      }
+      const x = Tensor.fromArray(view, [chunk.length, ...shape]);
+      let p: Float32Array;
+      try {
+        const probs = await model.predict(x, { softmax: true });
+        p = probs.toFloat32Array();
+        probs.dispose();
+      } finally {
+        x.dispose();
+      }
+      chunk.forEach((file, i) => {
+        say(file);
+        topK(p, model.classes, i, k).forEach((e, rank) => {
+          const name = classNames?.[e.index] ?? String(e.index);
+          say(`  ${rank + 1}. ${name.padEnd(12)} ${e.value.toFixed(4)}`);
+        });
       });
-    });
+    }
   } finally {
     model.dispose();
   }
@@ -712,10 +726,15 @@ async function bench(args: string[]): Promise<void> {
   const batchSize = int(v, 'batch-size') ?? 128;
   const steps = int(v, 'steps') ?? 10;
   applyThreads(v);
-  const [{ Tensor }, { runtimeInfo }, { SeededRandom }] = await Promise.all([import('./tensor.js'), import('./runtime.js'), import('./train/trainer.js')]);
+  const [{ Tensor }, { runtimeInfo }, { SeededRandom }, validate] = await Promise.all([
+    import('./tensor.js'),
+    import('./runtime.js'),
+    import('./train/trainer.js'),
+    import('./validate.js'),
+  ]);
   const model = await choice.build({ classes, inputShape, seed: 1, ...deviceOptions(v) });
   const rng = new SeededRandom(1);
-  const data = new Float32Array(batchSize * inputShape[0] * inputShape[1] * inputShape[2]);
+  const data = validate.allocate(Float32Array, batchSize * inputShape[0] * inputShape[1] * inputShape[2], 'bench', 'the input batch');
   for (let i = 0; i < data.length; i++) data[i] = rng.next() * 2 - 1;
   const labels = new Int32Array(batchSize);
   for (let i = 0; i < batchSize; i++) labels[i] = rng.nextInt(classes);

@@ -217,6 +217,27 @@ describe('resnet-native CLI', () => {
     }
     const top1 = await rn('predict', '--checkpoint', join(out, 'best.safetensors'), '--top', '1', files[0]!);
     expect(top1.stdout.trimEnd().split('\n')).toHaveLength(2);
+    // More files than one predict batch (64): every file still gets its own answer, in order.
+    const alone = await rn('predict', '--checkpoint', join(out, 'best.safetensors'), '--top', '1', files[1]!);
+    const many = Array.from({ length: 131 }, (_, i) => files[i % 2]!);
+    const all = await rn('predict', '--checkpoint', join(out, 'best.safetensors'), '--top', '1', ...many);
+    expect(all.code).toBe(0);
+    const answers = all.stdout.trimEnd().split('\n');
+    expect(answers).toHaveLength(2 * many.length);
+    // Batched and single kernels may round the last printed digit differently: compare the
+    // file, the class and the probability to 1e-3.
+    const parse = (lines: string[]) => {
+      const m = /^ {2}1\. (\d) +([\d.]+)$/.exec(lines[1]!);
+      expect(m, lines[1]).not.toBeNull();
+      return { file: lines[0], digit: m![1], p: Number(m![2]) };
+    };
+    const expected = [parse(top1.stdout.trimEnd().split('\n')), parse(alone.stdout.trimEnd().split('\n'))];
+    for (let i = 0; i < many.length; i++) {
+      const got = parse(answers.slice(2 * i, 2 * i + 2));
+      const want = expected[i % 2]!;
+      expect([got.file, got.digit]).toEqual([want.file, want.digit]);
+      expect(Math.abs(got.p - want.p)).toBeLessThanOrEqual(1e-3);
+    }
     expectError(await rn('predict', '--checkpoint', join(out, 'best.safetensors'), join(dir, 'nope.png')), 1, /cannot read .*nope\.png: not found/);
   });
 });
