@@ -98,7 +98,7 @@ function convOptions(v: unknown, op: string): { native: NativeConvOptions; bias?
       padding: validate.padding(o.padding ?? 'valid', op),
       groups: validate.integer(o.groups ?? 1, op, 'groups', 1),
     },
-    bias: validate.optionalTensor(o.bias, op, 'bias'),
+    bias: Tensor.checkOptional(o.bias, op, 'bias'),
   };
 }
 
@@ -129,10 +129,10 @@ function batchNormParams(v: unknown, op: string) {
   }
   const p = v as Partial<BatchNormParams>;
   return [
-    validate.tensor(p.gamma, op, 'gamma').handle,
-    validate.tensor(p.beta, op, 'beta').handle,
-    validate.tensor(p.runningMean, op, 'runningMean').handle,
-    validate.tensor(p.runningVar, op, 'runningVar').handle,
+    Tensor.check(p.gamma, op, 'gamma').handle,
+    Tensor.check(p.beta, op, 'beta').handle,
+    Tensor.check(p.runningMean, op, 'runningMean').handle,
+    Tensor.check(p.runningVar, op, 'runningVar').handle,
   ] as const;
 }
 
@@ -141,7 +141,7 @@ export async function conv2d(x: Tensor, filter: Tensor, options?: Conv2dOptions)
   const op = 'conv2d';
   const { native: opts, bias } = convOptions(options, op);
   return wrap(
-    await native.conv2d(validate.tensor(x, op, 'x').handle, validate.tensor(filter, op, 'filter').handle, bias?.handle ?? null, opts),
+    await native.conv2d(Tensor.check(x, op, 'x').handle, Tensor.check(filter, op, 'filter').handle, bias?.handle ?? null, opts),
   );
 }
 
@@ -150,9 +150,9 @@ export async function conv2dBackward(x: Tensor, filter: Tensor, dy: Tensor, opti
   const op = 'conv2dBackward';
   const { native: opts, bias } = convOptions(options, op);
   const g = await native.conv2dBackward(
-    validate.tensor(x, op, 'x').handle,
-    validate.tensor(filter, op, 'filter').handle,
-    validate.tensor(dy, op, 'dy').handle,
+    Tensor.check(x, op, 'x').handle,
+    Tensor.check(filter, op, 'filter').handle,
+    Tensor.check(dy, op, 'dy').handle,
     bias !== undefined,
     opts,
   );
@@ -163,7 +163,7 @@ export async function conv2dBackward(x: Tensor, filter: Tensor, dy: Tensor, opti
 export async function batchNorm(x: Tensor, params: BatchNormParams, options?: BatchNormOptions): Promise<Tensor> {
   const op = 'batchNorm';
   const opts = batchNormOptions(options, op);
-  return wrap(await native.batchNorm(validate.tensor(x, op, 'x').handle, ...batchNormParams(params, op), opts));
+  return wrap(await native.batchNorm(Tensor.check(x, op, 'x').handle, ...batchNormParams(params, op), opts));
 }
 
 /** Gradients of batchNorm (training mode: through the batch statistics). Running statistics are not touched. */
@@ -176,8 +176,8 @@ export async function batchNormBackward(
   const op = 'batchNormBackward';
   const opts = batchNormOptions(options, op);
   const g = await native.batchNormBackward(
-    validate.tensor(x, op, 'x').handle,
-    validate.tensor(dy, op, 'dy').handle,
+    Tensor.check(x, op, 'x').handle,
+    Tensor.check(dy, op, 'dy').handle,
     ...batchNormParams(params, op),
     opts,
   );
@@ -195,8 +195,8 @@ export async function batchNormAddRelu(
   const opts = batchNormOptions(options, op);
   return wrap(
     await native.batchNormAddRelu(
-      validate.tensor(x, op, 'x').handle,
-      validate.tensor(skip, op, 'skip').handle,
+      Tensor.check(x, op, 'x').handle,
+      Tensor.check(skip, op, 'skip').handle,
       ...batchNormParams(params, op),
       opts,
     ),
@@ -213,9 +213,9 @@ export async function batchNormAddReluBackward(
   const op = 'batchNormAddReluBackward';
   const opts = batchNormOptions(options, op);
   const g = await native.batchNormAddReluBackward(
-    validate.tensor(x, op, 'x').handle,
-    validate.tensor(skip, op, 'skip').handle,
-    validate.tensor(dy, op, 'dy').handle,
+    Tensor.check(x, op, 'x').handle,
+    Tensor.check(skip, op, 'skip').handle,
+    Tensor.check(dy, op, 'dy').handle,
     ...batchNormParams(params, op),
     opts,
   );
@@ -223,66 +223,66 @@ export async function batchNormAddReluBackward(
 }
 
 export async function relu(x: Tensor): Promise<Tensor> {
-  return wrap(await native.relu(validate.tensor(x, 'relu', 'x').handle));
+  return wrap(await native.relu(Tensor.check(x, 'relu', 'x').handle));
 }
 
 /** dx = dy where x > 0, else 0. */
 export async function reluBackward(x: Tensor, dy: Tensor): Promise<Tensor> {
-  return wrap(await native.reluBackward(validate.tensor(x, 'reluBackward', 'x').handle, validate.tensor(dy, 'reluBackward', 'dy').handle));
+  return wrap(await native.reluBackward(Tensor.check(x, 'reluBackward', 'x').handle, Tensor.check(dy, 'reluBackward', 'dy').handle));
 }
 
 /** Element-wise a + b (same shapes). Its gradient passes dy to both inputs unchanged. */
 export async function add(a: Tensor, b: Tensor): Promise<Tensor> {
-  return wrap(await native.add(validate.tensor(a, 'add', 'a').handle, validate.tensor(b, 'add', 'b').handle));
+  return wrap(await native.add(Tensor.check(a, 'add', 'a').handle, Tensor.check(b, 'add', 'b').handle));
 }
 
 export async function maxPool(x: Tensor, options: PoolOptions): Promise<Tensor> {
   const opts = poolOptions(options, 'maxPool');
-  return wrap(await native.maxPool(validate.tensor(x, 'maxPool', 'x').handle, opts));
+  return wrap(await native.maxPool(Tensor.check(x, 'maxPool', 'x').handle, opts));
 }
 
 export async function maxPoolBackward(x: Tensor, dy: Tensor, options: PoolOptions): Promise<Tensor> {
   const op = 'maxPoolBackward';
   const opts = poolOptions(options, op);
-  return wrap(await native.maxPoolBackward(validate.tensor(x, op, 'x').handle, validate.tensor(dy, op, 'dy').handle, opts));
+  return wrap(await native.maxPoolBackward(Tensor.check(x, op, 'x').handle, Tensor.check(dy, op, 'dy').handle, opts));
 }
 
 export async function avgPool(x: Tensor, options: PoolOptions): Promise<Tensor> {
   const opts = poolOptions(options, 'avgPool');
-  return wrap(await native.avgPool(validate.tensor(x, 'avgPool', 'x').handle, opts));
+  return wrap(await native.avgPool(Tensor.check(x, 'avgPool', 'x').handle, opts));
 }
 
 export async function avgPoolBackward(x: Tensor, dy: Tensor, options: PoolOptions): Promise<Tensor> {
   const op = 'avgPoolBackward';
   const opts = poolOptions(options, op);
-  return wrap(await native.avgPoolBackward(validate.tensor(x, op, 'x').handle, validate.tensor(dy, op, 'dy').handle, opts));
+  return wrap(await native.avgPoolBackward(Tensor.check(x, op, 'x').handle, Tensor.check(dy, op, 'dy').handle, opts));
 }
 
 /** [n, h, w, c] → [n, c], the mean over each feature map. */
 export async function globalAvgPool(x: Tensor): Promise<Tensor> {
-  return wrap(await native.globalAvgPool(validate.tensor(x, 'globalAvgPool', 'x').handle));
+  return wrap(await native.globalAvgPool(Tensor.check(x, 'globalAvgPool', 'x').handle));
 }
 
 export async function globalAvgPoolBackward(x: Tensor, dy: Tensor): Promise<Tensor> {
   const op = 'globalAvgPoolBackward';
-  return wrap(await native.globalAvgPoolBackward(validate.tensor(x, op, 'x').handle, validate.tensor(dy, op, 'dy').handle));
+  return wrap(await native.globalAvgPoolBackward(Tensor.check(x, op, 'x').handle, Tensor.check(dy, op, 'dy').handle));
 }
 
 /** x [n, in] · weights [in, out] (+ bias [out]). */
 export async function dense(x: Tensor, weights: Tensor, bias?: Tensor): Promise<Tensor> {
   const op = 'dense';
-  const b = validate.optionalTensor(bias, op, 'bias');
-  return wrap(await native.dense(validate.tensor(x, op, 'x').handle, validate.tensor(weights, op, 'weights').handle, b?.handle ?? null));
+  const b = Tensor.checkOptional(bias, op, 'bias');
+  return wrap(await native.dense(Tensor.check(x, op, 'x').handle, Tensor.check(weights, op, 'weights').handle, b?.handle ?? null));
 }
 
 /** Gradients of dense; db is present when a bias is passed. */
 export async function denseBackward(x: Tensor, weights: Tensor, dy: Tensor, bias?: Tensor): Promise<DenseGradients> {
   const op = 'denseBackward';
-  const b = validate.optionalTensor(bias, op, 'bias');
+  const b = Tensor.checkOptional(bias, op, 'bias');
   const g = await native.denseBackward(
-    validate.tensor(x, op, 'x').handle,
-    validate.tensor(weights, op, 'weights').handle,
-    validate.tensor(dy, op, 'dy').handle,
+    Tensor.check(x, op, 'x').handle,
+    Tensor.check(weights, op, 'weights').handle,
+    Tensor.check(dy, op, 'dy').handle,
     b !== undefined,
   );
   return g.db ? { dx: wrap(g.dx), dw: wrap(g.dw), db: wrap(g.db) } : { dx: wrap(g.dx), dw: wrap(g.dw) };
@@ -297,7 +297,7 @@ export async function softmaxCrossEntropy(
   const op = 'softmaxCrossEntropy';
   const o = validate.options<SoftmaxCrossEntropyOptions>(options, op);
   return native.softmaxCrossEntropy(
-    validate.tensor(logits, op, 'logits').handle,
+    Tensor.check(logits, op, 'logits').handle,
     validate.labels(labels, op),
     validate.number(o.labelSmoothing ?? 0, op, 'labelSmoothing', 0, 1),
   );
@@ -313,7 +313,7 @@ export async function softmaxCrossEntropyBackward(
   const o = validate.options<SoftmaxCrossEntropyBackwardOptions>(options, op);
   return wrap(
     await native.softmaxCrossEntropyBackward(
-      validate.tensor(logits, op, 'logits').handle,
+      Tensor.check(logits, op, 'logits').handle,
       validate.labels(labels, op),
       validate.number(o.labelSmoothing ?? 0, op, 'labelSmoothing', 0, 1),
       validate.number(o.dloss ?? 1, op, 'dloss', -Number.MAX_VALUE, Number.MAX_VALUE),

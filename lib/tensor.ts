@@ -26,6 +26,22 @@ export class Tensor {
     return typeof v === 'object' && v !== null && #handle in v;
   }
 
+  /**
+   * `v` as a live Tensor, or E_ARG (not a Tensor, or a forged one) / E_DISPOSED naming
+   * `op` and the argument `name`.
+   */
+  static check(v: unknown, op: string, name: string): Tensor {
+    if (!(v instanceof Tensor)) validate.fail('E_ARG', `${op}: ${name} must be a Tensor, got ${validate.describe(v)}`);
+    if (!Tensor.isTensor(v)) validate.fail('E_ARG', `${op}: ${name} is not a real Tensor (an object with Tensor's prototype but no native data; make tensors with Tensor.fromArray, Tensor.fill or an op)`);
+    if (v.isDisposed) validate.fail('E_DISPOSED', `${op}: ${name} was disposed`);
+    return v;
+  }
+
+  /** Tensor.check, with undefined / null passing as undefined. */
+  static checkOptional(v: unknown, op: string, name: string): Tensor | undefined {
+    return v === undefined || v === null ? undefined : Tensor.check(v, op, name);
+  }
+
   /** Copies `data` into a new tensor of the given shape (row-major). */
   static fromArray(data: Float32Array | readonly number[], shape: readonly number[]): Tensor {
     const dims = validate.shape(shape, 'Tensor.fromArray');
@@ -132,3 +148,5 @@ export class Tensor {
     return t;
   }
 }
+
+validate.registerTensorCheck(Tensor.check);

@@ -1,12 +1,17 @@
 // Argument checks and normalisation for the public API: wrong JS types and values become
 // a ResNetError naming the function and the argument before anything reaches native code.
+//
+// This module imports nothing from lib but errors.ts, so any module may use it (tensor.ts
+// included). Every check takes `(value, op, name, ...range)` and says
+// "`op`: `name` must be <expected>, got <describe(value)>".
 import { ResNetError } from './errors.js';
-import { Tensor } from './tensor.js';
+// Type only (erased at run time): the transitional `tensor` shim below returns a Tensor.
+import type { Tensor } from './tensor.js';
 
 export type Pair = number | [number, number];
 export type Padding = 'same' | 'valid' | number | [number, number, number, number];
 
-function describe(v: unknown): string {
+export function describe(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return `array(${v.length})`;
   if (ArrayBuffer.isView(v)) return v.constructor.name;
@@ -25,13 +30,23 @@ export function options<T extends object>(v: unknown, op: string): Partial<T> {
   return v as Partial<T>;
 }
 
-export function tensor(v: unknown, op: string, name: string): Tensor {
-  if (!(v instanceof Tensor)) fail('E_ARG', `${op}: ${name} must be a Tensor, got ${describe(v)}`);
-  if (!Tensor.isTensor(v)) fail('E_ARG', `${op}: ${name} is not a real Tensor (an object with Tensor's prototype but no native data; make tensors with Tensor.fromArray, Tensor.fill or an op)`);
-  if (v.isDisposed) fail('E_DISPOSED', `${op}: ${name} was disposed`);
-  return v;
+// Transitional: the Tensor check lives in tensor.ts (Tensor.check / Tensor.checkOptional);
+// tensor.ts registers it here at load so that modules not yet moved to Tensor.check keep
+// working without validate.ts importing tensor.ts at run time. Remove once no caller is left.
+let tensorCheck: ((v: unknown, op: string, name: string) => Tensor) | undefined;
+
+/** @internal Called once by tensor.ts. */
+export function registerTensorCheck(check: (v: unknown, op: string, name: string) => Tensor): void {
+  tensorCheck = check;
 }
 
+/** @deprecated Use Tensor.check from tensor.ts. */
+export function tensor(v: unknown, op: string, name: string): Tensor {
+  if (tensorCheck === undefined) fail('E_ARG', `${op}: ${name} must be a Tensor, got ${describe(v)}`);
+  return tensorCheck(v, op, name);
+}
+
+/** @deprecated Use Tensor.checkOptional from tensor.ts. */
 export function optionalTensor(v: unknown, op: string, name: string): Tensor | undefined {
   return v === undefined || v === null ? undefined : tensor(v, op, name);
 }
@@ -161,3 +176,17 @@ export function keys(v: unknown, op: string, allowed: readonly string[]): void {
     if (!allowed.includes(k)) fail('E_ARG', `${op}: unknown option '${k}' (known: ${allowed.join(', ')})`);
   }
 }
+
+/** A non-null object that is not an array (a JSON object, an options bag). */
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Whether two shapes have the same rank and dimensions. */
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Arithmetic precisions a model can run in: 'fp32', or fp16 / bf16 mixed precision. */
+export const PRECISIONS = ['fp32', 'fp16', 'bf16'] as const;
+export type Precision = (typeof PRECISIONS)[number];

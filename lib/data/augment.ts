@@ -54,7 +54,7 @@ export async function augmentBatch(src: Float32Array, dst: Tensor, options: Augm
   if (!(src instanceof Float32Array)) {
     validate.fail('E_DTYPE', `${OP}: src must be a Float32Array, got ${src === null ? 'null' : typeof src === 'object' ? (src as object).constructor?.name : typeof src}`);
   }
-  const out = validate.tensor(dst, OP, 'dst');
+  const out = Tensor.check(dst, OP, 'dst');
   if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options { count, imageShape, seed, step } are required`);
   const o = validate.options<AugmentOptions>(options, OP);
   validate.keys(o, OP, ['count', 'imageShape', 'padding', 'flip', 'mean', 'std', 'seed', 'step']);

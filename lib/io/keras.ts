@@ -132,14 +132,6 @@ function listed(items: string[]): string {
   return items.length > LIST_MAX ? `${shown}; … and ${items.length - LIST_MAX} more` : shown;
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   if (a.size !== b.size) return false;
   for (const x of a) if (!b.has(x)) return false;
@@ -177,7 +169,7 @@ class KerasGraph {
 }
 
 function layerName(layer: Record<string, unknown>, where: string): string {
-  const cfg = isObject(layer.config) ? layer.config : {};
+  const cfg = validate.isPlainObject(layer.config) ? layer.config : {};
   const name = typeof layer.name === 'string' ? layer.name : cfg.name;
   if (typeof name !== 'string' || name.length === 0) throw formatError(`${where}: a layer has no name`);
   return name;
@@ -195,8 +187,8 @@ function inboundNames(node: unknown, where: string): string[] {
         return;
       }
       v.forEach(visit);
-    } else if (isObject(v)) {
-      if (isObject(v.config) && Array.isArray(v.config.keras_history)) {
+    } else if (validate.isPlainObject(v)) {
+      if (validate.isPlainObject(v.config) && Array.isArray(v.config.keras_history)) {
         const h = v.config.keras_history;
         if (typeof h[0] === 'string') out.push(h[0]);
         return;
@@ -205,7 +197,7 @@ function inboundNames(node: unknown, where: string): string[] {
     }
   };
   if (Array.isArray(node)) node.forEach(visit);
-  else if (isObject(node)) {
+  else if (validate.isPlainObject(node)) {
     visit(node.args);
     visit(node.kwargs);
   } else {
@@ -222,20 +214,20 @@ function addModel(graph: KerasGraph, topology: Record<string, unknown>, inputs: 
   const className = String(topology.class_name ?? '');
   const config = topology.config;
   if (className === 'Sequential') {
-    const layers = Array.isArray(config) ? config : isObject(config) && Array.isArray(config.layers) ? config.layers : undefined;
+    const layers = Array.isArray(config) ? config : validate.isPlainObject(config) && Array.isArray(config.layers) ? config.layers : undefined;
     if (!layers) throw formatError(`${where}: Sequential model without a layer list`);
     let prev = inputs;
     for (const l of layers) {
-      if (!isObject(l)) throw formatError(`${where}: a layer entry is not an object`);
+      if (!validate.isPlainObject(l)) throw formatError(`${where}: a layer entry is not an object`);
       prev = [addLayer(graph, l, prev, where)];
     }
     return prev;
   }
-  if (className === 'Model' || className === 'Functional' || isObject(config)) {
-    if (!isObject(config) || !Array.isArray(config.layers)) throw formatError(`${where}: model '${className}' has no config.layers`);
+  if (className === 'Model' || className === 'Functional' || validate.isPlainObject(config)) {
+    if (!validate.isPlainObject(config) || !Array.isArray(config.layers)) throw formatError(`${where}: model '${className}' has no config.layers`);
     const inputNames = Array.isArray(config.input_layers) ? inboundNames(config.input_layers, where) : [];
     for (const l of config.layers) {
-      if (!isObject(l)) throw formatError(`${where}: a layer entry is not an object`);
+      if (!validate.isPlainObject(l)) throw formatError(`${where}: a layer entry is not an object`);
       const name = layerName(l, where);
       const nodes = Array.isArray(l.inbound_nodes) ? l.inbound_nodes : [];
       if (nodes.length > 1) {
@@ -261,7 +253,7 @@ function addModel(graph: KerasGraph, topology: Record<string, unknown>, inputs: 
 function addLayer(graph: KerasGraph, layer: Record<string, unknown>, reads: string[], where: string): string {
   const name = layerName(layer, where);
   const className = String(layer.class_name ?? '');
-  const config = isObject(layer.config) ? layer.config : {};
+  const config = validate.isPlainObject(layer.config) ? layer.config : {};
   if (className === 'Sequential' || className === 'Model' || className === 'Functional') {
     const outs = addModel(graph, layer, reads, `${where} > '${name}'`);
     graph.add({ name, className: 'NestedModelOutput', config: {}, inputs: outs });
@@ -301,7 +293,7 @@ async function readJsonFile(path: string): Promise<{ json: Record<string, unknow
   }
   const text = (await readRegularFile(file, { op: OP, maxBytes: MAX_MODEL_JSON_BYTES, what: 'a model.json' })).toString('utf8');
   const json = parseJsonText(text, `${OP}: '${file}'`);
-  if (!isObject(json)) throw formatError(`'${file}' must hold a JSON object`);
+  if (!validate.isPlainObject(json)) throw formatError(`'${file}' must hold a JSON object`);
   return { json, file };
 }
 
@@ -421,8 +413,8 @@ function decodeWeight(bytes: Uint8Array, dtype: string, quant: Record<string, un
 async function readKerasFile(path: string): Promise<KerasFile & { file: string }> {
   const { json, file } = await readJsonFile(path);
   let topology = json.modelTopology;
-  if (isObject(topology) && isObject(topology.model_config)) topology = topology.model_config;
-  if (!isObject(topology)) throw formatError(`'${file}' has no modelTopology (a weights-only manifest cannot be mapped onto layers)`);
+  if (validate.isPlainObject(topology) && validate.isPlainObject(topology.model_config)) topology = topology.model_config;
+  if (!validate.isPlainObject(topology)) throw formatError(`'${file}' has no modelTopology (a weights-only manifest cannot be mapped onto layers)`);
   const manifest = json.weightsManifest;
   if (!Array.isArray(manifest)) throw formatError(`'${file}' has no weightsManifest array`);
 
@@ -435,20 +427,20 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
   for (let g = 0; g < manifest.length; g++) {
     const group = manifest[g];
     const where = `'${file}' weightsManifest[${g}]`;
-    if (!isObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
+    if (!validate.isPlainObject(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) {
       throw formatError(`${where} must be { paths: [...], weights: [...] }`);
     }
     // Layout first, so that a malformed manifest fails before any shard is read.
     const specs: { name: string; shape: number[]; dtype: string; quant: Record<string, unknown> | undefined; numel: number; bytes: number }[] = [];
     let needed = 0;
     for (const w of group.weights) {
-      if (!isObject(w) || typeof w.name !== 'string' || !Array.isArray(w.shape)) throw formatError(`${where}: a weight entry lacks name or shape`);
+      if (!validate.isPlainObject(w) || typeof w.name !== 'string' || !Array.isArray(w.shape)) throw formatError(`${where}: a weight entry lacks name or shape`);
       const shape = w.shape as unknown[];
       if (!shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
         throw formatError(`${where}: weight '${w.name}' has shape ${JSON.stringify(shape)}; dimensions must be non-negative integers`);
       }
       const dtype = w.dtype === undefined ? 'float32' : String(w.dtype);
-      const quant = isObject(w.quantization) ? w.quantization : undefined;
+      const quant = validate.isPlainObject(w.quantization) ? w.quantization : undefined;
       const stored = quant ? String(quant.dtype) : dtype;
       const size = BYTES[stored];
       if (size === undefined) throw formatError(`${where}: weight '${w.name}' has dtype '${stored}', which has no fixed size (string weights are not supported)`);
@@ -634,7 +626,7 @@ function fit(ours: OurUnit, keras: KerasUnit): Fit {
       return fail(`Keras '${keras.name}' (${keras.className}) has no ${kerasName} for ours '${ours.name}.${suffix}' ${fmt(shape)}`);
     }
     const accepted = conv1x1AsDense && suffix === 'weight' ? [[1, 1, ...shape]] : [shape];
-    if (!accepted.some((s) => sameShape(s, w.shape))) {
+    if (!accepted.some((s) => validate.sameShape(s, w.shape))) {
       return fail(`Keras '${w.name}' is ${fmt(w.shape)} but ours '${ours.name}.${suffix}' needs ${accepted.map(fmt).join(' or ')}`);
     }
     values.set(suffix, w.decode);
@@ -747,11 +739,11 @@ export async function loadKeras(model: Model, modelJsonPath: string, options: Lo
     const layer = u.layer;
     if (layer.type === 'conv2d' && k.kind === 'conv') {
       const strides = pairOf(k.config.strides);
-      if (strides && !sameShape(strides, layer.strides)) {
+      if (strides && !validate.sameShape(strides, layer.strides)) {
         problems.push(`Keras '${k.name}' has strides ${fmt(strides)} but ours '${u.name}' ${fmt(layer.strides)}`);
       }
       const dilations = pairOf(k.config.dilation_rate);
-      if (dilations && !sameShape(dilations, layer.dilations)) {
+      if (dilations && !validate.sameShape(dilations, layer.dilations)) {
         problems.push(`Keras '${k.name}' has dilation_rate ${fmt(dilations)} but ours '${u.name}' ${fmt(layer.dilations)}`);
       }
     }

@@ -25,6 +25,7 @@
 import type { FileHandle } from 'node:fs/promises';
 
 import { ResNetError } from '../errors.js';
+import { isPlainObject } from '../validate.js';
 import { atomicWrite } from './atomic_write.js';
 import { crc32 } from './crc32.js';
 import { parseJsonText } from './json_text.js';
@@ -152,10 +153,6 @@ function jsonPreview(v: unknown): string {
     s = Array.isArray(v) ? `array(${v.length})` : typeof v; // String() of a deep array recurses too
   }
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function safeNonNegativeInt(v: unknown): v is number {

@@ -93,10 +93,6 @@ function torchShapes(layout: Layout, ours: readonly number[]): number[][] {
   }
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /** OIHW → HWIO. */
 function convToHwio(src: Float32Array, o: number, i: number, kh: number, kw: number): Float32Array {
   const dst = new Float32Array(src.length);
@@ -179,7 +175,7 @@ export async function loadTorchvision(model: Model, file: string, options: LoadT
       const e = reader.entry(key);
       const layout = layoutOf(layers.get(p.layer), p.name.slice(p.layer.length + 1), p.shape.length);
       const accepted = torchShapes(layout, p.shape);
-      if (!accepted.some((s) => sameShape(s, e.shape))) {
+      if (!accepted.some((s) => validate.sameShape(s, e.shape))) {
         const how = layout === 'conv' ? ' (OIHW; ours is HWIO)' : layout === 'same' ? '' : ' ([out, in]; ours is [in, out])';
         badShapes.push(`'${key}' is ${fmt(e.shape)} but the model's '${p.name}' ${fmt(p.shape)} needs ${accepted.map(fmt).join(' or ')}${how}`);
       }

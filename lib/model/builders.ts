@@ -22,6 +22,7 @@
 //   head        avgpool (global or windowed average pool) | head_maxpool, flatten,
 //               fc_hidden{k} + fc_hidden{k}_relu (hidden dense layers, k from 1), fc (the logits).
 import { ResNetError } from '../errors.js';
+import { isPlainObject } from '../validate.js';
 import { type BlockConfig, SpecGraph, convBias, residualBlock } from './blocks.js';
 import type { ModelSpec, SpecPadding } from './spec.js';
 
@@ -254,10 +255,6 @@ function argError(fn: string, option: string, expected: string, got: unknown): n
   throw new ResNetError('E_ARG', `${fn}: ${option} must be ${expected}, got ${show(got)}`);
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function checkKeys(fn: string, where: string, obj: Record<string, unknown>, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
@@ -374,14 +371,14 @@ function buildStem(ctx: BuildContext, stem: StemLayerOptions[], firstBlockStarts
   let x = 'input';
   stem.forEach((d: unknown, i) => {
     const at = `stem[${i}]`;
-    if (!isObject(d)) argError(fn, at, 'a stem layer object', d);
+    if (!isPlainObject(d)) argError(fn, at, 'a stem layer object', d);
     const type = oneOf(fn, `${at}.type`, d.type, ['conv2d', 'batchNorm', 'relu', 'maxPool', 'avgPool', 'zeroPad'] as const);
     const own = d.name === undefined ? undefined : name(fn, `${at}.name`, d.name);
     switch (type) {
       case 'conv2d': {
         checkKeys(fn, `${at}.`, d, ['type', 'filters', 'kernelSize', 'strides', 'padding', 'useBias', 'name']);
         const next = stem[i + 1];
-        const followedByBatchNorm = next === undefined ? firstBlockStartsWithBatchNorm : isObject(next) && next.type === 'batchNorm';
+        const followedByBatchNorm = next === undefined ? firstBlockStartsWithBatchNorm : isPlainObject(next) && next.type === 'batchNorm';
         x = g.conv2d(own ?? defaultName('conv', true), x, {
           filters: int(fn, `${at}.filters`, d.filters, 1),
           kernelSize: size2(fn, `${at}.kernelSize`, d.kernelSize, 1),
@@ -429,7 +426,7 @@ function buildStem(ctx: BuildContext, stem: StemLayerOptions[], firstBlockStarts
 function buildHead(ctx: BuildContext, head: unknown, classes: number, x: string): string {
   const { fn, g } = ctx;
   const h: Record<string, unknown> =
-    head === undefined || head === 'global' ? {} : isObject(head) ? head : argError(fn, 'head', "'global' or a head object", head);
+    head === undefined || head === 'global' ? {} : isPlainObject(head) ? head : argError(fn, 'head', "'global' or a head object", head);
   checkKeys(fn, 'head.', h, ['pool', 'hidden', 'useBias']);
   const useBias = h.useBias === undefined ? true : bool(fn, 'head.useBias', h.useBias);
   const pool = h.pool ?? 'global';
@@ -437,7 +434,7 @@ function buildHead(ctx: BuildContext, head: unknown, classes: number, x: string)
     x = g.globalAvgPool('avgpool', x);
   } else if (pool === 'flatten') {
     x = g.flatten('flatten', x);
-  } else if (isObject(pool)) {
+  } else if (isPlainObject(pool)) {
     checkKeys(fn, 'head.pool.', pool, ['type', 'poolSize', 'strides', 'padding']);
     const type = oneOf(fn, 'head.pool.type', pool.type, ['avgPool', 'maxPool'] as const);
     const poolSize = size2(fn, 'head.pool.poolSize', pool.poolSize, 1);
@@ -463,7 +460,7 @@ function buildHead(ctx: BuildContext, head: unknown, classes: number, x: string)
 }
 
 function build(options: ResNetOptions, fn: string): ModelSpec {
-  if (!isObject(options)) argError(fn, 'options', 'an object', options);
+  if (!isPlainObject(options)) argError(fn, 'options', 'an object', options);
   const o = options as unknown as Record<string, unknown>;
   checkKeys(fn, '', o, RESNET_KEYS);
   /** An enumerated option; the first value is its default. */
@@ -489,7 +486,7 @@ function build(options: ResNetOptions, fn: string): ModelSpec {
   const expansion = o.expansion === undefined ? (bottleneck ? 4 : 1) : int(fn, 'expansion', o.expansion, 1);
   let seReduction: number | undefined;
   if (o.se !== undefined) {
-    if (!isObject(o.se)) argError(fn, 'se', 'an object { reduction }', o.se);
+    if (!isPlainObject(o.se)) argError(fn, 'se', 'an object { reduction }', o.se);
     checkKeys(fn, 'se.', o.se, ['reduction']);
     seReduction = int(fn, 'se.reduction', o.se.reduction, 1);
   }
@@ -522,14 +519,14 @@ function build(options: ResNetOptions, fn: string): ModelSpec {
           : argError(fn, 'stem', "'imagenet', 'cifar' or an array of stem layers", stemOption);
   const lastStem: unknown = stem[stem.length - 1];
   const skipFirstPreact =
-    o.skipFirstPreact === undefined ? isObject(lastStem) && lastStem.type === 'relu' : bool(fn, 'skipFirstPreact', o.skipFirstPreact);
+    o.skipFirstPreact === undefined ? isPlainObject(lastStem) && lastStem.type === 'relu' : bool(fn, 'skipFirstPreact', o.skipFirstPreact);
 
   if (!Array.isArray(o.stages) || o.stages.length === 0) {
     argError(fn, 'stages', 'a non-empty array of { blocks, width, stride? }', o.stages);
   }
   const stages = (o.stages as unknown[]).map((st, i) => {
     const at = `stages[${i}]`;
-    if (!isObject(st)) argError(fn, at, 'an object { blocks, width, stride?, expansion? }', st);
+    if (!isPlainObject(st)) argError(fn, at, 'an object { blocks, width, stride?, expansion? }', st);
     checkKeys(fn, `${at}.`, st, ['blocks', 'width', 'stride', 'expansion']);
     const width = int(fn, `${at}.width`, st.width, 1);
     const e = st.expansion === undefined ? expansion : int(fn, `${at}.expansion`, st.expansion, 1);
@@ -614,7 +611,7 @@ function preset(
   own: readonly string[] = [],
 ): ResNetOptions {
   const o = options === undefined ? {} : options;
-  if (!isObject(o)) argError(fn, 'options', 'an object', o);
+  if (!isPlainObject(o)) argError(fn, 'options', 'an object', o);
   const merged: Record<string, unknown> = { classes: 1000, ...defaults };
   for (const [key, value] of Object.entries(o)) {
     if (key === 'stages' || key === 'block') {
@@ -758,7 +755,7 @@ export function seResnet50(options?: ResNetPresetOptions): ModelSpec {
  */
 export function resnetCifar(options: ResNetCifarOptions): ModelSpec {
   const fn = 'resnetCifar';
-  if (!isObject(options)) argError(fn, 'options', 'an object { depth, version? }', options);
+  if (!isPlainObject(options)) argError(fn, 'options', 'an object { depth, version? }', options);
   const version = options.version === undefined ? 1 : oneOf(fn, 'version', options.version, [1, 2] as const);
   const depth = int(fn, 'depth', options.depth, 1);
   const per = version === 1 ? 6 : 9;
