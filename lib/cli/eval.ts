@@ -1,0 +1,58 @@
+// `resnet-native eval`: loss, top-1 and top-5 accuracy of a checkpoint on a dataset.
+import { applyThreads, DEVICE, deviceOptions, int, oneOf, parse, required, THREADS } from './args.js';
+import { openCheckpoint } from './checkpoints.js';
+import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, TEST_SUBSET_SEED } from './datasets.js';
+import { NAME, printHelp, say } from './output.js';
+
+export const EVAL_HELP = `Usage: ${NAME} eval --checkpoint <file> [options]
+
+Prints loss, top-1 and top-5 accuracy of a checkpoint on a dataset (the input normalisation
+is the one stored in the checkpoint by train).
+
+  --checkpoint <file>    a checkpoint written by train (or saveModel)
+${DATA_HELP}
+  --split <name>         test (default) | train
+  --batch-size <n>       default 256
+  --limit <n>            evaluate on n examples only (the same ones as train --test-limit n)
+  --threads <n>          native threads (default: all cores)
+  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
+  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
+  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
+  -h, --help             show this help
+`;
+
+export async function run(args: string[]): Promise<void> {
+  const { values: v } = parse('eval', args, {
+    ...DATA,
+    ...THREADS,
+    ...DEVICE,
+    checkpoint: { type: 'string' },
+    split: { type: 'string' },
+    'batch-size': { type: 'string' },
+    limit: { type: 'string' },
+  });
+  if (v.help) return printHelp(EVAL_HELP);
+  const path = required(v, 'checkpoint', 'eval');
+  const datasetName = oneOf(v, 'dataset', DATASETS, 'mnist');
+  const split = oneOf(v, 'split', ['test', 'train'] as const, 'test');
+  const batchSize = int(v, 'batch-size') ?? 256;
+  const limit = int(v, 'limit');
+  applyThreads(v);
+  const { evaluateModel } = await import('../train/trainer.js');
+  const { model, normalize } = await openCheckpoint(path, deviceOptions(v));
+  try {
+    let ds = await loadDataset(v, datasetName, split, 'eval');
+    ds = await limitDataset(ds, limit, TEST_SUBSET_SEED);
+    if (!normalize) process.stderr.write(`${NAME}: warning: ${path} stores no input normalisation; evaluating on raw [0, 1] inputs\n`);
+    const t0 = performance.now();
+    const r = await evaluateModel(model, ds, { batchSize, ...(normalize ?? {}) });
+    const seconds = (performance.now() - t0) / 1000;
+    say(
+      `${datasetName} ${split}: ${r.count} images, loss ${r.loss.toFixed(4)}, accuracy ${r.accuracy.toFixed(4)}` +
+        `${r.top5 !== undefined ? `, top-5 ${r.top5.toFixed(4)}` : ''} (${seconds.toFixed(1)} s, ${(r.count / seconds).toFixed(1)} img/s)`,
+    );
+    say(`accuracy: ${r.accuracy.toFixed(4)}`);
+  } finally {
+    model.dispose();
+  }
+}
