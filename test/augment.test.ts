@@ -6,9 +6,10 @@ import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
 import { augmentBatch, type AugmentOptions } from '../lib/data/index.js';
-import { ResNetError, Tensor } from '../lib/index.js';
+import { Tensor } from '../lib/index.js';
 import { native, packageRoot } from '../lib/native.js';
 import { Rng } from './support/random.js';
+import { expectCode, rejection } from './support/expect_error.js';
 
 const f = Math.fround;
 
@@ -199,22 +200,6 @@ describe('augmentBatch', () => {
     await expect(p).resolves.toBeUndefined();
   });
 });
-
-async function rejection(p: () => Promise<unknown>): Promise<ResNetError> {
-  try {
-    await p();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ResNetError);
-    return err as ResNetError;
-  }
-  throw new Error('expected a ResNetError');
-}
-
-async function expectCode(p: () => Promise<unknown>, code: string, ...mentions: string[]): Promise<void> {
-  const err = await rejection(p);
-  expect(err.code, err.message).toBe(code);
-  for (const m of mentions) expect(err.message).toContain(m);
-}
 
 describe('augmentBatch rejects', () => {
   const shape: Shape3 = [4, 4, 3];

@@ -19,7 +19,9 @@ import {
   type SafetensorsTensorInput,
   writeSafetensors,
 } from '../lib/io/safetensors.js';
+import { tinyModel } from './support/models.js';
 import { Rng } from './support/random.js';
+import { expectCode, rejection } from './support/expect_error.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-checkpoint-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -28,10 +30,6 @@ function freshDir(): string {
   const d = join(root, `d${dirCount++}`);
   mkdirSync(d);
   return d;
-}
-
-function tiny(seed: number): Model {
-  return models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed });
 }
 
 function compile(model: Model, options: CompileOptions): Model {
@@ -66,24 +64,6 @@ function optimizerDiffers(a: Model, b: Model): string[] {
     }
   }
   return out;
-}
-
-async function caught(p: () => unknown): Promise<ResNetError> {
-  try {
-    const r = await p();
-    if (r instanceof Model) r.dispose();
-  } catch (err) {
-    if (!(err instanceof ResNetError)) throw new Error(`expected a ResNetError, got ${String(err)}\n${(err as Error)?.stack}`);
-    return err;
-  }
-  throw new Error('expected a ResNetError, got a result');
-}
-
-async function expectCode(p: () => unknown, code: string, ...mentions: string[]): Promise<ResNetError> {
-  const err = await caught(p);
-  expect(err.code, err.message).toBe(code);
-  for (const m of mentions) expect(err.message).toContain(m);
-  return err;
 }
 
 function tempFiles(dir: string): string[] {
@@ -202,7 +182,7 @@ describe('saveModel / loadModel round trip', () => {
   it('weights, batch-norm running statistics, spec and predictions come back bit for bit', async () => {
     const dir = freshDir();
     const path = join(dir, 'model.safetensors');
-    const a = compile(tiny(11), { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
+    const a = compile(tinyModel(11), { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
     for (const b of batches(1, 3)) await a.trainStep(b.x, b.y); // moves the running statistics
     const x = batches(2, 1, 6)[0]!.x;
     const before = (await a.predict(x)).toFloat32Array();
@@ -236,7 +216,7 @@ describe('saveModel / loadModel round trip', () => {
   it('save → load → save writes the same bytes; eval mode is kept', async () => {
     const dir = freshDir();
     const opts: CompileOptions = { optimizer: { type: 'adamw', lr: 1e-3 }, paramGroups: [{ match: /^fc\./, lrScale: 2 }, { match: ['conv1.weight'], weightDecay: 0 }] };
-    const a = compile(tiny(3), opts);
+    const a = compile(tinyModel(3), opts);
     for (const b of batches(3, 2)) await a.trainStep(b.x, b.y);
     a.eval();
     await saveModel(a, join(dir, '1.safetensors'), { training: { epoch: 1, step: 2, rngState: [1, 2, 3], history: [{ loss: 1.5 }] } });
@@ -258,14 +238,14 @@ describe('saveModel / loadModel round trip', () => {
   it('loadModel(path, { optimizer: false }) skips the optimizer; loadWeightsInto sets weights only', async () => {
     const dir = freshDir();
     const path = join(dir, 'm.safetensors');
-    const a = compile(tiny(4), { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    const a = compile(tinyModel(4), { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
     for (const b of batches(4, 2)) await a.trainStep(b.x, b.y);
     await saveModel(a, path);
     const b = await loadModel(path, { optimizer: false });
     expect(differing(a, b)).toEqual([]);
     await expectCode(() => b.network.optimizerStateInfo(), 'E_ARG');
 
-    const c = tiny(99);
+    const c = tinyModel(99);
     expect(differing(a, c).length).toBeGreaterThan(0);
     const report = await loadWeightsInto(c, path);
     expect(report.missing).toEqual([]);
@@ -287,7 +267,7 @@ describe('saveModel / loadModel round trip', () => {
     // Plain safetensors (F64 here) load too, converted.
     const plain = join(dir, 'plain.safetensors');
     await writeSafetensors(plain, a.parameters().map((p) => ({ name: p.name, shape: p.shape, data: Float64Array.from(p.values) })));
-    const d = tiny(5);
+    const d = tinyModel(5);
     await loadWeightsInto(d, plain);
     expect(differing(a, d)).toEqual([]);
     for (const m of [a, b, c, d, other, wide]) m.dispose();
@@ -295,7 +275,7 @@ describe('saveModel / loadModel round trip', () => {
 
   it('a function in paramGroups cannot be stored: E_ARG, nothing written', async () => {
     const dir = freshDir();
-    const a = compile(tiny(6), { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: [{ match: (p) => p.layer === 'fc', lrScale: 0.5 }] });
+    const a = compile(tinyModel(6), { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: [{ match: (p) => p.layer === 'fc', lrScale: 0.5 }] });
     await expectCode(() => saveModel(a, join(dir, 'x.safetensors')), 'E_ARG', 'paramGroups[0]', 'function', 'optimizer: false');
     expect(readdirSync(dir)).toEqual([]);
     await saveModel(a, join(dir, 'x.safetensors'), { optimizer: false });
@@ -361,10 +341,10 @@ describe('optimizer state and resume', () => {
       const path = join(dir, 'resume.safetensors');
       const data = batches(21, 4);
       const lrAt = (i: number) => (i < 2 ? undefined : options.optimizer.lr * 0.5); // a schedule moved the rate
-      const a = compile(tiny(8), options);
+      const a = compile(tinyModel(8), options);
       for (let i = 0; i < 4; i++) await a.trainStep(data[i]!.x, data[i]!.y, lrAt(i) === undefined ? {} : { lr: lrAt(i)! });
 
-      const b = compile(tiny(8), options);
+      const b = compile(tinyModel(8), options);
       for (let i = 0; i < 2; i++) await b.trainStep(data[i]!.x, data[i]!.y);
       b.setLearningRate(options.optimizer.lr * 0.5);
       await saveModel(b, path, { training: { epoch: 0, step: 2, rngState: 'abc' } });
@@ -391,7 +371,7 @@ describe('optimizer state and resume', () => {
       [{ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } }, ['momentum_buffer']],
       [{ optimizer: { type: 'adamw', lr: 0.1 } }, ['exp_avg', 'exp_avg_sq']],
     ] as [CompileOptions, string[]][]) {
-      const m = compile(tiny(2), opts);
+      const m = compile(tinyModel(2), opts);
       const path = join(dir, `${slots[0]}.safetensors`);
       await saveModel(m, path);
       const names = [...(await readSafetensors(path)).tensors.keys()];
@@ -438,7 +418,7 @@ describe('atomic writes', () => {
 
   it('saveModel onto a directory, into a missing or read-only directory: E_IO naming the path', async () => {
     const dir = freshDir();
-    const m = tiny(1);
+    const m = tinyModel(1);
     const asDir = join(dir, 'taken');
     mkdirSync(asDir);
     writeFileSync(join(asDir, 'keep'), 'x');
@@ -455,7 +435,7 @@ describe('atomic writes', () => {
     if (!isRoot && process.platform !== 'win32') {
       chmodSync(dir, 0o500);
       try {
-        const other = tiny(2);
+        const other = tinyModel(2);
         await expectCode(() => saveModel(other, good), 'E_IO', good);
         other.dispose();
       } finally {
@@ -465,7 +445,7 @@ describe('atomic writes', () => {
       expect(tempFiles(dir)).toEqual([]);
     }
     // Overwriting replaces the file whole.
-    const other = tiny(3);
+    const other = tinyModel(3);
     await saveModel(other, good);
     const back = await loadModel(good);
     expect(differing(back, other)).toEqual([]);
@@ -486,7 +466,7 @@ describe('hostile files: E_FORMAT (E_IO when unreadable), never a crash', () => 
 
   async function setup(): Promise<void> {
     if (valid) return;
-    const m = compile(tiny(9), { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
+    const m = compile(tinyModel(9), { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
     for (const b of batches(9, 1)) await m.trainStep(b.x, b.y);
     await saveModel(m, validPath, { training: { epoch: 1, step: 1, rngState: 's' } });
     m.dispose();

@@ -9,24 +9,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { datasets, type Dataset } from '../lib/data/index.js';
-import { ResNetError } from '../lib/index.js';
 import { Rng } from './support/random.js';
-
-async function rejection(p: () => unknown): Promise<ResNetError> {
-  try {
-    await p();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ResNetError);
-    return err as ResNetError;
-  }
-  throw new Error('expected a ResNetError');
-}
-
-async function expectCode(p: () => unknown, code: string, ...mentions: string[]): Promise<void> {
-  const err = await rejection(p);
-  expect(err.code, err.message).toBe(code);
-  for (const m of mentions) expect(err.message).toContain(m);
-}
+import { expectCode, rejection } from './support/expect_error.js';
 
 /** Fills examples [0, n) (or `indices`) into fresh buffers. */
 async function fillAll(ds: Dataset, indices?: number[]) {

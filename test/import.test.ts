@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type Model, models, ResNetError, Tensor } from '../lib/index.js';
+import { type Model, models, Tensor } from '../lib/index.js';
 import { loadKeras } from '../lib/io/keras.js';
 import { encodeSafetensors, readSafetensors, type SafetensorsTensorInput } from '../lib/io/safetensors.js';
 import { loadTorchvision } from '../lib/io/torchvision.js';
@@ -38,6 +38,7 @@ import type { ModelSpec } from '../lib/model/spec.js';
 import { Rng } from './support/random.js';
 import { tf } from './support/tf.js';
 import { copyWeightsToTfjs, type ParameterValues, type TfWithLayers, tfjsModelFromSpec } from './support/tfjs_from_spec.mjs';
+import { expectCode, rejection } from './support/expect_error.js';
 
 const tfx = { ...tf, ...tfl } as unknown as TfWithLayers;
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torchvision');
@@ -69,23 +70,6 @@ function expectLogitsClose(label: string, actual: Float32Array, expected: ArrayL
   expect(maxRef).toBeGreaterThan(0.05);
   expect(rel, `${label}: max |error| ${maxErr} vs max |logit| ${maxRef}`).toBeLessThanOrEqual(1e-4);
   return rel;
-}
-
-async function rejection(p: () => Promise<unknown>): Promise<ResNetError> {
-  try {
-    await p();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ResNetError);
-    return err as ResNetError;
-  }
-  throw new Error('expected a ResNetError');
-}
-
-async function expectCode(p: () => Promise<unknown>, code: string, ...mentions: string[]): Promise<ResNetError> {
-  const err = await rejection(p);
-  expect(err.code, err.message).toBe(code);
-  for (const m of mentions) expect(err.message).toContain(m);
-  return err;
 }
 
 let tmp: string;

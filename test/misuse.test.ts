@@ -4,32 +4,10 @@
 // run's bit for bit), tensors disposed under a queued step, and a disposed model.
 import { describe, expect, it } from 'vitest';
 
-import { type Dataset, metrics, Model, models, ops, ResNetError, Tensor, Trainer } from '../lib/index.js';
-import { expectCode } from './support/expect_error.js';
+import { type Dataset, metrics, Model, models, ops, Tensor, Trainer } from '../lib/index.js';
+import { codeOf, expectCode, messageOf } from './support/expect_error.js';
+import { tinySgd } from './support/models.js';
 import { Rng } from './support/random.js';
-
-async function codeOf(f: () => unknown): Promise<string> {
-  try {
-    await f();
-  } catch (err) {
-    expect(err, String(err)).toBeInstanceOf(ResNetError);
-    return (err as ResNetError).code;
-  }
-  throw new Error('expected a ResNetError');
-}
-
-async function messageOf(f: () => unknown): Promise<string> {
-  try {
-    await f();
-  } catch (err) {
-    expect(err, String(err)).toBeInstanceOf(ResNetError);
-    return (err as ResNetError).message;
-  }
-  throw new Error('expected a ResNetError');
-}
-
-const tiny = (seed = 1) =>
-  models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed }).compile({ optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
 
 describe('absurd sizes (size arithmetic that overflows)', () => {
   it('Tensor.fromArray: dimensions whose product passes 2^53, or each passing 2^31: E_SHAPE', async () => {
@@ -61,7 +39,7 @@ describe('absurd sizes (size arithmetic that overflows)', () => {
   });
 
   it('trainStep / predict with images the model cannot take: E_SHAPE, and the model still works', async () => {
-    const model = tiny();
+    const model = tinySgd();
     const x = Tensor.fromArray(new Float32Array(1 * 1024 * 1024 * 3), [1, 1024, 1024, 3]);
     expect(await codeOf(() => model.predict(x))).toBe('E_SHAPE');
     x.dispose();
@@ -76,8 +54,8 @@ describe('concurrent use of one model', () => {
   it('trainStep calls issued together are queued: the weights equal a sequential run bit for bit', async () => {
     const rng = new Rng(3);
     const batches = Array.from({ length: 5 }, () => ({ x: Tensor.fromArray(rng.array(4 * 8 * 8 * 3), [4, 8, 8, 3]), y: rng.labels(4, 4) }));
-    const together = tiny(7);
-    const sequential = tiny(7);
+    const together = tinySgd(7);
+    const sequential = tinySgd(7);
     const concurrent = await Promise.all(batches.map((b) => together.trainStep(b.x, b.y)));
     const oneByOne = [];
     for (const b of batches) oneByOne.push(await sequential.trainStep(b.x, b.y));
@@ -91,7 +69,7 @@ describe('concurrent use of one model', () => {
   });
 
   it('synchronous calls while a step runs: E_BUSY naming the call, nothing changed; the step completes', async () => {
-    const model = tiny();
+    const model = tinySgd();
     const x = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
     const before = model.getParameter('conv1.weight');
     const step = model.trainStep(x, Int32Array.from([0, 1]));
@@ -114,7 +92,7 @@ describe('concurrent use of one model', () => {
   });
 
   it('dispose() during a step: the step completes, later calls are E_DISPOSED', async () => {
-    const model = tiny();
+    const model = tinySgd();
     const x = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
     const step = model.trainStep(x, Int32Array.from([0, 1]));
     model.dispose();
@@ -136,7 +114,7 @@ describe('concurrent use of one model', () => {
   });
 
   it('images disposed while their step is in flight or queued: the running step completes, the queued one is E_DISPOSED', async () => {
-    const model = tiny();
+    const model = tinySgd();
     const x = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(0.5), [2, 8, 8, 3]);
     const running = model.trainStep(x, Int32Array.from([0, 1]));
     const queued = model.trainStep(x, Int32Array.from([0, 1]));
@@ -157,7 +135,7 @@ describe('values that went wrong quietly, or as a TypeError / RangeError', () =>
     // eslint-disable-next-line no-sparse-arrays
     await expectCode(() => Tensor.fromArray([1, , 3] as never, [3]), 'E_DTYPE', 'data[1]', 'undefined');
     expect(Array.from(Tensor.fromArray([1, Number.NaN, -0], [3]).toFloat32Array())).toEqual([1, Number.NaN, -0]); // numbers stay numbers
-    const model = tiny();
+    const model = tinySgd();
     await expectCode(() => model.setParameter('fc.bias', ['0', 0, 0, 0] as never), 'E_DTYPE', 'values[0]');
     model.dispose();
   });
@@ -165,7 +143,7 @@ describe('values that went wrong quietly, or as a TypeError / RangeError', () =>
   it('sizes no typed array can hold: Tensor.fill is E_ALLOC, a Trainer.fit dataset or batch past the limits is E_ARG / E_ALLOC, naming the size', async () => {
     await expectCode(() => Tensor.fill([2 ** 33]), 'E_ALLOC', '8589934592');
     await expectCode(() => Tensor.zeros([2 ** 17, 2 ** 17]), 'E_ALLOC', '17179869184');
-    const model = tiny();
+    const model = tinySgd();
     const trainer = new Trainer(model, { verbose: false });
     await expectCode(() => trainer.fit(dataset(1e12), { epochs: 1, batchSize: 2 }), 'E_ARG', 'train.length', '1000000000000');
     await expectCode(() => trainer.fit(dataset(2 ** 30), { epochs: 1, batchSize: 2 ** 30 }), 'E_ALLOC', 'batch of 1073741824');
@@ -181,7 +159,7 @@ describe('values that went wrong quietly, or as a TypeError / RangeError', () =>
         throw new Error(`ops.${name}: ${err.message}`);
       });
     }
-    const model = tiny();
+    const model = tinySgd();
     const y = Int32Array.from([0, 1]);
     for (const call of [() => model.predict(forged()), () => model.trainStep(forged(), y), () => model.evaluate(forged(), y), () => model.computeGradients(forged(), y)]) {
       await expectCode(call, 'E_ARG', 'images', 'not a real Tensor');
@@ -218,7 +196,7 @@ describe('values that went wrong quietly, or as a TypeError / RangeError', () =>
   });
 
   it('summary / layers for an input of the wrong channel count: E_SHAPE as predict (not a table)', async () => {
-    const model = tiny();
+    const model = tinySgd();
     await expectCode(() => model.summary([8, 8, 4]), 'E_SHAPE', 'summary', '[height, width, 3]', '[8, 8, 4]');
     await expectCode(() => model.layers([8, 8]), 'E_SHAPE', 'layers', '[8, 8]');
     await expectCode(() => model.summary([8, 8, 0]), 'E_SHAPE');

@@ -4,23 +4,7 @@ import { describe, expect, it } from 'vitest';
 
 import { Model, type ModelSpec, models, ResNetError, Tensor } from '../lib/index.js';
 import { Rng } from './support/random.js';
-
-async function rejection(p: () => unknown): Promise<ResNetError> {
-  let result: unknown;
-  try {
-    result = await p();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ResNetError);
-    return err as ResNetError;
-  }
-  throw new Error(`expected a ResNetError, got a result: ${String(result)}`);
-}
-
-async function expectCode(p: () => unknown, code: string, ...mentions: string[]): Promise<void> {
-  const err = await rejection(p);
-  expect(err.code, err.message).toBe(code);
-  for (const m of mentions) expect(err.message).toContain(m);
-}
+import { expectCode, rejection } from './support/expect_error.js';
 
 const rng = new Rng(404);
 const images = (n: number, h = 8, w = 8, c = 3) => Tensor.fromArray(rng.array(n * h * w * c), [n, h, w, c]);

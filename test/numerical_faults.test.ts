@@ -4,22 +4,10 @@
 // E_NAN naming the epoch and step. Never silent training on garbage.
 import { describe, expect, it } from 'vitest';
 
-import { type Dataset, type Model, models, ResNetError, Tensor, Trainer } from '../lib/index.js';
+import { type Dataset, Tensor, Trainer } from '../lib/index.js';
+import { tinySgd } from './support/models.js';
 import { Rng } from './support/random.js';
-
-function tiny(): Model {
-  const model = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed: 1 });
-  return model.compile({ optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } });
-}
-
-async function rejection(p: Promise<unknown>): Promise<ResNetError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ResNetError);
-  return err as ResNetError;
-}
+import { rejection } from './support/expect_error.js';
 
 const rng = new Rng(11);
 const images = () => Tensor.fromArray(rng.array(2 * 8 * 8 * 3), [2, 8, 8, 3]);
@@ -27,13 +15,13 @@ const labels = Int32Array.from([0, 3]);
 
 describe('a non-finite loss in trainStep', () => {
   it('from a non-finite input value: E_NAN saying the input already held one; weights unchanged', async () => {
-    const model = tiny();
+    const model = tinySgd();
     const before = model.getParameter('conv1.weight');
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY]) {
       const data = rng.array(2 * 8 * 8 * 3);
       data[77] = bad;
       const x = Tensor.fromArray(data, [2, 8, 8, 3]);
-      const err = await rejection(model.trainStep(x, labels));
+      const err = await rejection(() => model.trainStep(x, labels));
       expect(err.code, err.message).toBe('E_NAN');
       expect(err.message).toContain('the input images already hold a non-finite value');
       x.dispose();
@@ -45,13 +33,13 @@ describe('a non-finite loss in trainStep', () => {
   it.each(['layer1.0.conv2', 'layer2.0.conv1', 'conv1'])(
     'from weights that overflow in %s: E_NAN naming that layer (the first non-finite output), not a later one',
     async (layer) => {
-      const model = tiny();
+      const model = tinySgd();
       const name = `${layer}.weight`;
       // Finite weights whose products overflow float32 (3e38 · a sum over the kernel).
       model.setParameter(name, model.getParameter(name).map((_, i) => (i % 2 ? 3e38 : -3e38)));
       const snapshot = model.parameters().map((p) => p.values);
       const x = images();
-      const err = await rejection(model.trainStep(x, labels));
+      const err = await rejection(() => model.trainStep(x, labels));
       expect(err.code, err.message).toBe('E_NAN');
       expect(err.message).toContain(`the first layer whose output went non-finite is '${layer}' (conv2d)`);
       expect(err.message).toContain('weights were left unchanged');
@@ -62,10 +50,10 @@ describe('a non-finite loss in trainStep', () => {
   );
 
   it('a finite run names no layer: the diagnosis is only made on failure, and training goes on after one', async () => {
-    const model = tiny();
+    const model = tinySgd();
     const x = images();
     const bad = Tensor.fromArray(new Float32Array(2 * 8 * 8 * 3).fill(Number.NaN), [2, 8, 8, 3]);
-    await rejection(model.trainStep(bad, labels));
+    await rejection(() => model.trainStep(bad, labels));
     const r = await model.trainStep(x, labels);
     expect(Number.isFinite(r.loss)).toBe(true);
     x.dispose();
@@ -76,7 +64,7 @@ describe('a non-finite loss in trainStep', () => {
 
 describe('Trainer.fit and a non-finite loss', () => {
   it('stops with E_NAN naming the epoch, the step and the first non-finite layer; no later step runs', async () => {
-    const model = tiny();
+    const model = tinySgd();
     // 24 examples, batch 8: the poisoned example 19 is in the third batch of the first epoch
     // (no shuffling), so steps 1 and 2 train and step 3 fails.
     const dataset: Dataset = {
@@ -92,7 +80,7 @@ describe('Trainer.fit and a non-finite loss', () => {
       },
     };
     let batches = 0;
-    const err = await rejection(
+    const err = await rejection(() =>
       new Trainer(model).fit(dataset, {
         epochs: 3,
         batchSize: 8,
@@ -110,7 +98,7 @@ describe('Trainer.fit and a non-finite loss', () => {
   });
 
   it('names the layer when finite inputs overflow inside the network', async () => {
-    const model = tiny();
+    const model = tinySgd();
     model.setParameter('layer1.0.conv1.weight', model.getParameter('layer1.0.conv1.weight').fill(3e38));
     const dataset: Dataset = {
       length: 8,
@@ -123,7 +111,7 @@ describe('Trainer.fit and a non-finite loss', () => {
         }
       },
     };
-    const err = await rejection(new Trainer(model).fit(dataset, { epochs: 1, batchSize: 4, augment: false, progress: 'none' }));
+    const err = await rejection(() => new Trainer(model).fit(dataset, { epochs: 1, batchSize: 4, augment: false, progress: 'none' }));
     expect(err.code, err.message).toBe('E_NAN');
     expect(err.message).toMatch(/epoch 1, step 1 of 2 \(global step 1\)/);
     expect(err.message).toContain("'layer1.0.conv1' (conv2d)");

@@ -3,7 +3,6 @@
 // those formulas directly, never by calling the schedule under test.
 import { describe, expect, it } from 'vitest';
 
-import { ResNetError } from '../lib/errors.js';
 import {
   constant,
   cosine,
@@ -13,6 +12,7 @@ import {
   stepDecay,
   type LrSchedule,
 } from '../lib/train/schedules.js';
+import { expectCodeSync } from './support/expect_error.js';
 
 /** Relative closeness (absolute near zero). */
 function close(actual: number, expected: number, tol = 1e-12): void {
@@ -21,19 +21,7 @@ function close(actual: number, expected: number, tol = 1e-12): void {
   expect(Math.abs(actual - expected) / scale, `got ${actual}, want ${expected}`).toBeLessThanOrEqual(tol);
 }
 
-function expectArg(fn: () => unknown, ...mentions: string[]): void {
-  let result: unknown;
-  try {
-    result = fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ResNetError);
-    const e = err as ResNetError;
-    expect(e.code, e.message).toBe('E_ARG');
-    for (const m of mentions) expect(e.message).toContain(m);
-    return;
-  }
-  throw new Error(`expected an E_ARG ResNetError, got a result: ${String(result)}`);
-}
+const expectArg = (fn: () => unknown, ...mentions: string[]): void => void expectCodeSync(fn, 'E_ARG', ...mentions);
 
 const values = (s: LrSchedule, steps: number[]) => steps.map((k) => s.at(k));
 

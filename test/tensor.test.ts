@@ -5,16 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 import { ResNetError, Tensor } from '../lib/index.js';
-
-function codeOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ResNetError);
-    return (err as ResNetError).code;
-  }
-  throw new Error('expected a ResNetError, nothing was thrown');
-}
+import { thrown } from './support/expect_error.js';
 
 describe('Tensor', () => {
   it('round-trips values and shape', () => {
@@ -50,7 +41,7 @@ describe('Tensor', () => {
   });
 
   it('rejects a length that does not match the shape', () => {
-    expect(codeOf(() => Tensor.fromArray(new Float32Array(5), [2, 3]))).toBe('E_SHAPE');
+    expect(thrown(() => Tensor.fromArray(new Float32Array(5), [2, 3])).code).toBe('E_SHAPE');
   });
 
   it.each([
@@ -62,11 +53,11 @@ describe('Tensor', () => {
     ['overflowing size', [2 ** 20, 2 ** 20, 2 ** 10]],
     ['rank above 8', [1, 1, 1, 1, 1, 1, 1, 1, 1]],
   ])('rejects a %s with E_SHAPE', (_name, shape) => {
-    expect(codeOf(() => Tensor.fromArray(new Float32Array(1), shape as number[]))).toBe('E_SHAPE');
+    expect(thrown(() => Tensor.fromArray(new Float32Array(1), shape as number[])).code).toBe('E_SHAPE');
   });
 
   it('rejects a shape that is not an array', () => {
-    expect(codeOf(() => Tensor.fromArray(new Float32Array(1), 1 as unknown as number[]))).toBe('E_SHAPE');
+    expect(thrown(() => Tensor.fromArray(new Float32Array(1), 1 as unknown as number[])).code).toBe('E_SHAPE');
   });
 
   it.each([
@@ -75,7 +66,7 @@ describe('Tensor', () => {
     ['string', 'abcd'],
     ['null', null],
   ])('rejects %s data with E_DTYPE', (_name, data) => {
-    expect(codeOf(() => Tensor.fromArray(data as unknown as Float32Array, [4]))).toBe('E_DTYPE');
+    expect(thrown(() => Tensor.fromArray(data as unknown as Float32Array, [4])).code).toBe('E_DTYPE');
   });
 
   it('dispose is idempotent and any later read throws E_DISPOSED', () => {
@@ -84,7 +75,7 @@ describe('Tensor', () => {
     t.dispose();
     t.dispose();
     expect(t.isDisposed).toBe(true);
-    expect(codeOf(() => t.toFloat32Array())).toBe('E_DISPOSED');
+    expect(thrown(() => t.toFloat32Array()).code).toBe('E_DISPOSED');
     expect(String(t)).toContain('disposed');
   });
 });

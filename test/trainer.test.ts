@@ -14,6 +14,7 @@ import { type Callback, checkpoint, earlyStopping, type EpochLog } from '../lib/
 import { crossEntropySum, MetricAccumulator, topK, topKCorrect } from '../lib/train/metrics.js';
 import { formatDuration, Progress } from '../lib/train/progress.js';
 import { evaluateModel, SeededRandom, Trainer } from '../lib/train/trainer.js';
+import { tinyModel } from './support/models.js';
 import { Rng } from './support/random.js';
 
 const SIDE = 8;
@@ -59,10 +60,6 @@ function patternDataset(n: number, seed: number, record?: number[][]): Dataset &
   };
 }
 
-function tinyModel(seed = 1, classes = CLASSES): Model {
-  return models.resnetCifar({ depth: 8, inputShape: [SIDE, SIDE, 3], classes, seed });
-}
-
 const SGD = { optimizer: { type: 'sgd' as const, lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } };
 
 function params(model: Model): Map<string, Float32Array> {
@@ -93,7 +90,7 @@ describe('Trainer.fit', () => {
   it('learns a simple pattern, with a History entry per epoch', async () => {
     const train = patternDataset(384, 1);
     const val = patternDataset(96, 2);
-    const model = tinyModel(1);
+    const model = tinyModel(1, { classes: CLASSES, side: SIDE });
     const trainer = new Trainer(model, { compile: SGD, progress: 'none' });
     const history = await trainer.fit(train, {
       epochs: 3,
@@ -128,7 +125,7 @@ describe('Trainer.fit', () => {
 
   it('calls callbacks in order, and onEpochEnd returning false stops training', async () => {
     const train = patternDataset(40, 3);
-    const model = tinyModel(2);
+    const model = tinyModel(2, { classes: CLASSES, side: SIDE });
     const events: string[] = [];
     const recorder: Callback = {
       onTrainBegin: (ctx) => void events.push(`trainBegin ${ctx.epochs}x${ctx.stepsPerEpoch} val=${ctx.hasValidation}`),
@@ -168,7 +165,7 @@ describe('Trainer.fit', () => {
   it('earlyStopping stops once the monitored metric has not improved for `patience` epochs', async () => {
     const train = patternDataset(64, 4);
     const val = patternDataset(24, 5);
-    const model = tinyModel(3);
+    const model = tinyModel(3, { classes: CLASSES, side: SIDE });
     const trainer = new Trainer(model, { compile: SGD, progress: 'none' });
     // minDelta is so large that only the first epoch counts as an improvement.
     const history = await trainer.fit(train, {
@@ -195,7 +192,7 @@ describe('Trainer.fit', () => {
 
   it('earlyStopping restoreBestWeights puts back the best epoch', async () => {
     const train = patternDataset(64, 4);
-    const model = tinyModel(3);
+    const model = tinyModel(3, { classes: CLASSES, side: SIDE });
     const trainer = new Trainer(model, { compile: SGD, progress: 'none' });
     let atBest: Map<string, Float32Array> | undefined;
     const snap: Callback = { onEpochEnd: (log, ctx) => void (log.epoch === 1 && (atBest = params(ctx.model))) };
@@ -213,7 +210,7 @@ describe('Trainer.fit', () => {
   it('shuffles with the seed: the same order for the same seed, a new one every epoch', async () => {
     const orders = async (seed: number, shuffle = true) => {
       const record: number[][] = [];
-      const model = tinyModel(4);
+      const model = tinyModel(4, { classes: CLASSES, side: SIDE });
       await new Trainer(model, { compile: SGD, progress: 'none' }).fit(patternDataset(48, 6, record), { epochs: 2, batchSize: 16, seed, shuffle });
       model.dispose();
       return [record.slice(0, 3).flat(), record.slice(3, 6).flat()];
@@ -236,7 +233,7 @@ describe('Trainer.fit', () => {
   it('loads batch k+1 while step k runs, without native allocations per step', async () => {
     const record: number[][] = [];
     const train = patternDataset(128, 7, record);
-    const model = tinyModel(5);
+    const model = tinyModel(5, { classes: CLASSES, side: SIDE });
     const fillsAtBatchEnd: number[] = [];
     const allocations: number[] = [];
     const probe: Callback = {
@@ -285,18 +282,18 @@ describe('Trainer.fit', () => {
     const val = patternDataset(20, 9);
     const options = { epochs: 2, batchSize: 16, dropLast: false, seed: 3, validation: val, augment: { padding: 2, flip: true } };
     try {
-      const gpu = onGpu(tinyModel(6));
+      const gpu = onGpu(tinyModel(6, { classes: CLASSES, side: SIDE }));
       const staged = await new Trainer(gpu.model, { compile: SGD, progress: 'none' }).fit(train, options);
       // Per epoch: 3 training steps (the last one short) and 2 validation batches.
       expect(copies.length).toBe(2 * (3 + 2));
       expect(gpu.inputs.every((x) => copies.includes(x))).toBe(true);
       expect(copies.every((t) => t.isDisposed)).toBe(true);
       // The same arithmetic as reading the pipeline's host tensors.
-      const plain = await new Trainer(tinyModel(6), { compile: SGD, progress: 'none' }).fit(train, options);
+      const plain = await new Trainer(tinyModel(6, { classes: CLASSES, side: SIDE }), { compile: SGD, progress: 'none' }).fit(train, options);
       expect(staged.map((e) => [e.loss, e.valLoss])).toEqual(plain.map((e) => [e.loss, e.valLoss]));
 
       copies.length = 0;
-      const failing = onGpu(tinyModel(6), 2);
+      const failing = onGpu(tinyModel(6, { classes: CLASSES, side: SIDE }), 2);
       await expect(new Trainer(failing.model, { compile: SGD, progress: 'none' }).fit(train, options)).rejects.toThrow('injected failure');
       // Batch 3 was staged while step 2 ran; it is freed with the rest.
       expect(copies.length).toBe(3);
@@ -318,7 +315,7 @@ describe('Trainer.fit', () => {
       schedule: schedules.cosine({ lr: 0.05, totalSteps: 18, warmupSteps: 2 }),
     };
     const runDir = join(dir, 'resume');
-    const a = tinyModel(6);
+    const a = tinyModel(6, { classes: CLASSES, side: SIDE });
     const full = await new Trainer(a, { compile: SGD, progress: 'none' }).fit(train, {
       ...fitOptions,
       callbacks: [checkpoint({ dir: runDir, saveBest: 'valAccuracy', everyEpoch: true })],
@@ -326,7 +323,7 @@ describe('Trainer.fit', () => {
     expect((await readdir(runDir)).sort()).toEqual(['best.safetensors', 'epoch-1.safetensors', 'epoch-2.safetensors', 'epoch-3.safetensors', 'model.safetensors']);
 
     // A different initialisation: everything must come from the checkpoint.
-    const b = tinyModel(99);
+    const b = tinyModel(99, { classes: CLASSES, side: SIDE });
     const events: string[] = [];
     const resumed = await new Trainer(b, { compile: SGD, progress: 'none' }).fit(train, {
       ...fitOptions,
@@ -344,7 +341,7 @@ describe('Trainer.fit', () => {
       /already trained 3 epochs/,
     );
     // A checkpoint of another architecture is refused before anything is changed.
-    const other = tinyModel(5, 10);
+    const other = tinyModel(5, { classes: 10, side: SIDE });
     const before = params(other);
     await expect(new Trainer(other, { compile: SGD, progress: 'none' }).fit(train, { ...fitOptions, resumeFrom: join(runDir, 'epoch-1.safetensors') })).rejects.toMatchObject({
       code: 'E_SHAPE',
@@ -357,7 +354,7 @@ describe('Trainer.fit', () => {
   it('writes progress as a live bar on a TTY and as lines elsewhere', async () => {
     const chunks: string[] = [];
     const tty = { isTTY: true, columns: 120, write: (s: string) => void chunks.push(s) };
-    const model = tinyModel(7);
+    const model = tinyModel(7, { classes: CLASSES, side: SIDE });
     await new Trainer(model, { compile: SGD, progressStream: tty }).fit(patternDataset(64, 10), { epochs: 2, batchSize: 16, validation: patternDataset(12, 11), seed: 1 });
     const out = chunks.join('');
     expect(out).toMatch(/\repoch 1\/2 \[=+>? *\]\s+\d\/4  loss \d\.\d{4}  acc \d\.\d{4}  [\d.]+ img\/s  ETA \d+:\d\d/);
@@ -373,7 +370,7 @@ describe('Trainer.fit', () => {
   });
 
   it('rejects bad arguments with a ResNetError that names them', async () => {
-    const model = tinyModel(8);
+    const model = tinyModel(8, { classes: CLASSES, side: SIDE });
     const train = patternDataset(32, 12);
     const uncompiled = new Trainer(model, { progress: 'none' });
     await expect(uncompiled.fit(train, { epochs: 1, batchSize: 8 })).rejects.toThrow(/compile the model first/);
@@ -439,7 +436,7 @@ describe('metrics', () => {
   });
 
   it('evaluateModel equals predict + an independent top-k, and model.evaluate', async () => {
-    const model = tinyModel(9, 10);
+    const model = tinyModel(9, { classes: 10, side: SIDE });
     const ds = patternDataset(70, 13);
     const result = await evaluateModel(model, ds, { batchSize: 32 });
     const x = Tensor.fromArray(ds.images, [70, SIDE, SIDE, 3]);
@@ -455,7 +452,7 @@ describe('metrics', () => {
     const shifted = await evaluateModel(model, ds, { batchSize: 100, mean: 1, std: 2 });
     const xs = Tensor.fromArray(ds.images.map((v) => (v - 1) / 2), [70, SIDE, SIDE, 3]);
     expect(shifted.loss).toBeCloseTo((await model.evaluate(xs, ds.labels)).loss, 4);
-    const small = tinyModel(1, 4);
+    const small = tinyModel(1, { classes: 4, side: SIDE });
     await expect(evaluateModel(small, ds)).rejects.toThrow(/has 6 classes but model .* has 4 outputs/);
     // A dataset that writes a label outside its classes.
     await expect(evaluateModel(small, { ...ds, classes: 4, fill: ds.fill })).rejects.toThrow(/wrote label 4 of example 4, which is outside \[0, 4\)/);

@@ -7,14 +7,10 @@
 import { describe, expect, it } from 'vitest';
 
 import { allocationStats, type Model, models, ResNetError, Tensor } from '../lib/index.js';
+import { tinyModel } from './support/models.js';
 import { Rng } from './support/random.js';
 
 const CLASSES = 10;
-
-/** resnetCifar depth 8 (one basic block per stage) on 8×8 images: ~78k parameters, a few ms a step. */
-function tinyModel(seed: number): Model {
-  return models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed });
-}
 
 function batch(rng: Rng, n: number, size = 8): { x: Tensor; data: Float32Array; y: Int32Array } {
   const data = rng.array(n * size * size * 3);
