@@ -1,0 +1,95 @@
+// Evaluation: loss and top-1 / top-5 accuracy of a model over a whole Dataset, in inference
+// mode, through the batch pipeline (the next batch loads while the current one is predicted).
+import type { Dataset } from '../data/dataset.js';
+import { ResNetError } from '../errors.js';
+import type { Model } from '../model/model.js';
+import type { Tensor } from '../tensor.js';
+import * as validate from '../validate.js';
+import { BatchPipeline, channelList, checkDataset, discard, type NormalizeOptions, release, type Slot } from './batches.js';
+import { MetricAccumulator } from './metrics.js';
+
+export interface EvaluateOptions extends NormalizeOptions {
+  /** Default 256. */
+  batchSize?: number;
+}
+
+export interface EvaluationResult {
+  /** Mean softmax cross-entropy (no label smoothing). */
+  loss: number;
+  /** Top-1 accuracy. */
+  accuracy: number;
+  /** Top-5 accuracy, with 5 or more classes. */
+  top5?: number;
+  /** Examples evaluated (all of the dataset). */
+  count: number;
+}
+
+/**
+ * Loss, top-1 and top-5 accuracy of `model` on every example of `dataset`, in inference mode
+ * (model.predict on batches; the metrics are computed in TypeScript from the logits). Images
+ * are normalised with `mean`/`std` as in training. The next batch is loaded while the
+ * current one is predicted.
+ */
+export async function evaluateModel(model: Model, dataset: Dataset, options: EvaluateOptions = {}): Promise<EvaluationResult> {
+  const op = 'evaluateModel';
+  validate.keys(options, op, ['batchSize', 'mean', 'std']);
+  const ds = checkDataset(dataset, op, 'dataset', model);
+  const batchSize = validate.integer(options.batchSize ?? 256, op, 'batchSize', 1);
+  const c = ds.imageShape[2];
+  const mean = channelList(options.mean, c, op, 'mean', 0);
+  const std = channelList(options.std, c, op, 'std', 1);
+  const pipeline = new BatchPipeline(ds, Math.min(batchSize, ds.length), ds.length % Math.min(batchSize, ds.length), { padding: 0, flip: false, mean, std, seed: 0 }, op);
+  try {
+    const acc = await runEvaluation(model, ds, pipeline);
+    return { loss: acc.loss, accuracy: acc.accuracy, ...(model.classes >= 5 ? { top5: acc.top5 } : {}), count: acc.count };
+  } finally {
+    pipeline.dispose();
+  }
+}
+
+function checkLabels(slot: Slot, classes: number, order: Int32Array, start: number): void {
+  const labels = slot.labels;
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i]!;
+    if (!(y >= 0 && y < classes)) {
+      throw new ResNetError('E_ARG', `evaluation: the dataset wrote label ${y} of example ${order[start + i]}, which is outside [0, ${classes})`);
+    }
+  }
+}
+
+export async function runEvaluation(model: Model, ds: Dataset, pipeline: BatchPipeline, acc = new MetricAccumulator()): Promise<MetricAccumulator> {
+  const n = ds.length;
+  const b = pipeline.batchSize;
+  const steps = Math.ceil(n / b);
+  const order = validate.allocate(Int32Array, n, pipeline.op, 'the order of the examples');
+  for (let i = 0; i < n; i++) order[i] = i;
+  const size = (k: number) => Math.min(b, n - k * b);
+  const device = model.device;
+  let next: Promise<Tensor> | undefined = pipeline.stage(pipeline.slot(0, size(0)), order, 0, 0, device);
+  try {
+    for (let k = 0; k < steps; k++) {
+      const slot = pipeline.slot(k & 1, size(k));
+      const x = await next!;
+      next = undefined;
+      try {
+        const logitsP = model.predict(x);
+        if (k + 1 < steps) {
+          next = pipeline.stage(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * b, 0, device);
+          next.catch(() => undefined);
+        }
+        const logits = await logitsP;
+        try {
+          checkLabels(slot, model.classes, order, k * b);
+          acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
+        } finally {
+          logits.dispose();
+        }
+      } finally {
+        release(x);
+      }
+    }
+  } finally {
+    await discard(next);
+  }
+  return acc;
+}
