@@ -1,13 +1,15 @@
 // Command-line arguments: node:util parseArgs with one-line usage errors, and readers for
 // integers, numbers, choices, shapes and the device / thread options.
 //
-// Nothing here loads the library: these checks run before the native addon is imported
-// (--threads must be in RESNET_NUM_THREADS first, and --help must not need the addon). That is
-// why the readers do not call lib/validate.ts (it imports Tensor, hence the addon); they follow
-// its vocabulary instead (integer / number in [min, max]) with the CLI's own messages, which
-// name the flag (--batch-size) rather than an API argument, and exit with status 2.
+// Nothing here loads the native addon (lib/validate.ts imports only errors.ts): these checks
+// run before it is imported, as --help must not need it and --threads must be in
+// RESNET_NUM_THREADS first. The readers check ranges with validate.ts (integer, number,
+// PRECISIONS) but keep the CLI's own messages, which name the flag (--batch-size) and exit
+// with status 2 (a UsageError), not validate's "op: name must be …" E_ARG.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
+import { ResNetError } from '../errors.js';
+import * as validate from '../validate.js';
 import { NAME } from './output.js';
 
 /** A usage error: printed as one line, exit status 2. */
@@ -20,7 +22,7 @@ export type Values = Record<string, string | boolean | undefined>;
 export interface Placement {
   device?: string;
   allowTf32?: boolean;
-  precision?: 'fp32' | 'fp16' | 'bf16';
+  precision?: validate.Precision;
 }
 
 const COMMON: Options = { help: { type: 'boolean', short: 'h' } };
@@ -57,26 +59,32 @@ export function str(v: Values, key: string): string | undefined {
   return typeof s === 'string' ? s : undefined;
 }
 
+/** Runs a validate.ts check; its error (a ResNetError) becomes a UsageError saying `message`. */
+function usage<T>(check: () => T, message: string): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof ResNetError) throw new UsageError(message);
+    throw err;
+  }
+}
+
 /** --key as an integer in [min, max] (written in decimal), or undefined when absent. */
 export function int(v: Values, key: string, min = 1, max = 2 ** 31 - 1): number | undefined {
   const s = str(v, key);
   if (s === undefined) return undefined;
-  const n = Number(s);
-  if (!/^-?\d+$/.test(s.trim()) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new UsageError(`--${key} must be an integer ≥ ${min}${max < 2 ** 31 - 1 ? ` and ≤ ${max}` : ''}, got '${s}'`);
-  }
-  return n;
+  const message = `--${key} must be an integer ≥ ${min}${max < 2 ** 31 - 1 ? ` and ≤ ${max}` : ''}, got '${s}'`;
+  if (!/^-?\d+$/.test(s.trim())) throw new UsageError(message);
+  return usage(() => validate.integer(Number(s), NAME, `--${key}`, min, Math.min(max, Number.MAX_SAFE_INTEGER)), message);
 }
 
 /** --key as a finite number in [min, max], or undefined when absent. */
 export function num(v: Values, key: string, min = 0, max = Number.MAX_VALUE): number | undefined {
   const s = str(v, key);
   if (s === undefined) return undefined;
-  const n = Number(s);
-  if (s.trim() === '' || !Number.isFinite(n) || n < min || n > max) {
-    throw new UsageError(`--${key} must be a number in [${min}, ${max === Number.MAX_VALUE ? '∞' : max}], got '${s}'`);
-  }
-  return n;
+  const message = `--${key} must be a number in [${min}, ${max === Number.MAX_VALUE ? '∞' : max}], got '${s}'`;
+  if (s.trim() === '') throw new UsageError(message);
+  return usage(() => validate.number(Number(s), NAME, `--${key}`, min, max), message);
 }
 
 /** --key as one of the allowed words (dflt when absent). */
@@ -114,10 +122,10 @@ export function deviceOptions(v: Values): Placement {
   if (v['allow-tf32']) o.allowTf32 = true;
   const precision = str(v, 'precision');
   if (precision !== undefined) {
-    if (precision !== 'fp32' && precision !== 'fp16' && precision !== 'bf16') {
+    if (!(validate.PRECISIONS as readonly string[]).includes(precision)) {
       throw new UsageError(`--precision must be fp32, fp16 or bf16, got '${precision}'`);
     }
-    o.precision = precision;
+    o.precision = precision as validate.Precision;
   }
   return o;
 }
