@@ -14,9 +14,6 @@ export interface NativeTensorHandle {
   isDisposed(): boolean;
   device(): string;
   toDevice(device: string): NativeTensorHandle;
-  optimizerStateInfo(): { slots: number; steps: number };
-  getOptimizerState(name: string, slot: number): Float32Array;
-  setOptimizerState(name: string | null, slot: number, values: Float32Array | number): void;
 }
 
 export interface NativeTensorConstructor {
@@ -123,9 +120,13 @@ export interface NativeNetworkHandle {
   };
   dispose(): void;
   isDisposed(): boolean;
+  /** State slots per trainable parameter (0, 1 or 2) and the step count; E_ARG before setOptimizer. */
   optimizerStateInfo(): { slots: number; steps: number };
   getOptimizerState(name: string, slot: number): Float32Array;
-  setOptimizerState(name: string | null, slot: number, values: Float32Array | number): void;
+  /** Slot `slot` of parameter `name`'s optimizer state… */
+  setOptimizerState(name: string, slot: number, values: Float32Array): void;
+  /** …or, with (null, -1, steps), the optimizer's step count (network_wrap.cpp set_optimizer_state). */
+  setOptimizerState(name: null, slot: -1, steps: number): void;
 }
 
 /** lib/data/augment.ts → native/addon/augment_bindings.cpp. */

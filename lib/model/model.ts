@@ -6,7 +6,7 @@ import { type LossScaleOptions, native, type NativeNetworkHandle, type NativeSte
 import { Tensor } from '../tensor.js';
 import { type CompileOptions, MAX_RATE, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
-import { type SaveModelOptions, snapshotModel, writeCheckpoint } from '../io/checkpoint.js';
+import type { SaveModelOptions } from '../io/checkpoint_types.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 
@@ -87,6 +87,32 @@ export interface LayerSummary {
 }
 
 export type { LossScaleOptions };
+
+/**
+ * @internal Everything a checkpoint holds of a model, copied at one instant (Model.exportState);
+ * the file format is lib/io/checkpoint.ts's.
+ */
+export interface ModelState {
+  spec: Readonly<ModelSpec>;
+  /** Model.training when copied ('train' / 'eval' mode). */
+  training: boolean;
+  /** Every parameter, batch-norm running statistics included, in parameterInfo order. */
+  parameters: Parameter[];
+  /** When the model was compiled (and the optimizer was asked for). */
+  optimizer?: OptimizerState;
+}
+
+/** @internal The optimizer part of a ModelState. */
+export interface OptimizerState {
+  /** The options of the last compile(). */
+  options: Readonly<CompileOptions> | undefined;
+  /** Optimizer steps taken (AdamW's bias correction, SGD's first step). */
+  steps: number;
+  /** The learning rate in force (a schedule may have moved it from the compiled one). */
+  learningRate: number;
+  /** slots[k].get(name): state slot k of each trainable parameter, in parameter order. */
+  slots: Map<string, Float32Array>[];
+}
 
 /** ModelInitOptions.memoryBudget: a positive whole number of bytes (up to 2^52, i.e. no practical limit). */
 export function memoryBudgetOption(v: unknown, op: string): number {
@@ -357,8 +383,61 @@ export class Model {
    */
   async save(path: string, options: SaveModelOptions = {}): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', 'save: path must be a non-empty string');
-    const snapshot = await this.#enqueue(async () => snapshotModel(this, options, 'save'));
-    await writeCheckpoint(path, snapshot, 'save');
+    const optimizer = !(typeof options === 'object' && options !== null && (options as SaveModelOptions).optimizer === false);
+    // The copy is taken here, in call order (undefined: disposed, which the writer reports after
+    // checking the options, as saveModel does)...
+    const state = await this.#enqueue(async () => (this.isDisposed ? undefined : this.exportState({ optimizer })));
+    // ...and the file format is io's, imported on first use: lib/io/checkpoint.ts imports Model,
+    // so a static import would make the two modules a cycle.
+    const { saveModelState } = await import('../io/checkpoint.js');
+    await saveModelState(path, state, options, 'save');
+  }
+
+  /**
+   * @internal The optimizer's state slots per trainable parameter (0: plain SGD, 1: SGD with
+   * momentum, 2: AdamW) and its step count. E_ARG before compile.
+   */
+  optimizerStateInfo(): { slots: number; steps: number } {
+    return this.network.optimizerStateInfo();
+  }
+
+  /** @internal A copy of state slot `slot` of trainable parameter `name` (see optimizerStateInfo). */
+  getOptimizerState(name: string, slot: number): Float32Array {
+    return this.network.getOptimizerState(name, slot);
+  }
+
+  /** @internal Sets state slot `slot` of trainable parameter `name` (checked natively: E_ARG / E_SHAPE). */
+  setOptimizerState(name: string, slot: number, values: Float32Array): void {
+    this.network.setOptimizerState(name, slot, values);
+  }
+
+  /** @internal Sets the optimizer's step count (a non-negative integer; E_ARG otherwise or before compile). */
+  setOptimizerSteps(steps: number): void {
+    this.network.setOptimizerState(null, -1, steps);
+  }
+
+  /**
+   * @internal Copies spec, mode, parameters and (unless `optimizer` is false, when compiled)
+   * the optimizer's options, steps, learning rate and state, synchronously: call it between
+   * steps (save does, through the model's queue) so that all of it belongs to one step.
+   */
+  exportState(options: { optimizer?: boolean } = {}): ModelState {
+    const state: ModelState = { spec: this.spec, training: this.#training, parameters: this.parameters() };
+    if (options.optimizer === false) return state;
+    let info: { slots: number; steps: number };
+    try {
+      info = this.network.optimizerStateInfo();
+    } catch {
+      return state; // not compiled
+    }
+    const slots: Map<string, Float32Array>[] = [];
+    for (let k = 0; k < info.slots; k++) {
+      const slot = new Map<string, Float32Array>();
+      for (const p of state.parameters) if (p.trainable) slot.set(p.name, this.network.getOptimizerState(p.name, k));
+      slots.push(slot);
+    }
+    state.optimizer = { options: this.#compileOptions, steps: info.steps, learningRate: this.#lr, slots };
+    return state;
   }
 
   /** Frees the native memory now (a step in flight finishes first). Later calls throw E_DISPOSED. Idempotent. */
