@@ -29,7 +29,7 @@ fi
 
 echo "== CUDA tests"
 # shellcheck disable=SC2086
-timeout 300 node node_modules/vitest/vitest.mjs run ${GPU_TESTS:-test/cuda.test.ts test/loss_scale.test.ts} 2>&1 | tee "$out/cuda_test.txt"
+timeout 300 node node_modules/vitest/vitest.mjs run ${GPU_TESTS:-test/gpu/cuda.test.ts test/train/loss_scale.test.ts} 2>&1 | tee "$out/cuda_test.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 if [ "${SKIP_BENCH:-0}" != 1 ]; then

@@ -5,11 +5,11 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 
-import { augmentBatch, type AugmentOptions } from '../lib/data/index.js';
-import { Tensor } from '../lib/index.js';
-import { native, packageRoot } from '../lib/native.js';
-import { Rng } from './support/random.js';
-import { expectCode, rejection } from './support/expect_error.js';
+import { augmentBatch, type AugmentOptions } from '../../lib/data/index.js';
+import { Tensor } from '../../lib/index.js';
+import { native, packageRoot } from '../../lib/native.js';
+import { Rng } from '../support/random.js';
+import { expectCode, rejection } from '../support/expect_error.js';
 
 const f = Math.fround;
 

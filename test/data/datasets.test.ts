@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { datasets, type Dataset } from '../lib/data/index.js';
-import { Rng } from './support/random.js';
-import { expectCode, rejection } from './support/expect_error.js';
+import { datasets, type Dataset } from '../../lib/data/index.js';
+import { Rng } from '../support/random.js';
+import { expectCode, rejection } from '../support/expect_error.js';
 
 /** Fills examples [0, n) (or `indices`) into fresh buffers. */
 async function fillAll(ds: Dataset, indices?: number[]) {

@@ -4,7 +4,7 @@
 // prefetch) → evaluateModel.
 import { describe, expect, it } from 'vitest';
 
-import { datasets, evaluateModel, models, schedules, Trainer } from '../lib/index.js';
+import { datasets, evaluateModel, models, schedules, Trainer } from '../../lib/index.js';
 
 describe('MNIST convergence', () => {
   it('a narrow ResNet-8 reaches ≥ 95 % on the held-out digits in two epochs', async () => {

@@ -6,18 +6,18 @@
 // steps and batch-norm running statistics, with identical initial weights (both sides are
 // initialised on the host from the same seed).
 //
-// Tolerances follow test/model_vs_tfjs.test.ts: |a − e| ≤ 1e-4·√L + 1e-4·|e| with L the sum
+// Tolerances follow test/model/model_vs_tfjs.test.ts: |a − e| ≤ 1e-4·√L + 1e-4·|e| with L the sum
 // of the reductions along the longest path (forward; plus the backward path for gradients),
 // gradients compared after dividing by clamp(rms(cpu), 1e-3, 1). TF32 stays off (the default),
 // so both sides compute in fp32.
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it, vi } from 'vitest';
 
-import { cudaStatus, Model, models, ResNetError, Tensor } from '../lib/index.js';
-import type { CompileOptions } from '../lib/train/optimizers.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
-import { expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from './support/reduction_lengths.js';
-import { Rng } from './support/random.js';
+import { cudaStatus, Model, models, ResNetError, Tensor } from '../../lib/index.js';
+import type { CompileOptions } from '../../lib/train/optimizers.js';
+import { expectClose, reportWorstRatios } from '../support/compare.js';
+import { expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from '../support/reduction_lengths.js';
+import { Rng } from '../support/random.js';
 
 reportWorstRatios(__filename);
 
@@ -95,7 +95,7 @@ describe('asking for a GPU (every machine)', () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { loadModel } = await import('../lib/index.js');
+    const { loadModel } = await import('../../lib/index.js');
     const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 2 });
     const file = join(mkdtempSync(join(tmpdir(), 'rn-cuda-')), 'm.safetensors');
     await m.save(file);
@@ -251,7 +251,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
   }
 
   it('tensors move to the GPU and back; models read GPU tensors in place with the same results', async () => {
-    const { ops } = await import('../lib/index.js');
+    const { ops } = await import('../../lib/index.js');
     const rng = new Rng(5);
     const data = rng.array(6 * 16 * 16 * 3);
     const host = Tensor.fromArray(data, [6, 16, 16, 3]);
@@ -309,7 +309,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
   });
 
   it('Trainer.fit on a GPU model stages each batch on the device, frees every copy, and tracks the CPU engine', async () => {
-    const { Trainer } = await import('../lib/train/trainer.js');
+    const { Trainer } = await import('../../lib/train/trainer.js');
     const rng = new Rng(71);
     const dataset = (n: number) => {
       const images = rng.array(n * 8 * 8 * 3);
@@ -375,7 +375,7 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { loadModel } = await import('../lib/index.js');
+    const { loadModel } = await import('../../lib/index.js');
     const gpu = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 31, device: 'cuda' });
     gpu.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
     const { x, y } = batchFor(gpu, 8, 7);
@@ -583,7 +583,7 @@ describe.skipIf(!GPU)('mixed precision on the GPU', () => {
     const { mkdtempSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
-    const { loadModel } = await import('../lib/index.js');
+    const { loadModel } = await import('../../lib/index.js');
     const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 81, device: 'cuda', precision: 'bf16' });
     m.compile({ optimizer: { type: 'sgd', lr: 0.1 } });
     const { x, y } = batchFor(m, 8, 82);

@@ -8,8 +8,8 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { type CompileOptions, Model, type ModelSpec, models, ResNetError, Tensor } from '../lib/index.js';
-import { loadCheckpoint, loadModel, loadWeightsInto, minimumParameterCount, saveModel } from '../lib/io/checkpoint.js';
+import { type CompileOptions, Model, type ModelSpec, models, ResNetError, Tensor } from '../../lib/index.js';
+import { loadCheckpoint, loadModel, loadWeightsInto, minimumParameterCount, saveModel } from '../../lib/io/checkpoint.js';
 import {
   decodeSafetensors,
   encodeSafetensors,
@@ -18,10 +18,10 @@ import {
   SafetensorsReader,
   type SafetensorsTensorInput,
   writeSafetensors,
-} from '../lib/io/safetensors.js';
-import { tinyModel } from './support/models.js';
-import { Rng } from './support/random.js';
-import { expectCode, rejection } from './support/expect_error.js';
+} from '../../lib/io/safetensors.js';
+import { tinyModel } from '../support/models.js';
+import { Rng } from '../support/random.js';
+import { expectCode, rejection } from '../support/expect_error.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-checkpoint-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -15,15 +15,15 @@ import * as zlib from 'node:zlib';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { models } from '../lib/index.js';
-import { temporaryPath } from '../lib/io/atomic_write.js';
-import { loadModel, loadWeightsInto, saveModel } from '../lib/io/checkpoint.js';
-import { crc32, crc32Js } from '../lib/io/crc32.js';
-import { decodeSafetensors, encodeSafetensors, readSafetensors, SafetensorsReader, writeSafetensors } from '../lib/io/safetensors.js';
-import { checkpoint } from '../lib/train/callbacks.js';
-import { ensureDist, packageRoot } from './support/dist.js';
-import { expectCode } from './support/expect_error.js';
-import { Rng } from './support/random.js';
+import { models } from '../../lib/index.js';
+import { temporaryPath } from '../../lib/io/atomic_write.js';
+import { loadModel, loadWeightsInto, saveModel } from '../../lib/io/checkpoint.js';
+import { crc32, crc32Js } from '../../lib/io/crc32.js';
+import { decodeSafetensors, encodeSafetensors, readSafetensors, SafetensorsReader, writeSafetensors } from '../../lib/io/safetensors.js';
+import { checkpoint } from '../../lib/train/callbacks.js';
+import { ensureDist, packageRoot } from '../support/dist.js';
+import { expectCode } from '../support/expect_error.js';
+import { Rng } from '../support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-integrity-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -13,10 +13,10 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { allocationStats, models, ResNetError, Tensor } from '../lib/index.js';
-import { loadCheckpoint, saveModel } from '../lib/io/checkpoint.js';
-import { decodeSafetensors, MAX_HEADER_BYTES } from '../lib/io/safetensors.js';
-import { expectCode } from './support/expect_error.js';
+import { allocationStats, models, ResNetError, Tensor } from '../../lib/index.js';
+import { loadCheckpoint, saveModel } from '../../lib/io/checkpoint.js';
+import { decodeSafetensors, MAX_HEADER_BYTES } from '../../lib/io/safetensors.js';
+import { expectCode } from '../support/expect_error.js';
 import {
   describeUnexpected,
   largestAllocation,
@@ -28,8 +28,8 @@ import {
   releaseFifos,
   SPECIAL_KINDS,
   within,
-} from './support/fuzz.js';
-import { Rng } from './support/random.js';
+} from '../support/fuzz.js';
+import { Rng } from '../support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-fuzz-ckpt-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -13,10 +13,10 @@ import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
-import { datasets, type Dataset, ResNetError } from '../lib/index.js';
-import { expectCode } from './support/expect_error.js';
-import { describeUnexpected, largestAllocation, makeSpecialFile, mutateBytes, releaseFifos, SPECIAL_KINDS, within } from './support/fuzz.js';
-import { Rng } from './support/random.js';
+import { datasets, type Dataset, ResNetError } from '../../lib/index.js';
+import { expectCode } from '../support/expect_error.js';
+import { describeUnexpected, largestAllocation, makeSpecialFile, mutateBytes, releaseFifos, SPECIAL_KINDS, within } from '../support/fuzz.js';
+import { Rng } from '../support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-fuzz-data-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

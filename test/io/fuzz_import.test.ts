@@ -14,10 +14,10 @@ import { fileURLToPath } from 'node:url';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { type Model, models, ResNetError } from '../lib/index.js';
-import { loadKeras } from '../lib/io/keras.js';
-import { loadTorchvision } from '../lib/io/torchvision.js';
-import { expectCode } from './support/expect_error.js';
+import { type Model, models, ResNetError } from '../../lib/index.js';
+import { loadKeras } from '../../lib/io/keras.js';
+import { loadTorchvision } from '../../lib/io/torchvision.js';
+import { expectCode } from '../support/expect_error.js';
 import {
   describeUnexpected,
   largestAllocation,
@@ -29,12 +29,12 @@ import {
   releaseFifos,
   SPECIAL_KINDS,
   within,
-} from './support/fuzz.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
-import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec } from './support/tfjs_from_spec.mjs';
+} from '../support/fuzz.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
+import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec } from '../support/tfjs_from_spec.mjs';
 
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torchvision');
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'torchvision');
 const root = mkdtempSync(join(tmpdir(), 'rn-fuzz-import-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 afterEach(releaseFifos);

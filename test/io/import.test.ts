@@ -29,19 +29,19 @@ import { fileURLToPath } from 'node:url';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type Model, models, Tensor } from '../lib/index.js';
-import { loadKeras } from '../lib/io/keras.js';
-import { encodeSafetensors, readSafetensors, type SafetensorsTensorInput } from '../lib/io/safetensors.js';
-import { loadTorchvision } from '../lib/io/torchvision.js';
-import type { ResNetOptions } from '../lib/model/builders.js';
-import type { ModelSpec } from '../lib/model/spec.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
-import { copyWeightsToTfjs, type ParameterValues, type TfWithLayers, tfjsModelFromSpec } from './support/tfjs_from_spec.mjs';
-import { expectCode, rejection } from './support/expect_error.js';
+import { type Model, models, Tensor } from '../../lib/index.js';
+import { loadKeras } from '../../lib/io/keras.js';
+import { encodeSafetensors, readSafetensors, type SafetensorsTensorInput } from '../../lib/io/safetensors.js';
+import { loadTorchvision } from '../../lib/io/torchvision.js';
+import type { ResNetOptions } from '../../lib/model/builders.js';
+import type { ModelSpec } from '../../lib/model/spec.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
+import { copyWeightsToTfjs, type ParameterValues, type TfWithLayers, tfjsModelFromSpec } from '../support/tfjs_from_spec.mjs';
+import { expectCode, rejection } from '../support/expect_error.js';
 
 const tfx = { ...tf, ...tfl } as unknown as TfWithLayers;
-const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'torchvision');
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'torchvision');
 
 const worst = new Map<string, number>();
 afterAll(async () => {

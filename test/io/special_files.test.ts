@@ -12,14 +12,14 @@ import { join } from 'node:path';
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { datasets, type Model, models } from '../lib/index.js';
-import { loadModel, loadWeightsInto, saveModel } from '../lib/io/checkpoint.js';
-import { loadKeras } from '../lib/io/keras.js';
-import { readSafetensors } from '../lib/io/safetensors.js';
-import { loadTorchvision } from '../lib/io/torchvision.js';
-import { ensureDist, packageRoot } from './support/dist.js';
-import { expectCode } from './support/expect_error.js';
-import { makeSpecialFile, releaseFifos, SPECIAL_KINDS, type SpecialKind, within } from './support/fuzz.js';
+import { datasets, type Model, models } from '../../lib/index.js';
+import { loadModel, loadWeightsInto, saveModel } from '../../lib/io/checkpoint.js';
+import { loadKeras } from '../../lib/io/keras.js';
+import { readSafetensors } from '../../lib/io/safetensors.js';
+import { loadTorchvision } from '../../lib/io/torchvision.js';
+import { ensureDist, packageRoot } from '../support/dist.js';
+import { expectCode } from '../support/expect_error.js';
+import { makeSpecialFile, releaseFifos, SPECIAL_KINDS, type SpecialKind, within } from '../support/fuzz.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-special-'));
 let model: Model;

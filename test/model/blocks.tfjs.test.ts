@@ -14,12 +14,12 @@
 // what the absolute part of the project tolerance assumes.
 import { describe, expect, it } from 'vitest';
 
-import { ops, Tensor } from '../lib/index.js';
-import type { BatchNormOptions, BatchNormParams } from '../lib/ops.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
-import { type BatchNormData, batchNormTensors, randomBatchNormData } from './support/fixtures.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
+import { ops, Tensor } from '../../lib/index.js';
+import type { BatchNormOptions, BatchNormParams } from '../../lib/ops.js';
+import { expectClose, reportWorstRatios } from '../support/compare.js';
+import { type BatchNormData, batchNormTensors, randomBatchNormData } from '../support/fixtures.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
 
 reportWorstRatios(import.meta.url);
 

@@ -2,9 +2,9 @@
 // code and a message that names what was wrong — and a model that still trains afterwards.
 import { describe, expect, it } from 'vitest';
 
-import { Model, type ModelSpec, models, ResNetError, Tensor } from '../lib/index.js';
-import { Rng } from './support/random.js';
-import { expectCode, rejection } from './support/expect_error.js';
+import { Model, type ModelSpec, models, ResNetError, Tensor } from '../../lib/index.js';
+import { Rng } from '../support/random.js';
+import { expectCode, rejection } from '../support/expect_error.js';
 
 const rng = new Rng(404);
 const images = (n: number, h = 8, w = 8, c = 3) => Tensor.fromArray(rng.array(n * h * w * c), [n, h, w, c]);

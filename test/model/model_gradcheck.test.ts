@@ -33,9 +33,9 @@
 //  * 3e-2 relative also covers the truncation error (O(h²·L''') central, O(h·L'') one-sided).
 import { describe, expect, it } from 'vitest';
 
-import { type Model, models, Tensor } from '../lib/index.js';
-import type { ResNetOptions, StemLayerOptions } from '../lib/model/builders.js';
-import { Rng } from './support/random.js';
+import { type Model, models, Tensor } from '../../lib/index.js';
+import type { ResNetOptions, StemLayerOptions } from '../../lib/model/builders.js';
+import { Rng } from '../support/random.js';
 
 /** Steps h of the finite differences (see the header). */
 const STEPS = [1e-3, 2.5e-4, 6.25e-5];

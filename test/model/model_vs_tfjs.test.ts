@@ -36,14 +36,14 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describe, expect, it } from 'vitest';
 
-import { type Model, models, Tensor } from '../lib/index.js';
-import type { CompileOptions } from '../lib/train/optimizers.js';
-import type { ModelSpec } from '../lib/model/spec.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
-import { expectCloseNamed, expectCloseScaled, reductionLengths } from './support/reduction_lengths.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
-import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec, tfjsVariables } from './support/tfjs_from_spec.mjs';
+import { type Model, models, Tensor } from '../../lib/index.js';
+import type { CompileOptions } from '../../lib/train/optimizers.js';
+import type { ModelSpec } from '../../lib/model/spec.js';
+import { expectClose, reportWorstRatios } from '../support/compare.js';
+import { expectCloseNamed, expectCloseScaled, reductionLengths } from '../support/reduction_lengths.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
+import { copyWeightsToTfjs, type TfWithLayers, tfjsModelFromSpec, tfjsVariables } from '../support/tfjs_from_spec.mjs';
 
 reportWorstRatios(import.meta.url);
 

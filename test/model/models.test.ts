@@ -8,8 +8,8 @@ import vm from 'node:vm';
 
 import { describe, expect, it } from 'vitest';
 
-import { allocationStats, type Model, models, Tensor } from '../lib/index.js';
-import { Rng } from './support/random.js';
+import { allocationStats, type Model, models, Tensor } from '../../lib/index.js';
+import { Rng } from '../support/random.js';
 
 // There is no Model.dispose(): a model's native memory goes when it is garbage collected.
 // The big builders hold up to 1 GB each (parameters + gradients), so the parameter-count

@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { models, Tensor } from '../lib/index.js';
-import { ensureDist, packageRoot } from './support/dist.js';
-import { expectCode } from './support/expect_error.js';
+import { models, Tensor } from '../../lib/index.js';
+import { ensureDist, packageRoot } from '../support/dist.js';
+import { expectCode } from '../support/expect_error.js';
 
 // The ES2022 lib the tests compile against predates resizable ArrayBuffers.
 type Resizable = ArrayBuffer & { resize(bytes: number): void };

@@ -11,10 +11,10 @@ import { pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { models } from '../lib/index.js';
-import { loadCheckpoint, saveModel } from '../lib/io/checkpoint.js';
-import { ensureDist, packageRoot } from './support/dist.js';
-import { Rng } from './support/random.js';
+import { models } from '../../lib/index.js';
+import { loadCheckpoint, saveModel } from '../../lib/io/checkpoint.js';
+import { ensureDist, packageRoot } from '../support/dist.js';
+import { Rng } from '../support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-crash-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

@@ -2,9 +2,9 @@
 // (and the shapes where shapes are the problem). Never a crash, never a hang.
 import { describe, expect, it } from 'vitest';
 
-import { ops, ResNetError, Tensor } from '../lib/index.js';
-import { Rng } from './support/random.js';
-import { expectCode, rejection } from './support/expect_error.js';
+import { ops, ResNetError, Tensor } from '../../lib/index.js';
+import { Rng } from '../support/random.js';
+import { expectCode, rejection } from '../support/expect_error.js';
 
 const t = (shape: number[], value = 0.5) => Tensor.fill(shape, value);
 

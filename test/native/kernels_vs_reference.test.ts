@@ -11,7 +11,7 @@
 // optimized run is compared with the reference run's.
 //
 // Tolerances follow test/support/compare.ts (|a − e| ≤ 1e-4·√L + 1e-4·|e|, L the reduction
-// length behind the value) with the reduction lengths of test/model_vs_tfjs.test.ts: conv
+// length behind the value) with the reduction lengths of test/model/model_vs_tfjs.test.ts: conv
 // forward kh·kw·cin/groups, input gradient kh·kw·cout/groups, weight and bias gradients n·oh·ow,
 // batch norm its rows; for models, the longest path's sum, and gradients divided by
 // clamp(RMS of the reference, 1e-3, 1) before comparing.
@@ -20,10 +20,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { Model, type ModelSpec, models } from '../lib/index.js';
-import { reportWorstRatios } from './support/compare.js';
-import { expectCloseNamed, expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from './support/reduction_lengths.js';
-import { Rng } from './support/random.js';
+import { Model, type ModelSpec, models } from '../../lib/index.js';
+import { reportWorstRatios } from '../support/compare.js';
+import { expectCloseNamed, expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from '../support/reduction_lengths.js';
+import { Rng } from '../support/random.js';
 
 reportWorstRatios(import.meta.url);
 
@@ -314,7 +314,7 @@ const MODELS: { label: string; spec: () => ModelSpec; n: number; smoothing: numb
   },
 ];
 
-/** Random batch-norm parameters and statistics, conv / dense biases (as test/model_vs_tfjs.test.ts). */
+/** Random batch-norm parameters and statistics, conv / dense biases (as test/model/model_vs_tfjs.test.ts). */
 function randomParameters(model: Model, rng: Rng): Record<string, Encoded> {
   const out: Record<string, Encoded> = {};
   for (const layer of model.spec.layers) {

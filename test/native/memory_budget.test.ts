@@ -9,9 +9,9 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { allocationStats, loadModel, Model, type ModelSpec, models, Tensor } from '../lib/index.js';
-import { native } from '../lib/native.js';
-import { expectCode } from './support/expect_error.js';
+import { allocationStats, loadModel, Model, type ModelSpec, models, Tensor } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
+import { expectCode } from '../support/expect_error.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'rn-memory-budget-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

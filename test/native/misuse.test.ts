@@ -1,13 +1,13 @@
-// API misuse not covered by test/errors.test.ts and test/model_errors.test.ts: absurd sizes
+// API misuse not covered by test/native/errors.test.ts and test/model/model_errors.test.ts: absurd sizes
 // whose arithmetic overflows, synchronous calls and dispose() while a step runs, concurrent
 // trainStep calls on one model (queued, never interleaved: the weights equal a sequential
 // run's bit for bit), tensors disposed under a queued step, and a disposed model.
 import { describe, expect, it } from 'vitest';
 
-import { type Dataset, metrics, Model, models, ops, Tensor, Trainer } from '../lib/index.js';
-import { codeOf, expectCode, messageOf } from './support/expect_error.js';
-import { tinySgd } from './support/models.js';
-import { Rng } from './support/random.js';
+import { type Dataset, metrics, Model, models, ops, Tensor, Trainer } from '../../lib/index.js';
+import { codeOf, expectCode, messageOf } from '../support/expect_error.js';
+import { tinySgd } from '../support/models.js';
+import { Rng } from '../support/random.js';
 
 describe('absurd sizes (size arithmetic that overflows)', () => {
   it('Tensor.fromArray: dimensions whose product passes 2^53, or each passing 2^31: E_SHAPE', async () => {

@@ -4,10 +4,10 @@
 // E_NAN naming the epoch and step. Never silent training on garbage.
 import { describe, expect, it } from 'vitest';
 
-import { type Dataset, Tensor, Trainer } from '../lib/index.js';
-import { tinySgd } from './support/models.js';
-import { Rng } from './support/random.js';
-import { rejection } from './support/expect_error.js';
+import { type Dataset, Tensor, Trainer } from '../../lib/index.js';
+import { tinySgd } from '../support/models.js';
+import { Rng } from '../support/random.js';
+import { rejection } from '../support/expect_error.js';
 
 const rng = new Rng(11);
 const images = () => Tensor.fromArray(rng.array(2 * 8 * 8 * 3), [2, 8, 8, 3]);

@@ -5,7 +5,7 @@
 // times the layers cost 64 times the time.
 import { describe, expect, it } from 'vitest';
 
-import { Model, type ModelSpec, Tensor } from '../lib/index.js';
+import { Model, type ModelSpec, Tensor } from '../../lib/index.js';
 
 type Layers = ModelSpec['layers'];
 

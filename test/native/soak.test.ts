@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { ensureDist, packageRoot } from './support/dist.js';
+import { ensureDist, packageRoot } from '../support/dist.js';
 
 beforeAll(ensureDist, 300_000);
 

@@ -10,9 +10,9 @@ import { Worker } from 'node:worker_threads';
 
 import { beforeAll, describe, expect, it } from 'vitest';
 
-import { allocationStats, models, Tensor } from '../lib/index.js';
-import { ensureDist, packageRoot } from './support/dist.js';
-import { Rng } from './support/random.js';
+import { allocationStats, models, Tensor } from '../../lib/index.js';
+import { ensureDist, packageRoot } from '../support/dist.js';
+import { Rng } from '../support/random.js';
 
 // Workers (and the churn child) import the compiled package, as users do; they inherit
 // process.env, so RESNET_NATIVE_ADDON (the sanitizer run) picks their addon too.

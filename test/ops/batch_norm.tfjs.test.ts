@@ -2,10 +2,10 @@
 // in training and inference mode, plus the running-statistics update.
 import { describe, expect, it } from 'vitest';
 
-import { ops, Tensor } from '../lib/index.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
+import { ops, Tensor } from '../../lib/index.js';
+import { expectClose, reportWorstRatios } from '../support/compare.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
 
 reportWorstRatios(import.meta.url);
 

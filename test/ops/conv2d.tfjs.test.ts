@@ -1,12 +1,12 @@
 // conv2d forward and gradients against tfjs on randomised shapes.
 import { describe, expect, it } from 'vitest';
 
-import { ops, Tensor } from '../lib/index.js';
-import type { Padding } from '../lib/ops.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
-import type { ConvCase } from './support/fixtures.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
+import { ops, Tensor } from '../../lib/index.js';
+import type { Padding } from '../../lib/ops.js';
+import { expectClose, reportWorstRatios } from '../support/compare.js';
+import type { ConvCase } from '../support/fixtures.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
 
 reportWorstRatios(import.meta.url);
 

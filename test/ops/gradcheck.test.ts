@@ -24,10 +24,10 @@
 //    can contribute, so noise = NOISE_ULPS * 2^-24 * sum_{i changed} |r_i| (|y+_i| + |y-_i| + 1) / (2h).
 import { describe, expect, it } from 'vitest';
 
-import { ops, Tensor } from '../lib/index.js';
-import type { BatchNormOptions, BatchNormParams, Conv2dOptions, Padding, PoolOptions } from '../lib/ops.js';
-import { type BatchNormData, batchNormTensors, type ConvCase, randomBatchNormData } from './support/fixtures.js';
-import { Rng } from './support/random.js';
+import { ops, Tensor } from '../../lib/index.js';
+import type { BatchNormOptions, BatchNormParams, Conv2dOptions, Padding, PoolOptions } from '../../lib/ops.js';
+import { type BatchNormData, batchNormTensors, type ConvCase, randomBatchNormData } from '../support/fixtures.js';
+import { Rng } from '../support/random.js';
 
 const NOISE_ULPS = 16;
 const UNIT_ROUNDOFF = 2 ** -24;

@@ -1,10 +1,10 @@
 // Pooling, dense, softmax cross-entropy, relu and add (forward and gradients) against tfjs.
 import { describe, expect, it } from 'vitest';
 
-import { ops, Tensor } from '../lib/index.js';
-import { expectClose, reportWorstRatios } from './support/compare.js';
-import { Rng } from './support/random.js';
-import { tf } from './support/tf.js';
+import { ops, Tensor } from '../../lib/index.js';
+import { expectClose, reportWorstRatios } from '../support/compare.js';
+import { Rng } from '../support/random.js';
+import { tf } from '../support/tf.js';
 
 reportWorstRatios(import.meta.url);
 

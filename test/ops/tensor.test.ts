@@ -4,8 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { ResNetError, Tensor } from '../lib/index.js';
-import { thrown } from './support/expect_error.js';
+import { ResNetError, Tensor } from '../../lib/index.js';
+import { thrown } from '../support/expect_error.js';
 
 describe('Tensor', () => {
   it('round-trips values and shape', () => {

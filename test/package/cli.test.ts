@@ -12,9 +12,9 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { datasets } from '../lib/data/index.js';
+import { datasets } from '../../lib/data/index.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'dist', 'cli.js');
 const run = promisify(execFile);
 
@@ -150,7 +150,7 @@ describe('resnet-native CLI', () => {
     const cpu = await rn(...tiny, '--device', 'cpu');
     expect(cpu.code).toBe(0);
     expect(cpu.stdout).toMatch(/batch 2, 1 threads/);
-    const { cudaStatus } = await import('../lib/index.js');
+    const { cudaStatus } = await import('../../lib/index.js');
     const status = cudaStatus();
     expectError(await rn(...tiny, '--precision', 'fp16'), 1, /precision 'fp16' \(mixed precision\) needs a CUDA device/);
     expectError(await rn(...tiny, '--precision', 'fp64'), 2, /--precision must be fp32, fp16 or bf16, got 'fp64'/);

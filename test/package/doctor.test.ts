@@ -12,11 +12,11 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { addonOrigin, doctor, formatDoctorReport, type DoctorReport } from '../lib/doctor.js';
-import { native } from '../lib/native.js';
-import { runtimeInfo } from '../lib/runtime.js';
+import { addonOrigin, doctor, formatDoctorReport, type DoctorReport } from '../../lib/doctor.js';
+import { native } from '../../lib/native.js';
+import { runtimeInfo } from '../../lib/runtime.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'dist', 'cli.js');
 const run = promisify(execFile);
 const require = createRequire(import.meta.url);
@@ -82,7 +82,7 @@ describe('resnet-native doctor', () => {
     const r = await rn(['doctor']);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe('');
-    const pkg = require('../package.json') as { version: string };
+    const pkg = require('../../package.json') as { version: string };
     expect(r.stdout.split('\n')[0]).toBe(`resnet-native ${pkg.version}`);
     const origin = expectedAddon.includes(`${sep}prebuilds${sep}`) ? 'prebuild' : 'source build';
     expect(field(r.stdout, 'addon')).toBe(`${expectedAddon} (${origin})`);

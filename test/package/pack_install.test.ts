@@ -14,7 +14,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tuple = `${process.platform}-${process.arch}`;
 const prebuildDir = join(root, 'prebuilds', tuple);
 // Symlinking a PATH is a POSIX affair; the Windows prebuild is checked by the workflow.

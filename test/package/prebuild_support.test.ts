@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 import { describe, expect, it } from 'vitest';
 
-import { compareVersions, maxGlibcRequired, MIN_GLIBC, prebuildUnsupportedReason, runtimeGlibc } from '../scripts/prebuild-support.mjs';
+import { compareVersions, maxGlibcRequired, MIN_GLIBC, prebuildUnsupportedReason, runtimeGlibc } from '../../scripts/prebuild-support.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const shipped = ['darwin-arm64', 'linux-arm64', 'linux-x64', 'win32-x64'];
 
 describe('prebuildUnsupportedReason', () => {

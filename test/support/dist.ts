@@ -1,5 +1,5 @@
 // Tests that run the package in a child process (soak, crash safety) use the compiled dist/,
-// as users do; this builds it first when lib/ is newer (as test/cli.test.ts does).
+// as users do; this builds it first when lib/ is newer (as test/package/cli.test.ts does).
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';

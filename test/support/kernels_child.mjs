@@ -1,4 +1,4 @@
-// Child process of test/kernels_vs_reference.test.ts: runs a job (ops and whole models,
+// Child process of test/native/kernels_vs_reference.test.ts: runs a job (ops and whole models,
 // given on stdin as JSON with float arrays in base64) on the kernels its environment selects
 // (RESNET_KERNELS), and writes the results to stdout the same way. The parent runs it once with
 // the reference kernels and once with the optimized ones and compares.

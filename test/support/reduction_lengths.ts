@@ -1,5 +1,5 @@
 // Reduction lengths for expectClose over whole models, and the comparisons that use them
-// (the convention of test/model_vs_tfjs.test.ts's header). Rounding errors of successive
+// (the convention of test/model/model_vs_tfjs.test.ts's header). Rounding errors of successive
 // layers add up along the network, so the length behind a value is the sum, along the
 // longest path from the input, of each layer's own reduction: conv kh·kw·cin/groups, dense its
 // input features, training-mode batch norm its n·h·w rows (inference mode: 1), average pools

@@ -1,4 +1,4 @@
-// Child process of test/workers.test.ts: starts worker after worker (worker_busy.mjs), three at a
+// Child process of test/native/workers.test.ts: starts worker after worker (worker_busy.mjs), three at a
 // time, and ends each in the middle of its native calls — worker.terminate() after a random delay,
 // terminate() right after it is created (while it loads the package and the addon), or
 // process.exit() inside the worker. A native completion that throws into a dying environment

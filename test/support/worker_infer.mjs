@@ -1,4 +1,4 @@
-// Worker of test/workers.test.ts: builds the model workerData describes (a models.resnetCifar
+// Worker of test/native/workers.test.ts: builds the model workerData describes (a models.resnetCifar
 // configuration with its seed), predicts each batch it was given and posts back the logits. The
 // model and input tensors are left undisposed: the worker's exit has to free them.
 import { parentPort, workerData } from 'node:worker_threads';

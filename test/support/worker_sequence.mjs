@@ -1,4 +1,4 @@
-// Child process of test/workers.test.ts: runs worker_infer.mjs again and again, two at a time,
+// Child process of test/native/workers.test.ts: runs worker_infer.mjs again and again, two at a time,
 // from a main thread that never loads the package itself — so that whenever no worker is
 // alive, Node unloads the addon (dlclose), and the next worker loads it again. Prints one
 // JSON line: how many workers ran, and whether every one posted the same logits.

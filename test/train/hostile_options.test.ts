@@ -6,9 +6,9 @@
 // E_IO) and whose message names the option; and the model's parameters are never left non-finite.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type CompileOptions, type Dataset, evaluateModel, type FitOptions, type Model, models, ResNetError, Tensor, Trainer } from '../lib/index.js';
-import { HOSTILE_VALUES } from './support/fuzz.js';
-import { Rng } from './support/random.js';
+import { type CompileOptions, type Dataset, evaluateModel, type FitOptions, type Model, models, ResNetError, Tensor, Trainer } from '../../lib/index.js';
+import { HOSTILE_VALUES } from '../support/fuzz.js';
+import { Rng } from '../support/random.js';
 
 const VALUES: readonly unknown[] = [...HOSTILE_VALUES, Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, 1e-50, 5e-324, -0, 0.999999];
 

@@ -7,8 +7,8 @@
 // the scale halved) needs fp16 and is in cuda.test.ts.
 import { describe, expect, it } from 'vitest';
 
-import { type Model, models, Tensor } from '../lib/index.js';
-import { Rng } from './support/random.js';
+import { type Model, models, Tensor } from '../../lib/index.js';
+import { Rng } from '../support/random.js';
 
 const shape: [number, number, number] = [8, 8, 3];
 

@@ -5,9 +5,9 @@
 // (native/core/optimizer.cpp, Backend::sgd_update_all). Never a success report over NaN weights.
 import { describe, expect, it } from 'vitest';
 
-import { type Model, models, Tensor } from '../lib/index.js';
-import { resolveCompileOptions } from '../lib/train/optimizers.js';
-import { expectCode } from './support/expect_error.js';
+import { type Model, models, Tensor } from '../../lib/index.js';
+import { resolveCompileOptions } from '../../lib/train/optimizers.js';
+import { expectCode } from '../support/expect_error.js';
 
 const images = () => Tensor.fromArray(Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => ((i * 7) % 13) / 13 - 0.5), [2, 8, 8, 3]);
 const labels = Int32Array.from([1, 3]);

@@ -9,13 +9,13 @@ import { join } from 'node:path';
 
 import { afterAll, describe, expect, it } from 'vitest';
 
-import { type CompileOptions, type Dataset, Model, type ModelSpec, models, Trainer } from '../lib/index.js';
-import { deserializeCompileOptions, loadModel, saveModel } from '../lib/io/checkpoint.js';
-import { decodeSafetensors, encodeSafetensors } from '../lib/io/safetensors.js';
-import { resolveCompileOptions } from '../lib/train/optimizers.js';
-import { MAX_PATTERN_LENGTH, SafePattern } from '../lib/train/safe_pattern.js';
-import { expectCode } from './support/expect_error.js';
-import { Rng } from './support/random.js';
+import { type CompileOptions, type Dataset, Model, type ModelSpec, models, Trainer } from '../../lib/index.js';
+import { deserializeCompileOptions, loadModel, saveModel } from '../../lib/io/checkpoint.js';
+import { decodeSafetensors, encodeSafetensors } from '../../lib/io/safetensors.js';
+import { resolveCompileOptions } from '../../lib/train/optimizers.js';
+import { MAX_PATTERN_LENGTH, SafePattern } from '../../lib/train/safe_pattern.js';
+import { expectCode } from '../support/expect_error.js';
+import { Rng } from '../support/random.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-param-groups-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

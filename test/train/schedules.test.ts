@@ -11,8 +11,8 @@ import {
   ReduceLROnPlateau,
   stepDecay,
   type LrSchedule,
-} from '../lib/train/schedules.js';
-import { expectCodeSync } from './support/expect_error.js';
+} from '../../lib/train/schedules.js';
+import { expectCodeSync } from '../support/expect_error.js';
 
 /** Relative closeness (absolute near zero). */
 function close(actual: number, expected: number, tol = 1e-12): void {

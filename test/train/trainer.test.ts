@@ -8,14 +8,14 @@ import { join } from 'node:path';
 
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import type { Dataset } from '../lib/data/dataset.js';
-import { allocationStats, type Model, models, ResNetError, schedules, Tensor } from '../lib/index.js';
-import { type Callback, checkpoint, earlyStopping, type EpochLog } from '../lib/train/callbacks.js';
-import { crossEntropySum, MetricAccumulator, topK, topKCorrect } from '../lib/train/metrics.js';
-import { formatDuration, Progress } from '../lib/train/progress.js';
-import { evaluateModel, SeededRandom, Trainer } from '../lib/train/trainer.js';
-import { tinyModel } from './support/models.js';
-import { Rng } from './support/random.js';
+import type { Dataset } from '../../lib/data/dataset.js';
+import { allocationStats, type Model, models, ResNetError, schedules, Tensor } from '../../lib/index.js';
+import { type Callback, checkpoint, earlyStopping, type EpochLog } from '../../lib/train/callbacks.js';
+import { crossEntropySum, MetricAccumulator, topK, topKCorrect } from '../../lib/train/metrics.js';
+import { formatDuration, Progress } from '../../lib/train/progress.js';
+import { evaluateModel, SeededRandom, Trainer } from '../../lib/train/trainer.js';
+import { tinyModel } from '../support/models.js';
+import { Rng } from '../support/random.js';
 
 const SIDE = 8;
 const CLASSES = 6;
@@ -252,7 +252,7 @@ describe('Trainer.fit', () => {
 
   it('for a model on a GPU, passes each batch as a device copy and frees every copy, also when a step fails', async () => {
     // The GPU imitated on the CPU: the model reports 'cuda:0', and Tensor.to makes a host
-    // copy that reports it too (test/cuda.test.ts runs the real thing).
+    // copy that reports it too (test/gpu/cuda.test.ts runs the real thing).
     const copies: Tensor[] = [];
     const spy = vi.spyOn(Tensor.prototype, 'to').mockImplementation(function (this: Tensor, device: string) {
       const t = Tensor.fromArray(this.toFloat32Array(), this.shape);

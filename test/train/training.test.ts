@@ -6,9 +6,9 @@
 // rule is checked as written in its documentation, not against another run of the engine.
 import { describe, expect, it } from 'vitest';
 
-import { allocationStats, type Model, models, ResNetError, Tensor } from '../lib/index.js';
-import { tinyModel } from './support/models.js';
-import { Rng } from './support/random.js';
+import { allocationStats, type Model, models, ResNetError, Tensor } from '../../lib/index.js';
+import { tinyModel } from '../support/models.js';
+import { Rng } from '../support/random.js';
 
 const CLASSES = 10;
 
