@@ -22,6 +22,7 @@ import { minimumParameterCount } from '../model/parameter_bound.js';
 import type { ModelSpec } from '../model/spec.js';
 import { type CompileOptions, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
+import { isPlainObject, type Precision, sameShape } from '../validate.js';
 import type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 import { deserializeCompileOptions, serializeCompileOptions } from './compile_options_json.js';
 import { jsonDepth, MAX_JSON_DEPTH } from './json_text.js';
@@ -44,7 +45,7 @@ export interface LoadModelOptions {
   /** Let fp32 convolutions on the GPU use TF32 tensor cores. Default false. */
   allowTf32?: boolean;
   /** Arithmetic on the GPU: 'fp32' (default), 'fp16' or 'bf16' mixed precision (see ModelInitOptions). */
-  precision?: 'fp32' | 'fp16' | 'bf16';
+  precision?: Precision;
   /**
    * The most bytes one of the model's compiled plans may take (see ModelInitOptions). Without
    * it a file whose spec asks for absurd activations (a zeroPad of thousands) is refused.
@@ -72,10 +73,6 @@ function slotNames(optimizer: { type?: unknown; momentum?: unknown }): string[] 
   if (optimizer.type === 'adamw') return ['exp_avg', 'exp_avg_sq'];
   if (optimizer.type === 'sgd' && typeof optimizer.momentum === 'number' && optimizer.momentum !== 0) return ['momentum_buffer'];
   return [];
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,10 +204,6 @@ function buildModel(path: string, specJson: string | undefined, storedFloats: nu
     if (err instanceof ResNetError && (err.code === 'E_DEVICE' || err.code === 'E_ALLOC')) throw err;
     throw fmt(path, `spec does not build a model: ${(err as Error)?.message ?? String(err)}`);
   }
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 function checkValues(path: string, name: string, values: Float32Array, nonNegative: boolean): void {

@@ -4,10 +4,7 @@
 import { ResNetError } from '../errors.js';
 import type { CompileOptions, ParamGroup } from '../train/optimizers.js';
 import { SafePattern } from '../train/safe_pattern.js';
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+import { isPlainObject } from '../validate.js';
 
 /** A stored parameter group: what `match` was, in a form JSON can hold. */
 type StoredMatch = { regexp: string; flags: string } | { names: string[] };

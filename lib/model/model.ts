@@ -6,6 +6,7 @@ import { type LossScaleOptions, native, type NativeNetworkHandle, type NativeSte
 import { Tensor } from '../tensor.js';
 import { type CompileOptions, MAX_RATE, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
+import type { Precision } from '../validate.js';
 import type { SaveModelOptions } from '../io/checkpoint_types.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
@@ -27,7 +28,7 @@ export interface ModelInitOptions {
    * gradients, batch-norm statistics, the optimizer and the loss in fp32. fp16 uses dynamic
    * loss scaling (see lossScale). The CPU computes in fp32 only (E_ARG otherwise).
    */
-  precision?: 'fp32' | 'fp16' | 'bf16';
+  precision?: Precision;
   /**
    * Loss scaling for mixed precision. Default for fp16: dynamic, from 65536, halved (and the
    * step skipped) when the scaled gradients overflow, doubled after 2000 good steps; for bf16
@@ -120,7 +121,7 @@ export function memoryBudgetOption(v: unknown, op: string): number {
 }
 
 function lossScaleOptions(v: unknown, op: string): LossScaleOptions {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ResNetError('E_ARG', `${op}: lossScale must be an object`);
+  if (!validate.isPlainObject(v)) throw new ResNetError('E_ARG', `${op}: lossScale must be an object`);
   validate.keys(v as object, `${op} lossScale`, ['dynamic', 'initial', 'growthInterval']);
   const o = v as LossScaleOptions;
   const out: LossScaleOptions = {};
@@ -360,7 +361,7 @@ export class Model {
   }
 
   /** 'fp32', or the mixed-precision activation type ('fp16' / 'bf16'). */
-  get precision(): 'fp32' | 'fp16' | 'bf16' {
+  get precision(): Precision {
     return this.network.stats().precision;
   }
 
@@ -383,7 +384,7 @@ export class Model {
    */
   async save(path: string, options: SaveModelOptions = {}): Promise<void> {
     if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', 'save: path must be a non-empty string');
-    const optimizer = !(typeof options === 'object' && options !== null && (options as SaveModelOptions).optimizer === false);
+    const optimizer = !(validate.isPlainObject(options) && options.optimizer === false);
     // The copy is taken here, in call order (undefined: disposed, which the writer reports after
     // checking the options, as saveModel does)...
     const state = await this.#enqueue(async () => (this.isDisposed ? undefined : this.exportState({ optimizer })));

@@ -1,10 +1,7 @@
 // A lower bound on a spec's parameter count, without building it (loadCheckpoint refuses a
 // hostile spec with it before any native memory is asked for).
+import { isPlainObject } from '../validate.js';
 import type { LayerSpec, ModelSpec } from './spec.js';
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /**
  * A lower bound on the parameter values the spec's network would allocate, computed without
