@@ -38,13 +38,22 @@ export async function evaluateModel(model: Model, dataset: Dataset, options: Eva
   const c = ds.imageShape[2];
   const mean = channelList(options.mean, c, op, 'mean', 0);
   const std = channelList(options.std, c, op, 'std', 1);
-  const pipeline = new BatchPipeline(ds, Math.min(batchSize, ds.length), ds.length % Math.min(batchSize, ds.length), { padding: 0, flip: false, mean, std, seed: 0 }, op);
+  const pipeline = evaluationPipeline(ds, batchSize, mean, std, op);
   try {
     const acc = await runEvaluation(model, ds, pipeline);
     return { loss: acc.loss, accuracy: acc.accuracy, ...(model.classes >= 5 ? { top5: acc.top5 } : {}), count: acc.count };
   } finally {
     pipeline.dispose();
   }
+}
+
+/**
+ * The pipeline evaluation reads `ds` through: batches of `batchSize` (one batch of every example
+ * when the dataset is smaller), no augmentation, normalised with `mean` / `std`.
+ */
+export function evaluationPipeline(ds: Dataset, batchSize: number, mean: number[], std: number[], op: string): BatchPipeline {
+  const b = Math.min(batchSize, ds.length);
+  return new BatchPipeline(ds, b, ds.length % b, { padding: 0, flip: false, mean, std, seed: 0 }, op);
 }
 
 function checkLabels(slot: Slot, classes: number, order: Int32Array, start: number): void {

@@ -8,7 +8,7 @@ import type { Tensor } from '../tensor.js';
 import * as validate from '../validate.js';
 import { BatchPipeline, discard, release, type Slot } from './batches.js';
 import type { BatchLog, EpochLog, History, TrainContext, TrainerState } from './callbacks.js';
-import { runEvaluation } from './evaluate.js';
+import { evaluationPipeline, runEvaluation } from './evaluate.js';
 import type { FitPlan, StartPoint } from './fit_setup.js';
 import { MetricAccumulator } from './metrics.js';
 import type { Progress } from './progress.js';
@@ -116,10 +116,7 @@ export class FitRun {
     const device = this.#model.device; // on a GPU, each batch is copied there while the step before it runs
     // A batch larger than the dataset (dropLast: false) is one batch of every example.
     const pipeline = (this.#pipeline = new BatchPipeline(ds, Math.min(batchSize, n), tail, { padding, flip, mean, std, seed: this.#augmentSeed }, op));
-    if (val) {
-      const vb = Math.min(valBatchSize, val.length);
-      this.#valPipeline = new BatchPipeline(val, vb, val.length % vb, { padding: 0, flip: false, mean, std, seed: 0 }, op);
-    }
+    if (val) this.#valPipeline = evaluationPipeline(val, valBatchSize, mean, std, op);
     const order = validate.allocate(Int32Array, n, op, 'the order of the examples');
     this.#res = { device, pipeline, valPipeline: this.#valPipeline, order, acc: new MetricAccumulator(), valAcc: new MetricAccumulator() };
 
