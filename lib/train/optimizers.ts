@@ -83,6 +83,11 @@ function optionalNumber(v: unknown, name: string, dflt: number, min: number, max
   return v === undefined ? dflt : validate.number(v, OP, name, min, max, open);
 }
 
+/** A boolean option (reported as `name`), false when not given. */
+function optionalBoolean(v: unknown, name: string): boolean {
+  return v === undefined ? false : validate.boolean(v, OP, name);
+}
+
 /** Options → the native optimizer configuration, with per-parameter groups resolved. */
 export function resolveCompileOptions(
   options: CompileOptions,
@@ -92,47 +97,12 @@ export function resolveCompileOptions(
   if (options.loss !== undefined && options.loss !== 'softmaxCrossEntropy') {
     throw new ResNetError('E_ARG', `${OP}: loss must be 'softmaxCrossEntropy', got ${JSON.stringify(options.loss)}`);
   }
-  const o = options.optimizer as unknown;
-  if (typeof o !== 'object' || o === null) throw new ResNetError('E_ARG', `${OP}: optimizer must be { type: 'sgd' | 'adamw', lr, … }`);
-  const opt = o as OptimizerOptions;
-  let config: NativeOptimizerConfig;
-  if (opt.type === 'sgd') {
-    validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'momentum', 'nesterov', 'weightDecay', 'decoupledWeightDecay']);
-    config = baseConfig('sgd', opt.lr);
-    config.momentum = optionalNumber(opt.momentum, 'optimizer.momentum', 0, 0, 1, 'max');
-    config.nesterov = opt.nesterov === undefined ? false : validate.boolean(opt.nesterov, OP, 'optimizer.nesterov');
-    if (config.nesterov && config.momentum === 0) {
-      throw new ResNetError('E_ARG', `${OP}: Nesterov momentum needs optimizer.momentum > 0`);
-    }
-    config.weightDecay = optionalNumber(opt.weightDecay, 'optimizer.weightDecay', 0, 0, MAX_RATE);
-    config.decoupledWeightDecay =
-      opt.decoupledWeightDecay === undefined ? false : validate.boolean(opt.decoupledWeightDecay, OP, 'optimizer.decoupledWeightDecay');
-  } else if (opt.type === 'adamw') {
-    validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
-    config = baseConfig('adamw', opt.lr);
-    config.beta1 = optionalNumber(opt.beta1, 'optimizer.beta1', 0.9, 0, 1, 'max');
-    config.beta2 = optionalNumber(opt.beta2, 'optimizer.beta2', 0.999, 0, 1, 'max');
-    config.eps = optionalNumber(opt.eps, 'optimizer.eps', 1e-8, MIN_EPS, MAX_RATE);
-    config.weightDecay = optionalNumber(opt.weightDecay, 'optimizer.weightDecay', 0.01, 0, MAX_RATE);
-    config.decoupledWeightDecay = true;
-  } else {
-    throw new ResNetError('E_ARG', `${OP}: optimizer.type must be 'sgd' or 'adamw', got ${JSON.stringify((opt as { type?: unknown }).type)}`);
-  }
+  const config = resolveOptimizer(options.optimizer);
   const labelSmoothing = optionalNumber(options.labelSmoothing, 'labelSmoothing', 0, 0, 1, 'max');
   // 0 means "no clipping" natively, so a given norm must be positive (and a float32).
   config.clipGradNorm = optionalNumber(options.clipGradNorm, 'clipGradNorm', 0, 1e-12, 3e38);
-  const groups = options.paramGroups ?? [];
-  if (!Array.isArray(groups)) throw new ResNetError('E_ARG', `${OP}: paramGroups must be an array`);
-  groups.forEach((g, i) => {
-    validate.keys(g, `${OP} paramGroups[${i}]`, ['match', 'weightDecay', 'lrScale']);
-    const m = (g as ParamGroup).match as unknown;
-    if (!(m instanceof RegExp || typeof m === 'function' || (Array.isArray(m) && m.every((n) => typeof n === 'string')))) {
-      throw new ResNetError('E_ARG', `${OP}: paramGroups[${i}].match must be a RegExp, a list of parameter names (strings) or a function`);
-    }
-    if (g.weightDecay !== undefined) validate.number(g.weightDecay, OP, `paramGroups[${i}].weightDecay`, 0, MAX_RATE);
-    if (g.lrScale !== undefined) validate.number(g.lrScale, OP, `paramGroups[${i}].lrScale`, 0, MAX_RATE);
-  });
-  const decayNormAndBias = options.decayNormAndBias === undefined ? false : validate.boolean(options.decayNormAndBias, OP, 'decayNormAndBias');
+  const groups = checkParamGroups(options.paramGroups ?? []);
+  const decayNormAndBias = optionalBoolean(options.decayNormAndBias, 'decayNormAndBias');
 
   // The native side multiplies a base decay of 1 by each parameter's absolute decay.
   const trainable = params.filter((p) => p.trainable);
@@ -150,6 +120,50 @@ export function resolveCompileOptions(
   config.lrScale = lrScale;
   config.weightDecay = 1;
   return { config, labelSmoothing };
+}
+
+/** `optimizer` checked: the native configuration before clipping and parameter groups. */
+function resolveOptimizer(o: unknown): NativeOptimizerConfig {
+  if (typeof o !== 'object' || o === null) throw new ResNetError('E_ARG', `${OP}: optimizer must be { type: 'sgd' | 'adamw', lr, … }`);
+  const opt = o as OptimizerOptions;
+  let config: NativeOptimizerConfig;
+  if (opt.type === 'sgd') {
+    validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'momentum', 'nesterov', 'weightDecay', 'decoupledWeightDecay']);
+    config = baseConfig('sgd', opt.lr);
+    config.momentum = optionalNumber(opt.momentum, 'optimizer.momentum', 0, 0, 1, 'max');
+    config.nesterov = optionalBoolean(opt.nesterov, 'optimizer.nesterov');
+    if (config.nesterov && config.momentum === 0) {
+      throw new ResNetError('E_ARG', `${OP}: Nesterov momentum needs optimizer.momentum > 0`);
+    }
+    config.weightDecay = optionalNumber(opt.weightDecay, 'optimizer.weightDecay', 0, 0, MAX_RATE);
+    config.decoupledWeightDecay = optionalBoolean(opt.decoupledWeightDecay, 'optimizer.decoupledWeightDecay');
+  } else if (opt.type === 'adamw') {
+    validate.keys(opt, `${OP} optimizer`, ['type', 'lr', 'beta1', 'beta2', 'eps', 'weightDecay']);
+    config = baseConfig('adamw', opt.lr);
+    config.beta1 = optionalNumber(opt.beta1, 'optimizer.beta1', 0.9, 0, 1, 'max');
+    config.beta2 = optionalNumber(opt.beta2, 'optimizer.beta2', 0.999, 0, 1, 'max');
+    config.eps = optionalNumber(opt.eps, 'optimizer.eps', 1e-8, MIN_EPS, MAX_RATE);
+    config.weightDecay = optionalNumber(opt.weightDecay, 'optimizer.weightDecay', 0.01, 0, MAX_RATE);
+    config.decoupledWeightDecay = true;
+  } else {
+    throw new ResNetError('E_ARG', `${OP}: optimizer.type must be 'sgd' or 'adamw', got ${JSON.stringify((opt as { type?: unknown }).type)}`);
+  }
+  return config;
+}
+
+/** `paramGroups` checked (each group's keys, match, weightDecay and lrScale). */
+function checkParamGroups(groups: readonly ParamGroup[]): readonly ParamGroup[] {
+  if (!Array.isArray(groups)) throw new ResNetError('E_ARG', `${OP}: paramGroups must be an array`);
+  groups.forEach((g, i) => {
+    validate.keys(g, `${OP} paramGroups[${i}]`, ['match', 'weightDecay', 'lrScale']);
+    const m = (g as ParamGroup).match as unknown;
+    if (!(m instanceof RegExp || typeof m === 'function' || (Array.isArray(m) && m.every((n) => typeof n === 'string')))) {
+      throw new ResNetError('E_ARG', `${OP}: paramGroups[${i}].match must be a RegExp, a list of parameter names (strings) or a function`);
+    }
+    if (g.weightDecay !== undefined) validate.number(g.weightDecay, OP, `paramGroups[${i}].weightDecay`, 0, MAX_RATE);
+    if (g.lrScale !== undefined) validate.number(g.lrScale, OP, `paramGroups[${i}].lrScale`, 0, MAX_RATE);
+  });
+  return groups;
 }
 
 /** A group's `match` as a test of one parameter, prepared once for all parameters. */
