@@ -267,6 +267,17 @@ function checkFolder(dir: string, op: string): void {
   if (!isDirectory) throw new ResNetError('E_IO', `${op}: dir '${dir}' exists and is not a folder`);
 }
 
+/** Creates `dir` (and the folders above it); E_IO naming it when that fails. */
+async function createFolder(dir: string, op: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const why = e?.code === 'EEXIST' || e?.code === 'ENOTDIR' ? 'it, or a folder above it, exists and is not a folder' : `${e?.code ?? ''} ${e?.message ?? String(err)}`;
+    throw new ResNetError('E_IO', `${op}: cannot create dir '${dir}': ${why}`);
+  }
+}
+
 /**
  * Saves the model after each epoch with the training state (epoch, step, shuffling RNG,
  * history), so `trainer.fit(data, { resumeFrom: '<dir>/model.safetensors', … })` continues
@@ -295,13 +306,7 @@ export function checkpoint(options: CheckpointOptions): Callback {
       monitor = saveBest === false ? undefined : (fixedMonitor ?? (ctx.hasValidation ? 'valAccuracy' : 'accuracy'));
       best = monitor === undefined ? undefined : new Best(resolveMode(options.mode, monitor, op), 0);
       if (best && monitor) for (const log of ctx.history) best.offer(monitored(log, monitor, op));
-      try {
-        await mkdir(dir, { recursive: true });
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        const why = e?.code === 'EEXIST' || e?.code === 'ENOTDIR' ? 'it, or a folder above it, exists and is not a folder' : `${e?.code ?? ''} ${e?.message ?? String(err)}`;
-        throw new ResNetError('E_IO', `${op}: cannot create dir '${dir}': ${why}`);
-      }
+      await createFolder(dir, op);
     },
     async onEpochEnd(log, ctx) {
       const training = ctx.trainingState();
