@@ -12,10 +12,13 @@
 //   version         '1'
 //   spec            JSON of the ModelSpec
 //   mode            'train' | 'eval' (Model.training)
-//   optimizer       JSON of the compile options (RegExp matches as { regexp, flags }, name lists as { names })
+//   optimizer       JSON of the compile options (RegExp matches as { regexp, flags }, name lists as { names }; compile_options_json.ts)
 //   optimizerSteps  decimal step count of the optimizer (AdamW's bias correction, SGD's first step)
 //   learningRate    the learning rate in force (a schedule may have moved it from optimizer.lr)
 //   training        JSON of the trainer's state ({ epoch, step, rngState, history?, … }), when given
+//
+// What goes in comes from Model.exportState and goes back through Model's own setters: nothing
+// here touches the native handle. Model.save reaches this module by dynamic import (no cycle).
 import { ResNetError } from '../errors.js';
 import { memoryBudgetOption, Model, type ModelInitOptions, type ModelState, type Parameter } from '../model/model.js';
 import { minimumParameterCount } from '../model/parameter_bound.js';
