@@ -13,6 +13,7 @@ export type Padding = 'same' | 'valid' | number | [number, number, number, numbe
 
 export function describe(v: unknown): string {
   if (v === null) return 'null';
+  if (typeof v === 'string') return `string ${v.length > 40 ? `'${v.slice(0, 37)}...'` : `'${v}'`}`;
   if (Array.isArray(v)) return `array(${v.length})`;
   if (ArrayBuffer.isView(v)) return v.constructor.name;
   if (typeof v === 'object') return (v as object).constructor?.name ?? 'object';
@@ -79,6 +80,19 @@ export function string(v: unknown, op: string, name: string): string {
 export function boolean(v: unknown, op: string, name: string): boolean {
   if (typeof v !== 'boolean') fail('E_ARG', `${op}: ${name} must be a boolean, got ${describe(v)}`);
   return v;
+}
+
+/** E_ARG: `op: name must be <expected>, got <value>` — for checks with no helper here. */
+export function invalid(v: unknown, op: string, name: string, expected: string): never {
+  fail('E_ARG', `${op}: ${name} must be ${expected}, got ${describe(v)}`);
+}
+
+/** One of `allowed` (strings, numbers or booleans), compared with ===. */
+export function oneOf<T extends string | number | boolean>(v: unknown, op: string, name: string, allowed: readonly T[]): T {
+  if (!allowed.includes(v as T)) {
+    invalid(v, op, name, `one of ${allowed.map((a) => (typeof a === 'string' ? `'${a}'` : String(a))).join(', ')}`);
+  }
+  return v as T;
 }
 
 /** A number or [height, width] of integers ≥ min. */

@@ -1,8 +1,9 @@
 // The generic ResNet builder: checked options → ModelSpec. Layer names: see builders.ts.
 import { ResNetError } from '../errors.js';
+import * as validate from '../validate.js';
 import { isPlainObject } from '../validate.js';
 import { type BlockConfig, SpecGraph, convBias, residualBlock } from './blocks.js';
-import { type StemLayerOptions, type ResNetOptions, argError, checkKeys, int, oneOf, bool, size2, padding, inputShape, name, RESNET_KEYS, BLOCK_TYPES, IMAGENET_STEM, CIFAR_STEM } from './builder_options.js';
+import { type StemLayerOptions, type ResNetOptions, checkKeys, size, size2, padding, inputShape, RESNET_KEYS, BLOCK_TYPES, IMAGENET_STEM, CIFAR_STEM } from './builder_options.js';
 import type { ModelSpec } from './spec.js';
 
 // ---------------------------------------------------------------------------------------
@@ -28,49 +29,49 @@ function buildStem(ctx: BuildContext, stem: StemLayerOptions[], firstBlockStarts
   let x = 'input';
   stem.forEach((d: unknown, i) => {
     const at = `stem[${i}]`;
-    if (!isPlainObject(d)) argError(fn, at, 'a stem layer object', d);
-    const type = oneOf(fn, `${at}.type`, d.type, ['conv2d', 'batchNorm', 'relu', 'maxPool', 'avgPool', 'zeroPad'] as const);
-    const own = d.name === undefined ? undefined : name(fn, `${at}.name`, d.name);
+    if (!isPlainObject(d)) validate.invalid(d, fn, at, 'a stem layer object');
+    const type = validate.oneOf(d.type, fn, `${at}.type`, ['conv2d', 'batchNorm', 'relu', 'maxPool', 'avgPool', 'zeroPad'] as const);
+    const own = d.name === undefined ? undefined : validate.string(d.name, fn, `${at}.name`);
     switch (type) {
       case 'conv2d': {
-        checkKeys(fn, `${at}.`, d, ['type', 'filters', 'kernelSize', 'strides', 'padding', 'useBias', 'name']);
+        checkKeys(d, fn, `${at}.`, ['type', 'filters', 'kernelSize', 'strides', 'padding', 'useBias', 'name']);
         const next = stem[i + 1];
         const followedByBatchNorm = next === undefined ? firstBlockStartsWithBatchNorm : isPlainObject(next) && next.type === 'batchNorm';
         x = g.conv2d(own ?? defaultName('conv', true), x, {
-          filters: int(fn, `${at}.filters`, d.filters, 1),
-          kernelSize: size2(fn, `${at}.kernelSize`, d.kernelSize, 1),
-          strides: d.strides === undefined ? [1, 1] : size2(fn, `${at}.strides`, d.strides, 1),
-          padding: d.padding === undefined ? 'valid' : padding(fn, `${at}.padding`, d.padding),
-          useBias: d.useBias === undefined ? convBias(ctx.convBias, followedByBatchNorm) : bool(fn, `${at}.useBias`, d.useBias),
+          filters: size(d.filters, fn, `${at}.filters`, 1),
+          kernelSize: size2(d.kernelSize, fn, `${at}.kernelSize`, 1),
+          strides: d.strides === undefined ? [1, 1] : size2(d.strides, fn, `${at}.strides`, 1),
+          padding: d.padding === undefined ? 'valid' : padding(d.padding, fn, `${at}.padding`),
+          useBias: d.useBias === undefined ? convBias(ctx.convBias, followedByBatchNorm) : validate.boolean(d.useBias, fn, `${at}.useBias`),
         });
         break;
       }
       case 'batchNorm':
-        checkKeys(fn, `${at}.`, d, ['type', 'name']);
+        checkKeys(d, fn, `${at}.`, ['type', 'name']);
         x = g.batchNorm(own ?? defaultName('bn', true), x, ctx.bnEpsilon, ctx.bnMomentum);
         break;
       case 'relu':
-        checkKeys(fn, `${at}.`, d, ['type', 'name']);
+        checkKeys(d, fn, `${at}.`, ['type', 'name']);
         x = g.relu(own ?? defaultName('relu', false), x);
         break;
       case 'maxPool':
       case 'avgPool': {
-        checkKeys(fn, `${at}.`, d, ['type', 'poolSize', 'strides', 'padding', 'name']);
-        const poolSize = size2(fn, `${at}.poolSize`, d.poolSize, 1);
+        checkKeys(d, fn, `${at}.`, ['type', 'poolSize', 'strides', 'padding', 'name']);
+        const poolSize = size2(d.poolSize, fn, `${at}.poolSize`, 1);
         x = g.pool(
           type,
           own ?? defaultName(type === 'maxPool' ? 'maxpool' : 'stem_avgpool', false),
           x,
           poolSize,
-          d.strides === undefined ? poolSize : size2(fn, `${at}.strides`, d.strides, 1),
-          d.padding === undefined ? 'valid' : padding(fn, `${at}.padding`, d.padding),
+          d.strides === undefined ? poolSize : size2(d.strides, fn, `${at}.strides`, 1),
+          d.padding === undefined ? 'valid' : padding(d.padding, fn, `${at}.padding`),
         );
         break;
       }
       case 'zeroPad': {
-        checkKeys(fn, `${at}.`, d, ['type', 'padding', 'name']);
-        const p = padding(fn, `${at}.padding`, d.padding);
-        if (typeof p === 'string') argError(fn, `${at}.padding`, 'an integer ≥ 0 or [top, bottom, left, right]', p);
+        checkKeys(d, fn, `${at}.`, ['type', 'padding', 'name']);
+        const p = padding(d.padding, fn, `${at}.padding`);
+        if (typeof p === 'string') validate.invalid(p, fn, `${at}.padding`, 'an integer ≥ 0 or [top, bottom, left, right]');
         x = g.zeroPad(own ?? defaultName('pad', false), x, typeof p === 'number' ? [p, p, p, p] : p);
         break;
       }
@@ -83,56 +84,56 @@ function buildStem(ctx: BuildContext, stem: StemLayerOptions[], firstBlockStarts
 function buildHead(ctx: BuildContext, head: unknown, classes: number, x: string): string {
   const { fn, g } = ctx;
   const h: Record<string, unknown> =
-    head === undefined || head === 'global' ? {} : isPlainObject(head) ? head : argError(fn, 'head', "'global' or a head object", head);
-  checkKeys(fn, 'head.', h, ['pool', 'hidden', 'useBias']);
-  const useBias = h.useBias === undefined ? true : bool(fn, 'head.useBias', h.useBias);
+    head === undefined || head === 'global' ? {} : isPlainObject(head) ? head : validate.invalid(head, fn, 'head', "'global' or a head object");
+  checkKeys(h, fn, 'head.', ['pool', 'hidden', 'useBias']);
+  const useBias = h.useBias === undefined ? true : validate.boolean(h.useBias, fn, 'head.useBias');
   const pool = h.pool ?? 'global';
   if (pool === 'global') {
     x = g.globalAvgPool('avgpool', x);
   } else if (pool === 'flatten') {
     x = g.flatten('flatten', x);
   } else if (isPlainObject(pool)) {
-    checkKeys(fn, 'head.pool.', pool, ['type', 'poolSize', 'strides', 'padding']);
-    const type = oneOf(fn, 'head.pool.type', pool.type, ['avgPool', 'maxPool'] as const);
-    const poolSize = size2(fn, 'head.pool.poolSize', pool.poolSize, 1);
+    checkKeys(pool, fn, 'head.pool.', ['type', 'poolSize', 'strides', 'padding']);
+    const type = validate.oneOf(pool.type, fn, 'head.pool.type', ['avgPool', 'maxPool'] as const);
+    const poolSize = size2(pool.poolSize, fn, 'head.pool.poolSize', 1);
     x = g.pool(
       type,
       type === 'avgPool' ? 'avgpool' : 'head_maxpool',
       x,
       poolSize,
-      pool.strides === undefined ? poolSize : size2(fn, 'head.pool.strides', pool.strides, 1),
-      pool.padding === undefined ? 'valid' : padding(fn, 'head.pool.padding', pool.padding),
+      pool.strides === undefined ? poolSize : size2(pool.strides, fn, 'head.pool.strides', 1),
+      pool.padding === undefined ? 'valid' : padding(pool.padding, fn, 'head.pool.padding'),
     );
     x = g.flatten('flatten', x);
   } else {
-    argError(fn, 'head.pool', "'global', 'flatten' or a pool window object", pool);
+    validate.invalid(pool, fn, 'head.pool', "'global', 'flatten' or a pool window object");
   }
   const hidden = h.hidden ?? [];
-  if (!Array.isArray(hidden)) argError(fn, 'head.hidden', 'an array of unit counts', hidden);
+  if (!Array.isArray(hidden)) validate.invalid(hidden, fn, 'head.hidden', 'an array of unit counts');
   hidden.forEach((units: unknown, k) => {
-    x = g.dense(`fc_hidden${k + 1}`, x, int(fn, `head.hidden[${k}]`, units, 1), useBias);
+    x = g.dense(`fc_hidden${k + 1}`, x, size(units, fn, `head.hidden[${k}]`, 1), useBias);
     x = g.relu(`fc_hidden${k + 1}_relu`, x);
   });
   return g.dense('fc', x, classes, useBias);
 }
 
 export function build(options: ResNetOptions, fn: string): ModelSpec {
-  if (!isPlainObject(options)) argError(fn, 'options', 'an object', options);
+  if (!isPlainObject(options)) validate.invalid(options, fn, 'options', 'an object');
   const o = options as unknown as Record<string, unknown>;
-  checkKeys(fn, '', o, RESNET_KEYS);
+  checkKeys(o, fn, '', RESNET_KEYS);
   /** An enumerated option; the first value is its default. */
   const choice = <T extends string>(option: string, values: readonly T[]): T =>
-    o[option] === undefined ? values[0] : oneOf(fn, option, o[option], values);
+    o[option] === undefined ? values[0] : validate.oneOf(o[option], fn, option, values);
 
-  const specName = o.name === undefined ? 'resnet' : name(fn, 'name', o.name);
-  const classes = int(fn, 'classes', o.classes, 1);
-  const shape = o.inputShape === undefined ? ([224, 224, 3] as [number, number, number]) : inputShape(fn, o.inputShape);
-  const block = oneOf(fn, 'block', o.block, BLOCK_TYPES);
+  const specName = o.name === undefined ? 'resnet' : validate.string(o.name, fn, 'name');
+  const classes = size(o.classes, fn, 'classes', 1);
+  const shape = o.inputShape === undefined ? ([224, 224, 3] as [number, number, number]) : inputShape(o.inputShape, fn);
+  const block = validate.oneOf(o.block, fn, 'block', BLOCK_TYPES);
   const preact = block === 'preactBasic' || block === 'preactBottleneck';
   const bottleneck = block === 'bottleneck' || block === 'preactBottleneck';
 
-  const groups = o.groups === undefined ? 1 : int(fn, 'groups', o.groups, 1);
-  const widthPerGroup = o.widthPerGroup === undefined ? 64 : int(fn, 'widthPerGroup', o.widthPerGroup, 1);
+  const groups = o.groups === undefined ? 1 : size(o.groups, fn, 'groups', 1);
+  const widthPerGroup = o.widthPerGroup === undefined ? 64 : size(o.widthPerGroup, fn, 'widthPerGroup', 1);
   if (!bottleneck && (groups !== 1 || widthPerGroup !== 64)) {
     throw new ResNetError(
       'E_ARG',
@@ -140,29 +141,29 @@ export function build(options: ResNetOptions, fn: string): ModelSpec {
         `got groups ${groups}, widthPerGroup ${widthPerGroup}`,
     );
   }
-  const expansion = o.expansion === undefined ? (bottleneck ? 4 : 1) : int(fn, 'expansion', o.expansion, 1);
+  const expansion = o.expansion === undefined ? (bottleneck ? 4 : 1) : size(o.expansion, fn, 'expansion', 1);
   let seReduction: number | undefined;
   if (o.se !== undefined) {
-    if (!isPlainObject(o.se)) argError(fn, 'se', 'an object { reduction }', o.se);
-    checkKeys(fn, 'se.', o.se, ['reduction']);
-    seReduction = int(fn, 'se.reduction', o.se.reduction, 1);
+    if (!isPlainObject(o.se)) validate.invalid(o.se, fn, 'se', 'an object { reduction }');
+    checkKeys(o.se, fn, 'se.', ['reduction']);
+    seReduction = size(o.se.reduction, fn, 'se.reduction', 1);
   }
   const shortcut = choice('shortcut', ['projection', 'zeroPad'] as const);
-  const projectionNorm = o.projectionNorm === undefined ? !preact : bool(fn, 'projectionNorm', o.projectionNorm);
+  const projectionNorm = o.projectionNorm === undefined ? !preact : validate.boolean(o.projectionNorm, fn, 'projectionNorm');
   const strideShortcut = choice('strideShortcut', ['projection', 'subsample'] as const);
   const strideOn = choice('strideOn', ['3x3', '1x1'] as const);
   const downsampleBlock = choice('downsampleBlock', ['first', 'last'] as const);
   const preactShortcut = choice('preactShortcut', ['preactivated', 'input'] as const);
-  const postNorm = o.postNorm === undefined ? preact : bool(fn, 'postNorm', o.postNorm);
-  const bias = o.convBias === undefined ? false : oneOf(fn, 'convBias', o.convBias, [false, true, 'auto'] as const);
+  const postNorm = o.postNorm === undefined ? preact : validate.boolean(o.postNorm, fn, 'postNorm');
+  const bias = o.convBias === undefined ? false : validate.oneOf(o.convBias, fn, 'convBias', [false, true, 'auto'] as const);
   const padMode = choice('convPadding', ['explicit', 'same'] as const);
   const bnEpsilon = o.bnEpsilon === undefined ? 1e-5 : o.bnEpsilon;
   if (typeof bnEpsilon !== 'number' || !Number.isFinite(bnEpsilon) || bnEpsilon <= 0) {
-    argError(fn, 'bnEpsilon', 'a finite number > 0', bnEpsilon);
+    validate.invalid(bnEpsilon, fn, 'bnEpsilon', 'a finite number > 0');
   }
   const bnMomentum = o.bnMomentum === undefined ? 0.1 : o.bnMomentum;
   if (typeof bnMomentum !== 'number' || !(bnMomentum >= 0 && bnMomentum <= 1)) {
-    argError(fn, 'bnMomentum', 'a number in [0, 1]', bnMomentum);
+    validate.invalid(bnMomentum, fn, 'bnMomentum', 'a number in [0, 1]');
   }
 
   const stemOption = o.stem ?? 'imagenet';
@@ -173,27 +174,27 @@ export function build(options: ResNetOptions, fn: string): ModelSpec {
         ? CIFAR_STEM
         : Array.isArray(stemOption)
           ? (stemOption as StemLayerOptions[])
-          : argError(fn, 'stem', "'imagenet', 'cifar' or an array of stem layers", stemOption);
+          : validate.invalid(stemOption, fn, 'stem', "'imagenet', 'cifar' or an array of stem layers");
   const lastStem: unknown = stem[stem.length - 1];
   const skipFirstPreact =
-    o.skipFirstPreact === undefined ? isPlainObject(lastStem) && lastStem.type === 'relu' : bool(fn, 'skipFirstPreact', o.skipFirstPreact);
+    o.skipFirstPreact === undefined ? isPlainObject(lastStem) && lastStem.type === 'relu' : validate.boolean(o.skipFirstPreact, fn, 'skipFirstPreact');
 
   if (!Array.isArray(o.stages) || o.stages.length === 0) {
-    argError(fn, 'stages', 'a non-empty array of { blocks, width, stride? }', o.stages);
+    validate.invalid(o.stages, fn, 'stages', 'a non-empty array of { blocks, width, stride? }');
   }
   const stages = (o.stages as unknown[]).map((st, i) => {
     const at = `stages[${i}]`;
-    if (!isPlainObject(st)) argError(fn, at, 'an object { blocks, width, stride?, expansion? }', st);
-    checkKeys(fn, `${at}.`, st, ['blocks', 'width', 'stride', 'expansion']);
-    const width = int(fn, `${at}.width`, st.width, 1);
-    const e = st.expansion === undefined ? expansion : int(fn, `${at}.expansion`, st.expansion, 1);
+    if (!isPlainObject(st)) validate.invalid(st, fn, at, 'an object { blocks, width, stride?, expansion? }');
+    checkKeys(st, fn, `${at}.`, ['blocks', 'width', 'stride', 'expansion']);
+    const width = size(st.width, fn, `${at}.width`, 1);
+    const e = st.expansion === undefined ? expansion : size(st.expansion, fn, `${at}.expansion`, 1);
     const inner = bottleneck ? Math.floor((width * widthPerGroup) / 64) * groups : width;
     if (inner < 1) {
       throw new ResNetError('E_ARG', `${fn}: ${at}.width ${width} with widthPerGroup ${widthPerGroup} gives a bottleneck of width 0`);
     }
     return {
-      blocks: int(fn, `${at}.blocks`, st.blocks, 1),
-      stride: st.stride === undefined ? (i === 0 ? 1 : 2) : int(fn, `${at}.stride`, st.stride, 1, 64),
+      blocks: size(st.blocks, fn, `${at}.blocks`, 1),
+      stride: st.stride === undefined ? (i === 0 ? 1 : 2) : size(st.stride, fn, `${at}.stride`, 1, 64),
       inner,
       out: width * e,
     };

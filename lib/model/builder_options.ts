@@ -1,6 +1,7 @@
 // Options of the ResNet builders (builders.ts): their types, and the checks that turn a
 // caller's options into values the generic builder (build_resnet.ts) can trust.
 import { ResNetError } from '../errors.js';
+import * as validate from '../validate.js';
 import type { SpecPadding } from './spec.js';
 
 // ---------------------------------------------------------------------------------------
@@ -215,24 +216,13 @@ export interface ResNetCifarOptions extends Omit<ResNetPresetOptions, 'convBias'
 }
 
 // ---------------------------------------------------------------------------------------
-// Validation
+// Validation: the shared checks of validate.ts, `(value, op, name, ...range)`, plus the
+// option shapes only the builders have.
 
-export function show(v: unknown): string {
-  if (typeof v === 'string') return `'${v}'`;
-  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
-  try {
-    const s = JSON.stringify(v);
-    return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-  } catch {
-    return typeof v;
-  }
-}
+/** The largest size (filters, units, kernel, padding) a builder option may ask for. */
+export const MAX_SIZE = 1 << 20;
 
-export function argError(fn: string, option: string, expected: string, got: unknown): never {
-  throw new ResNetError('E_ARG', `${fn}: ${option} must be ${expected}, got ${show(got)}`);
-}
-
-export function checkKeys(fn: string, where: string, obj: Record<string, unknown>, allowed: readonly string[]): void {
+export function checkKeys(obj: Record<string, unknown>, fn: string, where: string, allowed: readonly string[]): void {
   for (const key of Object.keys(obj)) {
     if (!allowed.includes(key)) {
       throw new ResNetError('E_ARG', `${fn}: unknown option ${where}${key} (known: ${allowed.join(', ')})`);
@@ -240,48 +230,30 @@ export function checkKeys(fn: string, where: string, obj: Record<string, unknown
   }
 }
 
-export function int(fn: string, option: string, v: unknown, min: number, max = 1 << 20): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) argError(fn, option, `an integer in [${min}, ${max}]`, v);
-  return v;
+/** A size: an integer in [min, max] (max defaults to MAX_SIZE). */
+export function size(v: unknown, fn: string, option: string, min: number, max = MAX_SIZE): number {
+  return validate.integer(v, fn, option, min, max);
 }
 
-export function oneOf<T extends string | number | boolean>(fn: string, option: string, v: unknown, values: readonly T[]): T {
-  if (!values.includes(v as T)) argError(fn, option, `one of ${values.map(show).join(', ')}`, v);
-  return v as T;
+export function size2(v: unknown, fn: string, option: string, min: number): [number, number] {
+  if (typeof v === 'number') return [size(v, fn, option, min), v];
+  if (!Array.isArray(v) || v.length !== 2) validate.invalid(v, fn, option, `an integer ≥ ${min} or [height, width]`);
+  return [size(v[0], fn, `${option}[0]`, min), size(v[1], fn, `${option}[1]`, min)];
 }
 
-export function bool(fn: string, option: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') argError(fn, option, 'a boolean', v);
-  return v;
-}
-
-export function size2(fn: string, option: string, v: unknown, min: number): [number, number] {
-  if (typeof v === 'number') {
-    int(fn, option, v, min);
-    return [v, v];
-  }
-  if (!Array.isArray(v) || v.length !== 2) argError(fn, option, `an integer ≥ ${min} or [height, width]`, v);
-  return [int(fn, `${option}[0]`, v[0], min), int(fn, `${option}[1]`, v[1], min)];
-}
-
-export function padding(fn: string, option: string, v: unknown): SpecPadding {
+export function padding(v: unknown, fn: string, option: string): SpecPadding {
   if (v === 'same' || v === 'valid') return v;
-  if (typeof v === 'number') return int(fn, option, v, 0);
+  if (typeof v === 'number') return size(v, fn, option, 0);
   if (Array.isArray(v) && v.length === 4) {
-    const [top, bottom, left, right] = v.map((p: unknown, i) => int(fn, `${option}[${i}]`, p, 0));
+    const [top, bottom, left, right] = v.map((p: unknown, i) => size(p, fn, `${option}[${i}]`, 0));
     return [top, bottom, left, right];
   }
-  return argError(fn, option, "'same', 'valid', an integer ≥ 0 or [top, bottom, left, right]", v);
+  return validate.invalid(v, fn, option, "'same', 'valid', an integer ≥ 0 or [top, bottom, left, right]");
 }
 
-export function inputShape(fn: string, v: unknown): [number, number, number] {
-  if (!Array.isArray(v) || v.length !== 3) argError(fn, 'inputShape', '[height, width, channels]', v);
-  return [int(fn, 'inputShape[0]', v[0], 1), int(fn, 'inputShape[1]', v[1], 1), int(fn, 'inputShape[2]', v[2], 1)];
-}
-
-export function name(fn: string, option: string, v: unknown): string {
-  if (typeof v !== 'string' || v.length === 0) argError(fn, option, 'a non-empty string', v);
-  return v;
+export function inputShape(v: unknown, fn: string): [number, number, number] {
+  if (!Array.isArray(v) || v.length !== 3) validate.invalid(v, fn, 'inputShape', '[height, width, channels]');
+  return [size(v[0], fn, 'inputShape[0]', 1), size(v[1], fn, 'inputShape[1]', 1), size(v[2], fn, 'inputShape[2]', 1)];
 }
 
 export const RESNET_KEYS = [

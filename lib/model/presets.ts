@@ -1,8 +1,9 @@
 // The named ResNets (resnet18 … resnetCifar): presets of the generic builder.
 import { ResNetError } from '../errors.js';
+import * as validate from '../validate.js';
 import { isPlainObject } from '../validate.js';
 import { build } from './build_resnet.js';
-import { type BlockType, type HeadOptions, type StageOptions, type ResNetOptions, type ResNetPresetOptions, type ResNetV1Options, type ResNetCifarOptions, argError, int, oneOf, padding, inputShape, name } from './builder_options.js';
+import { type BlockType, type HeadOptions, type StageOptions, type ResNetOptions, type ResNetPresetOptions, type ResNetV1Options, type ResNetCifarOptions, size, padding, inputShape } from './builder_options.js';
 import type { ModelSpec } from './spec.js';
 
 // ---------------------------------------------------------------------------------------
@@ -23,7 +24,7 @@ function preset(
   own: readonly string[] = [],
 ): ResNetOptions {
   const o = options === undefined ? {} : options;
-  if (!isPlainObject(o)) argError(fn, 'options', 'an object', o);
+  if (!isPlainObject(o)) validate.invalid(o, fn, 'options', 'an object');
   const merged: Record<string, unknown> = { classes: 1000, ...defaults };
   for (const [key, value] of Object.entries(o)) {
     if (key === 'stages' || key === 'block') {
@@ -40,7 +41,7 @@ function imagenetPreset(fn: string, blocks: number[], block: BlockType, defaults
 }
 
 function v1Variant(fn: string, options: ResNetV1Options | undefined): Partial<ResNetOptions> {
-  const v = options?.variant === undefined ? 'v1.5' : oneOf(fn, 'variant', options.variant, ['v1.5', 'v1'] as const);
+  const v = options?.variant === undefined ? 'v1.5' : validate.oneOf(options.variant, fn, 'variant', ['v1.5', 'v1'] as const);
   return { strideOn: v === 'v1' ? '1x1' : '3x3' };
 }
 
@@ -167,16 +168,16 @@ export function seResnet50(options?: ResNetPresetOptions): ModelSpec {
  */
 export function resnetCifar(options: ResNetCifarOptions): ModelSpec {
   const fn = 'resnetCifar';
-  if (!isPlainObject(options)) argError(fn, 'options', 'an object { depth, version? }', options);
-  const version = options.version === undefined ? 1 : oneOf(fn, 'version', options.version, [1, 2] as const);
-  const depth = int(fn, 'depth', options.depth, 1);
+  if (!isPlainObject(options)) validate.invalid(options, fn, 'options', 'an object { depth, version? }');
+  const version = options.version === undefined ? 1 : validate.oneOf(options.version, fn, 'version', [1, 2] as const);
+  const depth = size(options.depth, fn, 'depth', 1);
   const per = version === 1 ? 6 : 9;
   if ((depth - 2) % per !== 0 || depth < per + 2) {
     const examples = `${per + 2}, ${2 * per + 2}, ${3 * per + 2}`;
     throw new ResNetError('E_ARG', `${fn}: depth must be ${per}n+2 with n ≥ 1 for version ${version} (${examples}, …), got ${depth}`);
   }
   const n = (depth - 2) / per;
-  const shape = options.inputShape === undefined ? ([32, 32, 3] as [number, number, number]) : inputShape(fn, options.inputShape);
+  const shape = options.inputShape === undefined ? ([32, 32, 3] as [number, number, number]) : inputShape(options.inputShape, fn);
   // Two stride-2 'same' stages: the final map is ceil(ceil(size / 2) / 2).
   const finalSize = (s: number): number => Math.ceil(Math.ceil(s / 2) / 2);
   const head: HeadOptions = { pool: { type: 'avgPool', poolSize: [Math.min(8, finalSize(shape[0])), Math.min(8, finalSize(shape[1]))] } };
