@@ -128,6 +128,58 @@ export async function discard(p: Promise<Tensor> | undefined): Promise<void> {
   if (x) release(x);
 }
 
+/** One batch as `eachBatch` hands it over: its index, its slot, the tensor the model reads, and the call that starts loading the next. */
+export interface StagedBatch {
+  k: number;
+  slot: Slot;
+  x: Tensor;
+  /** Starts staging batch k+1 (if there is one): call it once the work on `x` has been started, so the two overlap. */
+  stageNext(): void;
+}
+
+/**
+ * Batches 0 … steps−1 of `order` (batch k from position k × batchSize, `size(k)` examples,
+ * augmented with draw `augmentStep(k)`) through `pipeline`, double-buffered: `run` starts its
+ * work on batch k, calls stageNext() so that batch k+1 loads meanwhile, and settles; batch k's
+ * tensor is then released and `after` (if given) sees `run`'s result. A batch staged but not
+ * used (an error) is awaited and released before this settles.
+ */
+export async function eachBatch<R>(
+  pipeline: BatchPipeline,
+  order: Int32Array,
+  steps: number,
+  size: (k: number) => number,
+  augmentStep: (k: number) => number,
+  device: string,
+  run: (batch: StagedBatch) => Promise<R>,
+  after?: (k: number, slot: Slot, result: R) => Promise<void>,
+): Promise<void> {
+  const stage = (k: number) => pipeline.stage(pipeline.slot(k & 1, size(k)), order, k * pipeline.batchSize, augmentStep(k), device);
+  let next: Promise<Tensor> | undefined = stage(0);
+  try {
+    for (let k = 0; k < steps; k++) {
+      const slot = pipeline.slot(k & 1, size(k));
+      const x = await next!; // batch k: `slot`'s tensor, or its copy on the model's GPU
+      next = undefined;
+      const stageNext = () => {
+        if (k + 1 < steps) {
+          next = stage(k + 1);
+          next.catch(() => undefined);
+        }
+      };
+      let result: R;
+      try {
+        result = await run({ k, slot, x, stageNext });
+      } finally {
+        release(x);
+      }
+      await after?.(k, slot, result);
+    }
+  } finally {
+    await discard(next);
+  }
+}
+
 /** Most examples a dataset may have: they are numbered in Int32Arrays (the shuffled order, the batch indices). */
 const MAX_EXAMPLES = 2 ** 31 - 1;
 

@@ -3,9 +3,8 @@
 import type { Dataset } from '../data/dataset.js';
 import { ResNetError } from '../errors.js';
 import type { Model } from '../model/model.js';
-import type { Tensor } from '../tensor.js';
 import * as validate from '../validate.js';
-import { BatchPipeline, channelList, checkDataset, discard, type NormalizeOptions, release, type Slot } from './batches.js';
+import { BatchPipeline, channelList, checkDataset, eachBatch, type NormalizeOptions, type Slot } from './batches.js';
 import { MetricAccumulator } from './metrics.js';
 
 export interface EvaluateOptions extends NormalizeOptions {
@@ -66,6 +65,7 @@ function checkLabels(slot: Slot, classes: number, order: Int32Array, start: numb
   }
 }
 
+/** Adds the loss and accuracy of `model` on every example of `ds` (read through `pipeline`) to `acc`. */
 export async function runEvaluation(model: Model, ds: Dataset, pipeline: BatchPipeline, acc = new MetricAccumulator()): Promise<MetricAccumulator> {
   const n = ds.length;
   const b = pipeline.batchSize;
@@ -73,32 +73,16 @@ export async function runEvaluation(model: Model, ds: Dataset, pipeline: BatchPi
   const order = validate.allocate(Int32Array, n, pipeline.op, 'the order of the examples');
   for (let i = 0; i < n; i++) order[i] = i;
   const size = (k: number) => Math.min(b, n - k * b);
-  const device = model.device;
-  let next: Promise<Tensor> | undefined = pipeline.stage(pipeline.slot(0, size(0)), order, 0, 0, device);
-  try {
-    for (let k = 0; k < steps; k++) {
-      const slot = pipeline.slot(k & 1, size(k));
-      const x = await next!;
-      next = undefined;
-      try {
-        const logitsP = model.predict(x);
-        if (k + 1 < steps) {
-          next = pipeline.stage(pipeline.slot((k + 1) & 1, size(k + 1)), order, (k + 1) * b, 0, device);
-          next.catch(() => undefined);
-        }
-        const logits = await logitsP;
-        try {
-          checkLabels(slot, model.classes, order, k * b);
-          acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
-        } finally {
-          logits.dispose();
-        }
-      } finally {
-        release(x);
-      }
+  await eachBatch(pipeline, order, steps, size, () => 0, model.device, async ({ k, slot, x, stageNext }) => {
+    const logitsP = model.predict(x);
+    stageNext();
+    const logits = await logitsP;
+    try {
+      checkLabels(slot, model.classes, order, k * b);
+      acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
+    } finally {
+      logits.dispose();
     }
-  } finally {
-    await discard(next);
-  }
+  });
   return acc;
 }

@@ -4,9 +4,8 @@
 // goes (epoch, step, stop reason) and the TrainContext callbacks see.
 import { ResNetError } from '../errors.js';
 import type { Model } from '../model/model.js';
-import type { Tensor } from '../tensor.js';
 import * as validate from '../validate.js';
-import { BatchPipeline, discard, release, type Slot } from './batches.js';
+import { BatchPipeline, eachBatch, type StagedBatch } from './batches.js';
 import type { BatchLog, EpochLog, History, TrainContext, TrainerState } from './callbacks.js';
 import { evaluationPipeline, runEvaluation } from './evaluate.js';
 import type { FitPlan, StartPoint } from './fit_setup.js';
@@ -44,8 +43,6 @@ export class FitRun {
   #pipeline: BatchPipeline | undefined;
   #valPipeline: BatchPipeline | undefined;
   #res: Resources | undefined;
-  /** The batch being staged while a step runs (awaited, and released, by teardown). */
-  #next: Promise<Tensor> | undefined;
 
   constructor(model: Model, plan: FitPlan, start: StartPoint, progress: Progress) {
     this.#model = model;
@@ -154,42 +151,45 @@ export class FitRun {
 
   /** The epoch's steps; resolves to the learning rate of the last one. */
   async #steps(res: Resources, epochIndex: number, lr: number): Promise<number> {
-    const { pipeline, order, device } = res;
+    const { pipeline, order, device, acc } = res;
     const { stepsPerEpoch, callbacks } = this.#plan;
-    this.#next = pipeline.stage(pipeline.slot(0, this.#size(0)), order, 0, this.globalStep, device);
-    for (let k = 0; k < stepsPerEpoch; k++) {
-      const slot = pipeline.slot(k & 1, this.#size(k));
-      const x = await this.#next!; // batch k: `slot`'s tensor, or its copy on the model's GPU
-      this.#next = undefined;
-      let r: StepResult;
-      ({ r, lr } = await this.#step(res, epochIndex, k, slot, x, lr));
-      this.globalStep++;
-      const count = slot.labels.length;
-      res.acc.addBatchMeans(count, r.loss, r.accuracy, r.top5Accuracy);
-      this.#progress.batch(k + 1, res.acc.loss, res.acc.accuracy, res.acc.count);
-      if (this.#wantsBatch) {
-        const log: BatchLog = { epoch: epochIndex + 1, step: k + 1, globalStep: this.globalStep, loss: r.loss, accuracy: r.accuracy, gradNorm: r.gradNorm, lr, size: count, skipped: r.skipped, lossScale: r.lossScale };
-        for (const cb of callbacks) await cb.onBatchEnd?.(log, this.ctx);
-      }
-    }
+    const first = this.globalStep; // batch k is augmented with draw first + k, the global step it trains
+    await eachBatch(
+      pipeline,
+      order,
+      stepsPerEpoch,
+      (k) => this.#size(k),
+      (k) => first + k,
+      device,
+      async (batch) => {
+        const step = await this.#step(batch, epochIndex, lr);
+        lr = step.lr;
+        return step.r;
+      },
+      async (k, slot, r) => {
+        this.globalStep++;
+        const count = slot.labels.length;
+        acc.addBatchMeans(count, r.loss, r.accuracy, r.top5Accuracy);
+        this.#progress.batch(k + 1, acc.loss, acc.accuracy, acc.count);
+        if (this.#wantsBatch) {
+          const log: BatchLog = { epoch: epochIndex + 1, step: k + 1, globalStep: this.globalStep, loss: r.loss, accuracy: r.accuracy, gradNorm: r.gradNorm, lr, size: count, skipped: r.skipped, lossScale: r.lossScale };
+          for (const cb of callbacks) await cb.onBatchEnd?.(log, this.ctx);
+        }
+      },
+    );
     return lr;
   }
 
-  /** Step k on batch `x` (in `slot`), staging batch k+1 while it runs; releases `x`. */
-  async #step(res: Resources, epochIndex: number, k: number, slot: Slot, x: Tensor, lr: number): Promise<{ r: StepResult; lr: number }> {
-    const { stepSchedule, scheduled, stepsPerEpoch, batchSize } = this.#plan;
-    const { pipeline, order, device } = res;
+  /** Step k on batch `x`, staging batch k+1 while it runs natively; E_NAN says where in the run. */
+  async #step({ k, slot, x, stageNext }: StagedBatch, epochIndex: number, lr: number): Promise<{ r: StepResult; lr: number }> {
+    const { stepSchedule, scheduled, stepsPerEpoch } = this.#plan;
     const model = this.#model;
     const globalStep = this.globalStep;
     try {
       if (stepSchedule) lr = scheduled(stepSchedule.at(globalStep), `schedule.at(${globalStep})`);
       const stepP = stepSchedule ? model.trainStep(x, slot.labels, { lr }) : model.trainStep(x, slot.labels);
       // Batch k+1 loads (fill + augment, then the copy to the GPU) while step k runs natively.
-      if (k + 1 < stepsPerEpoch) {
-        const next = pipeline.stage(pipeline.slot((k + 1) & 1, this.#size(k + 1)), order, (k + 1) * batchSize, globalStep + 1, device);
-        this.#next = next;
-        next.catch(() => undefined);
-      }
+      stageNext();
       return { r: await stepP, lr };
     } catch (err) {
       // Training stops here; the native message names the layer, this adds where in the run.
@@ -197,8 +197,6 @@ export class FitRun {
         throw new ResNetError('E_NAN', `Trainer.fit: epoch ${epochIndex + 1}, step ${k + 1} of ${stepsPerEpoch} (global step ${globalStep + 1}): ${err.message}`);
       }
       throw err;
-    } finally {
-      release(x);
     }
   }
 
@@ -233,9 +231,8 @@ export class FitRun {
     }
   }
 
-  /** Waits for a batch still loading, ends the progress output and frees the pipelines. */
-  async teardown(): Promise<void> {
-    await discard(this.#next);
+  /** Ends the progress output and frees the pipelines (eachBatch has waited for any batch still loading). */
+  teardown(): void {
     this.#progress.trainEnd();
     this.#pipeline?.dispose();
     this.#valPipeline?.dispose();

@@ -103,7 +103,7 @@ export class Trainer {
       for (const cb of plan.callbacks) await cb.onTrainEnd?.(history, ctx);
       return history;
     } finally {
-      await run.teardown();
+      run.teardown();
       this.#running = false;
     }
   }
