@@ -22,6 +22,7 @@
  * @module
  */
 import { ResNetError } from '../errors.js';
+import * as validate from '../validate.js';
 
 /** A learning-rate schedule: a pure function of the step index. */
 export interface LrSchedule {
@@ -45,50 +46,32 @@ function show(v: unknown): string {
   return String(v);
 }
 
-function isNum(v: unknown): v is number {
-  return typeof v === 'number' && Number.isFinite(v);
-}
+// The generic checks are validate.ts's, `(value, op, name, ...range)`; these name the
+// ranges schedules use.
 
 /** A finite number ≥ 0 (a learning rate, a threshold, …). */
-function nonNegative(where: string, name: string, v: unknown): number {
-  if (!isNum(v) || v < 0) fail(where, `${name} must be a finite number >= 0, got ${show(v)}`);
-  return v;
+function nonNegative(v: unknown, where: string, name: string): number {
+  return validate.number(v, where, name, 0, Infinity);
 }
 
 /** A finite number > 0. */
-function positive(where: string, name: string, v: unknown): number {
-  if (!isNum(v) || v <= 0) fail(where, `${name} must be a finite number > 0, got ${show(v)}`);
-  return v;
+function positive(v: unknown, where: string, name: string): number {
+  return validate.number(v, where, name, 0, Infinity, 'min');
 }
 
-/** An integer ≥ `min`. */
-function integer(where: string, name: string, v: unknown, min: number): number {
-  if (!isNum(v) || !Number.isInteger(v) || v < min) {
-    fail(where, `${name} must be an integer >= ${min}, got ${show(v)}`);
-  }
-  return v;
+/** An integer ≥ `min` (step counts: up to 2^53 - 1). */
+function integer(v: unknown, where: string, name: string, min: number): number {
+  return validate.integer(v, where, name, min, Number.MAX_SAFE_INTEGER);
 }
 
-function oneOf<T extends string>(where: string, name: string, v: unknown, allowed: readonly T[]): T {
-  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-    fail(where, `${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${show(v)}`);
-  }
-  return v as T;
-}
-
-function boolean(where: string, name: string, v: unknown): boolean {
-  if (typeof v !== 'boolean') fail(where, `${name} must be a boolean, got ${show(v)}`);
-  return v;
-}
-
-function options(where: string, opts: unknown): Record<string, unknown> {
-  if (typeof opts !== 'object' || opts === null) fail(where, `options must be an object, got ${show(opts)}`);
+/** Any object (unlike validate.options, undefined is refused: every schedule has a required option). */
+function options(opts: unknown, where: string): Record<string, unknown> {
+  if (typeof opts !== 'object' || opts === null) validate.invalid(opts, where, 'options', 'an object');
   return opts as Record<string, unknown>;
 }
 
-function checkStep(where: string, step: unknown): number {
-  if (!isNum(step) || step < 0) fail(where, `step must be a finite number >= 0, got ${show(step)}`);
-  return step;
+function checkStep(step: unknown, where: string): number {
+  return nonNegative(step, where, 'step');
 }
 
 // ---------------------------------------------------------------------------------------
@@ -101,10 +84,10 @@ function checkStep(where: string, step: unknown): number {
  */
 export function constant(lr: number): LrSchedule {
   const where = 'constant';
-  const value = nonNegative(where, 'lr', lr);
+  const value = nonNegative(lr, where, 'lr');
   return {
     at(step: number): number {
-      checkStep(where, step);
+      checkStep(step, where);
       return value;
     },
   };
@@ -132,13 +115,13 @@ export interface StepDecayOptions {
  */
 export function stepDecay(opts: StepDecayOptions): LrSchedule {
   const where = 'stepDecay';
-  const o = options(where, opts);
-  const lr = nonNegative(where, 'lr', o.lr);
-  const stepSize = integer(where, 'stepSize', o.stepSize, 1);
-  const gamma = positive(where, 'gamma', o.gamma ?? 0.1);
+  const o = options(opts, where);
+  const lr = nonNegative(o.lr, where, 'lr');
+  const stepSize = integer(o.stepSize, where, 'stepSize', 1);
+  const gamma = positive(o.gamma ?? 0.1, where, 'gamma');
   return {
     at(step: number): number {
-      checkStep(where, step);
+      checkStep(step, where);
       return lr * gamma ** Math.floor(step / stepSize);
     },
   };
@@ -168,25 +151,22 @@ export interface MultiStepOptions {
  */
 export function multiStep(opts: MultiStepOptions): LrSchedule {
   const where = 'multiStep';
-  const o = options(where, opts);
-  const lr = nonNegative(where, 'lr', o.lr);
+  const o = options(opts, where);
+  const lr = nonNegative(o.lr, where, 'lr');
   const raw = o.milestones;
-  if (!Array.isArray(raw)) fail(where, `milestones must be an array of integers, got ${show(raw)}`);
+  if (!Array.isArray(raw)) validate.invalid(raw, where, 'milestones', 'an array of integers');
   const milestones: number[] = [];
   for (let i = 0; i < raw.length; i++) {
-    const m: unknown = raw[i];
-    if (!isNum(m) || !Number.isInteger(m) || m < 0) {
-      fail(where, `milestones[${i}] must be an integer >= 0, got ${show(m)}`);
-    }
+    const m = integer(raw[i], where, `milestones[${i}]`, 0);
     if (i > 0 && m < milestones[i - 1]!) {
       fail(where, `milestones must be sorted in non-decreasing order, got ${show(raw)}`);
     }
     milestones.push(m);
   }
-  const gamma = positive(where, 'gamma', o.gamma ?? 0.1);
+  const gamma = positive(o.gamma ?? 0.1, where, 'gamma');
   return {
     at(step: number): number {
-      checkStep(where, step);
+      checkStep(step, where);
       // bisect_right: how many milestones are <= step.
       let lo = 0;
       let hi = milestones.length;
@@ -234,20 +214,20 @@ export interface CosineOptions {
  */
 export function cosine(opts: CosineOptions): LrSchedule {
   const where = 'cosine';
-  const o = options(where, opts);
-  const lr = nonNegative(where, 'lr', o.lr);
-  const totalSteps = integer(where, 'totalSteps', o.totalSteps, 1);
-  const warmupSteps = integer(where, 'warmupSteps', o.warmupSteps ?? 0, 0);
+  const o = options(opts, where);
+  const lr = nonNegative(o.lr, where, 'lr');
+  const totalSteps = integer(o.totalSteps, where, 'totalSteps', 1);
+  const warmupSteps = integer(o.warmupSteps ?? 0, where, 'warmupSteps', 0);
   if (warmupSteps >= totalSteps) {
     fail(where, `warmupSteps must be < totalSteps, got warmupSteps=${warmupSteps}, totalSteps=${totalSteps}`);
   }
-  const warmupStartLr = nonNegative(where, 'warmupStartLr', o.warmupStartLr ?? 0);
-  const minLr = nonNegative(where, 'minLr', o.minLr ?? 0);
+  const warmupStartLr = nonNegative(o.warmupStartLr ?? 0, where, 'warmupStartLr');
+  const minLr = nonNegative(o.minLr ?? 0, where, 'minLr');
   if (minLr > lr) fail(where, `minLr must be <= lr, got minLr=${minLr}, lr=${lr}`);
   const decaySteps = totalSteps - warmupSteps;
   return {
     at(step: number): number {
-      checkStep(where, step);
+      checkStep(step, where);
       if (step < warmupSteps) return warmupStartLr + ((lr - warmupStartLr) * step) / warmupSteps;
       if (step >= totalSteps) return minLr;
       const t = step - warmupSteps;
@@ -339,19 +319,16 @@ interface Phase {
  */
 export function oneCycle(opts: OneCycleOptions): OneCycleSchedule {
   const where = 'oneCycle';
-  const o = options(where, opts);
-  const maxLr = positive(where, 'maxLr', o.maxLr);
-  const totalSteps = integer(where, 'totalSteps', o.totalSteps, 1);
-  const pctStart = o.pctStart ?? 0.3;
-  if (!isNum(pctStart) || pctStart < 0 || pctStart > 1) {
-    fail(where, `pctStart must be a number in [0, 1], got ${show(pctStart)}`);
-  }
-  const divFactor = positive(where, 'divFactor', o.divFactor ?? 25);
-  const finalDivFactor = positive(where, 'finalDivFactor', o.finalDivFactor ?? 1e4);
-  const anneal = oneOf(where, 'annealStrategy', o.annealStrategy ?? 'cos', ['cos', 'linear'] as const);
-  const threePhase = boolean(where, 'threePhase', o.threePhase ?? false);
-  const baseMomentum = nonNegative(where, 'baseMomentum', o.baseMomentum ?? 0.85);
-  const maxMomentum = nonNegative(where, 'maxMomentum', o.maxMomentum ?? 0.95);
+  const o = options(opts, where);
+  const maxLr = positive(o.maxLr, where, 'maxLr');
+  const totalSteps = integer(o.totalSteps, where, 'totalSteps', 1);
+  const pctStart = validate.number(o.pctStart ?? 0.3, where, 'pctStart', 0, 1);
+  const divFactor = positive(o.divFactor ?? 25, where, 'divFactor');
+  const finalDivFactor = positive(o.finalDivFactor ?? 1e4, where, 'finalDivFactor');
+  const anneal = validate.oneOf(o.annealStrategy ?? 'cos', where, 'annealStrategy', ['cos', 'linear'] as const);
+  const threePhase = validate.boolean(o.threePhase ?? false, where, 'threePhase');
+  const baseMomentum = nonNegative(o.baseMomentum ?? 0.85, where, 'baseMomentum');
+  const maxMomentum = nonNegative(o.maxMomentum ?? 0.95, where, 'maxMomentum');
   if (baseMomentum > maxMomentum) {
     fail(where, `baseMomentum must be <= maxMomentum, got baseMomentum=${baseMomentum}, maxMomentum=${maxMomentum}`);
   }
@@ -384,7 +361,7 @@ export function oneCycle(opts: OneCycleOptions): OneCycleSchedule {
 
   /** The phase holding `step` and how far into it `step` is. */
   function locate(step: number): { phase: Phase; pct: number } {
-    checkStep(where, step);
+    checkStep(step, where);
     if (step >= totalSteps) fail(where, `step must be < totalSteps (${totalSteps}), got ${step}`);
     let start = 0;
     for (let i = 0; i < phases.length; i++) {
@@ -477,20 +454,16 @@ export class ReduceLROnPlateau {
 
   constructor(opts: ReduceLROnPlateauOptions) {
     const where = 'ReduceLROnPlateau';
-    const o = options(where, opts);
-    this.#lr = nonNegative(where, 'lr', o.lr);
-    this.mode = oneOf(where, 'mode', o.mode ?? 'min', ['min', 'max'] as const);
-    const factor = o.factor ?? 0.1;
-    if (!isNum(factor) || factor < 0 || factor >= 1) {
-      fail(where, `factor must be a number in [0, 1), got ${show(factor)}`);
-    }
-    this.factor = factor;
-    this.patience = integer(where, 'patience', o.patience ?? 10, 0);
-    this.threshold = nonNegative(where, 'threshold', o.threshold ?? 1e-4);
-    this.thresholdMode = oneOf(where, 'thresholdMode', o.thresholdMode ?? 'rel', ['rel', 'abs'] as const);
-    this.cooldown = integer(where, 'cooldown', o.cooldown ?? 0, 0);
-    this.minLr = nonNegative(where, 'minLr', o.minLr ?? 0);
-    this.eps = nonNegative(where, 'eps', o.eps ?? 1e-8);
+    const o = options(opts, where);
+    this.#lr = nonNegative(o.lr, where, 'lr');
+    this.mode = validate.oneOf(o.mode ?? 'min', where, 'mode', ['min', 'max'] as const);
+    this.factor = validate.number(o.factor ?? 0.1, where, 'factor', 0, 1, 'max');
+    this.patience = integer(o.patience ?? 10, where, 'patience', 0);
+    this.threshold = nonNegative(o.threshold ?? 1e-4, where, 'threshold');
+    this.thresholdMode = validate.oneOf(o.thresholdMode ?? 'rel', where, 'thresholdMode', ['rel', 'abs'] as const);
+    this.cooldown = integer(o.cooldown ?? 0, where, 'cooldown', 0);
+    this.minLr = nonNegative(o.minLr ?? 0, where, 'minLr');
+    this.eps = nonNegative(o.eps ?? 1e-8, where, 'eps');
     this.#best = this.mode === 'min' ? Infinity : -Infinity;
   }
 
@@ -526,7 +499,7 @@ export class ReduceLROnPlateau {
    */
   step(metric: number): number {
     if (typeof metric !== 'number') {
-      fail('ReduceLROnPlateau.step', `metric must be a number, got ${show(metric)}`);
+      validate.invalid(metric, 'ReduceLROnPlateau.step', 'metric', 'a number');
     }
     if (this.#isBetter(metric, this.#best)) {
       this.#best = metric;
