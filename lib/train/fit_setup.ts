@@ -188,9 +188,8 @@ export async function startPoint(model: Model, options: FitOptions, epochs: numb
 }
 
 /**
- * Copies weights, running statistics and optimizer state from `from` into `to` (same architecture).
- * The optimizer state goes through `model.network` (the native handle) directly: Model has no
- * method for it yet (issue 17).
+ * Copies weights, running statistics and optimizer state from `from` into `to` (same architecture),
+ * through the Model's own state methods.
  */
 function copyModelState(from: Model, to: Model, op: string): void {
   const a = from.parameterInfo();
@@ -203,17 +202,17 @@ function copyModelState(from: Model, to: Model, op: string): void {
   let slots = 0;
   if (from.compileOptions) {
     if (!to.compileOptions) to.compile(from.compileOptions as CompileOptions);
-    slots = from.network.optimizerStateInfo().slots;
-    if (slots !== to.network.optimizerStateInfo().slots) {
+    slots = from.optimizerStateInfo().slots;
+    if (slots !== to.optimizerStateInfo().slots) {
       throw new ResNetError('E_ARG', `${op}: the checkpoint's optimizer (${from.compileOptions.optimizer.type}) differs from the model's (${to.compileOptions?.optimizer.type})`);
     }
   }
   for (const p of a) to.setParameter(p.name, from.getParameter(p.name));
   if (!from.compileOptions) return;
-  const src = { slots, steps: from.network.optimizerStateInfo().steps };
+  const src = { slots, steps: from.optimizerStateInfo().steps };
   for (const p of a) {
     if (!p.trainable) continue;
-    for (let s = 0; s < src.slots; s++) to.network.setOptimizerState(p.name, s, from.network.getOptimizerState(p.name, s));
+    for (let s = 0; s < src.slots; s++) to.setOptimizerState(p.name, s, from.getOptimizerState(p.name, s));
   }
-  to.network.setOptimizerState(null, -1, src.steps);
+  to.setOptimizerSteps(src.steps);
 }
