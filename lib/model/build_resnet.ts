@@ -117,6 +117,69 @@ function buildHead(ctx: BuildContext, head: unknown, classes: number, x: string)
   return g.dense('fc', x, classes, useBias);
 }
 
+/** `stem` as its layer list: a named stem's, or the caller's array (checked by buildStem). */
+function stemLayers(v: unknown, fn: string): StemLayerOptions[] {
+  if (v === 'imagenet') return IMAGENET_STEM;
+  if (v === 'cifar') return CIFAR_STEM;
+  if (Array.isArray(v)) return v as StemLayerOptions[];
+  return validate.invalid(v, fn, 'stem', "'imagenet', 'cifar' or an array of stem layers");
+}
+
+interface CheckedStage {
+  blocks: number;
+  stride: number;
+  inner: number;
+  out: number;
+}
+
+/** `stages` checked, with each stage's inner and output widths worked out. */
+function checkStages(
+  v: unknown,
+  fn: string,
+  { bottleneck, expansion, widthPerGroup, groups }: { bottleneck: boolean; expansion: number; widthPerGroup: number; groups: number },
+): CheckedStage[] {
+  if (!Array.isArray(v) || v.length === 0) {
+    validate.invalid(v, fn, 'stages', 'a non-empty array of { blocks, width, stride? }');
+  }
+  return (v as unknown[]).map((st, i) => {
+    const at = `stages[${i}]`;
+    if (!isPlainObject(st)) validate.invalid(st, fn, at, 'an object { blocks, width, stride?, expansion? }');
+    checkKeys(st, fn, `${at}.`, ['blocks', 'width', 'stride', 'expansion']);
+    const width = size(st.width, fn, `${at}.width`, 1);
+    const e = st.expansion === undefined ? expansion : size(st.expansion, fn, `${at}.expansion`, 1);
+    const inner = bottleneck ? Math.floor((width * widthPerGroup) / 64) * groups : width;
+    if (inner < 1) {
+      throw new ResNetError('E_ARG', `${fn}: ${at}.width ${width} with widthPerGroup ${widthPerGroup} gives a bottleneck of width 0`);
+    }
+    return {
+      blocks: size(st.blocks, fn, `${at}.blocks`, 1),
+      stride: st.stride === undefined ? (i === 0 ? 1 : 2) : size(st.stride, fn, `${at}.stride`, 1, 64),
+      inner,
+      out: width * e,
+    };
+  });
+}
+
+/** The residual blocks of every stage; the first block of a stage (or the last) carries the stride. */
+function buildStages(
+  ctx: BuildContext,
+  input: string,
+  stages: readonly CheckedStage[],
+  base: Omit<BlockConfig, 'inner' | 'out' | 'stride' | 'skipPreact'>,
+  downsampleBlock: 'first' | 'last',
+  skipFirstPreact: boolean,
+): string {
+  let x = input;
+  stages.forEach((st, i) => {
+    for (let j = 0; j < st.blocks; j++) {
+      const strided = downsampleBlock === 'first' ? j === 0 : j === st.blocks - 1;
+      const cfg: BlockConfig = { ...base, inner: st.inner, out: st.out, stride: strided ? st.stride : 1, skipPreact: skipFirstPreact && i === 0 && j === 0 };
+      x = residualBlock(ctx.g, `layer${i + 1}.${j}`, x, cfg);
+    }
+  });
+  return x;
+}
+
 export function build(options: ResNetOptions, fn: string): ModelSpec {
   if (!isPlainObject(options)) validate.invalid(options, fn, 'options', 'an object');
   const o = options as unknown as Record<string, unknown>;
@@ -166,67 +229,18 @@ export function build(options: ResNetOptions, fn: string): ModelSpec {
     validate.invalid(bnMomentum, fn, 'bnMomentum', 'a number in [0, 1]');
   }
 
-  const stemOption = o.stem ?? 'imagenet';
-  const stem: StemLayerOptions[] =
-    stemOption === 'imagenet'
-      ? IMAGENET_STEM
-      : stemOption === 'cifar'
-        ? CIFAR_STEM
-        : Array.isArray(stemOption)
-          ? (stemOption as StemLayerOptions[])
-          : validate.invalid(stemOption, fn, 'stem', "'imagenet', 'cifar' or an array of stem layers");
+  const stem = stemLayers(o.stem ?? 'imagenet', fn);
   const lastStem: unknown = stem[stem.length - 1];
   const skipFirstPreact =
     o.skipFirstPreact === undefined ? isPlainObject(lastStem) && lastStem.type === 'relu' : validate.boolean(o.skipFirstPreact, fn, 'skipFirstPreact');
 
-  if (!Array.isArray(o.stages) || o.stages.length === 0) {
-    validate.invalid(o.stages, fn, 'stages', 'a non-empty array of { blocks, width, stride? }');
-  }
-  const stages = (o.stages as unknown[]).map((st, i) => {
-    const at = `stages[${i}]`;
-    if (!isPlainObject(st)) validate.invalid(st, fn, at, 'an object { blocks, width, stride?, expansion? }');
-    checkKeys(st, fn, `${at}.`, ['blocks', 'width', 'stride', 'expansion']);
-    const width = size(st.width, fn, `${at}.width`, 1);
-    const e = st.expansion === undefined ? expansion : size(st.expansion, fn, `${at}.expansion`, 1);
-    const inner = bottleneck ? Math.floor((width * widthPerGroup) / 64) * groups : width;
-    if (inner < 1) {
-      throw new ResNetError('E_ARG', `${fn}: ${at}.width ${width} with widthPerGroup ${widthPerGroup} gives a bottleneck of width 0`);
-    }
-    return {
-      blocks: size(st.blocks, fn, `${at}.blocks`, 1),
-      stride: st.stride === undefined ? (i === 0 ? 1 : 2) : size(st.stride, fn, `${at}.stride`, 1, 64),
-      inner,
-      out: width * e,
-    };
-  });
+  const stages = checkStages(o.stages, fn, { bottleneck, expansion, widthPerGroup, groups });
 
   const ctx: BuildContext = { fn, g: new SpecGraph(fn, shape), convBias: bias, bnEpsilon, bnMomentum };
   let x = buildStem(ctx, stem, preact && !skipFirstPreact);
 
-  stages.forEach((st, i) => {
-    for (let j = 0; j < st.blocks; j++) {
-      const strided = downsampleBlock === 'first' ? j === 0 : j === st.blocks - 1;
-      const cfg: BlockConfig = {
-        kind: block,
-        inner: st.inner,
-        out: st.out,
-        stride: strided ? st.stride : 1,
-        groups,
-        strideOn,
-        shortcut,
-        projectionNorm,
-        strideShortcut,
-        preactShortcut,
-        skipPreact: preact && skipFirstPreact && i === 0 && j === 0,
-        convPadding: padMode,
-        convBias: bias,
-        bnEpsilon,
-        bnMomentum,
-      };
-      if (seReduction !== undefined) cfg.seReduction = seReduction;
-      x = residualBlock(ctx.g, `layer${i + 1}.${j}`, x, cfg);
-    }
-  });
+  const base = { kind: block, groups, strideOn, shortcut, projectionNorm, strideShortcut, preactShortcut, convPadding: padMode, convBias: bias, bnEpsilon, bnMomentum };
+  x = buildStages(ctx, x, stages, seReduction === undefined ? base : { ...base, seReduction }, downsampleBlock, preact && skipFirstPreact);
 
   if (postNorm) x = ctx.g.relu('post_relu', ctx.g.batchNorm('post_bn', x, bnEpsilon, bnMomentum));
   const output = buildHead(ctx, o.head, classes, x);
