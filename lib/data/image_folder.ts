@@ -66,26 +66,8 @@ function loadSharp(): Promise<Sharp> {
 
 const byCodePoint = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/**
- * Lists `dir`'s class subfolders (sorted by name → labels 0, 1, …) and their JPEG/PNG
- * files (sorted by name; other files and names starting with '.' are skipped). Decoding
- * happens in fill(): a corrupt or unsupported file is an E_FORMAT naming it then; an
- * unreadable one, E_IO. An empty class folder or a folder without subfolders is E_FORMAT.
- */
-export async function imageFolder(dir: string, options: ImageFolderOptions): Promise<Dataset> {
-  if (typeof dir !== 'string' || dir.length === 0) validate.fail('E_ARG', `${OP}: dir must be a folder path, got ${String(dir)}`);
-  if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options with a size are required`);
-  const o = validate.options<ImageFolderOptions>(options, OP);
-  validate.keys(o, OP, ['size', 'resize', 'channels']);
-  const [height, width] = validate.pair(o.size, OP, 'size');
-  if (height > 16384 || width > 16384) validate.fail('E_ARG', `${OP}: size [${height}, ${width}] is above 16384`);
-  const resize = o.resize ?? 'shorterSide';
-  if (resize !== 'shorterSide' && resize !== 'stretch') {
-    validate.fail('E_ARG', `${OP}: resize must be 'shorterSide' or 'stretch', got ${String(resize)}`);
-  }
-  const channels = o.channels ?? 3;
-  if (channels !== 1 && channels !== 3) validate.fail('E_ARG', `${OP}: channels must be 1 or 3, got ${String(channels)}`);
-
+/** `dir`'s class subfolders (sorted: label order) and their image files (sorted), with each file's label. */
+async function listImages(dir: string): Promise<{ classNames: string[]; files: string[]; fileLabels: number[] }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -117,6 +99,26 @@ export async function imageFolder(dir: string, options: ImageFolderOptions): Pro
       fileLabels.push(label);
     }
   }
+  return { classNames, files, fileLabels };
+}
+
+/**
+ * Lists `dir`'s class subfolders (sorted by name → labels 0, 1, …) and their JPEG/PNG
+ * files (sorted by name; other files and names starting with '.' are skipped). Decoding
+ * happens in fill(): a corrupt or unsupported file is an E_FORMAT naming it then; an
+ * unreadable one, E_IO. An empty class folder or a folder without subfolders is E_FORMAT.
+ */
+export async function imageFolder(dir: string, options: ImageFolderOptions): Promise<Dataset> {
+  if (typeof dir !== 'string' || dir.length === 0) validate.fail('E_ARG', `${OP}: dir must be a folder path, got ${String(dir)}`);
+  if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options with a size are required`);
+  const o = validate.options<ImageFolderOptions>(options, OP);
+  validate.keys(o, OP, ['size', 'resize', 'channels']);
+  const [height, width] = validate.pair(o.size, OP, 'size');
+  if (height > 16384 || width > 16384) validate.fail('E_ARG', `${OP}: size [${height}, ${width}] is above 16384`);
+  const resize = validate.oneOf(o.resize ?? 'shorterSide', OP, 'resize', ['shorterSide', 'stretch'] as const);
+  const channels = validate.oneOf(o.channels ?? 3, OP, 'channels', [1, 3] as const);
+
+  const { classNames, files, fileLabels } = await listImages(dir);
 
   const length = files.length;
   const perImage = height * width * channels;
