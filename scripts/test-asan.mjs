@@ -3,7 +3,7 @@
 //
 // Node itself is not instrumented, so the ASan runtime is preloaded (LD_PRELOAD) and the addon
 // is chosen with RESNET_NATIVE_ADDON (lib/native.ts). Leak checking is off (Node's own
-// allocations would drown ours; test/soak covers our leaks); allocator_may_return_null lets an
+// allocations would drown ours; test/native/soak.test.ts covers our leaks); allocator_may_return_null lets an
 // absurd allocation fail as std::bad_alloc (→ E_ALLOC), as it does without ASan; the
 // quarantine of freed memory is 64 MB instead of 256 MB, so that tests bounding resident memory
 // (finalizers reclaiming dropped tensors) measure the library rather than ASan; any UBSan

@@ -1,0 +1,39 @@
+// npm run test:fast — the quick tier: the whole suite except the slow files listed here, for the
+// edit-test loop (under 2 minutes on the 2-core machine). `npm test` (what CI runs) still runs
+// everything. The list comes from per-file durations on that machine (the JSON report,
+// build/test-report/vitest.json): a file goes in SLOW when it takes about 10 s or more on its own.
+// Its report goes to build/test-report/fast/ so it never replaces the full run's.
+import { configDefaults, defineConfig, mergeConfig } from 'vitest/config';
+
+import base from './vitest.config.js';
+
+export const SLOW = [
+  // every builder, whole models against tfjs (measured 49 s and 32 s)
+  'test/model/models.test.ts',
+  'test/model/model_vs_tfjs.test.ts',
+  // torchvision / Keras imports, seeded fuzzing, hostile option values (13–24 s each)
+  'test/io/import.test.ts',
+  'test/io/fuzz_import.test.ts',
+  'test/io/fuzz_checkpoint.test.ts',
+  'test/io/fuzz_data.test.ts',
+  'test/train/hostile_options.test.ts',
+  // worker threads, child processes, plans at scale, memory budgets (15–34 s each)
+  'test/native/workers.test.ts',
+  'test/native/kernels_vs_reference.test.ts',
+  'test/native/plan_scaling.test.ts',
+  'test/native/memory_budget.test.ts',
+  // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
+  'test/package/cli.test.ts',
+  'test/package/pack_install.test.ts',
+  'test/data/mnist_convergence.test.ts',
+];
+
+export default mergeConfig(
+  base,
+  defineConfig({
+    test: {
+      exclude: [...configDefaults.exclude, ...SLOW],
+      outputFile: { json: 'build/test-report/fast/vitest.json' },
+    },
+  }),
+);
