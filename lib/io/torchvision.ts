@@ -131,6 +131,24 @@ function toOurs(layout: Layout, data: Float32Array, ours: readonly number[]): Fl
   }
 }
 
+/** What keeps the file from fitting the model, one sentence per kind (empty: it fits). */
+function fitProblems(
+  reader: SafetensorsReader,
+  { badShapes, badDtypes, missing, others }: { badShapes: string[]; badDtypes: string[]; missing: string[]; others: string[] },
+): string[] {
+  const problems: string[] = [];
+  if (badShapes.length > 0) problems.push(`${badShapes.length} shape mismatch${badShapes.length === 1 ? '' : 'es'}: ${listed(badShapes)}`);
+  if (badDtypes.length > 0) problems.push(`${badDtypes.length} tensor(s) of a non-float dtype (F32, F16, BF16 or F64 expected): ${listed(badDtypes)}`);
+  if (missing.length > 0) problems.push(`${missing.length} parameter(s) of the model missing from the file: ${listed(missing)}`);
+  if (others.length > 0) {
+    problems.push(
+      `${others.length} unexpected tensor(s) that are no parameter of the model: ` +
+        listed(others.map((k) => `'${k}' ${fmt(reader.entry(k).shape)}`)),
+    );
+  }
+  return problems;
+}
+
 /**
  * Sets every parameter of `model` from a torchvision state_dict saved as safetensors
  * (`file`). Returns what was loaded and skipped. Throws ResNetError: 'E_ARG' for bad
@@ -183,16 +201,7 @@ export async function loadTorchvision(model: Model, file: string, options: LoadT
       plan.push({ name: p.name, key, layout, shape: p.shape });
     }
 
-    const problems: string[] = [];
-    if (badShapes.length > 0) problems.push(`${badShapes.length} shape mismatch${badShapes.length === 1 ? '' : 'es'}: ${listed(badShapes)}`);
-    if (badDtypes.length > 0) problems.push(`${badDtypes.length} tensor(s) of a non-float dtype (F32, F16, BF16 or F64 expected): ${listed(badDtypes)}`);
-    if (strict && missing.length > 0) problems.push(`${missing.length} parameter(s) of the model missing from the file: ${listed(missing)}`);
-    if (strict && others.length > 0) {
-      problems.push(
-        `${others.length} unexpected tensor(s) that are no parameter of the model: ` +
-          listed(others.map((k) => `'${k}' ${fmt(reader.entry(k).shape)}`)),
-      );
-    }
+    const problems = fitProblems(reader, { badShapes, badDtypes, missing: strict ? missing : [], others: strict ? others : [] });
     if (problems.length > 0) {
       const hint =
         missing.length > 0 || others.length > 0 || badShapes.length > 0
