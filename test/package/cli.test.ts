@@ -1,60 +1,24 @@
 // The `resnet-native` command, run as users run it: the compiled dist/cli.js in a child
 // process. Help texts, usage errors (one line, exit status 2), summary, bench, and a tiny
 // MNIST training run whose checkpoints eval and predict then read.
-import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { datasets } from '../../lib/data/index.js';
+import { cliPath as cli, type CliResult as Result, runCli } from '../support/cli.js';
+import { ensureDist } from '../support/dist.js';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(root, 'dist', 'cli.js');
-const run = promisify(execFile);
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function rn(...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, maxBuffer: 1 << 24 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-/** Newest modification time of the .ts files under a folder. */
-function newest(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    if (e.isDirectory()) t = Math.max(t, newest(p));
-    else if (e.name.endsWith('.ts')) t = Math.max(t, statSync(p).mtimeMs);
-  }
-  return t;
-}
+const rn = (...args: string[]) => runCli(args);
 
 let dir: string;
 beforeAll(async () => {
   // The command runs from dist/: build it when lib/ is newer (npm install builds it too).
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newest(join(root, 'lib'))) {
-    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root }).catch((err: unknown) => {
-      // Type errors elsewhere still emit JavaScript; only a missing cli.js is fatal.
-      if (!existsSync(cli)) throw err;
-    });
-  }
+  await ensureDist();
   dir = await mkdtemp(join(tmpdir(), 'rn-cli-'));
 }, 300_000);
 afterAll(async () => {

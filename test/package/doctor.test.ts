@@ -1,24 +1,22 @@
 // `resnet-native doctor` as users run it (dist/cli.js in a child process) and doctor() /
 // formatDoctorReport() as functions: which addon file loaded and whether it is a prebuild
 // or a source build, versions, platform, SIMD, threads, and each state of the CUDA plugin.
-import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { addonOrigin, doctor, formatDoctorReport, type DoctorReport } from '../../lib/doctor.js';
 import { native } from '../../lib/native.js';
 import { runtimeInfo } from '../../lib/runtime.js';
+import { runCli } from '../support/cli.js';
+import { ensureDist } from '../support/dist.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const cli = join(root, 'dist', 'cli.js');
-const run = promisify(execFile);
 const require = createRequire(import.meta.url);
 // Resolved here, independently of lib/native.ts: the file node-gyp-build picks for this checkout.
 const expectedAddon = (require('node-gyp-build') as { path(dir: string): string }).path(root);
@@ -29,23 +27,7 @@ const override = process.env.RESNET_NATIVE_ADDON;
 const inProcessAddon = override ? resolve(override) : expectedAddon;
 const childEnv: NodeJS.ProcessEnv = { ...process.env };
 delete childEnv.RESNET_NATIVE_ADDON;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function rn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { cwd: root, env: { ...childEnv, ...env } });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const rn = (args: string[], env: NodeJS.ProcessEnv = {}) => runCli(args, { env: { ...childEnv, ...env } });
 
 /** The value printed after "label:" on its line. */
 function field(stdout: string, label: string): string {
@@ -54,23 +36,10 @@ function field(stdout: string, label: string): string {
   return line.slice(label.length + 1).trim();
 }
 
-function newestTs(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestTs(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
-  }
-  return t;
-}
-
 let tmp: string;
 beforeAll(async () => {
   // doctor runs from dist/: compile when lib/ is newer (npm install compiles it too).
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newestTs(join(root, 'lib'))) {
-    await run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root }).catch((err: unknown) => {
-      if (!existsSync(cli)) throw err;
-    });
-  }
+  await ensureDist();
   tmp = await mkdtemp(join(tmpdir(), 'rn-doctor-'));
 }, 300_000);
 afterAll(async () => {
