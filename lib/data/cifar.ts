@@ -181,9 +181,7 @@ async function load(dir: string, layout: Layout, split: 'train' | 'test'): Promi
 }
 
 function splitOption(options: CifarOptions, op: string): 'train' | 'test' {
-  const split = options.split ?? 'train';
-  if (split !== 'train' && split !== 'test') validate.fail('E_ARG', `${op}: split must be 'train' or 'test', got ${String(split)}`);
-  return split;
+  return validate.oneOf(options.split ?? 'train', op, 'split', ['train', 'test'] as const);
 }
 
 /**

@@ -139,12 +139,8 @@ function splitIndices(labels: Uint8Array, testFraction: number, seed: number, sp
 export async function mnist(options?: MnistOptions): Promise<Dataset> {
   const o = validate.options<MnistOptions>(options, OP);
   validate.keys(o, OP, ['split', 'testFraction', 'seed']);
-  const split = o.split ?? 'train';
-  if (split !== 'train' && split !== 'test') validate.fail('E_ARG', `${OP}: split must be 'train' or 'test', got ${String(split)}`);
-  const testFraction = o.testFraction ?? 0.2;
-  if (typeof testFraction !== 'number' || !(testFraction > 0 && testFraction < 1)) {
-    validate.fail('E_ARG', `${OP}: testFraction must be a number in (0, 1), got ${String(testFraction)}`);
-  }
+  const split = validate.oneOf(o.split ?? 'train', OP, 'split', ['train', 'test'] as const);
+  const testFraction = validate.number(o.testFraction ?? 0.2, OP, 'testFraction', 0, 1, 'both');
   const seed = validate.integer(o.seed ?? 0, OP, 'seed', 0, 2 ** 32 - 1);
 
   const data = await load();
