@@ -14,6 +14,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
+import { ensureDist } from '../support/dist.js';
+
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tuple = `${process.platform}-${process.arch}`;
 const prebuildDir = join(root, 'prebuilds', tuple);
@@ -66,15 +68,6 @@ function makeNoCompilerPath(dir: string): string {
   return dir;
 }
 
-function newestTs(dir: string): number {
-  let t = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    t = Math.max(t, e.isDirectory() ? newestTs(p) : e.name.endsWith('.ts') ? statSync(p).mtimeMs : 0);
-  }
-  return t;
-}
-
 // Computes class probabilities of a seeded ResNet-8 on fixed images with the given build of
 // the package; prints them as JSON.
 const PREDICT = `
@@ -102,11 +95,7 @@ beforeAll(async () => {
   }
 
   // dist/ is what the package ships; compile it when lib/ is newer (npm install compiles it too).
-  const distIndex = join(root, 'dist', 'index.js');
-  if (!existsSync(distIndex) || statSync(distIndex).mtimeMs < newestTs(join(root, 'lib'))) {
-    const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: root, encoding: 'utf8' });
-    if (!existsSync(distIndex)) throw new Error(`tsc failed:\n${tsc.stdout}`);
-  }
+  await ensureDist();
 
   // --ignore-scripts: dist/ was compiled just above (pack's prepare hook would do the same).
   const pack = spawnSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tmp], { cwd: root, encoding: 'utf8' });
