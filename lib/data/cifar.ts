@@ -209,8 +209,7 @@ export async function cifar100(dir: string, options?: Cifar100Options): Promise<
   const o = validate.options<Cifar100Options>(options, op);
   validate.keys(o, op, ['split', 'labels']);
   const split = splitOption(o, op);
-  const kind = o.labels ?? 'fine';
-  if (kind !== 'fine' && kind !== 'coarse') validate.fail('E_ARG', `${op}: labels must be 'fine' or 'coarse', got ${String(kind)}`);
+  const kind = validate.oneOf(o.labels ?? 'fine', op, 'labels', ['fine', 'coarse'] as const);
   return load(
     dir,
     {

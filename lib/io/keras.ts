@@ -715,12 +715,9 @@ function pairOf(v: unknown): [number, number] | undefined {
  */
 export async function loadKeras(model: Model, modelJsonPath: string, options: LoadKerasOptions = {}): Promise<LoadKerasResult> {
   if (!(model instanceof Model)) throw new ResNetError('E_ARG', `${OP}: model must be a Model`);
-  if (typeof modelJsonPath !== 'string' || modelJsonPath.length === 0) throw new ResNetError('E_ARG', `${OP}: modelJsonPath must be a non-empty path string`);
+  validate.string(modelJsonPath, OP, 'modelJsonPath');
   validate.keys(options, OP, ['mapping', 'allowEpsilonMismatch']);
-  const mode = options.mapping ?? 'auto';
-  if (mode !== 'auto' && mode !== 'name' && mode !== 'structure') {
-    throw new ResNetError('E_ARG', `${OP}: mapping must be 'auto', 'name' or 'structure', got ${JSON.stringify(mode)}`);
-  }
+  const mode = validate.oneOf(options.mapping ?? 'auto', OP, 'mapping', ['auto', 'name', 'structure'] as const);
   const allowEpsilon = options.allowEpsilonMismatch === undefined ? false : validate.boolean(options.allowEpsilonMismatch, OP, 'allowEpsilonMismatch');
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${OP}: the model was disposed`);
 

@@ -157,7 +157,7 @@ function fitProblems(
  */
 export async function loadTorchvision(model: Model, file: string, options: LoadTorchvisionOptions = {}): Promise<LoadTorchvisionResult> {
   if (!(model instanceof Model)) throw new ResNetError('E_ARG', `${OP}: model must be a Model`);
-  if (typeof file !== 'string' || file.length === 0) throw new ResNetError('E_ARG', `${OP}: file must be a non-empty path string`);
+  validate.string(file, OP, 'file');
   validate.keys(options, OP, ['strict']);
   const strict = options.strict === undefined ? true : validate.boolean(options.strict, OP, 'strict');
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${OP}: the model was disposed`);
