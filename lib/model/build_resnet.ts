@@ -3,7 +3,19 @@ import { ResNetError } from '../errors.js';
 import * as validate from '../validate.js';
 import { isPlainObject } from '../validate.js';
 import { type BlockConfig, SpecGraph, convBias, residualBlock } from './blocks.js';
-import { type StemLayerOptions, type ResNetOptions, checkKeys, size, size2, padding, inputShape, RESNET_KEYS, BLOCK_TYPES, IMAGENET_STEM, CIFAR_STEM } from './builder_options.js';
+import {
+  type StemLayerOptions,
+  type ResNetOptions,
+  checkKeys,
+  size,
+  size2,
+  padding,
+  inputShape,
+  RESNET_KEYS,
+  BLOCK_TYPES,
+  IMAGENET_STEM,
+  CIFAR_STEM,
+} from './builder_options.js';
 import type { ModelSpec } from './spec.js';
 
 // ---------------------------------------------------------------------------------------
@@ -173,7 +185,13 @@ function buildStages(
   stages.forEach((st, i) => {
     for (let j = 0; j < st.blocks; j++) {
       const strided = downsampleBlock === 'first' ? j === 0 : j === st.blocks - 1;
-      const cfg: BlockConfig = { ...base, inner: st.inner, out: st.out, stride: strided ? st.stride : 1, skipPreact: skipFirstPreact && i === 0 && j === 0 };
+      const cfg: BlockConfig = {
+        ...base,
+        inner: st.inner,
+        out: st.out,
+        stride: strided ? st.stride : 1,
+        skipPreact: skipFirstPreact && i === 0 && j === 0,
+      };
       x = residualBlock(ctx.g, `layer${i + 1}.${j}`, x, cfg);
     }
   });
@@ -232,14 +250,28 @@ export function build(options: ResNetOptions, fn: string): ModelSpec {
   const stem = stemLayers(o.stem ?? 'imagenet', fn);
   const lastStem: unknown = stem[stem.length - 1];
   const skipFirstPreact =
-    o.skipFirstPreact === undefined ? isPlainObject(lastStem) && lastStem.type === 'relu' : validate.boolean(o.skipFirstPreact, fn, 'skipFirstPreact');
+    o.skipFirstPreact === undefined
+      ? isPlainObject(lastStem) && lastStem.type === 'relu'
+      : validate.boolean(o.skipFirstPreact, fn, 'skipFirstPreact');
 
   const stages = checkStages(o.stages, fn, { bottleneck, expansion, widthPerGroup, groups });
 
   const ctx: BuildContext = { fn, g: new SpecGraph(fn, shape), convBias: bias, bnEpsilon, bnMomentum };
   let x = buildStem(ctx, stem, preact && !skipFirstPreact);
 
-  const base = { kind: block, groups, strideOn, shortcut, projectionNorm, strideShortcut, preactShortcut, convPadding: padMode, convBias: bias, bnEpsilon, bnMomentum };
+  const base = {
+    kind: block,
+    groups,
+    strideOn,
+    shortcut,
+    projectionNorm,
+    strideShortcut,
+    preactShortcut,
+    convPadding: padMode,
+    convBias: bias,
+    bnEpsilon,
+    bnMomentum,
+  };
   x = buildStages(ctx, x, stages, seReduction === undefined ? base : { ...base, seReduction }, downsampleBlock, preact && skipFirstPreact);
 
   if (postNorm) x = ctx.g.relu('post_relu', ctx.g.batchNorm('post_bn', x, bnEpsilon, bnMomentum));
@@ -264,4 +296,3 @@ export function build(options: ResNetOptions, fn: string): ModelSpec {
 export function resnetSpec(options: ResNetOptions): ModelSpec {
   return build(options, 'resnetSpec');
 }
-

@@ -296,4 +296,3 @@ export const CIFAR_STEM: StemLayerOptions[] = [
   { type: 'batchNorm' },
   { type: 'relu' },
 ];
-

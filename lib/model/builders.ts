@@ -25,6 +25,39 @@
 // The code is split: builder_options.ts (option types and their checks), build_resnet.ts
 // (the generic builder) and presets.ts (the named ResNets); this module is their public face.
 
-export type { BlockType, Size2, StemConvOptions, StemBatchNormOptions, StemReluOptions, PoolWindowOptions, StemPoolOptions, StemZeroPadOptions, StemLayerOptions, StemOptions, HeadOptions, StageOptions, SqueezeExciteOptions, ResNetOptions, ResNetPresetOptions, ResNetV1Options, ResNetCifarOptions } from './builder_options.js';
+export type {
+  BlockType,
+  Size2,
+  StemConvOptions,
+  StemBatchNormOptions,
+  StemReluOptions,
+  PoolWindowOptions,
+  StemPoolOptions,
+  StemZeroPadOptions,
+  StemLayerOptions,
+  StemOptions,
+  HeadOptions,
+  StageOptions,
+  SqueezeExciteOptions,
+  ResNetOptions,
+  ResNetPresetOptions,
+  ResNetV1Options,
+  ResNetCifarOptions,
+} from './builder_options.js';
 export { resnetSpec } from './build_resnet.js';
-export { resnet18, resnet34, resnet50, resnet101, resnet152, resnet50v2, resnet101v2, resnet152v2, resnext50_32x4d, resnext101_32x8d, wideResnet50_2, wideResnet101_2, seResnet50, resnetCifar } from './presets.js';
+export {
+  resnet18,
+  resnet34,
+  resnet50,
+  resnet101,
+  resnet152,
+  resnet50v2,
+  resnet101v2,
+  resnet152v2,
+  resnext50_32x4d,
+  resnext101_32x8d,
+  wideResnet50_2,
+  wideResnet101_2,
+  seResnet50,
+  resnetCifar,
+} from './presets.js';

@@ -3,7 +3,17 @@ import { ResNetError } from '../errors.js';
 import * as validate from '../validate.js';
 import { isPlainObject } from '../validate.js';
 import { build } from './build_resnet.js';
-import { type BlockType, type HeadOptions, type StageOptions, type ResNetOptions, type ResNetPresetOptions, type ResNetV1Options, type ResNetCifarOptions, size, padding, inputShape } from './builder_options.js';
+import {
+  type BlockType,
+  type HeadOptions,
+  type StageOptions,
+  type ResNetOptions,
+  type ResNetPresetOptions,
+  type ResNetV1Options,
+  type ResNetCifarOptions,
+  size,
+  inputShape,
+} from './builder_options.js';
 import type { ModelSpec } from './spec.js';
 
 // ---------------------------------------------------------------------------------------
@@ -206,4 +216,3 @@ export function resnetCifar(options: ResNetCifarOptions): ModelSpec {
   const v2: Partial<ResNetOptions> = { ...common, strideOn: '1x1', preactShortcut: 'input', skipFirstPreact: true, postNorm: true };
   return build(preset(fn, options, v2, { stages, block: 'preactBottleneck' }, own), fn);
 }
-
