@@ -31,8 +31,10 @@ if (!status.available) {
   process.exit(0);
 }
 const gpu = status.devices[0];
-console.log(`GPU: ${gpu.name} (${(gpu.memoryBytes / 2 ** 30).toFixed(0)} GiB, sm_${gpu.computeCapability.replace('.', '')}), ` +
-  `driver ${status.driverVersion}, cuDNN ${status.cudnnVersion}`);
+console.log(
+  `GPU: ${gpu.name} (${(gpu.memoryBytes / 2 ** 30).toFixed(0)} GiB, sm_${gpu.computeCapability.replace('.', '')}), ` +
+    `driver ${status.driverVersion}, cuDNN ${status.cudnnVersion}`,
+);
 
 const rngData = (n) => {
   const a = new Float32Array(n);
@@ -73,7 +75,7 @@ for (const mode of modes) {
   const trainPrefetched = await time(async () => {
     const current = staged;
     const step = model.trainStep(current, y);
-    staged = x.to(device);  // the next batch crosses while this step runs
+    staged = x.to(device); // the next batch crosses while this step runs
     await step;
     current.dispose();
   }, steps);
@@ -92,18 +94,30 @@ for (const mode of modes) {
   const latency = (await time(() => model.predict(one), 20)) / 20;
   const { scale, skippedSteps } = model.lossScale;
   const r = {
-    library: 'resnet-native', model: modelName, mode, batch, size, lossScale: scale, skippedSteps,
-    trainImagesPerSecond: (batch * steps) / train, inferImagesPerSecond: (batch * steps) / infer,
-    batch1LatencyMs: latency * 1e3, firstStepSeconds: firstStep, arenaBytes: model.stats().arenaBytes,
-    trainResidentImagesPerSecond: (batch * steps) / trainResident, inferResidentImagesPerSecond: (batch * steps) / inferResident,
+    library: 'resnet-native',
+    model: modelName,
+    mode,
+    batch,
+    size,
+    lossScale: scale,
+    skippedSteps,
+    trainImagesPerSecond: (batch * steps) / train,
+    inferImagesPerSecond: (batch * steps) / infer,
+    batch1LatencyMs: latency * 1e3,
+    firstStepSeconds: firstStep,
+    arenaBytes: model.stats().arenaBytes,
+    trainResidentImagesPerSecond: (batch * steps) / trainResident,
+    inferResidentImagesPerSecond: (batch * steps) / inferResident,
     trainPrefetchedImagesPerSecond: (batch * steps) / trainPrefetched,
   };
   results.push(r);
-  console.log(`resnet-native ${modelName} ${mode} b${batch}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, ` +
-    `infer ${r.inferImagesPerSecond.toFixed(1)} img/s, batch-1 ${r.batch1LatencyMs.toFixed(2)} ms, ` +
-    `first step ${firstStep.toFixed(1)} s, arena ${(r.arenaBytes / 2 ** 30).toFixed(1)} GiB, loss scale ${scale} (${skippedSteps} skipped); ` +
-    `next batch copied during the step (as Trainer.fit): train ${r.trainPrefetchedImagesPerSecond.toFixed(1)} img/s; ` +
-    `input already on the GPU: train ${r.trainResidentImagesPerSecond.toFixed(1)} img/s, infer ${r.inferResidentImagesPerSecond.toFixed(1)} img/s`);
+  console.log(
+    `resnet-native ${modelName} ${mode} b${batch}: train ${r.trainImagesPerSecond.toFixed(1)} img/s, ` +
+      `infer ${r.inferImagesPerSecond.toFixed(1)} img/s, batch-1 ${r.batch1LatencyMs.toFixed(2)} ms, ` +
+      `first step ${firstStep.toFixed(1)} s, arena ${(r.arenaBytes / 2 ** 30).toFixed(1)} GiB, loss scale ${scale} (${skippedSteps} skipped); ` +
+      `next batch copied during the step (as Trainer.fit): train ${r.trainPrefetchedImagesPerSecond.toFixed(1)} img/s; ` +
+      `input already on the GPU: train ${r.trainResidentImagesPerSecond.toFixed(1)} img/s, infer ${r.inferResidentImagesPerSecond.toFixed(1)} img/s`,
+  );
   x.dispose();
   one.dispose();
   model.dispose();

@@ -45,7 +45,17 @@ function option(name, fallback, parse = Number) {
   if (typeof parsed === 'number' && !Number.isFinite(parsed)) throw new Error(`${name}: not a number: ${v}`);
   return parsed;
 }
-const known = new Set(['--batch', '--seconds', '--tfjs-train-steps', '--no-tfjs-cpu', '--no-wasm', '--only-native', '--tfjs-model', '--conv-bias', '--seed']);
+const known = new Set([
+  '--batch',
+  '--seconds',
+  '--tfjs-train-steps',
+  '--no-tfjs-cpu',
+  '--no-wasm',
+  '--only-native',
+  '--tfjs-model',
+  '--conv-bias',
+  '--seed',
+]);
 for (const [i, a] of argv.entries()) {
   if (a.startsWith('--') && !known.has(a)) throw new Error(`unknown option ${a} (known: ${[...known].join(', ')})`);
   if (!a.startsWith('--') && !(i > 0 && ['--batch', '--seconds', '--tfjs-train-steps', '--tfjs-model', '--seed'].includes(argv[i - 1]))) {
@@ -177,9 +187,18 @@ console.log(`command:   ${command}`);
 console.log(`date:      ${new Date().toISOString()}`);
 console.log(`node:      ${process.version} (${process.platform}/${process.arch})`);
 console.log(`cpu:       ${cpuModel}, ${os.cpus().length} logical cores, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`);
-console.log(`native:    threads ${info.threads}, engine '${info.engine}', simd '${info.simd}'` +
-  (process.env.RESNET_NUM_THREADS !== undefined ? `  (RESNET_NUM_THREADS=${process.env.RESNET_NUM_THREADS} is set: unset it to use all cores)` : '  (RESNET_NUM_THREADS unset)'));
-console.log(`load avg:  ${os.loadavg().map((v) => v.toFixed(2)).join(' ')} (other processes skew timings)`);
+console.log(
+  `native:    threads ${info.threads}, engine '${info.engine}', simd '${info.simd}'` +
+    (process.env.RESNET_NUM_THREADS !== undefined
+      ? `  (RESNET_NUM_THREADS=${process.env.RESNET_NUM_THREADS} is set: unset it to use all cores)`
+      : '  (RESNET_NUM_THREADS unset)'),
+);
+console.log(
+  `load avg:  ${os
+    .loadavg()
+    .map((v) => v.toFixed(2))
+    .join(' ')} (other processes skew timings)`,
+);
 
 // ---------------------------------------------------------------------------------------
 // resnet-native
@@ -189,8 +208,10 @@ const small = makeBatch(WARM_BATCH, seed + 1);
 const native = models.resnetCifar({ depth: 20, seed, ...(convBias ? { convBias: true } : {}) });
 const initialParams = native.parameters(); // copied into the tfjs models (spec converter)
 const flopsPerImage = forwardFlopsPerImage(native);
-console.log(`model:     ${native.name} (Keras CIFAR-10 resnet_v1 depth 20${convBias ? ', conv bias' : ''}), ${native.paramCount()} trainable parameters, ` +
-  `${(flopsPerImage / 1e6).toFixed(1)} MFLOP/image forward (conv + dense); batch ${batch}`);
+console.log(
+  `model:     ${native.name} (Keras CIFAR-10 resnet_v1 depth 20${convBias ? ', conv bias' : ''}), ${native.paramCount()} trainable parameters, ` +
+    `${(flopsPerImage / 1e6).toFixed(1)} MFLOP/image forward (conv + dense); batch ${batch}`,
+);
 
 // Training-mode loss of the initial weights on the small batch: the tfjs models must agree.
 const xSmall = Tensor.fromArray(small.x, [WARM_BATCH, ...SHAPE]);
@@ -325,7 +346,9 @@ if (runCpu || runWasm) {
         }
         const warmMs = now() - t0;
         const estimate = (warmMs * batch) / WARM_BATCH / 1000;
-        console.log(`  train warm-up (batch ${WARM_BATCH}): ${fmt(warmMs)} ms → ${tfjsTrainSteps} batch-${batch} step(s) ≈ ${fmt(estimate * tfjsTrainSteps)} s`);
+        console.log(
+          `  train warm-up (batch ${WARM_BATCH}): ${fmt(warmMs)} ms → ${tfjsTrainSteps} batch-${batch} step(s) ≈ ${fmt(estimate * tfjsTrainSteps)} s`,
+        );
         const times = await timeLoop(() => step(xs, ys), {
           minSeconds: 0,
           minIters: tfjsTrainSteps,
@@ -410,7 +433,8 @@ console.table(rows);
 for (const r of results.filter((q) => q.detail)) console.log(`${r.backend} ${r.mode}: ${r.error} (${r.detail})`);
 if (checks.length) {
   console.log('Same weights and images, training-mode loss (batch ' + WARM_BATCH + '), resnet-native vs tfjs:');
-  for (const c of checks) console.log(`  ${c.backend}: native ${c.native.toFixed(6)}, tfjs ${c.tfjs.toFixed(6)}, relative difference ${c.relDiff.toExponential(2)}`);
+  for (const c of checks)
+    console.log(`  ${c.backend}: native ${c.native.toFixed(6)}, tfjs ${c.tfjs.toFixed(6)}, relative difference ${c.relDiff.toExponential(2)}`);
 } else if (runCpu || runWasm) {
   console.log('(inline tfjs model: its own initial weights, no loss cross-check)');
 }
@@ -428,10 +452,14 @@ const ratio = (backend, mode) => {
 };
 const date = new Date().toISOString().slice(0, 10);
 console.log('\nmarkdown (bench/RESULTS.md):');
-console.log('| date | batch | native threads | native train img/s | native predict img/s | tfjs-cpu train img/s | tfjs-cpu predict img/s | tfjs-wasm train img/s | tfjs-wasm predict img/s | native ÷ tfjs-cpu (train / predict) | native ÷ tfjs-wasm (train / predict) |');
+console.log(
+  '| date | batch | native threads | native train img/s | native predict img/s | tfjs-cpu train img/s | tfjs-cpu predict img/s | tfjs-wasm train img/s | tfjs-wasm predict img/s | native ÷ tfjs-cpu (train / predict) | native ÷ tfjs-wasm (train / predict) |',
+);
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-console.log(`| ${date} | ${batch} | ${info.threads} (${info.simd}) | ${cell('resnet-native', 'train')} | ${cell('resnet-native', 'predict')} | ` +
-  `${cell('tfjs-cpu', 'train')} | ${cell('tfjs-cpu', 'predict')} | ${cell('tfjs-wasm', 'train')} | ${cell('tfjs-wasm', 'predict')} | ` +
-  `${ratio('tfjs-cpu', 'train')} / ${ratio('tfjs-cpu', 'predict')} | ${ratio('tfjs-wasm', 'train')} / ${ratio('tfjs-wasm', 'predict')} |`);
+console.log(
+  `| ${date} | ${batch} | ${info.threads} (${info.simd}) | ${cell('resnet-native', 'train')} | ${cell('resnet-native', 'predict')} | ` +
+    `${cell('tfjs-cpu', 'train')} | ${cell('tfjs-cpu', 'predict')} | ${cell('tfjs-wasm', 'train')} | ${cell('tfjs-wasm', 'predict')} | ` +
+    `${ratio('tfjs-cpu', 'train')} / ${ratio('tfjs-cpu', 'predict')} | ${ratio('tfjs-wasm', 'train')} / ${ratio('tfjs-wasm', 'predict')} |`,
+);
 console.log(`\n(${command}; ${cpuModel}; node ${process.version})`);
 native.dispose();

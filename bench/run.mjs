@@ -33,14 +33,46 @@ if (opts.device?.startsWith('cuda')) {
   const stamp = new Date().toISOString().slice(0, 10);
   const outDir = path.join(here, 'results');
   const steps = opts.quick ? '4' : '10';
-  const ours = spawnSync(process.execPath, [path.join(here, 'cuda.mjs'), '--model', 'resnet50', '--batch', '256', '--steps', steps,
-    '--modes', 'fp32,tf32,fp16', '--device', opts.device, '--json', path.join(outDir, `${stamp}-cuda-resnet-native.json`)], { stdio: 'inherit' });
-  console.log("resnet-native fp16 / bf16: not measured (mixed precision is not implemented yet)");
+  const ours = spawnSync(
+    process.execPath,
+    [
+      path.join(here, 'cuda.mjs'),
+      '--model',
+      'resnet50',
+      '--batch',
+      '256',
+      '--steps',
+      steps,
+      '--modes',
+      'fp32,tf32,fp16',
+      '--device',
+      opts.device,
+      '--json',
+      path.join(outDir, `${stamp}-cuda-resnet-native.json`),
+    ],
+    { stdio: 'inherit' },
+  );
+  console.log('resnet-native fp16 / bf16: not measured (mixed precision is not implemented yet)');
   const python = opts.python ?? process.env.BENCH_PYTHON ?? 'python3';
   const probe = spawnSync(python, ['-c', 'import torch, torchvision; assert torch.cuda.is_available()'], { stdio: 'ignore' });
   if (probe.status === 0) {
-    spawnSync(python, [path.join(here, 'pytorch_cuda.py'), '--model', 'resnet50', '--batch', '256', '--steps', steps,
-      '--modes', 'fp32,tf32,amp', '--json', path.join(outDir, `${stamp}-cuda-pytorch.json`)], { stdio: 'inherit' });
+    spawnSync(
+      python,
+      [
+        path.join(here, 'pytorch_cuda.py'),
+        '--model',
+        'resnet50',
+        '--batch',
+        '256',
+        '--steps',
+        steps,
+        '--modes',
+        'fp32,tf32,amp',
+        '--json',
+        path.join(outDir, `${stamp}-cuda-pytorch.json`),
+      ],
+      { stdio: 'inherit' },
+    );
   } else {
     console.log(`PyTorch on the GPU: skipped (${python} has no torch/torchvision with CUDA)`);
   }
@@ -50,7 +82,7 @@ const log = (s) => console.log(s);
 const info = runtimeInfo();
 const started = new Date();
 const environment = {
-  command: `node bench/run.mjs${process.argv.length > 2 ? " " + process.argv.slice(2).join(" ") : ""}`,
+  command: `node bench/run.mjs${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}`,
   date: started.toISOString(),
   node: process.version,
   cpu: `${os.cpus()[0]?.model ?? 'unknown'}, ${os.cpus().length} logical cores`,
@@ -59,14 +91,18 @@ const environment = {
   device: opts.device ?? 'cpu (default)',
 };
 log(`${environment.command}\n${environment.date}  node ${environment.node}  ${environment.cpu}`);
-log(`resnet-native: ${info.threads} threads, kernels ${info.kernels}, simd ${info.simd}; load average ${environment.loadAverage.map((v) => v.toFixed(2)).join(' ')}`);
+log(
+  `resnet-native: ${info.threads} threads, kernels ${info.kernels}, simd ${info.simd}; load average ${environment.loadAverage.map((v) => v.toFixed(2)).join(' ')}`,
+);
 
 // Python first, in its own process, so it never competes with our threads.
 log('\nPyTorch / onnxruntime:');
 const python = benchPython(opts.python, opts.models, info.threads, opts);
 if (!python.available) log(`  skipped: ${python.reason}`);
 else {
-  log(`  torch ${python.torch?.version ?? '—'} (${python.torch?.threads} threads), onnxruntime ${python.onnxruntime?.version ?? `— (${python.onnxruntimeError})`}`);
+  log(
+    `  torch ${python.torch?.version ?? '—'} (${python.torch?.threads} threads), onnxruntime ${python.onnxruntime?.version ?? `— (${python.onnxruntimeError})`}`,
+  );
 }
 
 const results = [];
@@ -74,13 +110,19 @@ for (const name of opts.models) {
   const w = WORKLOADS[name];
   log(`\n${name}: ${w.note}, ${w.inputShape.join('×')}, batch ${w.batch}`);
   const native = await benchNative(name, w, opts);
-  log(`  resnet-native: train ${fmt(native.train.imagesPerSecond)} img/s, infer ${fmt(native.infer.imagesPerSecond)} img/s, ` +
-    `batch-1 ${fmt(native.latency.msMedian)} ms (${fmt((native.flopsPerImage / 1e9))} GFLOP/image forward)`);
+  log(
+    `  resnet-native: train ${fmt(native.train.imagesPerSecond)} img/s, infer ${fmt(native.infer.imagesPerSecond)} img/s, ` +
+      `batch-1 ${fmt(native.latency.msMedian)} ms (${fmt(native.flopsPerImage / 1e9)} GFLOP/image forward)`,
+  );
   const frameworks = [native];
   if (python.available) {
     const p = python.models?.[name] ?? {};
     frameworks.push({ framework: 'pytorch', ...(p.pytorch ?? { skipped: 'no result' }) });
-    frameworks.push({ framework: 'onnxruntime', trainError: 'inference only', ...(p.onnxruntime ?? { skipped: p.onnxruntimeError ?? python.onnxruntimeError ?? 'no result' }) });
+    frameworks.push({
+      framework: 'onnxruntime',
+      trainError: 'inference only',
+      ...(p.onnxruntime ?? { skipped: p.onnxruntimeError ?? python.onnxruntimeError ?? 'no result' }),
+    });
   } else {
     frameworks.push({ framework: 'pytorch / onnxruntime', skipped: python.reason });
   }
@@ -95,5 +137,9 @@ for (const name of opts.models) {
 log(`\n${table(results)}\n`);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const file = opts.out ?? path.join(here, 'results', `${started.toISOString().slice(0, 19).replace(/:/g, '-')}.json`);
-writeJson(file, { environment, python: python.available ? { torch: python.torch, onnxruntime: python.onnxruntime } : { skipped: python.reason }, results });
+writeJson(file, {
+  environment,
+  python: python.available ? { torch: python.torch, onnxruntime: python.onnxruntime } : { skipped: python.reason },
+  results,
+});
 log(`wrote ${path.relative(process.cwd(), file)}`);

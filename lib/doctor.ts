@@ -113,7 +113,10 @@ export function formatDoctorReport(r: DoctorReport): string {
   if (r.addon.loaded) row('addon', `${r.addon.path} (${r.addon.origin})`);
   else row('addon', `not loaded: ${r.addon.error.split('\n')[0]}`);
   row('node', `${r.node.version}, Node-API ${r.node.napiVersion}${r.addonNapiVersion ? ` (the addon needs ${r.addonNapiVersion})` : ''}`);
-  row('platform', `${r.platform.os}-${r.platform.arch}${r.platform.os === 'linux' ? `, ${r.platform.glibc ? `glibc ${r.platform.glibc}` : 'not glibc (musl?)'}` : ''}`);
+  row(
+    'platform',
+    `${r.platform.os}-${r.platform.arch}${r.platform.os === 'linux' ? `, ${r.platform.glibc ? `glibc ${r.platform.glibc}` : 'not glibc (musl?)'}` : ''}`,
+  );
   row('prebuilds', r.prebuilds.length ? r.prebuilds.join(', ') : 'none in this copy');
   row('cpu', `${r.cpu.model}, ${r.cpu.cores} logical cores`);
   if (r.runtime) {

@@ -1,17 +1,6 @@
 /** Codes carried by every ResNetError. */
 export type ResNetErrorCode =
-  | 'E_SHAPE'
-  | 'E_ARG'
-  | 'E_DTYPE'
-  | 'E_DISPOSED'
-  | 'E_ALLOC'
-  | 'E_IO'
-  | 'E_FORMAT'
-  | 'E_DEVICE'
-  | 'E_NAN'
-  | 'E_BUSY'
-  | 'E_NATIVE'
-  | 'E_INTERNAL';
+  'E_SHAPE' | 'E_ARG' | 'E_DTYPE' | 'E_DISPOSED' | 'E_ALLOC' | 'E_IO' | 'E_FORMAT' | 'E_DEVICE' | 'E_NAN' | 'E_BUSY' | 'E_NATIVE' | 'E_INTERNAL';
 
 /**
  * The one error type resnet-native throws (or rejects with). `code` is stable and meant

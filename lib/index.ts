@@ -5,7 +5,15 @@ export * as ops from './ops.js';
 export { runtimeInfo, allocationStats, cudaStatus, type CudaStatus } from './runtime.js';
 export { doctor, formatDoctorReport, type DoctorReport, type CudaDevice, type AddonOrigin } from './doctor.js';
 export * as models from './model/models.js';
-export { Model, type ModelInitOptions, type Parameter, type StepMetrics, type TrainStepMetrics, type LayerSummary, type LossScaleOptions } from './model/model.js';
+export {
+  Model,
+  type ModelInitOptions,
+  type Parameter,
+  type StepMetrics,
+  type TrainStepMetrics,
+  type LayerSummary,
+  type LossScaleOptions,
+} from './model/model.js';
 export type { ModelSpec, LayerSpec, LayerType } from './model/spec.js';
 export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamGroup } from './train/optimizers.js';
 export * as schedules from './train/schedules.js';

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { ResNetError } from './errors.js';
+import type { Precision } from './validate.js';
 
 /** Opaque native tensor handle. */
 export interface NativeTensorHandle {
@@ -114,7 +115,7 @@ export interface NativeNetworkHandle {
     nonTrainable: number;
     device: string;
     backend: string;
-    precision: 'fp32' | 'fp16' | 'bf16';
+    precision: Precision;
     lossScale: number;
     skippedSteps: number;
   };

@@ -1,13 +1,7 @@
 // Functional ops with explicit gradients, for experts and for testing. NHWC activations,
 // HWIO conv filters, [in, out] dense weights, fp32. Every op runs off the JS thread and
 // returns a Promise; bad arguments reject with a ResNetError.
-import {
-  native,
-  type NativeBatchNormOptions,
-  type NativeConvOptions,
-  type NativePoolOptions,
-  type NativeTensorHandle,
-} from './native.js';
+import { native, type NativeBatchNormOptions, type NativeConvOptions, type NativePoolOptions, type NativeTensorHandle } from './native.js';
 import { Tensor } from './tensor.js';
 import * as validate from './validate.js';
 import type { Padding, Pair } from './validate.js';
@@ -140,9 +134,7 @@ function batchNormParams(v: unknown, op: string) {
 export async function conv2d(x: Tensor, filter: Tensor, options?: Conv2dOptions): Promise<Tensor> {
   const op = 'conv2d';
   const { native: opts, bias } = convOptions(options, op);
-  return wrap(
-    await native.conv2d(Tensor.check(x, op, 'x').handle, Tensor.check(filter, op, 'filter').handle, bias?.handle ?? null, opts),
-  );
+  return wrap(await native.conv2d(Tensor.check(x, op, 'x').handle, Tensor.check(filter, op, 'filter').handle, bias?.handle ?? null, opts));
 }
 
 /** Gradients of conv2d with respect to x, the filter and (when options.bias is set) the bias. */
@@ -167,39 +159,19 @@ export async function batchNorm(x: Tensor, params: BatchNormParams, options?: Ba
 }
 
 /** Gradients of batchNorm (training mode: through the batch statistics). Running statistics are not touched. */
-export async function batchNormBackward(
-  x: Tensor,
-  dy: Tensor,
-  params: BatchNormParams,
-  options?: BatchNormOptions,
-): Promise<BatchNormGradients> {
+export async function batchNormBackward(x: Tensor, dy: Tensor, params: BatchNormParams, options?: BatchNormOptions): Promise<BatchNormGradients> {
   const op = 'batchNormBackward';
   const opts = batchNormOptions(options, op);
-  const g = await native.batchNormBackward(
-    Tensor.check(x, op, 'x').handle,
-    Tensor.check(dy, op, 'dy').handle,
-    ...batchNormParams(params, op),
-    opts,
-  );
+  const g = await native.batchNormBackward(Tensor.check(x, op, 'x').handle, Tensor.check(dy, op, 'dy').handle, ...batchNormParams(params, op), opts);
   return { dx: wrap(g.dx), dgamma: wrap(g.dgamma), dbeta: wrap(g.dbeta) };
 }
 
 /** relu(batchNorm(x) + skip): the end of a residual block, in one pass. */
-export async function batchNormAddRelu(
-  x: Tensor,
-  skip: Tensor,
-  params: BatchNormParams,
-  options?: BatchNormOptions,
-): Promise<Tensor> {
+export async function batchNormAddRelu(x: Tensor, skip: Tensor, params: BatchNormParams, options?: BatchNormOptions): Promise<Tensor> {
   const op = 'batchNormAddRelu';
   const opts = batchNormOptions(options, op);
   return wrap(
-    await native.batchNormAddRelu(
-      Tensor.check(x, op, 'x').handle,
-      Tensor.check(skip, op, 'skip').handle,
-      ...batchNormParams(params, op),
-      opts,
-    ),
+    await native.batchNormAddRelu(Tensor.check(x, op, 'x').handle, Tensor.check(skip, op, 'skip').handle, ...batchNormParams(params, op), opts),
   );
 }
 

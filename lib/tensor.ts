@@ -32,7 +32,11 @@ export class Tensor {
    */
   static check(v: unknown, op: string, name: string): Tensor {
     if (!(v instanceof Tensor)) validate.fail('E_ARG', `${op}: ${name} must be a Tensor, got ${validate.describe(v)}`);
-    if (!Tensor.isTensor(v)) validate.fail('E_ARG', `${op}: ${name} is not a real Tensor (an object with Tensor's prototype but no native data; make tensors with Tensor.fromArray, Tensor.fill or an op)`);
+    if (!Tensor.isTensor(v))
+      validate.fail(
+        'E_ARG',
+        `${op}: ${name} is not a real Tensor (an object with Tensor's prototype but no native data; make tensors with Tensor.fromArray, Tensor.fill or an op)`,
+      );
     if (v.isDisposed) validate.fail('E_DISPOSED', `${op}: ${name} was disposed`);
     return v;
   }
@@ -48,10 +52,7 @@ export class Tensor {
     const values = validate.float32(data, 'Tensor.fromArray', 'data');
     const size = dims.reduce((a, b) => a * b, 1);
     if (values.length !== size) {
-      validate.fail(
-        'E_SHAPE',
-        `Tensor.fromArray: data has ${values.length} elements but shape [${dims.join(', ')}] needs ${size}`,
-      );
+      validate.fail('E_SHAPE', `Tensor.fromArray: data has ${values.length} elements but shape [${dims.join(', ')}] needs ${size}`);
     }
     return new Tensor(new native.NativeTensor(values, dims));
   }
@@ -60,7 +61,12 @@ export class Tensor {
   static fill(shape: readonly number[], value = 0): Tensor {
     const dims = validate.shape(shape, 'Tensor.fill');
     validate.number(value, 'Tensor.fill', 'value', -Number.MAX_VALUE, Number.MAX_VALUE);
-    const data = validate.allocate(Float32Array, dims.reduce((a, b) => a * b, 1), 'Tensor.fill', `the values of a [${dims.join(', ')}] tensor`);
+    const data = validate.allocate(
+      Float32Array,
+      dims.reduce((a, b) => a * b, 1),
+      'Tensor.fill',
+      `the values of a [${dims.join(', ')}] tensor`,
+    );
     if (value !== 0) data.fill(value);
     return new Tensor(new native.NativeTensor(data, dims));
   }
@@ -138,7 +144,10 @@ export class Tensor {
   // Static, because a private method called on an unbranded `this` would itself throw a TypeError.
   static #own(t: Tensor, op: string): Tensor {
     if (!Tensor.isTensor(t)) {
-      throw new ResNetError('E_ARG', `Tensor.${op}: this is not a real Tensor (an object with Tensor's prototype but no native data); make tensors with Tensor.fromArray, Tensor.fill or an op`);
+      throw new ResNetError(
+        'E_ARG',
+        `Tensor.${op}: this is not a real Tensor (an object with Tensor's prototype but no native data); make tensors with Tensor.fromArray, Tensor.fill or an op`,
+      );
     }
     return t;
   }
@@ -148,5 +157,3 @@ export class Tensor {
     return t;
   }
 }
-
-validate.registerTensorCheck(Tensor.check);

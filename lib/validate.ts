@@ -5,8 +5,6 @@
 // included). Every check takes `(value, op, name, ...range)` and says
 // "`op`: `name` must be <expected>, got <describe(value)>".
 import { ResNetError } from './errors.js';
-// Type only (erased at run time): the transitional `tensor` shim below returns a Tensor.
-import type { Tensor } from './tensor.js';
 
 export type Pair = number | [number, number];
 export type Padding = 'same' | 'valid' | number | [number, number, number, number];
@@ -31,27 +29,6 @@ export function options<T extends object>(v: unknown, op: string): Partial<T> {
   return v as Partial<T>;
 }
 
-// Transitional: the Tensor check lives in tensor.ts (Tensor.check / Tensor.checkOptional);
-// tensor.ts registers it here at load so that modules not yet moved to Tensor.check keep
-// working without validate.ts importing tensor.ts at run time. Remove once no caller is left.
-let tensorCheck: ((v: unknown, op: string, name: string) => Tensor) | undefined;
-
-/** @internal Called once by tensor.ts. */
-export function registerTensorCheck(check: (v: unknown, op: string, name: string) => Tensor): void {
-  tensorCheck = check;
-}
-
-/** @deprecated Use Tensor.check from tensor.ts. */
-export function tensor(v: unknown, op: string, name: string): Tensor {
-  if (tensorCheck === undefined) fail('E_ARG', `${op}: ${name} must be a Tensor, got ${describe(v)}`);
-  return tensorCheck(v, op, name);
-}
-
-/** @deprecated Use Tensor.checkOptional from tensor.ts. */
-export function optionalTensor(v: unknown, op: string, name: string): Tensor | undefined {
-  return v === undefined || v === null ? undefined : tensor(v, op, name);
-}
-
 export function integer(v: unknown, op: string, name: string, min: number, max = 2 ** 31 - 1): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     fail('E_ARG', `${op}: ${name} must be an integer in [${min}, ${max}], got ${describe(v)}`);
@@ -73,7 +50,8 @@ export function number(v: unknown, op: string, name: string, min: number, max: n
 }
 
 export function string(v: unknown, op: string, name: string): string {
-  if (typeof v !== 'string' || v.length === 0) fail('E_ARG', `${op}: ${name} must be a non-empty string, got ${typeof v === 'string' ? "''" : typeof v}`);
+  if (typeof v !== 'string' || v.length === 0)
+    fail('E_ARG', `${op}: ${name} must be a non-empty string, got ${typeof v === 'string' ? "''" : typeof v}`);
   return v;
 }
 

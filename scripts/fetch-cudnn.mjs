@@ -29,8 +29,11 @@ const python = process.env.PYTHON ?? 'python3';
 const work = mkdtempSync(join(tmpdir(), 'resnet-cudnn-'));
 try {
   console.log('cuDNN: pip download --no-deps nvidia-cudnn-cu13 …');
-  execFileSync(python, ['-m', 'pip', 'download', '--no-deps', '--quiet', '--disable-pip-version-check', '--retries', '1',
-    '-d', work, 'nvidia-cudnn-cu13'], { stdio: 'inherit' });
+  execFileSync(
+    python,
+    ['-m', 'pip', 'download', '--no-deps', '--quiet', '--disable-pip-version-check', '--retries', '1', '-d', work, 'nvidia-cudnn-cu13'],
+    { stdio: 'inherit' },
+  );
   const wheel = readdirSync(work).find((f) => f.endsWith('.whl'));
   if (!wheel) throw new Error('pip produced no wheel');
   // A wheel is a zip; Python's zipfile extracts the members we name.
@@ -47,8 +50,10 @@ for name in z.namelist():
   symlinkSync('libcudnn.so.9', join(target, 'lib', 'libcudnn.so'));
   console.log(`cuDNN: headers and libcudnn.so.9 from ${wheel} in ${target}`);
 } catch (err) {
-  console.error(`cuDNN: could not fetch the nvidia-cudnn-cu13 wheel (${err.message.split('\n')[0]}); ` +
-    'the CUDA plugin will not be built unless CUDNN_ROOT or RESNET_CUDNN_PATH points at a cuDNN 9');
+  console.error(
+    `cuDNN: could not fetch the nvidia-cudnn-cu13 wheel (${err.message.split('\n')[0]}); ` +
+      'the CUDA plugin will not be built unless CUDNN_ROOT or RESNET_CUDNN_PATH points at a cuDNN 9',
+  );
   process.exitCode = 1;
 } finally {
   rmSync(work, { recursive: true, force: true });

@@ -93,7 +93,9 @@ if (existsSync(plugin)) {
   copyFileSync(plugin, join(handoff, 'libresnet_cuda.so'));
   say(`CUDA plugin ${plugin} (ships beside the addon)`);
 } else if (process.env.RESNET_CUDA === 'ON') {
-  console.error(`prebuild-node-gyp: RESNET_CUDA=ON but the CUDA plugin was not built: ${plugin} is missing (does CMakeLists.txt define resnet_cuda?)`);
+  console.error(
+    `prebuild-node-gyp: RESNET_CUDA=ON but the CUDA plugin was not built: ${plugin} is missing (does CMakeLists.txt define resnet_cuda?)`,
+  );
   process.exit(1);
 } else {
   say('no CUDA plugin was built (RESNET_CUDA=ON builds it where the CUDA toolkit and cuDNN are installed)');

@@ -44,7 +44,9 @@ export function compareVersions(a, b) {
 export function prebuildUnsupportedReason(system, shipped, binaryGlibc = null) {
   const tuple = `${system.platform}-${system.arch}`;
   if (!shipped.includes(tuple)) {
-    return `no prebuilt binary for ${tuple}` + (shipped.length ? ` (this package has them for ${shipped.join(', ')})` : ' (this copy has no prebuilds/)');
+    return (
+      `no prebuilt binary for ${tuple}` + (shipped.length ? ` (this package has them for ${shipped.join(', ')})` : ' (this copy has no prebuilds/)')
+    );
   }
   if (system.platform === 'linux') {
     const needs = binaryGlibc && compareVersions(binaryGlibc, MIN_GLIBC) > 0 ? binaryGlibc : MIN_GLIBC;

@@ -42,10 +42,13 @@ async function settle() {
 
 // Deterministic inputs: four batches reused in turn.
 let seed = 12345;
-const random = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 const batch = 8;
 const batches = Array.from({ length: 4 }, () => ({
-  x: Tensor.fromArray(Float32Array.from({ length: batch * 8 * 8 * 3 }, () => random() * 2 - 1), [batch, 8, 8, 3]),
+  x: Tensor.fromArray(
+    Float32Array.from({ length: batch * 8 * 8 * 3 }, () => random() * 2 - 1),
+    [batch, 8, 8, 3],
+  ),
   y: Int32Array.from({ length: batch }, () => Math.floor(random() * 4)),
 }));
 

@@ -23,7 +23,10 @@ export async function benchNative(name, w, opts) {
   out.infer = summarize(await timeLoop(async () => (await model.predict(x)).dispose(), { minSeconds: opts.seconds, minIters }), w.batch, threads);
 
   for (let i = 0; i < 3; i++) (await model.predict(one)).dispose();
-  out.latency = summarize(await timeLoop(async () => (await model.predict(one)).dispose(), { minSeconds: Math.min(opts.seconds, 2), minIters: 5 }), 1);
+  out.latency = summarize(
+    await timeLoop(async () => (await model.predict(one)).dispose(), { minSeconds: Math.min(opts.seconds, 2), minIters: 5 }),
+    1,
+  );
 
   x.dispose();
   one.dispose();

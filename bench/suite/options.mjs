@@ -29,7 +29,10 @@ export function parseOptions(argv) {
     } else throw new Error(`unknown option ${a}\n\n${USAGE}`);
   }
   const quick = flags.has('--quick');
-  const models = (values['--models'] ?? MODEL_NAMES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
+  const models = (values['--models'] ?? MODEL_NAMES.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const m of models) if (!MODEL_NAMES.includes(m)) throw new Error(`--models: unknown model '${m}' (known: ${MODEL_NAMES.join(', ')})`);
   const seconds = values['--seconds'] !== undefined ? Number(values['--seconds']) : quick ? 1 : 5;
   if (!(seconds >= 0)) throw new Error('--seconds must be a number ≥ 0');

@@ -36,16 +36,15 @@ function ratio(native, other, mode) {
  * that holds when other processes share the cores; timing.mjs).
  */
 export function table(results) {
-  const lines = [
-    '| model | framework | train | ours ÷ it | infer | ours ÷ it | batch-1 latency | it ÷ ours |',
-    '|---|---|---|---|---|---|---|---|',
-  ];
+  const lines = ['| model | framework | train | ours ÷ it | infer | ours ÷ it | batch-1 latency | it ÷ ours |', '|---|---|---|---|---|---|---|---|'];
   for (const m of results) {
     const native = m.frameworks.find((f) => f.framework === 'resnet-native');
     for (const f of m.frameworks) {
       const self = f === native;
-      lines.push(`| ${m.model} (batch ${m.batch}) | ${f.framework} | ${cell(f, 'train')} | ${self ? '' : ratio(native, f, 'train')} | ` +
-        `${cell(f, 'infer')} | ${self ? '' : ratio(native, f, 'infer')} | ${cell(f, 'latency')} | ${self ? '' : ratio(native, f, 'latency')} |`);
+      lines.push(
+        `| ${m.model} (batch ${m.batch}) | ${f.framework} | ${cell(f, 'train')} | ${self ? '' : ratio(native, f, 'train')} | ` +
+          `${cell(f, 'infer')} | ${self ? '' : ratio(native, f, 'infer')} | ${cell(f, 'latency')} | ${self ? '' : ratio(native, f, 'latency')} |`,
+      );
     }
   }
   return lines.join('\n');

@@ -24,7 +24,11 @@ async function loadTfjs() {
 /** What tfjs-cpu runs per model: [train batch or null, predict batch or null, reason]. */
 const CPU_PLAN = {
   resnet20: { trainBatch: 2, predictBatch: 128, note: 'train: 1 step at batch 2 (a batch-128 step takes ~30 min)' },
-  resnet18: { trainBatch: null, predictBatch: 1, note: 'predict at batch 1 only (batch 16 ≈ 3 min); train skipped: conv weight gradient ~0.02 GFLOP/s, one step ≈ 1 h' },
+  resnet18: {
+    trainBatch: null,
+    predictBatch: 1,
+    note: 'predict at batch 1 only (batch 16 ≈ 3 min); train skipped: conv weight gradient ~0.02 GFLOP/s, one step ≈ 1 h',
+  },
   resnet50: { trainBatch: null, predictBatch: null, note: 'skipped: ~4 min per predicted batch of 16 and hours per training step' },
 };
 
@@ -38,7 +42,10 @@ async function measure(name, w, nativeModel, backend, plan, opts) {
   const net = converter.tfjsModelFromSpec(tf, nativeModel.spec);
   const out = { framework: `tfjs-${backend}`, note: plan.note };
   const data = makeBatch(Math.max(w.batch, 1), w.inputShape, w.classes, 1);
-  const tensors = (n) => [tf.tensor(data.x.subarray(0, n * w.inputShape[0] * w.inputShape[1] * w.inputShape[2]), [n, ...w.inputShape]), tf.oneHot(tf.tensor1d(data.y.subarray(0, n), 'int32'), w.classes)];
+  const tensors = (n) => [
+    tf.tensor(data.x.subarray(0, n * w.inputShape[0] * w.inputShape[1] * w.inputShape[2]), [n, ...w.inputShape]),
+    tf.oneHot(tf.tensor1d(data.y.subarray(0, n), 'int32'), w.classes),
+  ];
   const predict = async (x) => {
     const y = tf.tidy(() => net.apply(x, { training: false }));
     await y.data();
@@ -48,7 +55,11 @@ async function measure(name, w, nativeModel, backend, plan, opts) {
   await predict(x1); // warm-up
   if (plan.predictBatch) {
     const [xb, yb] = tensors(plan.predictBatch);
-    const s = summarize(await timeLoop(() => predict(xb), { minSeconds: opts.seconds, minIters: 1, maxIters: opts.quick ? 1 : 20 }), plan.predictBatch, 1);
+    const s = summarize(
+      await timeLoop(() => predict(xb), { minSeconds: opts.seconds, minIters: 1, maxIters: opts.quick ? 1 : 20 }),
+      plan.predictBatch,
+      1,
+    );
     out.infer = { ...s, batch: plan.predictBatch };
     tf.dispose([xb, yb]);
   }

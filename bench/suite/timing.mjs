@@ -33,7 +33,12 @@ export function median(values) {
  */
 export function summarize(times, batch, threads) {
   const total = times.reduce((a, b) => a + b, 0);
-  const s = { steps: times.length, msPerStep: total / times.length, msMedian: median(times), imagesPerSecond: (batch * times.length) / (total / 1000) };
+  const s = {
+    steps: times.length,
+    msPerStep: total / times.length,
+    msMedian: median(times),
+    imagesPerSecond: (batch * times.length) / (total / 1000),
+  };
   if (threads && times.cpuMs > 0) s.cpuImagesPerSecond = (batch * times.length * threads) / (times.cpuMs / 1000);
   return s;
 }

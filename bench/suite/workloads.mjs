@@ -2,7 +2,13 @@
 import { models } from '../../dist/index.js';
 
 export const WORKLOADS = {
-  resnet20: { build: (o) => models.resnetCifar({ depth: 20, ...o }), inputShape: [32, 32, 3], classes: 10, batch: 128, note: "Keras' CIFAR-10 ResNet-20 v1" },
+  resnet20: {
+    build: (o) => models.resnetCifar({ depth: 20, ...o }),
+    inputShape: [32, 32, 3],
+    classes: 10,
+    batch: 128,
+    note: "Keras' CIFAR-10 ResNet-20 v1",
+  },
   resnet18: { build: (o) => models.resnet18(o), inputShape: [224, 224, 3], classes: 1000, batch: 16, note: 'torchvision resnet18' },
   resnet50: { build: (o) => models.resnet50(o), inputShape: [224, 224, 3], classes: 1000, batch: 16, note: 'torchvision resnet50 (v1.5)' },
 };

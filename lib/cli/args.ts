@@ -91,7 +91,12 @@ export function num(v: Values, key: string, min = 0, max = Number.MAX_VALUE): nu
 export function oneOf<T extends string>(v: Values, key: string, allowed: readonly T[], dflt: T): T {
   const s = str(v, key) ?? dflt;
   if (!(allowed as readonly string[]).includes(s)) {
-    throw new UsageError(`--${key} must be ${allowed.map((a) => `'${a}'`).join(', ').replace(/, ([^,]*)$/, ' or $1')}, got '${s}'`);
+    throw new UsageError(
+      `--${key} must be ${allowed
+        .map((a) => `'${a}'`)
+        .join(', ')
+        .replace(/, ([^,]*)$/, ' or $1')}, got '${s}'`,
+    );
   }
   return s as T;
 }

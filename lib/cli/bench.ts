@@ -52,13 +52,17 @@ export async function run(args: string[]): Promise<void> {
   try {
     model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } });
     const info = runtimeInfo();
-    say(`${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : `${model.device} ${model.precision}`}`);
+    say(
+      `${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : `${model.device} ${model.precision}`}`,
+    );
     const time = async (what: string, step: () => Promise<unknown>) => {
       for (let i = 0; i < 2; i++) await step();
       const t0 = performance.now();
       for (let i = 0; i < steps; i++) await step();
       const seconds = (performance.now() - t0) / 1000;
-      say(`${what.padEnd(8)} ${((steps * batchSize) / seconds).toFixed(1).padStart(9)} img/s  (${((seconds / steps) * 1000).toFixed(1)} ms per batch of ${batchSize})`);
+      say(
+        `${what.padEnd(8)} ${((steps * batchSize) / seconds).toFixed(1).padStart(9)} img/s  (${((seconds / steps) * 1000).toFixed(1)} ms per batch of ${batchSize})`,
+      );
     };
     await time('train', () => model.trainStep(x, labels));
     await time('predict', async () => (await model.predict(x)).dispose());

@@ -18,7 +18,11 @@ export async function openCheckpoint(path: string, placement: Placement = {}): P
   const c = model.inputShape[2]!;
   const okList = (a: unknown, positive: boolean): a is number[] =>
     Array.isArray(a) && a.length === c && a.every((x) => typeof x === 'number' && Number.isFinite(x) && (!positive || x > 0));
-  const normalize = t?.normalize && okList(t.normalize.mean, false) && okList(t.normalize.std, true) ? { mean: t.normalize.mean, std: t.normalize.std } : undefined;
-  const classNames = Array.isArray(t?.classNames) && t.classNames.length === model.classes && t.classNames.every((s) => typeof s === 'string') ? t.classNames : undefined;
+  const normalize =
+    t?.normalize && okList(t.normalize.mean, false) && okList(t.normalize.std, true) ? { mean: t.normalize.mean, std: t.normalize.std } : undefined;
+  const classNames =
+    Array.isArray(t?.classNames) && t.classNames.length === model.classes && t.classNames.every((s) => typeof s === 'string')
+      ? t.classNames
+      : undefined;
   return { model, normalize, classNames };
 }

@@ -48,7 +48,13 @@ async function decodeImage(sharp: Sharp, file: string, [h, w, c]: readonly numbe
 const PREDICT_BATCH = 64;
 
 /** Decodes and normalises `files` into `view` (one image after the other). */
-async function decodeBatch(sharp: Sharp, files: string[], shape: readonly number[], view: Float32Array, normalize: LoadedCheckpoint['normalize']): Promise<void> {
+async function decodeBatch(
+  sharp: Sharp,
+  files: string[],
+  shape: readonly number[],
+  view: Float32Array,
+  normalize: LoadedCheckpoint['normalize'],
+): Promise<void> {
   const per = shape[0]! * shape[1]! * shape[2]!;
   for (let i = 0; i < files.length; i++) await decodeImage(sharp, files[i]!, shape, view, i * per);
   if (normalize) {
@@ -72,7 +78,12 @@ async function probabilities(model: Model, view: Float32Array, n: number): Promi
 }
 
 export async function run(args: string[]): Promise<void> {
-  const { values: v, positionals: files } = parse('predict', args, { ...THREADS, ...DEVICE, checkpoint: { type: 'string' }, top: { type: 'string' } }, true);
+  const { values: v, positionals: files } = parse(
+    'predict',
+    args,
+    { ...THREADS, ...DEVICE, checkpoint: { type: 'string' }, top: { type: 'string' } },
+    true,
+  );
   if (v.help) return printHelp(PREDICT_HELP);
   const path = required(v, 'checkpoint', 'predict');
   if (files.length === 0) throw new UsageError(`predict needs at least one image file (see ${NAME} predict --help)`);

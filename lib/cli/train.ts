@@ -125,8 +125,25 @@ function readOptions(v: Values): TrainOptions {
   }
   if (isMnist && str(v, 'data') !== undefined) throw new UsageError('--dataset mnist takes no --data (the digits come with the mnist package)');
   return {
-    datasetName, isMnist, choice, epochs, batchSize, optimizer, lr, momentum, weightDecay, scheduleName,
-    warmupEpochs, labelSmoothing, augmentOn, out, resume, seed, limit, testLimit, progress,
+    datasetName,
+    isMnist,
+    choice,
+    epochs,
+    batchSize,
+    optimizer,
+    lr,
+    momentum,
+    weightDecay,
+    scheduleName,
+    warmupEpochs,
+    labelSmoothing,
+    augmentOn,
+    out,
+    resume,
+    seed,
+    limit,
+    testLimit,
+    progress,
   };
 }
 
@@ -141,7 +158,11 @@ function compileOptions(o: TrainOptions): CompileOptions {
 }
 
 /** The learning-rate schedule over the whole run, and the cosine warmup's length in steps. */
-function makeSchedule(schedules: typeof import('../train/schedules.js'), o: TrainOptions, stepsPerEpoch: number): { schedule: LrSchedule; warmupSteps: number } {
+function makeSchedule(
+  schedules: typeof import('../train/schedules.js'),
+  o: TrainOptions,
+  stepsPerEpoch: number,
+): { schedule: LrSchedule; warmupSteps: number } {
   const { lr } = o;
   const totalSteps = o.epochs * stepsPerEpoch;
   const warmupSteps = Math.min(totalSteps - 1, Math.round(o.warmupEpochs * stepsPerEpoch));
@@ -168,7 +189,16 @@ function augmentation(o: TrainOptions, trainSet: Dataset): { padding: number; fl
 }
 
 /** The two lines that say what is about to run. */
-function printPlan(o: TrainOptions, model: Model, trainSet: Dataset, testSet: Dataset, stepsPerEpoch: number, warmupSteps: number, aug: { padding: number; flip: boolean }, info: { threads: number; simd: string }): void {
+function printPlan(
+  o: TrainOptions,
+  model: Model,
+  trainSet: Dataset,
+  testSet: Dataset,
+  stepsPerEpoch: number,
+  warmupSteps: number,
+  aug: { padding: number; flip: boolean },
+  info: { threads: number; simd: string },
+): void {
   say(
     `${NAME}: ${o.resume ? 'resuming' : 'training'} ${model.name} (${model.paramCount().toLocaleString('en-US')} parameters) on ${o.datasetName}: ` +
       `${trainSet.length} train / ${testSet.length} test images [${trainSet.imageShape.join('×')}], ${trainSet.classes} classes`,
@@ -230,6 +260,8 @@ export async function run(args: string[]): Promise<void> {
   const last = history[history.length - 1]!;
   const best = history.reduce((b, h) => (h.valAccuracy! > b.valAccuracy! ? h : b), history[0]!);
   const minutes = (performance.now() - started) / 1000;
-  say(`saved ${join(o.out, 'model.safetensors')} (last) and ${join(o.out, 'best.safetensors')} (epoch ${best.epoch}, test accuracy ${best.valAccuracy!.toFixed(4)}); ${minutes.toFixed(1)} s in all`);
+  say(
+    `saved ${join(o.out, 'model.safetensors')} (last) and ${join(o.out, 'best.safetensors')} (epoch ${best.epoch}, test accuracy ${best.valAccuracy!.toFixed(4)}); ${minutes.toFixed(1)} s in all`,
+  );
   say(`test accuracy: ${last.valAccuracy!.toFixed(4)}`);
 }

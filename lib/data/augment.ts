@@ -31,9 +31,7 @@ function channelValues(v: unknown, name: string, channels: number, positive: boo
     validate.fail('E_SHAPE', `${OP}: ${name} has ${v.length} values but imageShape has ${channels} channels`);
   }
   return v.map((x, i) =>
-    positive
-      ? validate.number(x, OP, `${name}[${i}]`, Number.MIN_VALUE, 3e38)
-      : validate.number(x, OP, `${name}[${i}]`, -3e38, 3e38),
+    positive ? validate.number(x, OP, `${name}[${i}]`, Number.MIN_VALUE, 3e38) : validate.number(x, OP, `${name}[${i}]`, -3e38, 3e38),
   );
 }
 
@@ -52,7 +50,10 @@ function channelValues(v: unknown, name: string, channels: number, positive: boo
  */
 export async function augmentBatch(src: Float32Array, dst: Tensor, options: AugmentOptions): Promise<void> {
   if (!(src instanceof Float32Array)) {
-    validate.fail('E_DTYPE', `${OP}: src must be a Float32Array, got ${src === null ? 'null' : typeof src === 'object' ? (src as object).constructor?.name : typeof src}`);
+    validate.fail(
+      'E_DTYPE',
+      `${OP}: src must be a Float32Array, got ${src === null ? 'null' : typeof src === 'object' ? (src as object).constructor?.name : typeof src}`,
+    );
   }
   const out = Tensor.check(dst, OP, 'dst');
   if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options { count, imageShape, seed, step } are required`);

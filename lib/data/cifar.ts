@@ -196,7 +196,11 @@ export async function cifar10(dir: string, options?: CifarOptions): Promise<Data
   validate.keys(o, op, ['split']);
   const split = splitOption(o, op);
   const files = split === 'train' ? [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`) : ['test_batch.bin'];
-  return load(dir, { op, folder: 'cifar-10-batches-bin', files, labelBytes: 1, labelByte: 0, classCounts: [10], namesFile: 'batches.meta.txt' }, split);
+  return load(
+    dir,
+    { op, folder: 'cifar-10-batches-bin', files, labelBytes: 1, labelByte: 0, classCounts: [10], namesFile: 'batches.meta.txt' },
+    split,
+  );
 }
 
 /**

@@ -20,25 +20,33 @@
 // What goes in comes from Model.exportState and goes back through Model's own setters: nothing
 // here touches the native handle. Model.save reaches this module by dynamic import (no cycle).
 import { ResNetError } from '../errors.js';
-import { memoryBudgetOption, Model, type ModelInitOptions, type ModelState, type Parameter } from '../model/model.js';
+import { memoryBudgetOption, Model, type ModelInitOptions, type Parameter } from '../model/model.js';
 import { minimumParameterCount } from '../model/parameter_bound.js';
 import type { ModelSpec } from '../model/spec.js';
 import { type CompileOptions, resolveCompileOptions } from '../train/optimizers.js';
 import * as validate from '../validate.js';
 import { isPlainObject, type Precision, sameShape } from '../validate.js';
 import type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
-import { deserializeCompileOptions, serializeCompileOptions } from './compile_options_json.js';
+import { deserializeCompileOptions } from './compile_options_json.js';
 import { jsonDepth, MAX_JSON_DEPTH } from './json_text.js';
-import { SafetensorsReader, type SafetensorsTensorInput, writeSafetensors } from './safetensors.js';
+import {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  type CheckpointSnapshot,
+  checkSaveOptions,
+  checkTrainingState,
+  encodeState,
+  OPTIMIZER_PREFIX,
+  slotNames,
+  writeCheckpoint,
+} from './checkpoint_writer.js';
+import { SafetensorsReader } from './safetensors.js';
 
 export type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 export { deserializeCompileOptions, serializeCompileOptions } from './compile_options_json.js';
 /** @internal (tests import it from here) */
 export { minimumParameterCount } from '../model/parameter_bound.js';
-
-export const CHECKPOINT_FORMAT = 'resnet-native/checkpoint';
-export const CHECKPOINT_VERSION = '1';
-const OPTIMIZER_PREFIX = 'optimizer.';
+export { CHECKPOINT_FORMAT, CHECKPOINT_VERSION, type CheckpointSnapshot, saveModelState, writeCheckpoint } from './checkpoint_writer.js';
 
 export interface LoadModelOptions {
   /** Compile the model with the stored optimizer and restore its state (when the file has one). Default true. */
@@ -66,77 +74,8 @@ export interface Checkpoint {
   metadata: Record<string, string>;
 }
 
-/** The tensors and metadata of a checkpoint, captured at one instant (see snapshotModel). */
-export interface CheckpointSnapshot {
-  tensors: SafetensorsTensorInput[];
-  metadata: Record<string, string>;
-}
-
-function slotNames(optimizer: { type?: unknown; momentum?: unknown }): string[] {
-  if (optimizer.type === 'adamw') return ['exp_avg', 'exp_avg_sq'];
-  if (optimizer.type === 'sgd' && typeof optimizer.momentum === 'number' && optimizer.momentum !== 0) return ['momentum_buffer'];
-  return [];
-}
-
 // ---------------------------------------------------------------------------------------------
-// Saving
-
-function checkTrainingState(v: unknown, fail: (what: string) => ResNetError): TrainingState & Record<string, unknown> {
-  if (!isPlainObject(v)) throw fail('must be an object { epoch, step, rngState, … }');
-  if (typeof v.epoch !== 'number' || !Number.isSafeInteger(v.epoch) || v.epoch < 0) throw fail('epoch must be a non-negative integer');
-  if (typeof v.step !== 'number' || !Number.isSafeInteger(v.step) || v.step < 0) throw fail('step must be a non-negative integer');
-  return v as TrainingState & Record<string, unknown>;
-}
-
-/** SaveModelOptions, checked: whether to store the optimizer, and the trainer's state as JSON. */
-function checkSaveOptions(options: SaveModelOptions, op: string): { withOptimizer: boolean; training: string | undefined } {
-  validate.keys(options, op, ['optimizer', 'training']);
-  const withOptimizer = options.optimizer === undefined ? true : validate.boolean(options.optimizer, op, 'optimizer');
-  let training: string | undefined;
-  if (options.training !== undefined) {
-    checkTrainingState(options.training, (what) => new ResNetError('E_ARG', `${op}: training ${what}`));
-    try {
-      training = JSON.stringify(options.training);
-    } catch (err) {
-      throw new ResNetError('E_ARG', `${op}: training is not JSON-serialisable (${(err as Error).message})`);
-    }
-  }
-  return { withOptimizer, training };
-}
-
-/** A model's state (Model.exportState) as a checkpoint's tensors and metadata. */
-function encodeState(state: ModelState, saved: { withOptimizer: boolean; training: string | undefined }, op: string): CheckpointSnapshot {
-  const metadata: Record<string, string> = {
-    format: CHECKPOINT_FORMAT,
-    version: CHECKPOINT_VERSION,
-    spec: JSON.stringify(state.spec),
-    mode: state.training ? 'train' : 'eval',
-  };
-  if (saved.training !== undefined) metadata.training = saved.training;
-  const tensors: SafetensorsTensorInput[] = state.parameters.map((p) => ({ name: p.name, shape: [...p.shape], dtype: 'F32', data: p.values }));
-
-  const optimizer = saved.withOptimizer ? state.optimizer : undefined;
-  if (optimizer) {
-    const compileOptions = optimizer.options as CompileOptions | undefined;
-    if (compileOptions === undefined) {
-      throw new ResNetError('E_ARG', `${op}: the model is compiled but its compile options are not available; save with { optimizer: false }`);
-    }
-    metadata.optimizer = serializeCompileOptions(compileOptions, op);
-    metadata.optimizerSteps = String(optimizer.steps);
-    metadata.learningRate = String(optimizer.learningRate);
-    const slots = slotNames(compileOptions.optimizer);
-    if (slots.length !== optimizer.slots.length) {
-      throw new ResNetError('E_INTERNAL', `${op}: the optimizer keeps ${optimizer.slots.length} state slots, its options imply ${slots.length}`);
-    }
-    slots.forEach((slot, index) => {
-      for (const p of state.parameters) {
-        if (!p.trainable) continue;
-        tensors.push({ name: `${OPTIMIZER_PREFIX}${slot}.${p.name}`, shape: [...p.shape], dtype: 'F32', data: optimizer.slots[index]!.get(p.name)! });
-      }
-    });
-  }
-  return { tensors, metadata };
-}
+// Saving (the encoding itself is checkpoint_writer.ts's)
 
 /**
  * Copies everything a checkpoint holds, synchronously: call it between steps (Model.save does,
@@ -147,21 +86,6 @@ export function snapshotModel(model: Model, options: SaveModelOptions = {}, op =
   const saved = checkSaveOptions(options, op);
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${op}: the model was disposed`);
   return encodeState(model.exportState({ optimizer: saved.withOptimizer }), saved, op);
-}
-
-/**
- * @internal Model.save's second half: `state` was copied in call order (undefined: the model was
- * disposed); checks the options as snapshotModel does, encodes and writes atomically.
- */
-export async function saveModelState(path: string, state: ModelState | undefined, options: SaveModelOptions, op: string): Promise<void> {
-  const saved = checkSaveOptions(options, op);
-  if (state === undefined) throw new ResNetError('E_DISPOSED', `${op}: the model was disposed`);
-  await writeCheckpoint(path, encodeState(state, saved, op), op);
-}
-
-/** Writes a snapshot atomically (see writeSafetensors). */
-export async function writeCheckpoint(path: string, snapshot: CheckpointSnapshot, op = 'saveModel'): Promise<void> {
-  await writeSafetensors(path, snapshot.tensors, snapshot.metadata, { op });
 }
 
 /**
@@ -257,15 +181,21 @@ interface StoredMetadata {
 
 function readMetadata(path: string, meta: Record<string, string>): StoredMetadata {
   if (meta.format !== CHECKPOINT_FORMAT) {
-    throw fmt(path, `metadata format is ${JSON.stringify(meta.format)}, not '${CHECKPOINT_FORMAT}' (to load plain weights into a model use loadWeightsInto)`);
+    throw fmt(
+      path,
+      `metadata format is ${JSON.stringify(meta.format)}, not '${CHECKPOINT_FORMAT}' (to load plain weights into a model use loadWeightsInto)`,
+    );
   }
-  if (meta.version !== CHECKPOINT_VERSION) throw fmt(path, `version ${JSON.stringify(meta.version)} is not supported (this library reads version ${CHECKPOINT_VERSION})`);
+  if (meta.version !== CHECKPOINT_VERSION)
+    throw fmt(path, `version ${JSON.stringify(meta.version)} is not supported (this library reads version ${CHECKPOINT_VERSION})`);
   // The JSON documents end up in the model and the trainer, which walk them recursively.
   for (const key of ['spec', 'optimizer', 'training']) {
     const depth = meta[key] === undefined ? 0 : jsonDepth(meta[key]);
-    if (depth > MAX_JSON_DEPTH) throw fmt(path, `metadata '${key}' nests arrays and objects ${depth} levels deep, above the limit of ${MAX_JSON_DEPTH}`);
+    if (depth > MAX_JSON_DEPTH)
+      throw fmt(path, `metadata '${key}' nests arrays and objects ${depth} levels deep, above the limit of ${MAX_JSON_DEPTH}`);
   }
-  if (meta.mode !== undefined && meta.mode !== 'train' && meta.mode !== 'eval') throw fmt(path, `metadata 'mode' must be 'train' or 'eval', got ${JSON.stringify(meta.mode)}`);
+  if (meta.mode !== undefined && meta.mode !== 'train' && meta.mode !== 'eval')
+    throw fmt(path, `metadata 'mode' must be 'train' or 'eval', got ${JSON.stringify(meta.mode)}`);
 
   let training: (TrainingState & Record<string, unknown>) | undefined;
   if (meta.training !== undefined) {
@@ -450,17 +380,34 @@ export async function loadWeightsInto(
     const unexpected = reader.names().filter((n) => !known.has(n) && !(isCheckpoint && n.startsWith(OPTIMIZER_PREFIX)));
     const missing = params.filter((p) => !reader.has(p.name)).map((p) => p.name);
     if (strict && missing.length > 0) {
-      throw fmt(path, `has no tensor for parameter${missing.length > 1 ? 's' : ''} ${missing.slice(0, 5).map((n) => `'${n}'`).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`);
+      throw fmt(
+        path,
+        `has no tensor for parameter${missing.length > 1 ? 's' : ''} ${missing
+          .slice(0, 5)
+          .map((n) => `'${n}'`)
+          .join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''}`,
+      );
     }
     if (strict && unexpected.length > 0) {
-      throw fmt(path, `has tensor${unexpected.length > 1 ? 's' : ''} ${unexpected.slice(0, 5).map((n) => `'${n}'`).join(', ')}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''} that the model has no parameter for (strict: false to ignore)`);
+      throw fmt(
+        path,
+        `has tensor${unexpected.length > 1 ? 's' : ''} ${unexpected
+          .slice(0, 5)
+          .map((n) => `'${n}'`)
+          .join(
+            ', ',
+          )}${unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ''} that the model has no parameter for (strict: false to ignore)`,
+      );
     }
     const values = new Map<string, Float32Array>();
     for (const p of params) {
       const e = reader.header.tensors.get(p.name);
       if (!e) continue;
       if (!sameShape(e.shape, p.shape)) {
-        throw new ResNetError('E_SHAPE', `${op}: '${path}': tensor '${p.name}' has shape [${e.shape.join(', ')}]; the model's parameter is [${p.shape.join(', ')}]`);
+        throw new ResNetError(
+          'E_SHAPE',
+          `${op}: '${path}': tensor '${p.name}' has shape [${e.shape.join(', ')}]; the model's parameter is [${p.shape.join(', ')}]`,
+        );
       }
       if (e.dtype !== 'F32' && e.dtype !== 'F16' && e.dtype !== 'BF16' && e.dtype !== 'F64') {
         throw fmt(path, `tensor '${p.name}' is ${e.dtype}; parameters must be F32, F16, BF16 or F64`);

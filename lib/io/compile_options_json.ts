@@ -23,11 +23,17 @@ const WHAT_TO_DO = 'use a simpler RegExp or a list of parameter names, or save w
 function storedPattern(source: string, flags: string, i: number, op: string, used: { size: number }): StoredMatch {
   const pattern = SafePattern.tryCompile(source, flags);
   if (!pattern) {
-    throw new ResNetError('E_ARG', `${op}: paramGroups[${i}].match ${SafePattern.whyRefused(source, flags)}; a checkpoint stores only such patterns: ${WHAT_TO_DO}`);
+    throw new ResNetError(
+      'E_ARG',
+      `${op}: paramGroups[${i}].match ${SafePattern.whyRefused(source, flags)}; a checkpoint stores only such patterns: ${WHAT_TO_DO}`,
+    );
   }
   used.size += pattern.size;
   if (used.size > MAX_STORED_PATTERN_SIZE) {
-    throw new ResNetError('E_ARG', `${op}: the patterns up to paramGroups[${i}] compile to ${used.size} instructions, above the ${MAX_STORED_PATTERN_SIZE} a checkpoint may hold: ${WHAT_TO_DO}`);
+    throw new ResNetError(
+      'E_ARG',
+      `${op}: the patterns up to paramGroups[${i}] compile to ${used.size} instructions, above the ${MAX_STORED_PATTERN_SIZE} a checkpoint may hold: ${WHAT_TO_DO}`,
+    );
   }
   return { regexp: source, flags };
 }
@@ -43,7 +49,8 @@ export function serializeCompileOptions(options: CompileOptions, op = 'saveModel
     if (v === undefined) continue;
     if (k === 'paramGroups') {
       if (!Array.isArray(v)) throw new ResNetError('E_ARG', `${op}: paramGroups must be an array`);
-      if (v.length > MAX_STORED_GROUPS) throw new ResNetError('E_ARG', `${op}: ${v.length} paramGroups are more than the ${MAX_STORED_GROUPS} a checkpoint may hold`);
+      if (v.length > MAX_STORED_GROUPS)
+        throw new ResNetError('E_ARG', `${op}: ${v.length} paramGroups are more than the ${MAX_STORED_GROUPS} a checkpoint may hold`);
       const used = { size: 0 };
       out[k] = (v as readonly ParamGroup[]).map((g, i) => {
         const group: Record<string, unknown> = {};
@@ -52,8 +59,10 @@ export function serializeCompileOptions(options: CompileOptions, op = 'saveModel
         let match: StoredMatch;
         if (m instanceof RegExp) match = storedPattern(m.source, m.flags, i, op, used);
         else if (Array.isArray(m) && m.every((s) => typeof s === 'string')) match = { names: [...(m as string[])] };
-        else if (isPlainObject(m) && typeof m.regexp === 'string' && typeof m.flags === 'string') match = storedPattern(m.regexp, m.flags, i, op, used);
-        else if (isPlainObject(m) && Array.isArray(m.names) && m.names.every((s) => typeof s === 'string')) match = { names: [...(m.names as string[])] };
+        else if (isPlainObject(m) && typeof m.regexp === 'string' && typeof m.flags === 'string')
+          match = storedPattern(m.regexp, m.flags, i, op, used);
+        else if (isPlainObject(m) && Array.isArray(m.names) && m.names.every((s) => typeof s === 'string'))
+          match = { names: [...(m.names as string[])] };
         else if (typeof m === 'function') {
           throw new ResNetError(
             'E_ARG',
@@ -100,7 +109,8 @@ export function deserializeCompileOptions(json: string, source: string): Compile
         const pattern = SafePattern.tryCompile(m.regexp, m.flags);
         if (!pattern) throw bad(`paramGroups[${i}].match: ${SafePattern.whyRefused(m.regexp, m.flags)}`);
         used += pattern.size;
-        if (used > MAX_STORED_PATTERN_SIZE) throw bad(`has patterns that compile to ${used} instructions up to paramGroups[${i}], above the limit of ${MAX_STORED_PATTERN_SIZE}`);
+        if (used > MAX_STORED_PATTERN_SIZE)
+          throw bad(`has patterns that compile to ${used} instructions up to paramGroups[${i}], above the limit of ${MAX_STORED_PATTERN_SIZE}`);
         match = new RegExp(m.regexp, m.flags); // the optimizer matches it with SafePattern, never as a RegExp
       } else if (Array.isArray(m.names) && m.names.every((s) => typeof s === 'string') && Object.keys(m).length === 1) {
         match = m.names as string[];

@@ -339,7 +339,9 @@ async function readShards(dir: string, paths: unknown[], needed: number, where: 
     }
     const total = shards.reduce((a, s) => a + s.size, 0);
     if (total !== needed) {
-      throw formatError(`${where}: the shards ${paths.join(', ')} hold ${total} bytes but the manifest's weights need ${needed} (truncated or mismatched files?)`);
+      throw formatError(
+        `${where}: the shards ${paths.join(', ')} hold ${total} bytes but the manifest's weights need ${needed} (truncated or mismatched files?)`,
+      );
     }
     const data = new Uint8Array(total);
     let at = 0;
@@ -379,7 +381,7 @@ function ownerLookup(layerNames: Iterable<string>): (path: string) => string | u
   return (path) => {
     let node: Node | undefined = root;
     let owner: string | undefined;
-    for (let end = path.length; ; ) {
+    for (let end = path.length; ;) {
       const start = path.lastIndexOf('/', end - 1) + 1;
       node = node.children.get(path.slice(start, end));
       if (!node) return owner;
@@ -406,7 +408,8 @@ function decodeWeight(bytes: Uint8Array, dtype: string, quant: Record<string, un
     for (let i = 0; i < numel; i++) out[i] = src[i]! * scale + min;
     return out;
   }
-  if (dtype !== 'float32') throw formatError(`weight '${name}' is ${dtype}; only float32 (or float16 / uint8 / uint16 quantized) weights can be loaded`);
+  if (dtype !== 'float32')
+    throw formatError(`weight '${name}' is ${dtype}; only float32 (or float16 / uint8 / uint16 quantized) weights can be loaded`);
   return new Float32Array(buf, 0, numel);
 }
 
@@ -434,7 +437,8 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
     const specs: { name: string; shape: number[]; dtype: string; quant: Record<string, unknown> | undefined; numel: number; bytes: number }[] = [];
     let needed = 0;
     for (const w of group.weights) {
-      if (!validate.isPlainObject(w) || typeof w.name !== 'string' || !Array.isArray(w.shape)) throw formatError(`${where}: a weight entry lacks name or shape`);
+      if (!validate.isPlainObject(w) || typeof w.name !== 'string' || !Array.isArray(w.shape))
+        throw formatError(`${where}: a weight entry lacks name or shape`);
       const shape = w.shape as unknown[];
       if (!shape.every((d) => typeof d === 'number' && Number.isSafeInteger(d) && d >= 0)) {
         throw formatError(`${where}: weight '${w.name}' has shape ${JSON.stringify(shape)}; dimensions must be non-negative integers`);
@@ -443,7 +447,8 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       const quant = validate.isPlainObject(w.quantization) ? w.quantization : undefined;
       const stored = quant ? String(quant.dtype) : dtype;
       const size = BYTES[stored];
-      if (size === undefined) throw formatError(`${where}: weight '${w.name}' has dtype '${stored}', which has no fixed size (string weights are not supported)`);
+      if (size === undefined)
+        throw formatError(`${where}: weight '${w.name}' has dtype '${stored}', which has no fixed size (string weights are not supported)`);
       const numel = (shape as number[]).reduce((a, b) => a * b, 1);
       specs.push({ name: w.name, shape: shape as number[], dtype, quant, numel, bytes: numel * size });
       needed += numel * size;
@@ -520,7 +525,17 @@ function ourUnits(model: Model): OurUnit[] {
       case 'dense':
       case 'batchNorm': {
         const kind: Kind = layer.type === 'conv2d' ? 'conv' : layer.type === 'dense' ? 'dense' : 'bn';
-        units.push({ name: layer.name, kind, params: params(layer.name, WEIGHT_NAMES[kind].map(([s]) => s)), reads, layer, seFc: false });
+        units.push({
+          name: layer.name,
+          kind,
+          params: params(
+            layer.name,
+            WEIGHT_NAMES[kind].map(([s]) => s),
+          ),
+          reads,
+          layer,
+          seFc: false,
+        });
         outputs.set(layer.name, new Set([layer.name]));
         break;
       }
@@ -571,7 +586,15 @@ function kerasUnits(k: KerasFile): KerasUnit[] {
     const node = graph.nodes.get(name)!;
     const kind = KIND_OF_CLASS[node.className];
     if (kind === undefined) return;
-    units.push({ name, kind, className: node.className, config: node.config, weights: weights.get(name) ?? new Map(), reads: readsOfNode(node, 0), index });
+    units.push({
+      name,
+      kind,
+      className: node.className,
+      config: node.config,
+      weights: weights.get(name) ?? new Map(),
+      reads: readsOfNode(node, 0),
+      index,
+    });
   });
   return units;
 }
@@ -609,7 +632,10 @@ function fit(ours: OurUnit, keras: KerasUnit): Fit {
     const w = keras.weights.get(kerasName);
     if (w) used.add(kerasName);
     if (!shape) {
-      if (w) return fail(`Keras '${keras.name}' has a ${kerasName} ${fmt(w.shape)} but ours '${ours.name}' has no ${suffix}${suffix === 'bias' ? ' (build the model with convBias: true)' : ''}`);
+      if (w)
+        return fail(
+          `Keras '${keras.name}' has a ${kerasName} ${fmt(w.shape)} but ours '${ours.name}' has no ${suffix}${suffix === 'bias' ? ' (build the model with convBias: true)' : ''}`,
+        );
       continue;
     }
     if (!w) {
@@ -632,7 +658,8 @@ function fit(ours: OurUnit, keras: KerasUnit): Fit {
     values.set(suffix, w.decode);
   }
   const extra = [...keras.weights.keys()].filter((k) => !used.has(k));
-  if (extra.length > 0) return fail(`Keras '${keras.name}' has weights ${extra.map((e) => `'${e}'`).join(', ')} that a ${KIND_NAMES[ours.kind]} does not`);
+  if (extra.length > 0)
+    return fail(`Keras '${keras.name}' has weights ${extra.map((e) => `'${e}'`).join(', ')} that a ${KIND_NAMES[ours.kind]} does not`);
   return { ok: true, why: '', values };
 }
 
@@ -695,7 +722,9 @@ function mapByStructure(ours: OurUnit[], keras: KerasUnit[], where: string): Map
   });
   const extra = keras.filter((k) => !used.has(k.name)).map((k) => `'${k.name}' (${k.className}: ${weightText(k)})`);
   if (extra.length > 0) {
-    throw formatError(`${where} (mapping by structure): ${extra.length} Keras layer(s) with weights are left over, which the model does not have: ${listed(extra)}`);
+    throw formatError(
+      `${where} (mapping by structure): ${extra.length} Keras layer(s) with weights are left over, which the model does not have: ${listed(extra)}`,
+    );
   }
   return result;
 }
@@ -718,7 +747,8 @@ export async function loadKeras(model: Model, modelJsonPath: string, options: Lo
   validate.string(modelJsonPath, OP, 'modelJsonPath');
   validate.keys(options, OP, ['mapping', 'allowEpsilonMismatch']);
   const mode = validate.oneOf(options.mapping ?? 'auto', OP, 'mapping', ['auto', 'name', 'structure'] as const);
-  const allowEpsilon = options.allowEpsilonMismatch === undefined ? false : validate.boolean(options.allowEpsilonMismatch, OP, 'allowEpsilonMismatch');
+  const allowEpsilon =
+    options.allowEpsilonMismatch === undefined ? false : validate.boolean(options.allowEpsilonMismatch, OP, 'allowEpsilonMismatch');
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${OP}: the model was disposed`);
 
   const file = await readKerasFile(modelJsonPath);
@@ -752,9 +782,7 @@ export async function loadKeras(model: Model, modelJsonPath: string, options: Lo
     }
   }
   if (problems.some((p) => p.includes(' has strides '))) {
-    problems.push(
-      "(Keras applications' ResNet50/101/152 stride a bottleneck's first 1×1: build those with variant: 'v1', or strideOn: '1x1')",
-    );
+    problems.push("(Keras applications' ResNet50/101/152 stride a bottleneck's first 1×1: build those with variant: 'v1', or strideOn: '1x1')");
   }
   if (epsilonMismatches.length > 0 && !allowEpsilon) {
     const values = [...new Set(epsilonMismatches.map((m) => m.kerasEpsilon))];

@@ -94,7 +94,11 @@ export async function readInto(handle: FileHandle, target: Uint8Array, position:
       throw readError(op, path, err);
     }
     if (bytesRead === 0) {
-      throw readError(op, path, `the file ended at byte ${position + done} while reading ${length} bytes at ${position} (truncated or changed while reading?)`);
+      throw readError(
+        op,
+        path,
+        `the file ended at byte ${position + done} while reading ${length} bytes at ${position} (truncated or changed while reading?)`,
+      );
     }
     done += bytesRead;
   }

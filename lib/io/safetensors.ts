@@ -33,34 +33,11 @@ import { openRegularFile, readExactly } from './read_file.js';
 
 /** Element types of the format (sub-byte and 8-bit float types are read as raw bytes). */
 export type SafetensorsDtype =
-  | 'BOOL'
-  | 'U8'
-  | 'I8'
-  | 'F8_E5M2'
-  | 'F8_E4M3'
-  | 'I16'
-  | 'U16'
-  | 'F16'
-  | 'BF16'
-  | 'I32'
-  | 'U32'
-  | 'F32'
-  | 'F64'
-  | 'I64'
-  | 'U64';
+  'BOOL' | 'U8' | 'I8' | 'F8_E5M2' | 'F8_E4M3' | 'I16' | 'U16' | 'F16' | 'BF16' | 'I32' | 'U32' | 'F32' | 'F64' | 'I64' | 'U64';
 
 /** What `read` returns for each dtype (F16/BF16 as their raw 16-bit patterns; `readFloat32` converts). */
 export type SafetensorsArray =
-  | Float32Array
-  | Float64Array
-  | Int8Array
-  | Int16Array
-  | Int32Array
-  | BigInt64Array
-  | Uint8Array
-  | Uint16Array
-  | Uint32Array
-  | BigUint64Array;
+  Float32Array | Float64Array | Int8Array | Int16Array | Int32Array | BigInt64Array | Uint8Array | Uint16Array | Uint32Array | BigUint64Array;
 
 type ArrayCtor = { new (buffer: ArrayBuffer, byteOffset?: number, length?: number): SafetensorsArray; readonly BYTES_PER_ELEMENT: number };
 
@@ -208,16 +185,25 @@ export function parseSafetensorsHeader(headerBytes: Uint8Array, dataBytes: numbe
   let previous: SafetensorsEntry | undefined;
   for (const e of entries) {
     if (e.begin < cursor) {
-      throw formatError(source, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap tensor '${previous!.name}' [${previous!.begin}, ${previous!.end}]`);
+      throw formatError(
+        source,
+        `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] overlap tensor '${previous!.name}' [${previous!.begin}, ${previous!.end}]`,
+      );
     }
     if (e.begin > cursor) {
-      throw formatError(source, `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] leave a gap of ${e.begin - cursor} bytes after offset ${cursor}`);
+      throw formatError(
+        source,
+        `tensor '${e.name}': data_offsets [${e.begin}, ${e.end}] leave a gap of ${e.begin - cursor} bytes after offset ${cursor}`,
+      );
     }
     cursor = e.end;
     previous = e;
   }
   if (cursor !== dataBytes) {
-    throw formatError(source, `the tensors cover ${cursor} of the ${dataBytes} bytes of the data section (${dataBytes - cursor} bytes belong to no tensor)`);
+    throw formatError(
+      source,
+      `the tensors cover ${cursor} of the ${dataBytes} bytes of the data section (${dataBytes - cursor} bytes belong to no tensor)`,
+    );
   }
   const tensors = new Map<string, SafetensorsEntry>();
   for (const e of entries) tensors.set(e.name, e);
@@ -257,7 +243,11 @@ function checkEntry(name: string, value: unknown, dataBytes: number, source: str
   let numel = 1;
   for (let i = 0; i < shape.length; i++) {
     const d = shape[i] as unknown;
-    if (!safeNonNegativeInt(d)) throw formatError(source, `${where}: shape ${jsonPreview(shape)} has dimension ${i} = ${jsonPreview(d)}; dimensions must be non-negative integers`);
+    if (!safeNonNegativeInt(d))
+      throw formatError(
+        source,
+        `${where}: shape ${jsonPreview(shape)} has dimension ${i} = ${jsonPreview(d)}; dimensions must be non-negative integers`,
+      );
     numel *= d;
   }
   if (!Array.isArray(offsets) || offsets.length !== 2 || !safeNonNegativeInt(offsets[0]) || !safeNonNegativeInt(offsets[1])) {
@@ -526,7 +516,8 @@ function plan(
   for (const k of Object.keys(metadata).sort()) {
     const v = metadata[k];
     if (typeof v !== 'string') throw new ResNetError('E_ARG', `${op}: metadata '${k}' must be a string, got ${typeof v}`);
-    if (checksum && k === CHECKSUM_KEY) throw new ResNetError('E_ARG', `${op}: metadata '${CHECKSUM_KEY}' is the writer's own (the data section's CRC-32)`);
+    if (checksum && k === CHECKSUM_KEY)
+      throw new ResNetError('E_ARG', `${op}: metadata '${CHECKSUM_KEY}' is the writer's own (the data section's CRC-32)`);
     meta[k] = v;
   }
   if (checksum) meta[CHECKSUM_KEY] = PLACEHOLDER;

@@ -138,7 +138,8 @@ function fitProblems(
 ): string[] {
   const problems: string[] = [];
   if (badShapes.length > 0) problems.push(`${badShapes.length} shape mismatch${badShapes.length === 1 ? '' : 'es'}: ${listed(badShapes)}`);
-  if (badDtypes.length > 0) problems.push(`${badDtypes.length} tensor(s) of a non-float dtype (F32, F16, BF16 or F64 expected): ${listed(badDtypes)}`);
+  if (badDtypes.length > 0)
+    problems.push(`${badDtypes.length} tensor(s) of a non-float dtype (F32, F16, BF16 or F64 expected): ${listed(badDtypes)}`);
   if (missing.length > 0) problems.push(`${missing.length} parameter(s) of the model missing from the file: ${listed(missing)}`);
   if (others.length > 0) {
     problems.push(

@@ -134,8 +134,7 @@ export class SpecGraph {
     if (fmt(sa) !== fmt(sb)) {
       throw new ResNetError(
         'E_ARG',
-        `${this.fn}: add '${name}' joins '${a}' ${fmt(sa)} and '${b}' ${fmt(sb)}, whose shapes differ ` +
-          `(check the stem, paddings and inputShape)`,
+        `${this.fn}: add '${name}' joins '${a}' ${fmt(sa)} and '${b}' ${fmt(sb)}, whose shapes differ ` + `(check the stem, paddings and inputShape)`,
       );
     }
     return this.push({ name, inputs: [a, b], type: 'add' }, [...sa]);
@@ -187,10 +186,11 @@ export class SpecGraph {
         `${this.fn}: shortcut 'zeroPad' cannot reduce channels ('${name}' goes from ${c} to ${filters}); use shortcut 'projection'`,
       );
     }
-    return this.push(
-      { name, inputs: [input], type: 'zeroPadShortcut', filters, strides: [stride, stride] },
-      [Math.ceil(h / stride), Math.ceil(w / stride), filters],
-    );
+    return this.push({ name, inputs: [input], type: 'zeroPadShortcut', filters, strides: [stride, stride] }, [
+      Math.ceil(h / stride),
+      Math.ceil(w / stride),
+      filters,
+    ]);
   }
 }
 

@@ -8,6 +8,7 @@ import { type CompileOptions, MAX_RATE, resolveCompileOptions } from '../train/o
 import * as validate from '../validate.js';
 import type { Precision } from '../validate.js';
 import type { SaveModelOptions } from '../io/checkpoint_types.js';
+import { saveModelState } from '../io/checkpoint_writer.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 
@@ -161,8 +162,10 @@ export class Model {
     if (typeof spec !== 'object' || spec === null || (spec as ModelSpec).format !== 'resnet-native/model') {
       throw new ResNetError('E_ARG', "Model.fromSpec: spec must be a ModelSpec (format 'resnet-native/model')");
     }
-    const seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : validate.integer(options.seed, 'Model.fromSpec', 'seed', 0, 2 ** 53 - 1);
-    const zeroInitResidual = options.zeroInitResidual === undefined ? false : validate.boolean(options.zeroInitResidual, 'Model.fromSpec', 'zeroInitResidual');
+    const seed =
+      options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : validate.integer(options.seed, 'Model.fromSpec', 'seed', 0, 2 ** 53 - 1);
+    const zeroInitResidual =
+      options.zeroInitResidual === undefined ? false : validate.boolean(options.zeroInitResidual, 'Model.fromSpec', 'zeroInitResidual');
     const device = options.device === undefined ? 'cpu' : validate.string(options.device, 'Model.fromSpec', 'device');
     const allowTf32 = options.allowTf32 === undefined ? false : validate.boolean(options.allowTf32, 'Model.fromSpec', 'allowTf32');
     const precision = options.precision === undefined ? 'fp32' : options.precision;
@@ -170,7 +173,10 @@ export class Model {
       throw new ResNetError('E_ARG', `Model.fromSpec: precision must be 'fp32', 'fp16' or 'bf16', got ${String(precision)}`);
     }
     if (precision !== 'fp32' && device === 'cpu') {
-      throw new ResNetError('E_ARG', `Model.fromSpec: precision '${precision}' (mixed precision) needs a CUDA device ('cuda'); the CPU engine computes in fp32`);
+      throw new ResNetError(
+        'E_ARG',
+        `Model.fromSpec: precision '${precision}' (mixed precision) needs a CUDA device ('cuda'); the CPU engine computes in fp32`,
+      );
     }
     const lossScale = options.lossScale === undefined ? undefined : lossScaleOptions(options.lossScale, 'Model.fromSpec');
     const memoryBudget = options.memoryBudget === undefined ? undefined : memoryBudgetOption(options.memoryBudget, 'Model.fromSpec');
@@ -309,7 +315,7 @@ export class Model {
   async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number } = {}): Promise<TrainStepMetrics> {
     validate.keys(options, 'trainStep', ['lr']);
     if (!this.#compiled) throw new ResNetError('E_ARG', 'trainStep: compile the model with an optimizer first');
-    const x = validate.tensor(images, 'trainStep', 'images');
+    const x = Tensor.check(images, 'trainStep', 'images');
     const y = int32Labels(labels, 'trainStep');
     const lr = options.lr === undefined ? undefined : validate.number(options.lr, 'trainStep', 'lr', 0, MAX_RATE);
     const r = await this.#enqueue(() => {
@@ -329,9 +335,10 @@ export class Model {
     options: { labelSmoothing?: number } = {},
   ): Promise<StepMetrics & { gradients: Map<string, Float32Array> }> {
     validate.keys(options, 'computeGradients', ['labelSmoothing']);
-    const x = validate.tensor(images, 'computeGradients', 'images');
+    const x = Tensor.check(images, 'computeGradients', 'images');
     const y = int32Labels(labels, 'computeGradients');
-    const smoothing = options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 1, 'max');
+    const smoothing =
+      options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 1, 'max');
     const r = await this.#enqueue(() => this.network.computeGradients(x.handle, y, smoothing));
     const gradients = new Map<string, Float32Array>();
     for (const p of this.network.parameterTable()) {
@@ -343,14 +350,14 @@ export class Model {
   /** Logits [n, classes] (or probabilities with softmax: true), batch-norm in inference mode. */
   async predict(images: Tensor, options: { softmax?: boolean } = {}): Promise<Tensor> {
     validate.keys(options, 'predict', ['softmax']);
-    const x = validate.tensor(images, 'predict', 'images');
+    const x = Tensor.check(images, 'predict', 'images');
     const softmax = options.softmax === undefined ? false : validate.boolean(options.softmax, 'predict', 'softmax');
     return new Tensor(await this.#enqueue(() => this.network.predict(x.handle, softmax)));
   }
 
   /** Loss and accuracy in inference mode (no update). */
   async evaluate(images: Tensor, labels: Int32Array): Promise<StepMetrics> {
-    const x = validate.tensor(images, 'evaluate', 'images');
+    const x = Tensor.check(images, 'evaluate', 'images');
     const y = int32Labels(labels, 'evaluate');
     return metrics(await this.#enqueue(() => this.network.evaluate(x.handle, y)), this.spec.classes);
   }
@@ -388,9 +395,7 @@ export class Model {
     // The copy is taken here, in call order (undefined: disposed, which the writer reports after
     // checking the options, as saveModel does)...
     const state = await this.#enqueue(async () => (this.isDisposed ? undefined : this.exportState({ optimizer })));
-    // ...and the file format is io's, imported on first use: lib/io/checkpoint.ts imports Model,
-    // so a static import would make the two modules a cycle.
-    const { saveModelState } = await import('../io/checkpoint.js');
+    // ...and encoded and written by io's checkpoint writer (which knows the state's type, not Model).
     await saveModelState(path, state, options, 'save');
   }
 
@@ -470,7 +475,10 @@ function imageShape(v: unknown, spec: Readonly<ModelSpec>, op: string): number[]
 
 function int32Labels(v: unknown, op: string): Int32Array {
   if (!(v instanceof Int32Array)) {
-    throw new ResNetError('E_DTYPE', `${op}: labels must be an Int32Array, got ${v === null ? 'null' : (v as object)?.constructor?.name ?? typeof v}`);
+    throw new ResNetError(
+      'E_DTYPE',
+      `${op}: labels must be an Int32Array, got ${v === null ? 'null' : ((v as object)?.constructor?.name ?? typeof v)}`,
+    );
   }
   return v;
 }

@@ -75,7 +75,10 @@ export function minimumParameterCount(spec: ModelSpec): number {
         break;
       }
       case 'zeroPad': {
-        const p = Array.isArray(l.padding) && l.padding.length === 4 ? l.padding.map((v) => (typeof v === 'number' && v > 0 ? Math.floor(v) : 0)) : [0, 0, 0, 0];
+        const p =
+          Array.isArray(l.padding) && l.padding.length === 4
+            ? l.padding.map((v) => (typeof v === 'number' && v > 0 ? Math.floor(v) : 0))
+            : [0, 0, 0, 0];
         y = { h: x.h + p[0]! + p[1]!, w: x.w + p[2]! + p[3]!, c: x.c };
         break;
       }

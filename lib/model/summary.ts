@@ -19,7 +19,11 @@ export function formatSummary(name: string, layers: readonly NativeLayerInfo[]):
   ]);
   const header = ['Layer (type)', 'Output Shape', 'Param #', 'Connected to'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)) + 2);
-  const line = (cells: string[]) => cells.map((c, i) => pad(c, widths[i]!)).join('').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => pad(c, widths[i]!))
+      .join('')
+      .trimEnd();
   const total = widths.reduce((a, b) => a + b, 0);
   const trainable = layers.reduce((s, l) => s + l.params, 0);
   const nonTrainable = layers.reduce((s, l) => s + l.nonTrainable, 0);

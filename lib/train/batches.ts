@@ -41,7 +41,16 @@ export interface Slot {
   labels: Int32Array;
   x: Tensor;
   /** The options object passed to augmentBatch, reused (only `step` and `count` change). */
-  aug: { count: number; imageShape: [number, number, number]; padding: number; flip: boolean; mean: number[]; std: number[]; seed: number; step: number };
+  aug: {
+    count: number;
+    imageShape: [number, number, number];
+    padding: number;
+    flip: boolean;
+    mean: number[];
+    std: number[];
+    seed: number;
+    step: number;
+  };
 }
 
 /**
@@ -59,7 +68,13 @@ export class BatchPipeline {
   readonly #template: Omit<Slot['aug'], 'count' | 'step'>;
 
   /** `op` names the caller in errors (a batch too large to allocate is E_ALLOC). */
-  constructor(dataset: Dataset, readonly batchSize: number, tailSize: number, aug: { padding: number; flip: boolean; mean: number[]; std: number[]; seed: number }, readonly op: string) {
+  constructor(
+    dataset: Dataset,
+    readonly batchSize: number,
+    tailSize: number,
+    aug: { padding: number; flip: boolean; mean: number[]; std: number[]; seed: number },
+    readonly op: string,
+  ) {
     this.#dataset = dataset;
     this.#shape = [...dataset.imageShape] as [number, number, number];
     this.#perImage = this.#shape[0] * this.#shape[1] * this.#shape[2];

@@ -217,7 +217,9 @@ export function earlyStopping(options: EarlyStoppingOptions = {}): Callback {
           for (const p of ctx.model.parameterInfo()) bestWeights.set(p.name, ctx.model.getParameter(p.name));
         }
       } else if (wait >= patience && wait > 0) {
-        ctx.stop(`early stopping: ${monitor} has not improved for ${wait} epoch${wait === 1 ? '' : 's'} (best ${best.value.toFixed(4)} at epoch ${bestEpoch})`);
+        ctx.stop(
+          `early stopping: ${monitor} has not improved for ${wait} epoch${wait === 1 ? '' : 's'} (best ${best.value.toFixed(4)} at epoch ${bestEpoch})`,
+        );
       }
     },
     onTrainEnd(history, ctx) {
@@ -273,7 +275,10 @@ async function createFolder(dir: string, op: string): Promise<void> {
     await mkdir(dir, { recursive: true });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const why = e?.code === 'EEXIST' || e?.code === 'ENOTDIR' ? 'it, or a folder above it, exists and is not a folder' : `${e?.code ?? ''} ${e?.message ?? String(err)}`;
+    const why =
+      e?.code === 'EEXIST' || e?.code === 'ENOTDIR'
+        ? 'it, or a folder above it, exists and is not a folder'
+        : `${e?.code ?? ''} ${e?.message ?? String(err)}`;
     throw new ResNetError('E_IO', `${op}: cannot create dir '${dir}': ${why}`);
   }
 }

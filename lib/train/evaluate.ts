@@ -73,16 +73,24 @@ export async function runEvaluation(model: Model, ds: Dataset, pipeline: BatchPi
   const order = validate.allocate(Int32Array, n, pipeline.op, 'the order of the examples');
   for (let i = 0; i < n; i++) order[i] = i;
   const size = (k: number) => Math.min(b, n - k * b);
-  await eachBatch(pipeline, order, steps, size, () => 0, model.device, async ({ k, slot, x, stageNext }) => {
-    const logitsP = model.predict(x);
-    stageNext();
-    const logits = await logitsP;
-    try {
-      checkLabels(slot, model.classes, order, k * b);
-      acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
-    } finally {
-      logits.dispose();
-    }
-  });
+  await eachBatch(
+    pipeline,
+    order,
+    steps,
+    size,
+    () => 0,
+    model.device,
+    async ({ k, slot, x, stageNext }) => {
+      const logitsP = model.predict(x);
+      stageNext();
+      const logits = await logitsP;
+      try {
+        checkLabels(slot, model.classes, order, k * b);
+        acc.addLogits(logits.toFloat32Array(), model.classes, slot.labels, slot.labels.length);
+      } finally {
+        logits.dispose();
+      }
+    },
+  );
   return acc;
 }

@@ -112,7 +112,13 @@ export class FitRun {
     const { op, ds, val, n, batchSize, valBatchSize, tail, padding, flip, mean, std, epochs, stepsPerEpoch } = this.#plan;
     const device = this.#model.device; // on a GPU, each batch is copied there while the step before it runs
     // A batch larger than the dataset (dropLast: false) is one batch of every example.
-    const pipeline = (this.#pipeline = new BatchPipeline(ds, Math.min(batchSize, n), tail, { padding, flip, mean, std, seed: this.#augmentSeed }, op));
+    const pipeline = (this.#pipeline = new BatchPipeline(
+      ds,
+      Math.min(batchSize, n),
+      tail,
+      { padding, flip, mean, std, seed: this.#augmentSeed },
+      op,
+    ));
     if (val) this.#valPipeline = evaluationPipeline(val, valBatchSize, mean, std, op);
     const order = validate.allocate(Int32Array, n, op, 'the order of the examples');
     this.#res = { device, pipeline, valPipeline: this.#valPipeline, order, acc: new MetricAccumulator(), valAcc: new MetricAccumulator() };
@@ -172,7 +178,18 @@ export class FitRun {
         acc.addBatchMeans(count, r.loss, r.accuracy, r.top5Accuracy);
         this.#progress.batch(k + 1, acc.loss, acc.accuracy, acc.count);
         if (this.#wantsBatch) {
-          const log: BatchLog = { epoch: epochIndex + 1, step: k + 1, globalStep: this.globalStep, loss: r.loss, accuracy: r.accuracy, gradNorm: r.gradNorm, lr, size: count, skipped: r.skipped, lossScale: r.lossScale };
+          const log: BatchLog = {
+            epoch: epochIndex + 1,
+            step: k + 1,
+            globalStep: this.globalStep,
+            loss: r.loss,
+            accuracy: r.accuracy,
+            gradNorm: r.gradNorm,
+            lr,
+            size: count,
+            skipped: r.skipped,
+            lossScale: r.lossScale,
+          };
           for (const cb of callbacks) await cb.onBatchEnd?.(log, this.ctx);
         }
       },
@@ -194,7 +211,10 @@ export class FitRun {
     } catch (err) {
       // Training stops here; the native message names the layer, this adds where in the run.
       if (err instanceof ResNetError && err.code === 'E_NAN') {
-        throw new ResNetError('E_NAN', `Trainer.fit: epoch ${epochIndex + 1}, step ${k + 1} of ${stepsPerEpoch} (global step ${globalStep + 1}): ${err.message}`);
+        throw new ResNetError(
+          'E_NAN',
+          `Trainer.fit: epoch ${epochIndex + 1}, step ${k + 1} of ${stepsPerEpoch} (global step ${globalStep + 1}): ${err.message}`,
+        );
       }
       throw err;
     }

@@ -126,12 +126,35 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   const n = ds.length;
   const stepsPerEpoch = dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
   if (stepsPerEpoch === 0) {
-    throw new ResNetError('E_ARG', `${op}: the training set has ${n} examples, fewer than one batch of ${batchSize} (pass dropLast: false or a smaller batchSize)`);
+    throw new ResNetError(
+      'E_ARG',
+      `${op}: the training set has ${n} examples, fewer than one batch of ${batchSize} (pass dropLast: false or a smaller batchSize)`,
+    );
   }
   const tail = dropLast ? 0 : n % batchSize;
   // A schedule is the caller's code: its learning rate is checked here, naming the call.
   const scheduled = (lr: unknown, call: string): number => validate.number(lr, op, `the learning rate from ${call}`, 0, MAX_RATE);
-  return { op, ds, val, epochs, batchSize, valBatchSize, shuffle, callbacks, mode, mean, std, padding, flip, stepSchedule, epochSchedule, n, stepsPerEpoch, tail, scheduled };
+  return {
+    op,
+    ds,
+    val,
+    epochs,
+    batchSize,
+    valBatchSize,
+    shuffle,
+    callbacks,
+    mode,
+    mean,
+    std,
+    padding,
+    flip,
+    stepSchedule,
+    epochSchedule,
+    n,
+    stepsPerEpoch,
+    tail,
+    scheduled,
+  };
 }
 
 /** fit's `schedule`: a function is per epoch, an object with at(step) per step. */
@@ -160,13 +183,18 @@ export interface StartPoint {
  */
 export async function startPoint(model: Model, options: FitOptions, epochs: number, op: string): Promise<StartPoint> {
   if (options.resumeFrom === undefined) {
-    const seed = options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : validate.integer(options.seed, op, 'seed', 0, Number.MAX_SAFE_INTEGER);
+    const seed =
+      options.seed === undefined ? Math.floor(Math.random() * 2 ** 32) : validate.integer(options.seed, op, 'seed', 0, Number.MAX_SAFE_INTEGER);
     return { history: [], startEpoch: 0, globalStep: 0, rng: new SeededRandom(seed), augmentSeed: seed };
   }
   const { model: saved, training } = await loadCheckpoint(validate.string(options.resumeFrom, op, 'resumeFrom (a checkpoint path)'));
   try {
     // Check the whole state before touching the model being trained.
-    if (!training) throw new ResNetError('E_FORMAT', `${op}: ${options.resumeFrom} has no training state (save it with the checkpoint callback, or saveModel(…, { training }))`);
+    if (!training)
+      throw new ResNetError(
+        'E_FORMAT',
+        `${op}: ${options.resumeFrom} has no training state (save it with the checkpoint callback, or saveModel(…, { training }))`,
+      );
     const state = training as Partial<TrainerState>;
     const rs = state.rngState as Partial<TrainerState['rngState']> | undefined;
     if (typeof rs !== 'object' || rs === null || !Array.isArray(rs.shuffle)) {
@@ -178,7 +206,10 @@ export async function startPoint(model: Model, options: FitOptions, epochs: numb
     const startEpoch = validate.integer(state.epoch, op, 'checkpoint epoch', 0);
     const globalStep = validate.integer(state.step, op, 'checkpoint step', 0, Number.MAX_SAFE_INTEGER);
     if (startEpoch >= epochs) {
-      throw new ResNetError('E_ARG', `${op}: ${options.resumeFrom} has already trained ${startEpoch} epochs; epochs (${epochs}) must be larger to continue`);
+      throw new ResNetError(
+        'E_ARG',
+        `${op}: ${options.resumeFrom} has already trained ${startEpoch} epochs; epochs (${epochs}) must be larger to continue`,
+      );
     }
     copyModelState(saved, model, op);
     return { history, startEpoch, globalStep, rng, augmentSeed };
@@ -196,7 +227,10 @@ function copyModelState(from: Model, to: Model, op: string): void {
   const b = to.parameterInfo();
   const same = a.length === b.length && a.every((p, i) => p.name === b[i]!.name && p.shape.join() === b[i]!.shape.join());
   if (!same) {
-    throw new ResNetError('E_SHAPE', `${op}: the checkpoint holds model '${from.name}' (${from.paramCount()} parameters), which does not match the model being trained ('${to.name}', ${to.paramCount()} parameters)`);
+    throw new ResNetError(
+      'E_SHAPE',
+      `${op}: the checkpoint holds model '${from.name}' (${from.paramCount()} parameters), which does not match the model being trained ('${to.name}', ${to.paramCount()} parameters)`,
+    );
   }
   // The optimizers must agree before anything is copied.
   let slots = 0;
@@ -204,7 +238,10 @@ function copyModelState(from: Model, to: Model, op: string): void {
     if (!to.compileOptions) to.compile(from.compileOptions as CompileOptions);
     slots = from.optimizerStateInfo().slots;
     if (slots !== to.optimizerStateInfo().slots) {
-      throw new ResNetError('E_ARG', `${op}: the checkpoint's optimizer (${from.compileOptions.optimizer.type}) differs from the model's (${to.compileOptions?.optimizer.type})`);
+      throw new ResNetError(
+        'E_ARG',
+        `${op}: the checkpoint's optimizer (${from.compileOptions.optimizer.type}) differs from the model's (${to.compileOptions?.optimizer.type})`,
+      );
     }
   }
   for (const p of a) to.setParameter(p.name, from.getParameter(p.name));

@@ -24,8 +24,7 @@ export const MAX_REPEAT = 64;
 /** Largest compiled program (instructions), after {n,m} copies are expanded. */
 export const MAX_PROGRAM_SIZE = 1024;
 
-const SUBSET =
-  'supported: literals, escapes, ., [classes], \\d \\w \\s \\b, ^ $, groups, |, * + ? {n,m}; flags i m s (g y d ignored)';
+const SUBSET = 'supported: literals, escapes, ., [classes], \\d \\w \\s \\b, ^ $, groups, |, * + ? {n,m}; flags i m s (g y d ignored)';
 
 // ---------------------------------------------------------------------------------------
 // Character sets
@@ -34,12 +33,29 @@ const SUBSET =
 type Ranges = readonly (readonly [number, number])[];
 
 const DIGITS: Ranges = [[0x30, 0x39]];
-const WORD: Ranges = [[0x30, 0x39], [0x41, 0x5a], [0x5f, 0x5f], [0x61, 0x7a]];
-const SPACE: Ranges = [
-  [0x09, 0x0d], [0x20, 0x20], [0xa0, 0xa0], [0x1680, 0x1680], [0x2000, 0x200a],
-  [0x2028, 0x2029], [0x202f, 0x202f], [0x205f, 0x205f], [0x3000, 0x3000], [0xfeff, 0xfeff],
+const WORD: Ranges = [
+  [0x30, 0x39],
+  [0x41, 0x5a],
+  [0x5f, 0x5f],
+  [0x61, 0x7a],
 ];
-const LINE_TERMINATORS: Ranges = [[0x0a, 0x0a], [0x0d, 0x0d], [0x2028, 0x2029]];
+const SPACE: Ranges = [
+  [0x09, 0x0d],
+  [0x20, 0x20],
+  [0xa0, 0xa0],
+  [0x1680, 0x1680],
+  [0x2000, 0x200a],
+  [0x2028, 0x2029],
+  [0x202f, 0x202f],
+  [0x205f, 0x205f],
+  [0x3000, 0x3000],
+  [0xfeff, 0xfeff],
+];
+const LINE_TERMINATORS: Ranges = [
+  [0x0a, 0x0a],
+  [0x0d, 0x0d],
+  [0x2028, 0x2029],
+];
 
 function normalise(ranges: readonly (readonly [number, number])[]): Ranges {
   const sorted = [...ranges].sort((a, b) => a[0] - b[0]);
@@ -243,8 +259,10 @@ class Parser {
     if (this.#peek() === '?') {
       const kind = this.src.slice(this.#i, this.#i + 3);
       if (kind.startsWith('?:')) this.#i += 2;
-      else if (kind === '?<=' || kind === '?<!' || kind.startsWith('?=') || kind.startsWith('?!')) refuse('lookaround ((?=, (?!, (?<=, (?<!) is not supported');
-      else if (kind.startsWith('?<')) this.#i = this.src.indexOf('>', this.#i) + 1; // named group
+      else if (kind === '?<=' || kind === '?<!' || kind.startsWith('?=') || kind.startsWith('?!'))
+        refuse('lookaround ((?=, (?!, (?<=, (?<!) is not supported');
+      else if (kind.startsWith('?<'))
+        this.#i = this.src.indexOf('>', this.#i) + 1; // named group
       else refuse(`group modifier '(${kind.slice(0, 2)}' is not supported`);
     }
     const node = this.#alternation();
@@ -308,7 +326,8 @@ class Parser {
     if (negated) this.#i++;
     const ranges: [number, number][] = [];
     const add = (n: Node & { t: 'set' }) => ranges.push(...(n.negated ? complement(n.ranges) : n.ranges).map(([a, b]) => [a, b] as [number, number]));
-    const single = (n: Node & { t: 'set' }): number | undefined => (!n.negated && n.ranges.length === 1 && n.ranges[0]![0] === n.ranges[0]![1] ? n.ranges[0]![0] : undefined);
+    const single = (n: Node & { t: 'set' }): number | undefined =>
+      !n.negated && n.ranges.length === 1 && n.ranges[0]![0] === n.ranges[0]![1] ? n.ranges[0]![0] : undefined;
     while (this.#peek() !== ']') {
       const rawDash = this.#peek() === '-';
       const a = this.#classAtom();

@@ -336,8 +336,7 @@ export function oneCycle(opts: OneCycleOptions): OneCycleSchedule {
   if (p - 1 === 0) {
     fail(
       where,
-      `pctStart * totalSteps must not equal 1 (the warmup phase would have zero length), ` +
-        `got pctStart=${pctStart}, totalSteps=${totalSteps}`,
+      `pctStart * totalSteps must not equal 1 (the warmup phase would have zero length), ` + `got pctStart=${pctStart}, totalSteps=${totalSteps}`,
     );
   }
 

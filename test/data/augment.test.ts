@@ -9,7 +9,7 @@ import { augmentBatch, type AugmentOptions } from '../../lib/data/index.js';
 import { Tensor } from '../../lib/index.js';
 import { native, packageRoot } from '../../lib/native.js';
 import { Rng } from '../support/random.js';
-import { expectCode, rejection } from '../support/expect_error.js';
+import { expectCode } from '../support/expect_error.js';
 
 const f = Math.fround;
 
@@ -206,8 +206,10 @@ describe('augmentBatch rejects', () => {
   const src = new Float32Array(2 * 48);
   const base: AugmentOptions = { count: 2, imageShape: shape, seed: 0, step: 0 };
   const dst = Tensor.zeros([2, 4, 4, 3]);
-  const call = (over: Partial<AugmentOptions> & Record<string, unknown>, s: unknown = src, d: unknown = dst) => () =>
-    augmentBatch(s as Float32Array, d as Tensor, { ...base, ...over } as AugmentOptions);
+  const call =
+    (over: Partial<AugmentOptions> & Record<string, unknown>, s: unknown = src, d: unknown = dst) =>
+    () =>
+      augmentBatch(s as Float32Array, d as Tensor, { ...base, ...over } as AugmentOptions);
 
   it('a src that is not a Float32Array', () => expectCode(call({}, new Float64Array(96)), 'E_DTYPE', 'src'));
   it('a dst that is not a Tensor', () => expectCode(call({}, src, {}), 'E_ARG', 'dst'));

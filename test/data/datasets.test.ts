@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { datasets, type Dataset } from '../../lib/data/index.js';
 import { Rng } from '../support/random.js';
-import { expectCode, rejection } from '../support/expect_error.js';
+import { expectCode } from '../support/expect_error.js';
 
 /** Fills examples [0, n) (or `indices`) into fresh buffers. */
 async function fillAll(ds: Dataset, indices?: number[]) {
@@ -77,7 +77,10 @@ describe('datasets.mnist', () => {
   });
 
   it('mixes classes from the first example on', async () => {
-    const { labels } = await fillAll(await datasets.mnist(), Array.from({ length: 50 }, (_, i) => i));
+    const { labels } = await fillAll(
+      await datasets.mnist(),
+      Array.from({ length: 50 }, (_, i) => i),
+    );
     expect(new Set(labels).size).toBeGreaterThanOrEqual(8);
   });
 
@@ -284,8 +287,12 @@ describe('datasets.imageFolder', () => {
     root = await mkdtemp(join(tmpdir(), 'resnet-images-'));
     for (const [name, colour] of Object.entries(colours).reverse()) {
       await mkdir(join(root, name));
-      await solid(40, 30, colour).png().toFile(join(root, name, '1.png'));
-      await solid(25, 50, colour).jpeg({ quality: 95 }).toFile(join(root, name, '2.JPG'));
+      await solid(40, 30, colour)
+        .png()
+        .toFile(join(root, name, '1.png'));
+      await solid(25, 50, colour)
+        .jpeg({ quality: 95 })
+        .toFile(join(root, name, '2.JPG'));
       await writeFile(join(root, name, 'notes.txt'), 'not an image');
     }
     await writeFile(join(root, 'README'), 'a file at the top level is not a class');
@@ -321,7 +328,9 @@ describe('datasets.imageFolder', () => {
     const h = 20;
     const px = Buffer.alloc(w * h * 3);
     for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) px[(y * w + x) * 3 + Math.floor(x / 20)] = 255;
-    await sharp(px, { raw: { width: w, height: h, channels: 3 } }).png().toFile(join(dir, 'bands', 'x.png'));
+    await sharp(px, { raw: { width: w, height: h, channels: 3 } })
+      .png()
+      .toFile(join(dir, 'bands', 'x.png'));
     try {
       const crop = await fillAll(await datasets.imageFolder(dir, { size: 10 }));
       // The centre 20×20 is the green band: green everywhere (the resampling filter lets
@@ -356,7 +365,9 @@ describe('datasets.imageFolder', () => {
     await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 10, g: 100, b: 250, alpha: 0.5 } } })
       .png()
       .toFile(join(dir, 'only', 'a.png'));
-    await sharp(Buffer.alloc(64, 128), { raw: { width: 8, height: 8, channels: 1 } }).png().toFile(join(dir, 'only', 'b.png'));
+    await sharp(Buffer.alloc(64, 128), { raw: { width: 8, height: 8, channels: 1 } })
+      .png()
+      .toFile(join(dir, 'only', 'b.png'));
     try {
       const { images } = await fillAll(await datasets.imageFolder(dir, { size: 8 }));
       expect(Array.from(images.subarray(0, 3)).map((v) => Math.round(v * 255))).toEqual([10, 100, 250]);
@@ -369,7 +380,9 @@ describe('datasets.imageFolder', () => {
   it('E_FORMAT naming the file for a corrupt or truncated image; E_IO for a file gone since listing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'resnet-images-bad-'));
     await mkdir(join(dir, 'k'));
-    await solid(8, 8, [1, 2, 3]).png().toFile(join(dir, 'k', 'a.png'));
+    await solid(8, 8, [1, 2, 3])
+      .png()
+      .toFile(join(dir, 'k', 'a.png'));
     await writeFile(join(dir, 'k', 'b.jpg'), Buffer.from('this is not a jpeg at all'));
     const png = await solid(64, 64, [9, 9, 9]).png().toBuffer();
     await writeFile(join(dir, 'k', 'c.png'), png.subarray(0, png.length - 40));

@@ -16,11 +16,7 @@ describe('MNIST convergence', () => {
       name: 'narrow_resnet8',
       classes: 10,
       inputShape: [28, 28, 1],
-      stem: [
-        { type: 'conv2d', filters: 8, kernelSize: 3, padding: 1 },
-        { type: 'batchNorm' },
-        { type: 'relu' },
-      ],
+      stem: [{ type: 'conv2d', filters: 8, kernelSize: 3, padding: 1 }, { type: 'batchNorm' }, { type: 'relu' }],
       stages: [
         { blocks: 1, width: 8, stride: 1 },
         { blocks: 1, width: 16, stride: 2 },
@@ -44,8 +40,10 @@ describe('MNIST convergence', () => {
     expect(history).toHaveLength(epochs);
     expect(history[1]!.loss).toBeLessThan(history[0]!.loss);
     const result = await evaluateModel(model, test, { batchSize: 250, ...normalize });
-    console.log(`narrow ResNet-8 on MNIST: held-out accuracy ${result.accuracy.toFixed(4)}, loss ${result.loss.toFixed(4)}, ` +
-      `train ${history.map((h) => h.imagesPerSecond.toFixed(0)).join(' / ')} img/s`);
+    console.log(
+      `narrow ResNet-8 on MNIST: held-out accuracy ${result.accuracy.toFixed(4)}, loss ${result.loss.toFixed(4)}, ` +
+        `train ${history.map((h) => h.imagesPerSecond.toFixed(0)).join(' / ')} img/s`,
+    );
     expect(result.count).toBe(2000);
     expect(result.accuracy).toBeGreaterThanOrEqual(0.95);
     model.dispose();

@@ -48,13 +48,9 @@ describe('asking for a GPU (every machine)', () => {
 
   it('a device that does not exist is E_ARG, a GPU ordinal out of range E_DEVICE', () => {
     for (const device of ['tpu', 'cuda:', 'cuda:x', 'CUDA', '']) {
-      expect(() => models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device })).toThrow(
-        expect.objectContaining({ code: 'E_ARG' }),
-      );
+      expect(() => models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device })).toThrow(expect.objectContaining({ code: 'E_ARG' }));
     }
-    expect(() => models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device: 'cuda:99' })).toThrow(
-      expect.objectContaining({ code: 'E_DEVICE' }),
-    );
+    expect(() => models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], device: 'cuda:99' })).toThrow(expect.objectContaining({ code: 'E_DEVICE' }));
   });
 
   it("Tensor.to('cpu') is the tensor itself; to('cuda') without a GPU is E_DEVICE", () => {
@@ -146,25 +142,54 @@ const twoStages = [
  * which makes the batch useless for comparing engines.
  */
 const FAMILIES: Array<{ name: string; n: number; batchSeed?: number; build: (device: string) => Model }> = [
-  { name: 'resnetCifar depth 20 (Keras v1: same padding, asymmetric at stride 2)', n: 4, build: (device) => models.resnetCifar({ depth: 20, inputShape: [16, 16, 3], seed: 11, device }) },
-  { name: 'resnetCifar depth 11 v2 with conv biases (pre-activation bottlenecks)', n: 3, build: (device) => models.resnetCifar({ depth: 11, version: 2, convBias: true, inputShape: [16, 16, 3], seed: 12, device }) },
-  { name: 'resnet18 at 64×64 (7×7 stem, max-pool, projections)', n: 2, batchSeed: 7, build: (device) => models.resnet18({ inputShape: [64, 64, 3], classes: 20, seed: 13, device }) },
+  {
+    name: 'resnetCifar depth 20 (Keras v1: same padding, asymmetric at stride 2)',
+    n: 4,
+    build: (device) => models.resnetCifar({ depth: 20, inputShape: [16, 16, 3], seed: 11, device }),
+  },
+  {
+    name: 'resnetCifar depth 11 v2 with conv biases (pre-activation bottlenecks)',
+    n: 3,
+    build: (device) => models.resnetCifar({ depth: 11, version: 2, convBias: true, inputShape: [16, 16, 3], seed: 12, device }),
+  },
+  {
+    name: 'resnet18 at 64×64 (7×7 stem, max-pool, projections)',
+    n: 2,
+    batchSeed: 7,
+    build: (device) => models.resnet18({ inputShape: [64, 64, 3], classes: 20, seed: 13, device }),
+  },
   {
     name: 'bottlenecks, groups 4 (ResNeXt) with squeeze-excite',
     n: 2,
-    build: (device) => models.resnet({ ...small, stages: twoStages, block: 'bottleneck', groups: 4, widthPerGroup: 16, se: { reduction: 4 }, seed: 14, device }),
+    build: (device) =>
+      models.resnet({ ...small, stages: twoStages, block: 'bottleneck', groups: 4, widthPerGroup: 16, se: { reduction: 4 }, seed: 14, device }),
   },
-  { name: 'zero-pad (option A) shortcut', n: 3, build: (device) => models.resnet({ ...small, stages: twoStages, block: 'basic', shortcut: 'zeroPad', seed: 15, device }) },
+  {
+    name: 'zero-pad (option A) shortcut',
+    n: 3,
+    build: (device) => models.resnet({ ...small, stages: twoStages, block: 'basic', shortcut: 'zeroPad', seed: 15, device }),
+  },
   {
     name: 'windowed average-pool head, flatten, hidden dense',
     n: 3,
-    build: (device) => models.resnet({ ...small, stages: twoStages, block: 'preactBasic', head: { pool: { type: 'avgPool', poolSize: 2 }, hidden: [12] }, seed: 16, device }),
+    build: (device) =>
+      models.resnet({
+        ...small,
+        stages: twoStages,
+        block: 'preactBasic',
+        head: { pool: { type: 'avgPool', poolSize: 2 }, hidden: [12] },
+        seed: 16,
+        device,
+      }),
   },
 ];
 
 function batchFor(model: Model, n: number, seed: number): { x: Tensor; y: Int32Array } {
   const rng = new Rng(seed);
-  return { x: Tensor.fromArray(rng.array(n * model.inputShape.reduce((a, b) => a * b, 1)), [n, ...model.inputShape]), y: rng.labels(n, model.classes) };
+  return {
+    x: Tensor.fromArray(rng.array(n * model.inputShape.reduce((a, b) => a * b, 1)), [n, ...model.inputShape]),
+    y: rng.labels(n, model.classes),
+  };
 }
 
 describe.skipIf(!GPU)('GPU against the CPU engine', () => {
@@ -205,13 +230,21 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
   }
 
   const OPTIMIZERS: Array<{ name: string; options: CompileOptions; lr: number }> = [
-    { name: 'SGD momentum 0.9, Nesterov, weight decay 5e-4', options: { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } }, lr: 0.05 },
+    {
+      name: 'SGD momentum 0.9, Nesterov, weight decay 5e-4',
+      options: { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 } },
+      lr: 0.05,
+    },
     // Adam's step maps g to about g / (|g| + eps), whose slope near |g| ≈ eps is 1 / (4·eps): with
     // the default eps 1e-8, a 1e-12 rounding difference in a 1e-8 gradient element (noise in a
     // tensor whose RMS is 1e-3) moves that element's update by 2.5 %. eps 1e-4 keeps the update a
     // well-conditioned function of the gradient, so the comparison tests the devices, not the
     // conditioning. (training.test.ts checks the rule itself at the default eps.)
-    { name: 'AdamW (decoupled decay 0.01, eps 1e-4), label smoothing, clipping', options: { optimizer: { type: 'adamw', lr: 1e-3, weightDecay: 0.01, eps: 1e-4 }, labelSmoothing: 0.1, clipGradNorm: 1 }, lr: 1e-3 },
+    {
+      name: 'AdamW (decoupled decay 0.01, eps 1e-4), label smoothing, clipping',
+      options: { optimizer: { type: 'adamw', lr: 1e-3, weightDecay: 0.01, eps: 1e-4 }, labelSmoothing: 0.1, clipGradNorm: 1 },
+      lr: 1e-3,
+    },
   ];
   for (const opt of OPTIMIZERS) {
     it(`three training steps with ${opt.name}: parameters, running statistics and metrics`, async () => {
@@ -243,7 +276,11 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
       const first = cpu.parameterInfo().find((p) => p.trainable)!.name;
       expect(gpu.network.optimizerStateInfo()).toEqual(cpu.network.optimizerStateInfo());
       const state = gpu.network.getOptimizerState(first, 0);
-      gpu.network.setOptimizerState(first, 0, state.map((v) => v * 2));
+      gpu.network.setOptimizerState(
+        first,
+        0,
+        state.map((v) => v * 2),
+      );
       expect(gpu.network.getOptimizerState(first, 0)).toEqual(state.map((v) => v * 2));
       cpu.dispose();
       gpu.dispose();
@@ -441,7 +478,12 @@ describe.skipIf(!GPU)('GPU against the CPU engine', () => {
         console.log(JSON.stringify({ losses, w: Array.from(m.getParameter('conv1.weight')) }));
       })();`;
     const run = (graphs: string) =>
-      JSON.parse(execFileSync(process.execPath, ['-e', script], { env: { ...process.env, RESNET_CUDA_GRAPHS: graphs, RESNET_CUDNN_SEARCH: 'heuristic' }, encoding: 'utf8' })) as { losses: number[]; w: number[] };
+      JSON.parse(
+        execFileSync(process.execPath, ['-e', script], {
+          env: { ...process.env, RESNET_CUDA_GRAPHS: graphs, RESNET_CUDNN_SEARCH: 'heuristic' },
+          encoding: 'utf8',
+        }),
+      ) as { losses: number[]; w: number[] };
     const [captured, eager] = [run('1'), run('0')];
     const m = models.resnetCifar({ depth: 8, inputShape: [16, 16, 3], seed: 61 });
     const L = lengths(m, 8, true);
@@ -542,7 +584,9 @@ describe.skipIf(!GPU)('mixed precision on the GPU', () => {
           if (r.skipped) skipped++;
         }
       }
-      console.log(`[cuda.test] ${precision}: loss ${first.toFixed(3)} → ${last.toFixed(3)}, ${skipped} skipped steps, loss scale ${m.lossScale.scale}`);
+      console.log(
+        `[cuda.test] ${precision}: loss ${first.toFixed(3)} → ${last.toFixed(3)}, ${skipped} skipped steps, loss scale ${m.lossScale.scale}`,
+      );
       expect(last).toBeLessThan(first * 0.25);
       finals[precision] = last;
       m.dispose();
@@ -556,7 +600,14 @@ describe.skipIf(!GPU)('mixed precision on the GPU', () => {
 
   it('fp16 dynamic loss scaling: overflowing steps are skipped with the scale halved and the weights untouched', async () => {
     // 2^24 times the loss makes d(loss)/d(logits) ≈ 2^24 / n, far past fp16's largest finite 65504.
-    const m = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], seed: 79, device: 'cuda', precision: 'fp16', lossScale: { initial: 2 ** 24, growthInterval: 1000 } });
+    const m = models.resnetCifar({
+      depth: 8,
+      inputShape: [8, 8, 3],
+      seed: 79,
+      device: 'cuda',
+      precision: 'fp16',
+      lossScale: { initial: 2 ** 24, growthInterval: 1000 },
+    });
     m.compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
     const { x, y } = batchFor(m, 8, 80);
     const before = m.getParameter('conv1.weight');
@@ -596,7 +647,12 @@ describe.skipIf(!GPU)('mixed precision on the GPU', () => {
     const cpu = await loadModel(file);
     m.eval();
     const D = m.spec.layers.length;
-    expectRelative('bf16 model vs its fp32 reload', (await m.predict(x)).toFloat32Array(), (await cpu.predict(x)).toFloat32Array(), 8 * UNIT_ROUNDOFF.bf16 * Math.sqrt(3 * D));
+    expectRelative(
+      'bf16 model vs its fp32 reload',
+      (await m.predict(x)).toFloat32Array(),
+      (await cpu.predict(x)).toFloat32Array(),
+      8 * UNIT_ROUNDOFF.bf16 * Math.sqrt(3 * D),
+    );
     for (const t of [m, back, cpu]) t.dispose();
     x.dispose();
   });

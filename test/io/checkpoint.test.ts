@@ -21,7 +21,7 @@ import {
 } from '../../lib/io/safetensors.js';
 import { tinyModel } from '../support/models.js';
 import { Rng } from '../support/random.js';
-import { expectCode, rejection } from '../support/expect_error.js';
+import { expectCode } from '../support/expect_error.js';
 
 const root = mkdtempSync(join(tmpdir(), 'rn-checkpoint-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -51,7 +51,10 @@ function sameBits(a: Float32Array, b: Float32Array): boolean {
 
 /** Names of parameters whose bits differ. */
 function differing(a: Model, b: Model): string[] {
-  return a.parameterInfo().filter((p) => !sameBits(a.getParameter(p.name), b.getParameter(p.name))).map((p) => p.name);
+  return a
+    .parameterInfo()
+    .filter((p) => !sameBits(a.getParameter(p.name), b.getParameter(p.name)))
+    .map((p) => p.name);
 }
 
 function optimizerDiffers(a: Model, b: Model): string[] {
@@ -204,7 +207,12 @@ describe('saveModel / loadModel round trip', () => {
     expect(metadata.version).toBe('1');
     expect(JSON.parse(metadata.spec!)).toEqual(a.spec);
     expect(metadata.optimizer).toBeUndefined();
-    expect([...tensors.keys()].sort()).toEqual(a.parameterInfo().map((p) => p.name).sort());
+    expect([...tensors.keys()].sort()).toEqual(
+      a
+        .parameterInfo()
+        .map((p) => p.name)
+        .sort(),
+    );
     for (const p of a.parameterInfo()) {
       expect(tensors.get(p.name)!.dtype).toBe('F32');
       expect(tensors.get(p.name)!.shape).toEqual(p.shape);
@@ -215,7 +223,13 @@ describe('saveModel / loadModel round trip', () => {
 
   it('save → load → save writes the same bytes; eval mode is kept', async () => {
     const dir = freshDir();
-    const opts: CompileOptions = { optimizer: { type: 'adamw', lr: 1e-3 }, paramGroups: [{ match: /^fc\./, lrScale: 2 }, { match: ['conv1.weight'], weightDecay: 0 }] };
+    const opts: CompileOptions = {
+      optimizer: { type: 'adamw', lr: 1e-3 },
+      paramGroups: [
+        { match: /^fc\./, lrScale: 2 },
+        { match: ['conv1.weight'], weightDecay: 0 },
+      ],
+    };
     const a = compile(tinyModel(3), opts);
     for (const b of batches(3, 2)) await a.trainStep(b.x, b.y);
     a.eval();
@@ -266,7 +280,10 @@ describe('saveModel / loadModel round trip', () => {
 
     // Plain safetensors (F64 here) load too, converted.
     const plain = join(dir, 'plain.safetensors');
-    await writeSafetensors(plain, a.parameters().map((p) => ({ name: p.name, shape: p.shape, data: Float64Array.from(p.values) })));
+    await writeSafetensors(
+      plain,
+      a.parameters().map((p) => ({ name: p.name, shape: p.shape, data: Float64Array.from(p.values) })),
+    );
     const d = tinyModel(5);
     await loadWeightsInto(d, plain);
     expect(differing(a, d)).toEqual([]);
@@ -295,7 +312,10 @@ describe('saveModel / loadModel round trip', () => {
         classes: 5,
         inputShape: [17, 15, 3],
         block: 'bottleneck',
-        stages: [{ blocks: 1, width: 8 }, { blocks: 2, width: 16 }],
+        stages: [
+          { blocks: 1, width: 8 },
+          { blocks: 2, width: 16 },
+        ],
         groups: 4,
         widthPerGroup: 8,
         se: { reduction: 4 },
@@ -312,7 +332,10 @@ describe('saveModel / loadModel round trip', () => {
         classes: 3,
         inputShape: [16, 16, 2],
         block: 'preactBasic',
-        stages: [{ blocks: 1, width: 4 }, { blocks: 1, width: 6 }],
+        stages: [
+          { blocks: 1, width: 4 },
+          { blocks: 1, width: 6 },
+        ],
         postNorm: true,
         stem: 'imagenet',
         head: { pool: { type: 'avgPool', poolSize: 2, padding: 1 } },
@@ -330,8 +353,14 @@ describe('saveModel / loadModel round trip', () => {
 
 describe('optimizer state and resume', () => {
   const cases: [string, CompileOptions][] = [
-    ['SGD, Nesterov momentum, weight decay', { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }, labelSmoothing: 0.1 }],
-    ['SGD, momentum, decoupled decay, clipping', { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.8, weightDecay: 1e-3, decoupledWeightDecay: true }, clipGradNorm: 1 }],
+    [
+      'SGD, Nesterov momentum, weight decay',
+      { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }, labelSmoothing: 0.1 },
+    ],
+    [
+      'SGD, momentum, decoupled decay, clipping',
+      { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.8, weightDecay: 1e-3, decoupledWeightDecay: true }, clipGradNorm: 1 },
+    ],
     ['SGD without momentum (no state)', { optimizer: { type: 'sgd', lr: 0.05 } }],
     ['AdamW with parameter groups', { optimizer: { type: 'adamw', lr: 2e-3, weightDecay: 0.05 }, paramGroups: [{ match: /bn/, lrScale: 0.5 }] }],
   ];
@@ -504,7 +533,12 @@ describe('hostile files: E_FORMAT (E_IO when unreadable), never a crash', () => 
     const { metadata, tensors } = decodeSafetensors(valid);
     const t = new Map([...tensors].map(([k, v]) => [k, { shape: v.shape, data: v.data as Float32Array }]));
     edit(t, metadata);
-    return file(encodeSafetensors([...t].map(([name, v]) => ({ name, shape: v.shape, data: v.data })), metadata));
+    return file(
+      encodeSafetensors(
+        [...t].map(([name, v]) => ({ name, shape: v.shape, data: v.data })),
+        metadata,
+      ),
+    );
   }
 
   const firstParam = 'conv1.weight';
@@ -602,7 +636,11 @@ describe('hostile files: E_FORMAT (E_IO when unreadable), never a crash', () => 
     await setup();
     await expectCode(load(reencoded((t) => t.delete(firstParam))), 'E_FORMAT', firstParam, 'missing');
     await expectCode(load(reencoded((t) => t.delete('bn1.running_mean'))), 'E_FORMAT', 'bn1.running_mean');
-    await expectCode(load(reencoded((t) => t.delete(`optimizer.momentum_buffer.${firstParam}`))), 'E_FORMAT', `optimizer.momentum_buffer.${firstParam}`);
+    await expectCode(
+      load(reencoded((t) => t.delete(`optimizer.momentum_buffer.${firstParam}`))),
+      'E_FORMAT',
+      `optimizer.momentum_buffer.${firstParam}`,
+    );
     await expectCode(load(reencoded((t) => t.set('extra', { shape: [1], data: new Float32Array(1) }))), 'E_FORMAT', "unexpected tensor 'extra'");
     await expectCode(load(reencoded((t) => t.set('optimizer.exp_avg.conv1.weight', t.get(firstParam)!))), 'E_FORMAT', 'unexpected tensor');
     await expectCode(load(reencoded((t) => (t.get(firstParam)!.shape = [3, 3, 16, 3]))), 'E_FORMAT', firstParam, '[3, 3, 16, 3]', '[3, 3, 3, 16]');
@@ -610,7 +648,11 @@ describe('hostile files: E_FORMAT (E_IO when unreadable), never a crash', () => 
     await expectCode(load(reencoded((t) => (t.get('bn1.running_var')!.data[0] = -1))), 'E_FORMAT', 'bn1.running_var', 'negative');
     const asInt = (() => {
       const { metadata, tensors } = decodeSafetensors(valid);
-      const list = [...tensors].map(([name, v]) => ({ name, shape: v.shape, data: name === 'fc.bias' ? Int32Array.from(v.data as Float32Array) : v.data }));
+      const list = [...tensors].map(([name, v]) => ({
+        name,
+        shape: v.shape,
+        data: name === 'fc.bias' ? Int32Array.from(v.data as Float32Array) : v.data,
+      }));
       return file(encodeSafetensors(list, metadata));
     })();
     await expectCode(load(asInt), 'E_FORMAT', 'fc.bias', 'I32');
@@ -638,21 +680,48 @@ describe('hostile files: E_FORMAT (E_IO when unreadable), never a crash', () => 
       [(m) => (m.spec = JSON.stringify({ ...spec, layers: 'many' })), 'layers'],
       [(m) => (m.spec = JSON.stringify({ ...spec, layers: [] })), 'does not build'],
       [(m) => (m.spec = JSON.stringify({ ...spec, layers: [...spec.layers, spec.layers[0]] })), 'does not build'],
-      [(m) => (m.spec = JSON.stringify({ ...spec, layers: spec.layers.map((l: any) => ({ ...l, type: l.type === 'relu' ? 'gelu' : l.type })) })), 'gelu'],
+      [
+        (m) => (m.spec = JSON.stringify({ ...spec, layers: spec.layers.map((l: any) => ({ ...l, type: l.type === 'relu' ? 'gelu' : l.type })) })),
+        'gelu',
+      ],
       [(m) => (m.spec = JSON.stringify({ ...spec, output: 'nowhere' })), 'does not build'],
       [(m) => (m.spec = JSON.stringify({ ...spec, layers: [null, 3, 'x'] })), 'does not build'],
       // Hostile sizes are refused before any native memory is asked for.
-      [(m) => (m.spec = JSON.stringify({ ...spec, layers: spec.layers.map((l: any) => (l.type === 'conv2d' ? { ...l, filters: 1e12 } : l)) })), 'at least'],
-      [(m) => (m.spec = JSON.stringify({ ...spec, layers: spec.layers.map((l: any) => (l.type === 'dense' ? { ...l, units: 2 ** 40 } : l)) })), 'at least'],
-      [(m) => (m.spec = JSON.stringify({ ...spec, inputShape: [1e7, 1e7, 3], layers: spec.layers.map((l: any) => (l.type === 'avgPool' ? { ...l, poolSize: [1, 1], strides: [1, 1] } : l)) })), 'at least'],
+      [
+        (m) => (m.spec = JSON.stringify({ ...spec, layers: spec.layers.map((l: any) => (l.type === 'conv2d' ? { ...l, filters: 1e12 } : l)) })),
+        'at least',
+      ],
+      [
+        (m) => (m.spec = JSON.stringify({ ...spec, layers: spec.layers.map((l: any) => (l.type === 'dense' ? { ...l, units: 2 ** 40 } : l)) })),
+        'at least',
+      ],
+      [
+        (m) =>
+          (m.spec = JSON.stringify({
+            ...spec,
+            inputShape: [1e7, 1e7, 3],
+            layers: spec.layers.map((l: any) => (l.type === 'avgPool' ? { ...l, poolSize: [1, 1], strides: [1, 1] } : l)),
+          })),
+        'at least',
+      ],
       [(m) => (m.spec = JSON.stringify({ ...spec, classes: 7 })), 'does not build'],
       [(m) => (m.spec = JSON.stringify(models.specs.resnetCifar({ depth: 14, inputShape: [8, 8, 3] }))), "'layer1.1.conv1.weight' is missing"],
       [(m) => (m.optimizer = '{'), "'optimizer' is not valid JSON"],
       [(m) => (m.optimizer = '[]'), "'optimizer' must be an object"],
       [(m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'rmsprop', lr: 1 } })), 'does not compile', 'rmsprop'],
       [(m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'sgd', lr: -1, momentum: 0.9 } })), 'does not compile'],
-      [(m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, paramGroups: [{ match: { regexp: '(', flags: '' } }] })), 'RegExp'],
-      [(m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, paramGroups: [{ match: 'fc' }] })), 'paramGroups[0]'],
+      [
+        (m) =>
+          (m.optimizer = JSON.stringify({
+            optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 },
+            paramGroups: [{ match: { regexp: '(', flags: '' } }],
+          })),
+        'RegExp',
+      ],
+      [
+        (m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, paramGroups: [{ match: 'fc' }] })),
+        'paramGroups[0]',
+      ],
       [(m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'adamw', lr: 0.1 } })), 'unexpected tensor', 'momentum_buffer', 'no such state'],
       [(m) => (m.optimizer = JSON.stringify({ optimizer: { type: 'sgd', lr: 0.1 } })), 'unexpected tensor', 'optimizer.momentum_buffer'],
       [(m) => (m.optimizer = undefined), 'optimizerSteps'],
@@ -671,7 +740,11 @@ describe('hostile files: E_FORMAT (E_IO when unreadable), never a crash', () => 
     ];
     for (const [edit, ...mentions] of bad) await expectCode(load(withMeta(edit)), 'E_FORMAT', ...mentions);
     // Without the optimizer metadata the optimizer tensors are unexpected.
-    await expectCode(load(withMeta((m) => ((m.optimizer = undefined), (m.optimizerSteps = undefined), (m.learningRate = undefined)))), 'E_FORMAT', 'unexpected tensor');
+    await expectCode(
+      load(withMeta((m) => ((m.optimizer = undefined), (m.optimizerSteps = undefined), (m.learningRate = undefined)))),
+      'E_FORMAT',
+      'unexpected tensor',
+    );
   });
 
   it('unreadable paths: E_IO', async () => {

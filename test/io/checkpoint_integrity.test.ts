@@ -79,7 +79,12 @@ describe('checksums', () => {
       copy[at] ^= 1 << bit;
       writeFileSync(flipped, copy);
       const where = `bit ${bit} of byte ${at}`;
-      const reader = [() => loadModel(flipped), () => loadWeightsInto(target, flipped), () => readSafetensors(flipped), async () => decodeSafetensors(copy, flipped)][i % 4]!;
+      const reader = [
+        () => loadModel(flipped),
+        () => loadWeightsInto(target, flipped),
+        () => readSafetensors(flipped),
+        async () => decodeSafetensors(copy, flipped),
+      ][i % 4]!;
       const err = await expectCode(reader, 'E_FORMAT', flipped, 'corrupt');
       expect(err.message, where).toMatch(/CRC-32 is [0-9a-f]{8} but the file records [0-9a-f]{8}/);
     }
@@ -177,7 +182,10 @@ describe.skipIf(process.platform === 'win32')('temporary files of killed writers
       // What must stay: files not named as ours, another host's temporaries (whose pids mean
       // nothing here), a symlink named like a dead writer's temporary.
       const ourName = basename(temporaryPath(path, killed.pid!));
-      const otherHost = ourName.replace(/-([0-9a-f]{8})-([0-9a-f]{12})$/, (_, h: string, r: string) => `-${h === 'ffffffff' ? '00000000' : 'ffffffff'}-${r}`);
+      const otherHost = ourName.replace(
+        /-([0-9a-f]{8})-([0-9a-f]{12})$/,
+        (_, h: string, r: string) => `-${h === 'ffffffff' ? '00000000' : 'ffffffff'}-${r}`,
+      );
       const keep = ['notes.txt', 'model.safetensors.tmp-backup', `model.safetensors.tmp-${killed.pid}-abc`, otherHost];
       for (const f of keep) writeFileSync(join(dir, f), 'x');
       const link = basename(temporaryPath(join(dir, 'link'), killed.pid!));

@@ -190,8 +190,13 @@ describe('hostile families, seeded, every run', () => {
         const nested = nestJson('1', depth, rng);
         let text: string;
         if (where === 'a header entry') text = `${JSON.stringify(head).slice(0, -1)},"deep":${nested}}`;
-        else if (where === '__metadata__') text = JSON.stringify({ ...head, __metadata__: 0 }).replace('"__metadata__":0', `"__metadata__":${nested}`);
-        else text = JSON.stringify({ ...head, __metadata__: { ...meta, [where]: `${meta[where] === undefined ? '{' : meta[where]!.slice(0, -1) + ','}"deep":${nested}}` } });
+        else if (where === '__metadata__')
+          text = JSON.stringify({ ...head, __metadata__: 0 }).replace('"__metadata__":0', `"__metadata__":${nested}`);
+        else
+          text = JSON.stringify({
+            ...head,
+            __metadata__: { ...meta, [where]: `${meta[where] === undefined ? '{' : meta[where]!.slice(0, -1) + ','}"deep":${nested}}` },
+          });
         writeFileSync(path, withHeader(text));
         how = `depth ${depth} in ${where}`;
         mentions.push('levels deep');
@@ -226,9 +231,14 @@ describe('hostile families, seeded, every run', () => {
       const where = `run ${i}: ${family} (${how})`;
       const started = performance.now();
       if (code === 'loaded') (await within(20_000, () => loadCheckpoint(path))()).model.dispose();
-      else await expectCode(within(20_000, () => loadCheckpoint(path)), code, ...mentions).catch((err: unknown) => {
-        throw new Error(`${where}: ${describeUnexpected(err)}`);
-      });
+      else
+        await expectCode(
+          within(20_000, () => loadCheckpoint(path)),
+          code,
+          ...mentions,
+        ).catch((err: unknown) => {
+          throw new Error(`${where}: ${describeUnexpected(err)}`);
+        });
       expect(performance.now() - started, `${where}: time`).toBeLessThan(10_000);
       seen.set(family, (seen.get(family) ?? 0) + 1);
     }

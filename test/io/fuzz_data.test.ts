@@ -137,7 +137,11 @@ describe('fuzzed image decoding', () => {
 
   it('a small PNG declaring a huge image is refused before it is decoded (E_FORMAT, the pixel limit)', async () => {
     const raw = Buffer.alloc(4 * 4 * 3, 128);
-    const png = new Uint8Array(await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer());
+    const png = new Uint8Array(
+      await sharp(raw, { raw: { width: 4, height: 4, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
     // IHDR: 8-byte signature, length, 'IHDR', width, height, …, CRC over type + data.
     const view = new DataView(png.buffer, png.byteOffset);
     expect(new TextDecoder().decode(png.subarray(12, 16))).toBe('IHDR');
@@ -162,7 +166,11 @@ describe('fuzzed image decoding', () => {
 describe('hostile families, seeded, every run', () => {
   it('special files among the images and as CIFAR files, images over the cap: E_IO / E_FORMAT naming the file, at once', async () => {
     const rng = new Rng(1616);
-    const png = new Uint8Array(await sharp(Buffer.alloc(4 * 4 * 3, 90), { raw: { width: 4, height: 4, channels: 3 } }).png().toBuffer());
+    const png = new Uint8Array(
+      await sharp(Buffer.alloc(4 * 4 * 3, 90), { raw: { width: 4, height: 4, channels: 3 } })
+        .png()
+        .toBuffer(),
+    );
     const record = new Uint8Array(3073);
     const runs = 60;
     const seen = new Map<string, number>();

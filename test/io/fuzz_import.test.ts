@@ -107,7 +107,11 @@ describe('fuzzed torchvision imports', () => {
       const p = join(dir, 'state_dict.safetensors');
       if (i % 2 === 0) {
         makeSpecialFile(SPECIAL_KINDS[(i / 2) % SPECIAL_KINDS.length]!, p);
-        await expectCode(within(5000, () => loadTorchvision(model, p)), 'E_IO', p);
+        await expectCode(
+          within(5000, () => loadTorchvision(model, p)),
+          'E_IO',
+          p,
+        );
       } else {
         const json = new TextEncoder().encode(`${JSON.stringify(head).slice(0, -1)},"deep":${nestJson('0', rng.pick(NESTING_DEPTHS), rng)}}`);
         const bytes = new Uint8Array(8 + json.length + data.length);
@@ -115,7 +119,12 @@ describe('fuzzed torchvision imports', () => {
         bytes.set(json, 8);
         bytes.set(data, 8 + json.length);
         writeFileSync(p, bytes);
-        await expectCode(within(5000, () => loadTorchvision(model, p)), 'E_FORMAT', p, 'levels deep');
+        await expectCode(
+          within(5000, () => loadTorchvision(model, p)),
+          'E_FORMAT',
+          p,
+          'levels deep',
+        );
       }
     }
     model.dispose();
@@ -140,7 +149,11 @@ describe('fuzzed Keras / tfjs imports', () => {
     );
     net.dispose();
     shard = new Uint8Array(artifacts!.weightData as ArrayBuffer);
-    modelJson = { modelTopology: artifacts!.modelTopology, format: 'layers-model', weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: artifacts!.weightSpecs }] };
+    modelJson = {
+      modelTopology: artifacts!.modelTopology,
+      format: 'layers-model',
+      weightsManifest: [{ paths: ['group1-shard1of1.bin'], weights: artifacts!.weightSpecs }],
+    };
   });
   afterAll(() => model?.dispose());
 
@@ -274,7 +287,11 @@ describe('fuzzed Keras / tfjs imports', () => {
       }
       const where = `run ${i}: ${family} (${how})`;
       const started = performance.now();
-      await expectCode(within(20_000, () => loadKeras(model, path)), code, ...mentions).catch((err: unknown) => {
+      await expectCode(
+        within(20_000, () => loadKeras(model, path)),
+        code,
+        ...mentions,
+      ).catch((err: unknown) => {
         throw new Error(`${where}: ${describeUnexpected(err)}`);
       });
       expect(performance.now() - started, `${where}: time`).toBeLessThan(5000);

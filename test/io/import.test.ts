@@ -38,7 +38,7 @@ import type { ModelSpec } from '../../lib/model/spec.js';
 import { Rng } from '../support/random.js';
 import { tf } from '../support/tf.js';
 import { copyWeightsToTfjs, type ParameterValues, type TfWithLayers, tfjsModelFromSpec } from '../support/tfjs_from_spec.mjs';
-import { expectCode, rejection } from '../support/expect_error.js';
+import { expectCode } from '../support/expect_error.js';
 
 const tfx = { ...tf, ...tfl } as unknown as TfWithLayers;
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'torchvision');
@@ -197,7 +197,11 @@ describe('loadTorchvision', () => {
         // conv1 [64, 3, 7, 7] (OIHW) at torch index (o, i, y, x) → ours (y, x, i, o).
         const ours = model.getParameter('conv1.weight');
         const bf16 = (i: number) => new Float32Array(new Uint32Array([(0x3f80 + (i % 128)) << 16]).buffer)[0]!;
-        for (const [o, i, y, x] of [[0, 0, 0, 0], [63, 2, 6, 6], [17, 1, 3, 5]] as const) {
+        for (const [o, i, y, x] of [
+          [0, 0, 0, 0],
+          [63, 2, 6, 6],
+          [17, 1, 3, 5],
+        ] as const) {
           expect(ours[((y * 7 + x) * 3 + i) * 64 + o]).toBe(bf16(((o * 3 + i) * 7 + y) * 7 + x));
         }
       } finally {
@@ -216,7 +220,11 @@ describe('loadTorchvision', () => {
     const [o, i, kh, kw] = conv.shape as [number, number, number, number];
     const ours = model.getParameter('layer1.0.conv1.weight');
     const src = conv.data as Float32Array;
-    for (const [oc, ic, y, xx] of [[0, 0, 0, 0], [o - 1, 1, 2, 0], [3, i - 1, 1, 2]] as const) {
+    for (const [oc, ic, y, xx] of [
+      [0, 0, 0, 0],
+      [o - 1, 1, 2, 0],
+      [3, i - 1, 1, 2],
+    ] as const) {
       expect(ours[((y * kw + xx) * i + ic) * o + oc]).toBe(src[((oc * i + ic) * kh + y) * kw + xx]);
     }
     const fc = tensors.get('fc.weight')!;
@@ -246,7 +254,13 @@ describe('loadTorchvision', () => {
     const c = cases[0]!;
     const model = torchModel(c, { classes: c.classes + 1 });
     const before = model.getParameter('conv1.weight');
-    const err = await expectCode(() => loadTorchvision(model, caseFile(c)), 'E_FORMAT', "'fc.weight'", `[${c.classes}, 32]`, `[${c.classes + 1}, 32]`);
+    const err = await expectCode(
+      () => loadTorchvision(model, caseFile(c)),
+      'E_FORMAT',
+      "'fc.weight'",
+      `[${c.classes}, 32]`,
+      `[${c.classes + 1}, 32]`,
+    );
     expect(err.message).toContain("'fc.bias'");
     expect(model.getParameter('conv1.weight')).toEqual(before);
     model.dispose();
@@ -281,9 +295,7 @@ describe('loadTorchvision', () => {
 
   it('rejects a transposed conv weight, naming both layouts', async () => {
     const c = cases[0]!;
-    const path = await editedCopy(c, 'hwio.safetensors', (list) =>
-      list.map((t) => (t.name === 'conv1.weight' ? { ...t, shape: [7, 7, 3, 8] } : t)),
-    );
+    const path = await editedCopy(c, 'hwio.safetensors', (list) => list.map((t) => (t.name === 'conv1.weight' ? { ...t, shape: [7, 7, 3, 8] } : t)));
     const model = torchModel(c);
     await expectCode(() => loadTorchvision(model, path), 'E_FORMAT', "'conv1.weight' is [7, 7, 3, 8]", 'needs [8, 3, 7, 7]', 'OIHW');
     model.dispose();
@@ -434,7 +446,14 @@ function structureCase(seed: number, stage2Blocks = 2): Model {
 
 /** Keras applications' ResNet names: conv1_conv, conv2_block1_1_conv, conv2_block1_0_conv (shortcut), predictions, … */
 function kerasName(n: string): string {
-  const fixed: Record<string, string> = { conv1: 'conv1_conv', bn1: 'conv1_bn', relu: 'conv1_relu', maxpool: 'pool1_pool', avgpool: 'avg_pool', fc: 'predictions' };
+  const fixed: Record<string, string> = {
+    conv1: 'conv1_conv',
+    bn1: 'conv1_bn',
+    relu: 'conv1_relu',
+    maxpool: 'pool1_pool',
+    avgpool: 'avg_pool',
+    fc: 'predictions',
+  };
   if (fixed[n]) return fixed[n]!;
   const m = /^layer(\d+)\.(\d+)\.(.+)$/.exec(n);
   if (m) {
@@ -553,10 +572,15 @@ describe('loadKeras', () => {
     const shape = [2, ...namedSource.inputShape];
     const x = rng.array(shape.reduce((a, b) => a * b, 1));
     const expected = await tfjsPredict(inner, x, shape);
-    for (const [label, net] of [['functional', outer], ['sequential', sequential]] as const) {
+    for (const [label, net] of [
+      ['functional', outer],
+      ['sequential', sequential],
+    ] as const) {
       const path = await saveTfjs(net, join(tmp, `nested_${label}`));
       const json = JSON.parse(await readFile(path, 'utf8'));
-      expect(json.modelTopology.config.layers.some((l: { class_name: string }) => l.class_name === 'Model' || l.class_name === 'Functional')).toBe(true);
+      expect(json.modelTopology.config.layers.some((l: { class_name: string }) => l.class_name === 'Model' || l.class_name === 'Functional')).toBe(
+        true,
+      );
       const model = namedCase(13);
       const result = await loadKeras(model, path);
       expect(result.mapping, label).toBe('name');
@@ -612,7 +636,14 @@ describe('loadKeras', () => {
   it('rejects a batch-norm epsilon mismatch unless allowEpsilonMismatch', async () => {
     const model = namedCase(3, { bnEpsilon: 1e-5 });
     const before = model.getParameter('bn1.weight');
-    await expectCode(() => loadKeras(model, namedDir), 'E_FORMAT', 'epsilon', "Keras 'bn1' 0.001 vs ours 'bn1' 0.00001", 'bnEpsilon: 0.001', 'allowEpsilonMismatch');
+    await expectCode(
+      () => loadKeras(model, namedDir),
+      'E_FORMAT',
+      'epsilon',
+      "Keras 'bn1' 0.001 vs ours 'bn1' 0.00001",
+      'bnEpsilon: 0.001',
+      'allowEpsilonMismatch',
+    );
     expect(model.getParameter('bn1.weight')).toEqual(before);
     const result = await loadKeras(model, namedDir, { allowEpsilonMismatch: true });
     const bns = model.spec.layers.filter((l) => l.type === 'batchNorm').length;
@@ -639,7 +670,13 @@ describe('loadKeras', () => {
   it('rejects a file with more weighted layers than the model (wrong tensor count)', async () => {
     const model = structureCase(6, 1);
     // The model's 'fc' meets the file's next block where the file goes on.
-    await expectCode(() => loadKeras(model, structureDir), 'E_FORMAT', 'mapping by structure', "dense 'fc'", "Keras 'conv3_block2_1_conv' is a Conv2D");
+    await expectCode(
+      () => loadKeras(model, structureDir),
+      'E_FORMAT',
+      'mapping by structure',
+      "dense 'fc'",
+      "Keras 'conv3_block2_1_conv' is a Conv2D",
+    );
     model.dispose();
   });
 
@@ -660,7 +697,13 @@ describe('loadKeras', () => {
         { blocks: 1, width: 8, stride: 2 },
       ],
     });
-    await expectCode(() => loadKeras(model, namedDir), 'E_FORMAT', 'mapping by name', 'Keras layer(s) with weights that the model does not have', "'layer1.1.conv1'");
+    await expectCode(
+      () => loadKeras(model, namedDir),
+      'E_FORMAT',
+      'mapping by name',
+      'Keras layer(s) with weights that the model does not have',
+      "'layer1.1.conv1'",
+    );
     model.dispose();
   });
 
@@ -741,7 +784,10 @@ describe('loadKeras', () => {
         const q = Uint8Array.from(values, (v) => Math.round((v - lo) / scale));
         parts.push(q);
         s.quantization = { dtype: 'uint8', scale, min: lo, original_dtype: 'float32' };
-        expected.set(s.name, Float32Array.from(q, (v) => v * scale + lo));
+        expected.set(
+          s.name,
+          Float32Array.from(q, (v) => v * scale + lo),
+        );
       }
     });
     const total = parts.reduce((a, p) => a + p.length, 0);
@@ -756,7 +802,14 @@ describe('loadKeras', () => {
 
     const model = namedCase(11);
     await loadKeras(model, src);
-    const short: Record<string, string> = { kernel: 'weight', bias: 'bias', gamma: 'weight', beta: 'bias', moving_mean: 'running_mean', moving_variance: 'running_var' };
+    const short: Record<string, string> = {
+      kernel: 'weight',
+      bias: 'bias',
+      gamma: 'weight',
+      beta: 'bias',
+      moving_mean: 'running_mean',
+      moving_variance: 'running_var',
+    };
     for (const [name, values] of expected) {
       const slash = name.lastIndexOf('/');
       const ours = `${name.slice(0, slash)}.${short[name.slice(slash + 1)]}`;

@@ -51,7 +51,10 @@ const MANIFEST = (shard: string) =>
   });
 
 /** Each reader, given the special file at the place it reads from: [the path to name, the call]. */
-const READERS: Record<string, { skip?: SpecialKind[]; code?: Partial<Record<SpecialKind, string>>; setup: (dir: string, kind: SpecialKind) => [string, () => Promise<unknown>] }> = {
+const READERS: Record<
+  string,
+  { skip?: SpecialKind[]; code?: Partial<Record<SpecialKind, string>>; setup: (dir: string, kind: SpecialKind) => [string, () => Promise<unknown>] }
+> = {
   loadModel: {
     setup: (dir, kind) => {
       const p = join(dir, 'model.safetensors');
@@ -146,8 +149,11 @@ describe.skipIf(process.platform === 'win32')('the CLI predict command on specia
       makeSpecialFile(kind, p);
       const started = performance.now();
       const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const child = execFile(process.execPath, [join(packageRoot, 'dist', 'cli.js'), 'predict', '--checkpoint', checkpoint, p], { timeout: 30_000 }, (err, _stdout, stderr) =>
-          resolve({ code: child.exitCode ?? (err ? -1 : 0), stderr }),
+        const child = execFile(
+          process.execPath,
+          [join(packageRoot, 'dist', 'cli.js'), 'predict', '--checkpoint', checkpoint, p],
+          { timeout: 30_000 },
+          (err, _stdout, stderr) => resolve({ code: child.exitCode ?? (err ? -1 : 0), stderr }),
         );
       });
       expect(performance.now() - started, 'the command must not block').toBeLessThan(30_000);

@@ -26,7 +26,10 @@ reportWorstRatios(import.meta.url);
 /** HWIO filter with entries uniform in ±3/sqrt(kh*kw*cin): conv outputs of unit-variance-ish inputs have variance ~1. */
 function randomFilter(rng: Rng, shape: [number, number, number, number]): Float32Array {
   const fanIn = shape[0] * shape[1] * shape[2];
-  return rng.array(shape.reduce((a, b) => a * b), 3 / Math.sqrt(fanIn));
+  return rng.array(
+    shape.reduce((a, b) => a * b),
+    3 / Math.sqrt(fanIn),
+  );
 }
 
 /** tfjs batch norm with batch statistics (biased variance), differentiable through them. */
@@ -36,7 +39,14 @@ function tfBatchNorm(x: tf.Tensor4D, gamma: tf.Tensor, beta: tf.Tensor, epsilon:
 }
 
 /** Expected running statistics after one training step: momentum weights the new batch; the running variance is unbiased. */
-function expectRunningStats(op: string, params: BatchNormParams, before: BatchNormData, batchInput: tf.Tensor4D, momentum: number, reduction: number): void {
+function expectRunningStats(
+  op: string,
+  params: BatchNormParams,
+  before: BatchNormData,
+  batchInput: tf.Tensor4D,
+  momentum: number,
+  reduction: number,
+): void {
   const { mean, variance } = tf.moments(batchInput, [0, 1, 2]);
   const rows = batchInput.size / batchInput.shape[3];
   const m = mean.dataSync();
@@ -204,8 +214,19 @@ describe('bottleneck block with projection shortcut matches tfjs (training mode)
       // tfjs reference.
       const block = (...args: tf.Tensor[]): tf.Tensor => {
         const [tx, tw1, tg1, tb1, tw2, tg2, tb2, tw3, tg3, tb3, twS, tgS, tbS] = args as [
-          tf.Tensor4D, tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor4D, tf.Tensor, tf.Tensor,
-          tf.Tensor4D, tf.Tensor, tf.Tensor, tf.Tensor4D, tf.Tensor, tf.Tensor,
+          tf.Tensor4D,
+          tf.Tensor4D,
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor4D,
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor4D,
+          tf.Tensor,
+          tf.Tensor,
+          tf.Tensor4D,
+          tf.Tensor,
+          tf.Tensor,
         ];
         const tr1 = tf.relu(tfBatchNorm(tf.conv2d(tx, tw1, 1, 'valid'), tg1, tb1, eps));
         const tr2 = tf.relu(tfBatchNorm(tf.conv2d(tr1, tw2, 2, 'same'), tg2, tb2, eps));
@@ -215,10 +236,18 @@ describe('bottleneck block with projection shortcut matches tfjs (training mode)
       };
       const inputs = [
         tf.tensor4d(xData, [n, h, w, cin]),
-        tf.tensor4d(w1, s1), tf.tensor1d(bn1.gamma), tf.tensor1d(bn1.beta),
-        tf.tensor4d(w2, s2), tf.tensor1d(bn2.gamma), tf.tensor1d(bn2.beta),
-        tf.tensor4d(w3, s3), tf.tensor1d(bn3.gamma), tf.tensor1d(bn3.beta),
-        tf.tensor4d(wS, sS), tf.tensor1d(bnS.gamma), tf.tensor1d(bnS.beta),
+        tf.tensor4d(w1, s1),
+        tf.tensor1d(bn1.gamma),
+        tf.tensor1d(bn1.beta),
+        tf.tensor4d(w2, s2),
+        tf.tensor1d(bn2.gamma),
+        tf.tensor1d(bn2.beta),
+        tf.tensor4d(w3, s3),
+        tf.tensor1d(bn3.gamma),
+        tf.tensor1d(bn3.beta),
+        tf.tensor4d(wS, sS),
+        tf.tensor1d(bnS.gamma),
+        tf.tensor1d(bnS.beta),
       ] as const;
       const [tx, tw1, tg1, tb1, tw2, tg2, tb2, tw3] = inputs as unknown as tf.Tensor4D[];
       const ty = block(...inputs);
@@ -245,14 +274,22 @@ describe('bottleneck block with projection shortcut matches tfjs (training mode)
       expectRunningStats('bottleneck bn3', p3, bn3, ta3, 0.9, forwardL);
       expectRunningStats('bottleneck bnShortcut', pS, bnS, taS, 0.9, forwardL);
 
-      const native = [
-        dx,
-        c1.dw, g1.dgamma, g1.dbeta,
-        c2.dw, g2.dgamma, g2.dbeta,
-        c3.dw, g3.dgamma, g3.dbeta,
-        cS.dw, gS.dgamma, gS.dbeta,
+      const native = [dx, c1.dw, g1.dgamma, g1.dbeta, c2.dw, g2.dgamma, g2.dbeta, c3.dw, g3.dgamma, g3.dbeta, cS.dw, gS.dgamma, gS.dbeta];
+      const names = [
+        'dx',
+        'dw1',
+        'dgamma1',
+        'dbeta1',
+        'dw2',
+        'dgamma2',
+        'dbeta2',
+        'dw3',
+        'dgamma3',
+        'dbeta3',
+        'dwShortcut',
+        'dgammaShortcut',
+        'dbetaShortcut',
       ];
-      const names = ['dx', 'dw1', 'dgamma1', 'dbeta1', 'dw2', 'dgamma2', 'dbeta2', 'dw3', 'dgamma3', 'dbeta3', 'dwShortcut', 'dgammaShortcut', 'dbetaShortcut'];
       for (let i = 0; i < names.length; i++) {
         expect(native[i]!.shape, names[i]).toEqual(tgrads[i]!.shape);
         expectClose(`bottleneck ${names[i]}`, native[i]!.toFloat32Array(), tgrads[i]!.dataSync(), gradL);

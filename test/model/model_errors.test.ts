@@ -2,7 +2,7 @@
 // code and a message that names what was wrong — and a model that still trains afterwards.
 import { describe, expect, it } from 'vitest';
 
-import { Model, type ModelSpec, models, ResNetError, Tensor } from '../../lib/index.js';
+import { Model, type ModelSpec, models, Tensor } from '../../lib/index.js';
 import { Rng } from '../support/random.js';
 import { expectCode, rejection } from '../support/expect_error.js';
 
@@ -59,7 +59,12 @@ describe('one model through every kind of bad call', () => {
     await expectCode(() => model.predict(x, { softmax: 'yes' } as never), 'E_ARG', 'softmax');
     await expectCode(() => model.computeGradients(x, y, { labelSmoothing: 2 }), 'E_ARG', 'labelSmoothing');
     await expectCode(() => model.computeGradients(x, y, { smoothing: 0.1 } as never), 'E_ARG', "'smoothing'");
-    trainable = new Map(model.parameterInfo().filter((p) => p.trainable).map((p) => [p.name, model.getParameter(p.name)]));
+    trainable = new Map(
+      model
+        .parameterInfo()
+        .filter((p) => p.trainable)
+        .map((p) => [p.name, model.getParameter(p.name)]),
+    );
   });
 
   it('images of the wrong rank or channel count: E_SHAPE with the shape, for every entry point', async () => {

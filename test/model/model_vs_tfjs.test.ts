@@ -99,7 +99,10 @@ function randomizeParameters(model: Model, rng: Rng): Map<string, Float32Array> 
     const n = layer.name;
     if (layer.type === 'batchNorm') {
       const c = model.getParameter(`${n}.weight`).length;
-      model.setParameter(`${n}.weight`, Float32Array.from(rng.array(c, 0.5), (v) => 1 + v));
+      model.setParameter(
+        `${n}.weight`,
+        Float32Array.from(rng.array(c, 0.5), (v) => 1 + v),
+      );
       model.setParameter(`${n}.bias`, rng.array(c, 0.5));
       const mean = rng.array(c, 0.5);
       const variance = Float32Array.from(rng.array(c, 0.5), (v) => 1 + v);
@@ -152,11 +155,14 @@ function tfLossAndGradients(
   labelSmoothing: number,
 ): { loss: number; accuracy: number; grads: Map<string, tf.Tensor> } {
   let logits: tf.Tensor2D | undefined;
-  const { value, grads } = tf.variableGrads(() => {
-    const y = net.apply(tx, { training: true }) as tf.Tensor2D;
-    logits = tf.keep(y);
-    return tf.losses.softmaxCrossEntropy(onehot, y, undefined, labelSmoothing, tf.Reduction.MEAN) as tf.Scalar;
-  }, names.map((name) => vars.get(name)!));
+  const { value, grads } = tf.variableGrads(
+    () => {
+      const y = net.apply(tx, { training: true }) as tf.Tensor2D;
+      logits = tf.keep(y);
+      return tf.losses.softmaxCrossEntropy(onehot, y, undefined, labelSmoothing, tf.Reduction.MEAN) as tf.Scalar;
+    },
+    names.map((name) => vars.get(name)!),
+  );
   const predicted = tf.argMax(logits!, 1).dataSync();
   let correct = 0;
   labels.forEach((label, i) => {
@@ -180,7 +186,10 @@ function twin(make: (seed: number) => Model, seed: number, rng: Rng): { model: M
 }
 
 function trainableNames(model: Model): string[] {
-  return model.parameterInfo().filter((p) => p.trainable).map((p) => p.name);
+  return model
+    .parameterInfo()
+    .filter((p) => p.trainable)
+    .map((p) => p.name);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -352,8 +352,7 @@ describe('resnet18 (torchvision layout)', () => {
   it('parameters() returns values of the right sizes and the per-layer table agrees', () => {
     const params = model.parameters();
     for (const p of params) expect(p.values.length, p.name).toBe(p.shape.reduce((a, b) => a * b, 1));
-    const sum = (pred: (p: (typeof params)[number]) => boolean) =>
-      params.filter(pred).reduce((s, p) => s + p.values.length, 0);
+    const sum = (pred: (p: (typeof params)[number]) => boolean) => params.filter(pred).reduce((s, p) => s + p.values.length, 0);
     expect(sum((p) => p.trainable)).toBe(11_689_512);
     expect(sum((p) => !p.trainable)).toBe(9_600);
     const layers = model.layers();
@@ -383,7 +382,7 @@ describe('resnet18 (torchvision layout)', () => {
     expect(model.summary([64, 64, 3])).toMatch(/layer4\.1\.relu \(relu\)\s+\(None, 2, 2, 512\)/);
   });
 
-  it("takes a 67×61 image as torchvision does: every shape follows floor((n + 2p - k) / s) + 1, and predict gives [1, 1000]", async () => {
+  it('takes a 67×61 image as torchvision does: every shape follows floor((n + 2p - k) / s) + 1, and predict gives [1, 1000]', async () => {
     const [h, w] = [67, 61];
     const stem = (n: number) => outLen(outLen(n, 7, 2, 3), 3, 2, 1);
     const stage = (n: number) => outLen(n, 3, 2, 1);
@@ -423,7 +422,10 @@ describe('resnet18 (torchvision layout)', () => {
     const copy = model.getParameter(name);
     copy[0] = 123;
     expect(model.getParameter(name)[0]).toBe(values[0]);
-    model.setParameter('fc.bias', Array.from({ length: 1000 }, (_, i) => i / 8));
+    model.setParameter(
+      'fc.bias',
+      Array.from({ length: 1000 }, (_, i) => i / 8),
+    );
     expect(model.getParameter('fc.bias')).toEqual(Float32Array.from({ length: 1000 }, (_, i) => i / 8));
     model.setParameter('bn1.running_var', new Float32Array(64).fill(2.5));
     expect(model.getParameter('bn1.running_var')).toEqual(new Float32Array(64).fill(2.5));
@@ -562,7 +564,7 @@ describe('initialisation', () => {
   });
 
   it('memory of a model is released once it is garbage collected', async () => {
-    expect(gc, "garbage collection must be exposed (v8 --expose-gc) for this test").toBeDefined();
+    expect(gc, 'garbage collection must be exposed (v8 --expose-gc) for this test').toBeDefined();
     await collect();
     const before = allocationStats().liveBytes;
     let model: Model | null = models.resnet34({ seed: 1 });

@@ -241,8 +241,7 @@ describe('batchNormAddRelu matches tfjs relu(batchNorm(x) + skip)', () => {
       const t = tfInputs(d, c.shape);
       const tSkip = tf.tensor4d(skipData, as4d(c.shape));
       const running = training ? undefined : t.running;
-      const f = (xx: tf.Tensor, ss: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
-        tf.relu(tf.add(tfBatchNorm(xx, gg, bb, eps, running), ss));
+      const f = (xx: tf.Tensor, ss: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.relu(tf.add(tfBatchNorm(xx, gg, bb, eps, running), ss));
       // Batch-statistics outputs depend on all rows of the channel; inference ones on one element.
       const fwdLength = training ? d.rows : 1;
 

@@ -25,7 +25,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { ops, Tensor } from '../../lib/index.js';
-import type { BatchNormOptions, BatchNormParams, Conv2dOptions, Padding, PoolOptions } from '../../lib/ops.js';
+import type { BatchNormOptions, Conv2dOptions, Padding, PoolOptions } from '../../lib/ops.js';
 import { type BatchNormData, batchNormTensors, type ConvCase, randomBatchNormData } from '../support/fixtures.js';
 import { Rng } from '../support/random.js';
 
@@ -103,7 +103,10 @@ async function gradCheck(
   expect(analytic.size, `${label}: gradient size`).toBe(base.length);
   expect(indices.length, `${label}: no coordinates to check`).toBeGreaterThan(0);
   const g = analytic.toFloat32Array();
-  const floor = Math.min(1, g.reduce((m, v) => Math.max(m, Math.abs(v)), 0));
+  const floor = Math.min(
+    1,
+    g.reduce((m, v) => Math.max(m, Math.abs(v)), 0),
+  );
   const bad: Mismatch[] = [];
   for (const index of indices) {
     const plus = base.slice();
@@ -121,7 +124,9 @@ async function gradCheck(
   if (bad.length > 0) {
     const lines = bad
       .slice(0, 6)
-      .map((b) => `  [${b.index}] finite difference ${b.fd.toPrecision(7)} vs analytic ${b.analytic.toPrecision(7)} (tolerance ${b.tol.toPrecision(3)})`);
+      .map(
+        (b) => `  [${b.index}] finite difference ${b.fd.toPrecision(7)} vs analytic ${b.analytic.toPrecision(7)} (tolerance ${b.tol.toPrecision(3)})`,
+      );
     throw new Error(`${label}: ${bad.length} of ${indices.length} sampled coordinates disagree\n${lines.join('\n')}`);
   }
 }
@@ -137,12 +142,77 @@ function take(t: Tensor): Float32Array {
 // conv2d
 
 const convCases: ConvCase[] = [
-  { name: '3x3 same with bias', n: 2, h: 5, w: 5, cin: 3, cout: 4, k: [3, 3], strides: [1, 1], dilations: [1, 1], padding: 'same', groups: 1, bias: true },
-  { name: '3x3 stride 2 same, odd size', n: 2, h: 7, w: 7, cin: 3, cout: 4, k: [3, 3], strides: [2, 2], dilations: [1, 1], padding: 'same', groups: 1, bias: true },
-  { name: '3x3 dilation 2 same', n: 1, h: 7, w: 6, cin: 2, cout: 3, k: [3, 3], strides: [1, 1], dilations: [2, 2], padding: 'same', groups: 1, bias: false },
+  {
+    name: '3x3 same with bias',
+    n: 2,
+    h: 5,
+    w: 5,
+    cin: 3,
+    cout: 4,
+    k: [3, 3],
+    strides: [1, 1],
+    dilations: [1, 1],
+    padding: 'same',
+    groups: 1,
+    bias: true,
+  },
+  {
+    name: '3x3 stride 2 same, odd size',
+    n: 2,
+    h: 7,
+    w: 7,
+    cin: 3,
+    cout: 4,
+    k: [3, 3],
+    strides: [2, 2],
+    dilations: [1, 1],
+    padding: 'same',
+    groups: 1,
+    bias: true,
+  },
+  {
+    name: '3x3 dilation 2 same',
+    n: 1,
+    h: 7,
+    w: 6,
+    cin: 2,
+    cout: 3,
+    k: [3, 3],
+    strides: [1, 1],
+    dilations: [2, 2],
+    padding: 'same',
+    groups: 1,
+    bias: false,
+  },
   { name: '3x3 groups 2', n: 2, h: 5, w: 4, cin: 4, cout: 6, k: [3, 3], strides: [1, 1], dilations: [1, 1], padding: 'same', groups: 2, bias: true },
-  { name: '2x3 explicit asymmetric padding [0, 2, 1, 0], stride [1, 2]', n: 2, h: 5, w: 7, cin: 2, cout: 3, k: [2, 3], strides: [1, 2], dilations: [1, 1], padding: [0, 2, 1, 0], groups: 1, bias: true },
-  { name: '3x3 stride 2, dilation 2, groups 2, asymmetric padding [2, 1, 0, 2]', n: 1, h: 8, w: 7, cin: 4, cout: 4, k: [3, 3], strides: [2, 2], dilations: [2, 2], padding: [2, 1, 0, 2], groups: 2, bias: false },
+  {
+    name: '2x3 explicit asymmetric padding [0, 2, 1, 0], stride [1, 2]',
+    n: 2,
+    h: 5,
+    w: 7,
+    cin: 2,
+    cout: 3,
+    k: [2, 3],
+    strides: [1, 2],
+    dilations: [1, 1],
+    padding: [0, 2, 1, 0],
+    groups: 1,
+    bias: true,
+  },
+  {
+    name: '3x3 stride 2, dilation 2, groups 2, asymmetric padding [2, 1, 0, 2]',
+    n: 1,
+    h: 8,
+    w: 7,
+    cin: 4,
+    cout: 4,
+    k: [3, 3],
+    strides: [2, 2],
+    dilations: [2, 2],
+    padding: [2, 1, 0, 2],
+    groups: 2,
+    bias: false,
+  },
 ];
 
 describe('conv2dBackward matches finite differences', () => {
@@ -152,7 +222,10 @@ describe('conv2dBackward matches finite differences', () => {
       const xShape = [c.n, c.h, c.w, c.cin];
       const wShape = [c.k[0], c.k[1], c.cin / c.groups, c.cout];
       const xData = rng.array(xShape.reduce((a, b) => a * b));
-      const wData = rng.array(wShape.reduce((a, b) => a * b), 0.5);
+      const wData = rng.array(
+        wShape.reduce((a, b) => a * b),
+        0.5,
+      );
       const bData = rng.array(c.cout);
       const opts = (b?: Float32Array): Conv2dOptions => ({
         strides: c.strides,
@@ -383,7 +456,11 @@ describe('maxPoolBackward matches finite differences', () => {
   const cases: PoolCase[] = [
     { name: '2x2 stride 2 valid', shape: [2, 6, 6, 3], options: { size: [2, 2], strides: [2, 2], padding: 'valid' } },
     { name: '3x3 stride 2 same, odd size (overlapping windows)', shape: [2, 7, 7, 2], options: { size: [3, 3], strides: [2, 2], padding: 'same' } },
-    { name: '3x2 stride [1, 2] explicit padding [1, 0, 0, 1]', shape: [1, 5, 6, 3], options: { size: [3, 2], strides: [1, 2], padding: [1, 0, 0, 1] } },
+    {
+      name: '3x2 stride [1, 2] explicit padding [1, 0, 0, 1]',
+      shape: [1, 5, 6, 3],
+      options: { size: [3, 2], strides: [1, 2], padding: [1, 0, 0, 1] },
+    },
   ];
   // Values are a permutation of a grid with spacing 0.04 > 2h, so a ±h step never changes
   // which element of a window is the maximum.

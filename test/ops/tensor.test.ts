@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-import { ResNetError, Tensor } from '../../lib/index.js';
+import { Tensor } from '../../lib/index.js';
 import { thrown } from '../support/expect_error.js';
 
 describe('Tensor', () => {

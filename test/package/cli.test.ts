@@ -51,7 +51,18 @@ describe('resnet-native CLI', () => {
     expect(none.stdout).toBe(global.stdout);
 
     const expected: Record<string, RegExp[]> = {
-      train: [/--model <name>/, /--dataset <name>/, /--epochs <n>/, /--batch-size <n>/, /--lr <x>/, /--optimizer <name>/, /--no-augment/, /--out <dir>/, /--seed <n>/, /--threads <n>/],
+      train: [
+        /--model <name>/,
+        /--dataset <name>/,
+        /--epochs <n>/,
+        /--batch-size <n>/,
+        /--lr <x>/,
+        /--optimizer <name>/,
+        /--no-augment/,
+        /--out <dir>/,
+        /--seed <n>/,
+        /--threads <n>/,
+      ],
       eval: [/--checkpoint <file>/, /--dataset <name>/, /--split <name>/],
       predict: [/--checkpoint <file> \[options\] <image>/, /--top <k>/],
       summary: [/--model <name>/, /--input-shape/, /resnet20, resnet32, resnet44, resnet56/],
@@ -132,8 +143,30 @@ describe('resnet-native CLI', () => {
 
   it('train writes the checkpoints and ends with the test accuracy; eval and predict read them', async () => {
     const out = join(dir, 'mnist');
-    const r = await rn('train', '--dataset', 'mnist', '--model', 'resnet8', '--epochs', '2', '--batch-size', '32', '--limit', '256', '--test-limit', '64', '--out', out, '--progress', 'log', '--seed', '3');
-    expect(r.stderr).toMatch(/^epoch 1\/2  loss [\d.]+  acc [\d.]+  top5 [\d.]+  val_loss [\d.]+  val_acc [\d.]+  val_top5 [\d.]+  lr [\d.e-]+  [\d.]+ img\/s  [\d.]+s$/m);
+    const r = await rn(
+      'train',
+      '--dataset',
+      'mnist',
+      '--model',
+      'resnet8',
+      '--epochs',
+      '2',
+      '--batch-size',
+      '32',
+      '--limit',
+      '256',
+      '--test-limit',
+      '64',
+      '--out',
+      out,
+      '--progress',
+      'log',
+      '--seed',
+      '3',
+    );
+    expect(r.stderr).toMatch(
+      /^epoch 1\/2  loss [\d.]+  acc [\d.]+  top5 [\d.]+  val_loss [\d.]+  val_acc [\d.]+  val_top5 [\d.]+  lr [\d.e-]+  [\d.]+ img\/s  [\d.]+s$/m,
+    );
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/training resnet_cifar8_v1 \([\d,]+ parameters\) on mnist: 256 train \/ 64 test images \[28×28×1\], 10 classes/);
@@ -160,7 +193,9 @@ describe('resnet-native CLI', () => {
     for (let i = 0; i < 2; i++) {
       const bytes = Buffer.from(Array.from(images.subarray(i * 784, (i + 1) * 784), (v) => Math.round(v * 255)));
       const file = join(dir, `digit-${i}.png`);
-      await sharp(bytes, { raw: { width: 28, height: 28, channels: 1 } }).png().toFile(file);
+      await sharp(bytes, { raw: { width: 28, height: 28, channels: 1 } })
+        .png()
+        .toFile(file);
       files.push(file);
     }
     const p = await rn('predict', '--checkpoint', join(out, 'best.safetensors'), ...files);

@@ -1,7 +1,7 @@
 // `resnet-native doctor` as users run it (dist/cli.js in a child process) and doctor() /
 // formatDoctorReport() as functions: which addon file loaded and whether it is a prebuild
 // or a source build, versions, platform, SIMD, threads, and each state of the CUDA plugin.
-import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -137,7 +137,9 @@ describe('doctor()', () => {
   });
 
   it('classifies addon paths', () => {
-    expect(addonOrigin(['', 'x', 'node_modules', 'resnet-native', 'prebuilds', 'linux-x64', 'resnet-native.napi.glibc.node'].join(sep))).toBe('prebuild');
+    expect(addonOrigin(['', 'x', 'node_modules', 'resnet-native', 'prebuilds', 'linux-x64', 'resnet-native.napi.glibc.node'].join(sep))).toBe(
+      'prebuild',
+    );
     expect(addonOrigin(['', 'x', 'build', 'Release', 'resnet_native.node'].join(sep))).toBe('source build');
     expect(addonOrigin(['', 'x', 'build', 'Debug', 'resnet_native.node'].join(sep))).toBe('source build');
     expect(addonOrigin(['', 'opt', 'resnet_native.node'].join(sep))).toBe('other');
@@ -159,7 +161,10 @@ describe('formatDoctorReport: the CUDA plugin states', () => {
   /** The CUDA lines: the last section of the report. */
   const cudaLines = (r: DoctorReport) => {
     const lines = formatDoctorReport(r).split('\n');
-    return lines.slice(lines.findIndex((l) => l.startsWith('CUDA')), -1);
+    return lines.slice(
+      lines.findIndex((l) => l.startsWith('CUDA')),
+      -1,
+    );
   };
 
   it('not built', () => {

@@ -91,7 +91,12 @@ beforeAll(async () => {
     console.log(`pack_install: ${prebuildDir} is empty, building the prebuild (npm run prebuild)`);
     const r = spawnSync(process.execPath, [join(root, 'scripts', 'prebuild.mjs')], { cwd: root, encoding: 'utf8', maxBuffer: 1 << 26 });
     if (r.status !== 0) throw new Error(`npm run prebuild failed:\n${r.stdout}\n${r.stderr}`);
-    console.log(r.stdout.split('\n').filter((l) => l.startsWith('prebuild')).join('\n'));
+    console.log(
+      r.stdout
+        .split('\n')
+        .filter((l) => l.startsWith('prebuild'))
+        .join('\n'),
+    );
   }
 
   // dist/ is what the package ships; compile it when lib/ is newer (npm install compiles it too).
@@ -159,7 +164,7 @@ describe.runIf(supported)('npm pack + install without a compiler', () => {
     expect(existsSync(join(app, 'node_modules', 'resnet-native', 'build'))).toBe(false);
   });
 
-  it("resnet-native doctor in the project says the addon is the prebuild", () => {
+  it('resnet-native doctor in the project says the addon is the prebuild', () => {
     const r = sh(join(app, 'node_modules', '.bin', 'resnet-native'), ['doctor'], app, cleanEnv());
     expect(r.status, r.stderr).toBe(0);
     console.log(`pack_install: doctor in the installed project:\n${r.stdout}`);
@@ -202,6 +207,8 @@ describe.runIf(supported)('npm pack + install without a compiler', () => {
     }
     const forced = sh('npm', ['rebuild', 'resnet-native', '--foreground-scripts'], app, cleanEnv({ RESNET_NATIVE_BUILD_FROM_SOURCE: '1' }));
     expect(forced.status).not.toBe(0);
-    expect(`${forced.stdout}\n${forced.stderr}`).toContain('building the native addon from source (cmake-js compile): RESNET_NATIVE_BUILD_FROM_SOURCE=1');
+    expect(`${forced.stdout}\n${forced.stderr}`).toContain(
+      'building the native addon from source (cmake-js compile): RESNET_NATIVE_BUILD_FROM_SOURCE=1',
+    );
   });
 });

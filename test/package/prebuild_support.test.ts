@@ -23,7 +23,9 @@ describe('prebuildUnsupportedReason', () => {
     expect(prebuildUnsupportedReason({ platform: 'linux', arch: 'riscv64', glibc: '2.36' }, shipped)).toBe(
       'no prebuilt binary for linux-riscv64 (this package has them for darwin-arm64, linux-arm64, linux-x64, win32-x64)',
     );
-    expect(prebuildUnsupportedReason({ platform: 'darwin', arch: 'x64', glibc: null }, [])).toBe('no prebuilt binary for darwin-x64 (this copy has no prebuilds/)');
+    expect(prebuildUnsupportedReason({ platform: 'darwin', arch: 'x64', glibc: null }, [])).toBe(
+      'no prebuilt binary for darwin-x64 (this copy has no prebuilds/)',
+    );
   });
 
   it('refuses glibc older than 2.28, and musl', () => {

@@ -31,12 +31,7 @@ export function closeness(actual: ArrayLike<number>, expected: ArrayLike<number>
 }
 
 /** Asserts closeness and records the ratio under `op`. */
-export function expectClose(
-  op: string,
-  actual: ArrayLike<number>,
-  expected: ArrayLike<number>,
-  reductionLength: number,
-): void {
+export function expectClose(op: string, actual: ArrayLike<number>, expected: ArrayLike<number>, reductionLength: number): void {
   const { ratio, index } = closeness(actual, expected, reductionLength);
   worst.set(op, Math.max(worst.get(op) ?? 0, ratio));
   if (ratio > 1) {

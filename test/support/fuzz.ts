@@ -12,10 +12,34 @@ import { Rng } from './random.js';
 
 /** Values that break size arithmetic, types and parsers. */
 export const HOSTILE_NUMBERS: readonly unknown[] = [
-  -1, 0, 1, 2 ** 31, 2 ** 32 + 1, 2 ** 53, 2 ** 53 + 2, 1e308, -1e308, 1.5, Number.MAX_SAFE_INTEGER, 65537, 1e9,
+  -1,
+  0,
+  1,
+  2 ** 31,
+  2 ** 32 + 1,
+  2 ** 53,
+  2 ** 53 + 2,
+  1e308,
+  -1e308,
+  1.5,
+  Number.MAX_SAFE_INTEGER,
+  65537,
+  1e9,
 ];
 export const HOSTILE_VALUES: readonly unknown[] = [
-  ...HOSTILE_NUMBERS, null, true, 'x', '', '9'.repeat(400), [], [1, 2], {}, { a: 1 }, [[[[]]]], [-1], [1e12, 1e12],
+  ...HOSTILE_NUMBERS,
+  null,
+  true,
+  'x',
+  '',
+  '9'.repeat(400),
+  [],
+  [1, 2],
+  {},
+  { a: 1 },
+  [[[[]]]],
+  [-1],
+  [1e12, 1e12],
 ];
 
 /** One mutation of `bytes`, chosen at random: truncation, bit flips, byte overwrites, splices. */
@@ -127,8 +151,17 @@ export function mutateJson(v: unknown, rng: Rng): { value: unknown; path: string
  */
 export async function largestAllocation<T>(body: () => Promise<T>): Promise<{ result: T | undefined; error: unknown; largest: number }> {
   const names = [
-    'ArrayBuffer', 'Uint8Array', 'Int8Array', 'Uint16Array', 'Int16Array', 'Uint32Array', 'Int32Array',
-    'Float32Array', 'Float64Array', 'BigInt64Array', 'BigUint64Array',
+    'ArrayBuffer',
+    'Uint8Array',
+    'Int8Array',
+    'Uint16Array',
+    'Int16Array',
+    'Uint32Array',
+    'Int32Array',
+    'Float32Array',
+    'Float64Array',
+    'BigInt64Array',
+    'BigUint64Array',
   ] as const;
   const g = globalThis as unknown as Record<string, unknown>;
   const saved = new Map<string, unknown>();

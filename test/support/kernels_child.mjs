@@ -29,11 +29,26 @@ async function runBatchNorm(c) {
     const skip = tensor(c.skip);
     const y = await ops.batchNormAddRelu(x, skip, p, opts);
     const g = await ops.batchNormAddReluBackward(x, skip, dy, params(), opts);
-    return { y: values(y), runningMean: values(p.runningMean), runningVar: values(p.runningVar), dx: values(g.dx), dskip: values(g.dskip), dgamma: values(g.dgamma), dbeta: values(g.dbeta) };
+    return {
+      y: values(y),
+      runningMean: values(p.runningMean),
+      runningVar: values(p.runningVar),
+      dx: values(g.dx),
+      dskip: values(g.dskip),
+      dgamma: values(g.dgamma),
+      dbeta: values(g.dbeta),
+    };
   }
   const y = await ops.batchNorm(x, p, opts);
   const g = await ops.batchNormBackward(x, dy, params(), opts);
-  return { y: values(y), runningMean: values(p.runningMean), runningVar: values(p.runningVar), dx: values(g.dx), dgamma: values(g.dgamma), dbeta: values(g.dbeta) };
+  return {
+    y: values(y),
+    runningMean: values(p.runningMean),
+    runningVar: values(p.runningVar),
+    dx: values(g.dx),
+    dgamma: values(g.dgamma),
+    dbeta: values(g.dbeta),
+  };
 }
 
 async function runModel(c) {

@@ -43,8 +43,16 @@ function unsupported(what) {
  */
 function explicitPadding(padding) {
   if (padding === 'same' || padding === 'valid') return null;
-  if (typeof padding === 'number') return [[padding, padding], [padding, padding]];
-  if (Array.isArray(padding) && padding.length === 4) return [[padding[0], padding[1]], [padding[2], padding[3]]];
+  if (typeof padding === 'number')
+    return [
+      [padding, padding],
+      [padding, padding],
+    ];
+  if (Array.isArray(padding) && padding.length === 4)
+    return [
+      [padding[0], padding[1]],
+      [padding[2], padding[3]],
+    ];
   throw unsupported(`padding ${JSON.stringify(padding)}`);
 }
 
@@ -81,7 +89,16 @@ function customLayers(tf) {
     call(inputs) {
       const x = single(inputs);
       const [[t, b], [l, r]] = this.padding;
-      return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]], this.value);
+      return tf.pad(
+        x,
+        [
+          [0, 0],
+          [t, b],
+          [l, r],
+          [0, 0],
+        ],
+        this.value,
+      );
     }
     getConfig() {
       return { ...super.getConfig(), padding: this.padding, value: this.value };
@@ -110,7 +127,12 @@ function customLayers(tf) {
       if (extra < 0) throw unsupported(`zeroPadShortcut from ${c} to ${this.filters} channels`);
       if (extra === 0) return sub;
       const before = Math.floor(extra / 2);
-      return tf.pad(sub, [[0, 0], [0, 0], [0, 0], [before, extra - before]]);
+      return tf.pad(sub, [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [before, extra - before],
+      ]);
     }
     getConfig() {
       return { ...super.getConfig(), filters: this.filters, strides: this.strides };
@@ -196,7 +218,13 @@ export function tfjsModelFromSpec(tf, spec) {
         break;
       case 'zeroPad': {
         const p = layer.padding;
-        y = L.zeroPadding2d({ name, padding: [[p[0], p[1]], [p[2], p[3]]] }).apply(x);
+        y = L.zeroPadding2d({
+          name,
+          padding: [
+            [p[0], p[1]],
+            [p[2], p[3]],
+          ],
+        }).apply(x);
         break;
       }
       case 'zeroPadShortcut':

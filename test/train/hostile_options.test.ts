@@ -6,7 +6,17 @@
 // E_IO) and whose message names the option; and the model's parameters are never left non-finite.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { type CompileOptions, type Dataset, evaluateModel, type FitOptions, type Model, models, ResNetError, Tensor, Trainer } from '../../lib/index.js';
+import {
+  type CompileOptions,
+  type Dataset,
+  evaluateModel,
+  type FitOptions,
+  type Model,
+  models,
+  ResNetError,
+  Tensor,
+  Trainer,
+} from '../../lib/index.js';
 import { HOSTILE_VALUES } from '../support/fuzz.js';
 import { Rng } from '../support/random.js';
 
@@ -111,7 +121,10 @@ async function expectHandled(what: string, option: string, call: () => unknown, 
     expect(err, `${what}: ${String(err)}`).toBeInstanceOf(ResNetError);
     const e = err as ResNetError;
     expect(codes, `${what}: ${e.code} ${e.message}`).toContain(e.code);
-    const leaf = option.split(/[.[\]]/).filter(Boolean).pop()!;
+    const leaf = option
+      .split(/[.[\]]/)
+      .filter(Boolean)
+      .pop()!;
     if (e.code === 'E_ARG') expect(e.message.toLowerCase(), what).toContain(leaf.toLowerCase());
   }
   expect(nonFinite(model), `${what}: a parameter went non-finite`).toBeUndefined();
@@ -189,11 +202,18 @@ describe('per-step options', () => {
     for (const v of VALUES) {
       reset();
       await expectHandled(`trainStep lr = ${show(v)}`, 'lr', () => model.trainStep(x, y, { lr: v as number }), ['E_ARG', 'E_NAN']);
-      await expectHandled(`setLearningRate(${show(v)})`, 'lr', async () => {
-        model.setLearningRate(v as number);
-        await model.trainStep(x, y);
-      }, ['E_ARG', 'E_NAN']);
-      await expectHandled(`computeGradients labelSmoothing = ${show(v)}`, 'labelSmoothing', () => model.computeGradients(x, y, { labelSmoothing: v as number }));
+      await expectHandled(
+        `setLearningRate(${show(v)})`,
+        'lr',
+        async () => {
+          model.setLearningRate(v as number);
+          await model.trainStep(x, y);
+        },
+        ['E_ARG', 'E_NAN'],
+      );
+      await expectHandled(`computeGradients labelSmoothing = ${show(v)}`, 'labelSmoothing', () =>
+        model.computeGradients(x, y, { labelSmoothing: v as number }),
+      );
       await expectHandled(`trainStep options = ${show(v)}`, 'option', () => model.trainStep(x, y, v as never), ['E_ARG', 'E_NAN']);
     }
   });

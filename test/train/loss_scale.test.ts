@@ -96,11 +96,19 @@ describe('loss scaling in fp32', () => {
     const build = (o: object) => () => models.resnetCifar({ depth: 8, inputShape: shape, ...o });
     expect(build({ precision: 'fp16' })).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/needs a CUDA device/) }));
     expect(build({ precision: 'bf16', device: 'cpu' })).toThrow(expect.objectContaining({ code: 'E_ARG' }));
-    expect(build({ precision: 'fp8' })).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/'fp32', 'fp16' or 'bf16'/) }));
-    expect(build({ lossScale: 5 })).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/lossScale must be an object/) }));
-    expect(build({ lossScale: { initial: 0.5 } })).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/lossScale\.initial/) }));
+    expect(build({ precision: 'fp8' })).toThrow(
+      expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/'fp32', 'fp16' or 'bf16'/) }),
+    );
+    expect(build({ lossScale: 5 })).toThrow(
+      expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/lossScale must be an object/) }),
+    );
+    expect(build({ lossScale: { initial: 0.5 } })).toThrow(
+      expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/lossScale\.initial/) }),
+    );
     expect(build({ lossScale: { initial: 2 ** 30 } })).toThrow(expect.objectContaining({ code: 'E_ARG' }));
-    expect(build({ lossScale: { growthInterval: 1.5 } })).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/growthInterval/) }));
+    expect(build({ lossScale: { growthInterval: 1.5 } })).toThrow(
+      expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/growthInterval/) }),
+    );
     expect(build({ lossScale: { factor: 2 } })).toThrow(expect.objectContaining({ code: 'E_ARG', message: expect.stringMatching(/factor/) }));
   });
 });

@@ -9,7 +9,11 @@ import { type Model, models, Tensor } from '../../lib/index.js';
 import { resolveCompileOptions } from '../../lib/train/optimizers.js';
 import { expectCode } from '../support/expect_error.js';
 
-const images = () => Tensor.fromArray(Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => ((i * 7) % 13) / 13 - 0.5), [2, 8, 8, 3]);
+const images = () =>
+  Tensor.fromArray(
+    Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => ((i * 7) % 13) / 13 - 0.5),
+    [2, 8, 8, 3],
+  );
 const labels = Int32Array.from([1, 3]);
 
 // Everything a refused step must leave as it was: parameters (running statistics included),
@@ -49,7 +53,14 @@ describe('an update that would make weights non-finite is refused, writing nothi
     const x = images();
     const before = state(model);
     for (let attempt = 0; attempt < 2; attempt++) {
-      const err = await expectCode(() => model.trainStep(x, labels), 'E_NAN', 'the AdamW update of', 'non-finite', 'the weights were left unchanged', 'eps');
+      const err = await expectCode(
+        () => model.trainStep(x, labels),
+        'E_NAN',
+        'the AdamW update of',
+        'non-finite',
+        'the weights were left unchanged',
+        'eps',
+      );
       expect(err.message).toMatch(/update of 'layer\d\.\d\.conv\d\.weight'/);
       expectUnchanged(model, before);
     }
@@ -89,7 +100,11 @@ describe('batch statistics that overflow are refused before anything is updated'
   // Inputs of ±1e20: the first convolution's outputs are finite, their batch variance (~1e40) is
   // not; batch-norm then normalises the channel to 0, so the loss stays finite and only the
   // running variance would show it (inf, quietly, on today's code).
-  const huge = () => Tensor.fromArray(Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => (i % 2 ? 1e20 : -1e20)), [2, 8, 8, 3]);
+  const huge = () =>
+    Tensor.fromArray(
+      Float32Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => (i % 2 ? 1e20 : -1e20)),
+      [2, 8, 8, 3],
+    );
 
   it('trainStep: E_NAN naming the batch-norm; weights, running statistics, momentum and step count unchanged', async () => {
     const model = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed: 5 });

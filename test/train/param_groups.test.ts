@@ -44,7 +44,13 @@ async function checkpointWith(spec: ModelSpec, optimizer: object): Promise<strin
   const { metadata, tensors } = decodeSafetensors(readFileSync(path));
   metadata.optimizer = JSON.stringify(optimizer);
   const out = freshPath();
-  writeFileSync(out, encodeSafetensors([...tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data as Float32Array })), metadata));
+  writeFileSync(
+    out,
+    encodeSafetensors(
+      [...tensors].map(([name, t]) => ({ name, shape: t.shape, data: t.data as Float32Array })),
+      metadata,
+    ),
+  );
   return out;
 }
 
@@ -69,7 +75,7 @@ describe('a hostile checkpoint cannot stall loading', () => {
     return best;
   }
 
-  it('names of 22 vs 10 repeated characters load in about the same time; the reviewer\'s 32 loads in well under a second (loadModel, and Trainer resumeFrom)', async () => {
+  it("names of 22 vs 10 repeated characters load in about the same time; the reviewer's 32 loads in well under a second (loadModel, and Trainer resumeFrom)", async () => {
     // Scaling first, at sizes where backtracking costs seconds, not minutes: a regression fails
     // here before the hang guard below would block the worker.
     const short = await loadSeconds(await hostile(10));
@@ -88,10 +94,17 @@ describe('a hostile checkpoint cannot stall loading', () => {
       model.dispose();
     }
     // Trainer's resumeFrom reads it the same way: at once (this file has no training state to resume).
-    const trainee = Model.fromSpec(renamed(tinySpec(), (_, i) => `${'a'.repeat(32)}!${i}`), { seed: 2 }).compile({ optimizer: { type: 'sgd', lr: 0.1 } });
+    const trainee = Model.fromSpec(
+      renamed(tinySpec(), (_, i) => `${'a'.repeat(32)}!${i}`),
+      { seed: 2 },
+    ).compile({ optimizer: { type: 'sgd', lr: 0.1 } });
     try {
       const start = performance.now();
-      await expectCode(() => new Trainer(trainee, { verbose: false }).fit(dataset(), { epochs: 1, batchSize: 2, resumeFrom: path }), 'E_FORMAT', 'no training state');
+      await expectCode(
+        () => new Trainer(trainee, { verbose: false }).fit(dataset(), { epochs: 1, batchSize: 2, resumeFrom: path }),
+        'E_FORMAT',
+        'no training state',
+      );
       expect(performance.now() - start).toBeLessThan(1000);
     } finally {
       trainee.dispose();
@@ -101,20 +114,32 @@ describe('a hostile checkpoint cannot stall loading', () => {
   it('the heaviest patterns a file may hold (every state alive at every character) still load fast; more is E_FORMAT, and saving more is E_ARG', async () => {
     const heavy = { regexp: `${'(?:.?){64}'.repeat(7)}x`, flags: '' }; // ~900 instructions, all of them live on 'aaa…'
     const spec = renamed(tinySpec(), (_, i) => `${'a'.repeat(32)}!${i}`);
-    const within = await checkpointWith(spec, { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 4 }, () => ({ match: heavy })) });
+    const within = await checkpointWith(spec, {
+      optimizer: { type: 'sgd', lr: 0.1 },
+      paramGroups: Array.from({ length: 4 }, () => ({ match: heavy })),
+    });
     const t0 = performance.now();
     (await loadModel(within)).dispose();
     const seconds = (performance.now() - t0) / 1000;
     expect(seconds, `loaded in ${seconds.toFixed(3)} s`).toBeLessThan(2);
 
-    const over = await checkpointWith(spec, { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 5 }, () => ({ match: heavy })) });
+    const over = await checkpointWith(spec, {
+      optimizer: { type: 'sgd', lr: 0.1 },
+      paramGroups: Array.from({ length: 5 }, () => ({ match: heavy })),
+    });
     await expectCode(() => loadModel(over), 'E_FORMAT', 'paramGroups[4]', 'instructions', '4096');
-    const tooMany = await checkpointWith(spec, { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 257 }, () => ({ match: { names: ['x'] } })) });
+    const tooMany = await checkpointWith(spec, {
+      optimizer: { type: 'sgd', lr: 0.1 },
+      paramGroups: Array.from({ length: 257 }, () => ({ match: { names: ['x'] } })),
+    });
     await expectCode(() => loadModel(tooMany), 'E_FORMAT', '257 paramGroups', 'limit of 256');
 
     const model = models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 4, seed: 1 });
     try {
-      model.compile({ optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: Array.from({ length: 5 }, () => ({ match: new RegExp(heavy.regexp), lrScale: 0.5 })) });
+      model.compile({
+        optimizer: { type: 'sgd', lr: 0.1 },
+        paramGroups: Array.from({ length: 5 }, () => ({ match: new RegExp(heavy.regexp), lrScale: 0.5 })),
+      });
       await expectCode(() => saveModel(model, freshPath()), 'E_ARG', 'paramGroups[4]', 'instructions', 'list of parameter names');
     } finally {
       model.dispose();
@@ -126,7 +151,34 @@ describe('a hostile checkpoint cannot stall loading', () => {
 
 /** Random patterns from the supported subset, and names that sometimes fit them. */
 class PatternCorpus {
-  static readonly CHARS = ['a', 'b', 'A', 'B', 'k', 'K', '_', '.', '-', '1', '9', ' ', '\n', '\r', 'ß', 'ſ', '\u212a', 'σ', 'ς', 'Σ', 'é', 'É', 'ı', 'İ', '\u2028', '\u00a0'];
+  static readonly CHARS = [
+    'a',
+    'b',
+    'A',
+    'B',
+    'k',
+    'K',
+    '_',
+    '.',
+    '-',
+    '1',
+    '9',
+    ' ',
+    '\n',
+    '\r',
+    'ß',
+    'ſ',
+    '\u212a',
+    'σ',
+    'ς',
+    'Σ',
+    'é',
+    'É',
+    'ı',
+    'İ',
+    '\u2028',
+    '\u00a0',
+  ];
   constructor(readonly rng: Rng) {}
 
   name(): string {
@@ -249,12 +301,20 @@ describe('SafePattern: the linear-time matcher', () => {
       const reference = new RegExp(source, flags.replace(/[gy]/g, ''));
       const want = names.filter((n) => reference.test(n));
       expect(want.length, source).toBeGreaterThan(0);
-      expect(names.filter((n) => safe.test(n)), `/${source}/${flags}`).toEqual(want);
+      expect(
+        names.filter((n) => safe.test(n)),
+        `/${source}/${flags}`,
+      ).toEqual(want);
     }
   });
 
   it('takes time linear in the name: a 20 000-character name against /^(a+)+$/ and /(a|aa)*b/ in milliseconds', () => {
-    const cases: [string, boolean][] = [['^(a+)+$', false], ['(a|aa)*b', false], ['(a*)*$', true], ['^(?:a?){20}a{20}$', false]];
+    const cases: [string, boolean][] = [
+      ['^(a+)+$', false],
+      ['(a|aa)*b', false],
+      ['(a*)*$', true],
+      ['^(?:a?){20}a{20}$', false],
+    ];
     for (const [source, want] of cases) {
       const safe = SafePattern.tryCompile(source, '')!;
       const t0 = performance.now();
@@ -262,7 +322,11 @@ describe('SafePattern: the linear-time matcher', () => {
       expect(performance.now() - t0, source).toBeLessThan(1000);
     }
     // Compiling is bounded too: nested repeats of an empty item are not expanded, large ones hit the size limit.
-    for (const [source, compiles] of [['(((((a{0}){64}){64}){64}){64}){64}', true], ['(((((?:){64}){64}){64}){64}){64}b', true], ['((((a?){64}){64}){64}){64}', false]] as const) {
+    for (const [source, compiles] of [
+      ['(((((a{0}){64}){64}){64}){64}){64}', true],
+      ['(((((?:){64}){64}){64}){64}){64}b', true],
+      ['((((a?){64}){64}){64}){64}', false],
+    ] as const) {
       const t0 = performance.now();
       expect(SafePattern.tryCompile(source, '') !== undefined, source).toBe(compiles);
       expect(performance.now() - t0, source).toBeLessThan(1000);
@@ -294,7 +358,14 @@ describe('patterns beyond the subset', () => {
   it('a checkpoint holding one is E_FORMAT naming the group, the pattern and what is unsupported', async () => {
     for (const [source, flags, mention] of refused) {
       const json = JSON.stringify({ optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: [{ match: { regexp: source, flags } }] });
-      await expectCode(() => deserializeCompileOptions(json, 'hostile.safetensors'), 'E_FORMAT', 'hostile.safetensors', 'paramGroups[0].match', `/${source.slice(0, 40)}`, mention);
+      await expectCode(
+        () => deserializeCompileOptions(json, 'hostile.safetensors'),
+        'E_FORMAT',
+        'hostile.safetensors',
+        'paramGroups[0].match',
+        `/${source.slice(0, 40)}`,
+        mention,
+      );
     }
     // Through the whole loader too.
     const path = await checkpointWith(tinySpec(), { optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: [{ match: { regexp: 'a(?=b)', flags: '' } }] });
@@ -306,7 +377,15 @@ describe('patterns beyond the subset', () => {
     try {
       model.compile({ optimizer: { type: 'sgd', lr: 0.1 }, paramGroups: [{ match: /^(?!fc)/, lrScale: 0 }] });
       const path = freshPath();
-      await expectCode(() => saveModel(model, path), 'E_ARG', 'paramGroups[0].match', '/^(?!fc)/', 'lookaround', 'list of parameter names', 'optimizer: false');
+      await expectCode(
+        () => saveModel(model, path),
+        'E_ARG',
+        'paramGroups[0].match',
+        '/^(?!fc)/',
+        'lookaround',
+        'list of parameter names',
+        'optimizer: false',
+      );
       expect(existsSync(path)).toBe(false);
       await saveModel(model, path, { optimizer: false });
     } finally {
@@ -328,11 +407,17 @@ describe('RegExp flags g and y', () => {
       { optimizer: { type: 'sgd', lr: 0.1, weightDecay: 0.5 }, decayNormAndBias: true, paramGroups: [{ match, weightDecay: 0 }] },
       info,
     );
-    return info.filter((p) => p.trainable).filter((_, i) => config.decayScale[i] === 0).map((p) => p.name);
+    return info
+      .filter((p) => p.trainable)
+      .filter((_, i) => config.decayScale[i] === 0)
+      .map((p) => p.name);
   }
 
   it('a global or sticky RegExp matches every parameter it should (not every other one), and its lastIndex is left alone', () => {
-    const all = params.parameterInfo().filter((p) => p.trainable).map((p) => p.name);
+    const all = params
+      .parameterInfo()
+      .filter((p) => p.trainable)
+      .map((p) => p.name);
     const expected = all.filter((n) => /conv/.test(n));
     expect(expected.length).toBeGreaterThan(3);
     for (const re of [/conv/g, /conv/y, /conv/gy, /(?=conv)/g, /conv/gi]) {

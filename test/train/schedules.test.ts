@@ -3,15 +3,7 @@
 // those formulas directly, never by calling the schedule under test.
 import { describe, expect, it } from 'vitest';
 
-import {
-  constant,
-  cosine,
-  multiStep,
-  oneCycle,
-  ReduceLROnPlateau,
-  stepDecay,
-  type LrSchedule,
-} from '../../lib/train/schedules.js';
+import { constant, cosine, multiStep, oneCycle, ReduceLROnPlateau, stepDecay, type LrSchedule } from '../../lib/train/schedules.js';
 import { expectCodeSync } from '../support/expect_error.js';
 
 /** Relative closeness (absolute near zero). */
@@ -254,10 +246,7 @@ describe('oneCycle (OneCycleLR)', () => {
     expectArg(() => oneCycle({ maxLr: 1, totalSteps: 10, pctStart: 0.1 }), 'pctStart'); // zero-length phase 1
     expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100, divFactor: 0 }), 'divFactor');
     expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100, finalDivFactor: -1 }), 'finalDivFactor');
-    expectArg(
-      () => oneCycle({ maxLr: 1, totalSteps: 100, annealStrategy: 'exp' as unknown as 'cos' }),
-      'annealStrategy',
-    );
+    expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100, annealStrategy: 'exp' as unknown as 'cos' }), 'annealStrategy');
     expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100, baseMomentum: 0.96 }), 'baseMomentum');
     expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100, threePhase: 1 as unknown as boolean }), 'threePhase');
   });

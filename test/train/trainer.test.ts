@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { Dataset } from '../../lib/data/dataset.js';
-import { allocationStats, type Model, models, ResNetError, schedules, Tensor } from '../../lib/index.js';
+import { allocationStats, type Model, ResNetError, schedules, Tensor } from '../../lib/index.js';
 import { type Callback, checkpoint, earlyStopping, type EpochLog } from '../../lib/train/callbacks.js';
 import { crossEntropySum, MetricAccumulator, topK, topKCorrect } from '../../lib/train/metrics.js';
 import { formatDuration, Progress } from '../../lib/train/progress.js';
@@ -37,7 +37,7 @@ function patternDataset(n: number, seed: number, record?: number[][]): Dataset &
     for (let y = 0; y < SIDE; y++) {
       for (let x = 0; x < SIDE; x++) {
         for (let ch = 0; ch < 3; ch++) {
-          const bright = ch === channel && (y < SIDE / 2) === top;
+          const bright = ch === channel && y < SIDE / 2 === top;
           images[i * per + (y * SIDE + x) * 3 + ch] = rng.next() * 0.3 + (bright ? 0.7 : 0);
         }
       }
@@ -73,7 +73,7 @@ function expectSameParams(a: Map<string, Float32Array>, b: Map<string, Float32Ar
   for (const [name, v] of a) {
     const w = b.get(name)!;
     let diff = -1;
-    for (let i = 0; i < v.length; i++) if (!Object.is(v[i], w[i])) (diff = i), (i = v.length);
+    for (let i = 0; i < v.length; i++) if (!Object.is(v[i], w[i])) ((diff = i), (i = v.length));
     if (diff >= 0) throw new Error(`${name}[${diff}]: ${v[diff]} vs ${w[diff]}`);
   }
 }
@@ -242,7 +242,13 @@ describe('Trainer.fit', () => {
         allocations.push(allocationStats().allocations);
       },
     };
-    await new Trainer(model, { compile: SGD, progress: 'none' }).fit(train, { epochs: 2, batchSize: 16, seed: 3, augment: { padding: 2, flip: true }, callbacks: [probe] });
+    await new Trainer(model, { compile: SGD, progress: 'none' }).fit(train, {
+      epochs: 2,
+      batchSize: 16,
+      seed: 3,
+      augment: { padding: 2, flip: true },
+      callbacks: [probe],
+    });
     // When step k (1-based) is reported, the fill of batch k+1 has already been issued.
     expect(fillsAtBatchEnd).toEqual([2, 3, 4, 5, 6, 7, 8, 8, 10, 11, 12, 13, 14, 15, 16, 16]);
     // After the first steps (plan compiled, optimizer state allocated) nothing is allocated.
@@ -320,7 +326,13 @@ describe('Trainer.fit', () => {
       ...fitOptions,
       callbacks: [checkpoint({ dir: runDir, saveBest: 'valAccuracy', everyEpoch: true })],
     });
-    expect((await readdir(runDir)).sort()).toEqual(['best.safetensors', 'epoch-1.safetensors', 'epoch-2.safetensors', 'epoch-3.safetensors', 'model.safetensors']);
+    expect((await readdir(runDir)).sort()).toEqual([
+      'best.safetensors',
+      'epoch-1.safetensors',
+      'epoch-2.safetensors',
+      'epoch-3.safetensors',
+      'model.safetensors',
+    ]);
 
     // A different initialisation: everything must come from the checkpoint.
     const b = tinyModel(99, { classes: CLASSES, side: SIDE });
@@ -343,7 +355,9 @@ describe('Trainer.fit', () => {
     // A checkpoint of another architecture is refused before anything is changed.
     const other = tinyModel(5, { classes: 10, side: SIDE });
     const before = params(other);
-    await expect(new Trainer(other, { compile: SGD, progress: 'none' }).fit(train, { ...fitOptions, resumeFrom: join(runDir, 'epoch-1.safetensors') })).rejects.toMatchObject({
+    await expect(
+      new Trainer(other, { compile: SGD, progress: 'none' }).fit(train, { ...fitOptions, resumeFrom: join(runDir, 'epoch-1.safetensors') }),
+    ).rejects.toMatchObject({
       code: 'E_SHAPE',
       message: expect.stringMatching(/does not match the model being trained/),
     });
@@ -355,10 +369,17 @@ describe('Trainer.fit', () => {
     const chunks: string[] = [];
     const tty = { isTTY: true, columns: 120, write: (s: string) => void chunks.push(s) };
     const model = tinyModel(7, { classes: CLASSES, side: SIDE });
-    await new Trainer(model, { compile: SGD, progressStream: tty }).fit(patternDataset(64, 10), { epochs: 2, batchSize: 16, validation: patternDataset(12, 11), seed: 1 });
+    await new Trainer(model, { compile: SGD, progressStream: tty }).fit(patternDataset(64, 10), {
+      epochs: 2,
+      batchSize: 16,
+      validation: patternDataset(12, 11),
+      seed: 1,
+    });
     const out = chunks.join('');
     expect(out).toMatch(/\repoch 1\/2 \[=+>? *\]\s+\d\/4  loss \d\.\d{4}  acc \d\.\d{4}  [\d.]+ img\/s  ETA \d+:\d\d/);
-    expect(out).toMatch(/epoch 2\/2  loss \d\.\d{4}  acc \d\.\d{4}  top5 \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}  val_top5 \d\.\d{4}  lr 0\.05  [\d.]+ img\/s  [\d.]+s\n/);
+    expect(out).toMatch(
+      /epoch 2\/2  loss \d\.\d{4}  acc \d\.\d{4}  top5 \d\.\d{4}  val_loss \d\.\d{4}  val_acc \d\.\d{4}  val_top5 \d\.\d{4}  lr 0\.05  [\d.]+ img\/s  [\d.]+s\n/,
+    );
 
     const lines: string[] = [];
     const file = { isTTY: false, write: (s: string) => void lines.push(s) };
@@ -383,8 +404,12 @@ describe('Trainer.fit', () => {
     await expect(trainer.fit(train, { epochs: 0, batchSize: 8 })).rejects.toThrow(/epochs must be an integer/);
     const grey = { ...patternDataset(16, 1), imageShape: [8, 8, 1] as const };
     await expect(trainer.fit(grey, { epochs: 1, batchSize: 8 })).rejects.toThrow(/1-channel images .* takes 3 channels/);
-    await expect(trainer.fit(train, { epochs: 1, batchSize: 8, augment: { mean: [0, 0] } })).rejects.toThrow(/mean must be a number or an array of 3 numbers/);
-    await expect(trainer.fit(train, { epochs: 1, batchSize: 8, resumeFrom: join(dir, 'missing.safetensors') })).rejects.toMatchObject({ code: 'E_IO' });
+    await expect(trainer.fit(train, { epochs: 1, batchSize: 8, augment: { mean: [0, 0] } })).rejects.toThrow(
+      /mean must be a number or an array of 3 numbers/,
+    );
+    await expect(trainer.fit(train, { epochs: 1, batchSize: 8, resumeFrom: join(dir, 'missing.safetensors') })).rejects.toMatchObject({
+      code: 'E_IO',
+    });
     expect(() => new Trainer(model, { progress: 'fancy' as never })).toThrow(/progress must be/);
     model.dispose();
   });
@@ -450,7 +475,10 @@ describe('metrics', () => {
     expect(result.accuracy).toBeCloseTo(ref.accuracy, 10);
     // Normalisation is applied: mean 1, std 2 equals feeding (x − 1) / 2.
     const shifted = await evaluateModel(model, ds, { batchSize: 100, mean: 1, std: 2 });
-    const xs = Tensor.fromArray(ds.images.map((v) => (v - 1) / 2), [70, SIDE, SIDE, 3]);
+    const xs = Tensor.fromArray(
+      ds.images.map((v) => (v - 1) / 2),
+      [70, SIDE, SIDE, 3],
+    );
     expect(shifted.loss).toBeCloseTo((await model.evaluate(xs, ds.labels)).loss, 4);
     const small = tinyModel(1, { classes: 4, side: SIDE });
     await expect(evaluateModel(small, ds)).rejects.toThrow(/has 6 classes but model .* has 4 outputs/);
