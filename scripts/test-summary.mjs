@@ -41,6 +41,12 @@ if (existsSync(asanPath)) {
   console.error(`no sanitizer test report at ${asanPath}: the ASan run did not finish`);
   all.failed += 1;
 }
+// .ci/run's lint and format checks (RESNET_CHECKS_FAILED: how many failed) count as failures too.
+const checksFailed = Number(process.env.RESNET_CHECKS_FAILED ?? 0) || 0;
+if (checksFailed > 0) {
+  console.log(`lint / format checks: ${checksFailed} failed (see their output above)`);
+  all.failed += checksFailed;
+}
 // CI reads the last line, exactly `N passed, N failed`; skipped tests (each prints its reason) come before it.
 if (all.skipped) console.log(`${all.skipped} skipped (reasons printed by the tests)`);
 console.log(`${all.passed} passed, ${all.failed} failed`);

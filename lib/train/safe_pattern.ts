@@ -15,7 +15,7 @@
 // Refused: backreferences (\1, \k<name>), lookaround ((?=, (?!, (?<=, (?<!), Unicode mode (u, v),
 // \p{…}, legacy octal escapes, letter escapes JavaScript reads as the bare letter (\a, \e, …),
 // and patterns past the size limits below. Within the subset the answer is exactly RegExp.test's
-// (test/param_groups.test.ts checks that against RegExp on a seeded random corpus).
+// (test/train/param_groups.test.ts checks that against RegExp on a seeded random corpus).
 
 /** Longest pattern source accepted. */
 export const MAX_PATTERN_LENGTH = 256;
