@@ -198,6 +198,11 @@ function buildStages(
   return x;
 }
 
+/**
+ * Options → spec: every option is read and checked here, in the order the error messages promise
+ * (the tests pin that order), then the stem, the stages and the head are built by the helpers
+ * above. Long because it is one flat list of option reads, not because it branches.
+ */
 export function build(options: ResNetOptions, fn: string): ModelSpec {
   if (!isPlainObject(options)) validate.invalid(options, fn, 'options', 'an object');
   const o = options as unknown as Record<string, unknown>;
