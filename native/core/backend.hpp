@@ -51,7 +51,7 @@ struct ParamSlice {
   float lr = 0.0f, weight_decay = 0.0f;
 };
 
-// What Backend::sgd_update_all / adamw_update_all return when they applied the update (else
+// What OptimizerKernels::sgd_update_all / adamw_update_all return when they applied the update (else
 // the index of the slice whose update would not have been finite).
 constexpr int64_t kUpdateApplied = -1;
 
@@ -74,83 +74,57 @@ struct StepOutcome {
   int64_t nonfinite_update = kUpdateApplied;
 };
 
-// The work of one captured step (Backend::run_captured).
+// The work of one captured step (StepCapture::run_captured).
 using StepRecording = FunctionRef<void()>;
 
-class Backend {
- public:
-  virtual ~Backend() = default;
-  virtual const char* name() const = 0;
+// A backend is a handful of small interfaces, one per role (in the spirit of ggml's
+// backend interfaces): device memory, the kernels by family, and an optional step capture.
+// The CPU backends share native/cpu/host_backend.hpp, which supplies host memory and the
+// kernels the two kernel sets have in common.
 
-  // Memory. The CPU backend works in host memory; a device backend keeps parameters,
-  // gradients, plan arenas and optimizer state in its own memory, and the core moves
-  // data across only through upload / download.
-  virtual bool is_device() const { return false; }
+// Memory, transfers and precision. The CPU works in host memory; a device backend keeps
+// parameters, gradients, plan arenas and optimizer state in its own memory, and the core
+// moves data across only through upload / download.
+class DeviceMemory {
+ public:
+  virtual ~DeviceMemory() = default;
+  virtual bool is_device() const = 0;
   // 'cpu', or 'cuda:N' for a GPU backend (names a tensor's or model's device in messages).
-  virtual std::string device_name() const { return "cpu"; }
-  virtual float* allocate(int64_t count, const std::string& what) { return allocate_floats(count, what); }
-  virtual void release(float* p) { free_floats(p); }
-  virtual void upload(void* dst, const void* host_src, int64_t bytes) {
-    if (bytes > 0) std::memcpy(dst, host_src, static_cast<size_t>(bytes));
-  }
+  virtual std::string device_name() const = 0;
+  virtual float* allocate(int64_t count, const std::string& what) = 0;
+  virtual void release(float* p) = 0;
+  virtual void upload(void* dst, const void* host_src, int64_t bytes) = 0;
   // An input's upload (Tensor.to('cuda')) that needs no BackendCall: it is safe while another
   // thread runs a call on this backend, and a device backend may run it asynchronously on a
   // copy stream, overlapping that call. Every network call that begins afterwards, on any
   // backend of the same device, sees the data. `host_src` may be reused once it returns.
-  virtual void upload_input(void* dst, const void* host_src, int64_t bytes) { upload(dst, host_src, bytes); }
-  virtual void download(void* host_dst, const void* src, int64_t bytes) {
-    if (bytes > 0) std::memcpy(host_dst, src, static_cast<size_t>(bytes));
-  }
-  virtual void fill_zero(float* p, int64_t count) {
-    if (count > 0) std::memset(p, 0, static_cast<size_t>(count) * sizeof(float));
-  }
+  virtual void upload_input(void* dst, const void* host_src, int64_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, int64_t bytes) = 0;
+  virtual void fill_zero(float* p, int64_t count) = 0;
+  // Device to device, in bytes (a resident input into a plan's own input slot).
+  virtual void copy_device(void* dst, const void* src, int64_t bytes) = 0;
+
   // Activations and their gradients are stored in this many bytes per element: 4 (fp32), or
   // 2 for a device backend in mixed precision (fp16 / bf16). Everything else — parameters,
   // their gradients, batch statistics, optimizer state, the host's images — stays fp32, and
   // every kernel computes in fp32. Activation buffers are passed as float* all the same
   // (the plan only sizes them); the backend reads them in its activation type.
-  virtual int activation_bytes() const { return 4; }
+  virtual int activation_bytes() const = 0;
   // 'fp32', 'fp16' or 'bf16': the activation type's name.
-  virtual const char* precision() const { return "fp32"; }
+  virtual const char* precision() const = 0;
   // Floats of arena an activation of `count` elements takes.
   int64_t activation_floats(int64_t count) const { return (count * activation_bytes() + 3) / 4; }
   // fp32 values (the images) into the activation type, and activations back to fp32 (logits,
   // diagnosis). In fp32 both are copies.
-  virtual void to_activation(int64_t count, const float* src, float* dst) { copy(count, src, dst); }
-  virtual void activation_to_float(int64_t count, const float* src, float* dst) { copy(count, src, dst); }
-  // Device to device, in bytes (a resident input into a plan's own input slot).
-  virtual void copy_device(void* dst, const void* src, int64_t bytes) {
-    if (bytes > 0 && dst != src) std::memcpy(dst, src, static_cast<size_t>(bytes));
-  }
+  virtual void to_activation(int64_t count, const float* src, float* dst) = 0;
+  virtual void activation_to_float(int64_t count, const float* src, float* dst) = 0;
+};
 
-  // Captured training steps (CUDA graphs; see Network::train_step_captured). A backend that
-  // captures runs a step as: host stages the inputs → set_step_inputs → run_captured(key,
-  // version, record) → step_outcome. The first run of a key (or of a new version: something
-  // the capture baked in changed) captures what `record` queues and replays it; later runs only
-  // replay. While recording, softmax_cross_entropy and sum_of_squares leave their results on
-  // the device (returning NaN), finish_gradients unscales and clips there, and the optimizer and
-  // running-statistics updates apply only when the loss and gradients are finite — all without
-  // a host round trip; step_outcome reads the results back once.
-  virtual bool captures_steps() const { return false; }
-  virtual void set_step_inputs(const StepInputs&) {}
-  virtual void run_captured(const void* key, uint64_t version, const StepRecording& record) {
-    (void)key, (void)version;
-    record();
-  }
-  virtual void finish_gradients(int64_t count, float* grads) { (void)count, (void)grads; }
-  // The optimizer's parameter table for the next replay (the learning rates change per step).
-  virtual void stage_param_table(const std::vector<ParamSlice>& slices) { (void)slices; }
-  virtual StepOutcome step_outcome() { return {}; }
-  // Forget the captures of `key` (a plan about to be destroyed).
-  virtual void drop_captures(const void* key) { (void)key; }
-
-  // Called at the start of every network call, on the thread that runs it (the CUDA
-  // backend makes its device current there), and at its end (waits for queued work).
-  virtual void begin_call() {}
-  virtual void end_call() {}
-
-  // Convolution. With `mean`/`var` set, the forward also computes the per-channel batch
-  // statistics of its output (the conv → batch-norm fusion).
+// Convolution. With `mean`/`var` set, the forward also computes the per-channel batch
+// statistics of its output (the conv → batch-norm fusion).
+class ConvKernels {
+ public:
+  virtual ~ConvKernels() = default;
   virtual int64_t conv2d_scratch_floats(const Conv2dGeometry& g) const = 0;
   virtual void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
                               float* mean, float* var, float* scratch) = 0;
@@ -159,8 +133,12 @@ class Backend {
   // dw always; db when non-null.
   virtual void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                                       float* scratch) = 0;
+};
 
-  // Batch-norm: y = [relu]((x - mean) / sqrt(var + eps) · gamma + beta [+ skip]).
+// Batch-norm: y = [relu]((x - mean) / sqrt(var + eps) · gamma + beta [+ skip]).
+class BatchNormKernels {
+ public:
+  virtual ~BatchNormKernels() = default;
   virtual int64_t channel_scratch_floats(int64_t channels) const = 0;
   virtual void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var,
                                      float* scratch) = 0;
@@ -173,15 +151,13 @@ class Backend {
   virtual void batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y, bool relu,
                                    const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta,
                                    float* scratch) = 0;
+};
 
-  // Element-wise.
-  virtual void relu_forward(int64_t count, const float* x, float* y) = 0;
-  virtual void relu_backward_from_output(int64_t count, const float* y, const float* dy, float* dx) = 0;
-  virtual void add_forward(int64_t count, const float* a, const float* b, bool relu, float* y) = 0;
-  virtual void accumulate(int64_t count, const float* x, float* y) = 0;  // y += x
-  virtual void copy(int64_t count, const float* x, float* y) = 0;
-
-  // Pools.
+// Pools, spatial zero padding [top, bottom, left, right], the CIFAR option-A shortcut, and
+// squeeze-and-excitation: the layers that move or gate values without a GEMM of their own.
+class SpatialKernels {
+ public:
+  virtual ~SpatialKernels() = default;
   virtual void max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) = 0;
   virtual void max_pool_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) = 0;
   virtual void avg_pool_forward(const Pool2dGeometry& g, const float* x, float* y) = 0;
@@ -189,13 +165,6 @@ class Backend {
   virtual void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) = 0;
   virtual void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) = 0;
 
-  // Dense [n, k] · [k, m] (+ bias). dx may be null (no input gradient wanted).
-  virtual void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* b,
-                             float* y) = 0;
-  virtual void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy,
-                              float* dx, float* dw, float* db) = 0;
-
-  // Spatial zero padding [top, bottom, left, right] and the CIFAR option-A shortcut.
   virtual void zero_pad_forward(const Shape& x_shape, const int64_t* pads, const float* x, float* y) = 0;
   virtual void zero_pad_backward(const Shape& x_shape, const int64_t* pads, const float* dy, float* dx) = 0;
   virtual void zero_pad_shortcut_forward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw,
@@ -207,6 +176,35 @@ class Backend {
   virtual void squeeze_excite_forward(const SqueezeExciteArgs& a, const float* x, float* y) = 0;
   virtual void squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx,
                                        float* dw1, float* db1, float* dw2, float* db2, float* scratch) = 0;
+};
+
+// Element-wise over `count` values.
+class ElementwiseKernels {
+ public:
+  virtual ~ElementwiseKernels() = default;
+  virtual void relu_forward(int64_t count, const float* x, float* y) = 0;
+  virtual void relu_backward_from_output(int64_t count, const float* y, const float* dy, float* dx) = 0;
+  virtual void add_forward(int64_t count, const float* a, const float* b, bool relu, float* y) = 0;
+  virtual void accumulate(int64_t count, const float* x, float* y) = 0;  // y += x
+  virtual void copy(int64_t count, const float* x, float* y) = 0;
+  virtual void scale(int64_t count, float factor, float* x) = 0;
+  virtual double sum_of_squares(int64_t count, const float* x) = 0;
+  // Whether every value is finite. Used only on the failure path (naming the first layer whose
+  // output went non-finite), so the host's loop is enough there.
+  virtual bool all_finite(int64_t count, const float* x) = 0;
+  // The same over activations (stored in the activation type).
+  virtual bool activations_finite(int64_t count, const float* x) = 0;
+};
+
+// Dense [n, k] · [k, m] (+ bias), and the classifier's loss.
+class DenseLossKernels {
+ public:
+  virtual ~DenseLossKernels() = default;
+  // dx may be null (no input gradient wanted).
+  virtual void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* b,
+                             float* y) = 0;
+  virtual void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy,
+                              float* dx, float* dw, float* db) = 0;
 
   // Mean softmax cross-entropy over the batch; `correct` counts argmax hits and `correct5`
   // labels ranked in the top five (ties counted in the label's favour). Backward writes
@@ -216,22 +214,14 @@ class Backend {
   virtual void softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
                                               float smoothing, float dloss, float* dlogits) = 0;
   virtual void softmax(int64_t n, int64_t classes, const float* logits, float* probs) = 0;
+};
 
-  // Whether every value is finite. Used only on the failure path (naming the first layer whose
-  // output went non-finite), so a host loop is enough; a device backend overrides it.
-  virtual bool all_finite(int64_t count, const float* x) {
-    for (int64_t i = 0; i < count; ++i) {
-      if (!std::isfinite(x[i])) return false;
-    }
-    return true;
-  }
-  // The same over activations (stored in the activation type).
-  virtual bool activations_finite(int64_t count, const float* x) { return all_finite(count, x); }
-  // Optimizers, in place over one parameter tensor and its state. *_update_finite: whether
-  // that update would leave every new parameter and state value finite (reads only, the same
-  // arithmetic as the update).
-  virtual double sum_of_squares(int64_t count, const float* x) = 0;
-  virtual void scale(int64_t count, float factor, float* x) = 0;
+// Optimizers, in place over one parameter tensor and its state. *_update_finite: whether
+// that update would leave every new parameter and state value finite (reads only, the same
+// arithmetic as the update).
+class OptimizerKernels {
+ public:
+  virtual ~OptimizerKernels() = default;
   virtual void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) = 0;
   virtual void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m,
                             float* v) = 0;
@@ -244,37 +234,55 @@ class Backend {
   // it 0/0 (AdamW's eps = 0 over a zero second moment), and one non-finite weight poisons every
   // later step. Returns kUpdateApplied, or — having written nothing — the index of the first
   // slice whose update would not be finite. A device backend does this in two launches (check,
-  // then update); the default checks every slice, then writes them. In a captured step the
-  // check vetoes the update on the device, and step_outcome reports the slice.
+  // then update); the host checks every slice, then writes them. In a captured step the
+  // check vetoes the update on the device, and StepCapture::step_outcome reports the slice.
   virtual int64_t sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
-                                 float* momentum) {
-    auto buf = [&](const ParamSlice& p) { return momentum ? momentum + p.offset : nullptr; };
-    for (size_t i = 0; i < slices.size(); ++i) {
-      const ParamSlice& p = slices[i];
-      a.lr = p.lr, a.weight_decay = p.weight_decay;
-      if (!sgd_update_finite(p.numel, a, params + p.offset, grads + p.offset, buf(p))) return static_cast<int64_t>(i);
-    }
-    for (const ParamSlice& p : slices) {
-      a.lr = p.lr, a.weight_decay = p.weight_decay;
-      sgd_update(p.numel, a, params + p.offset, grads + p.offset, buf(p));
-    }
-    return kUpdateApplied;
-  }
+                                 float* momentum) = 0;
   virtual int64_t adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params,
-                                   const float* grads, float* m, float* v) {
-    for (size_t i = 0; i < slices.size(); ++i) {
-      const ParamSlice& p = slices[i];
-      a.lr = p.lr, a.weight_decay = p.weight_decay;
-      const int64_t o = p.offset;
-      if (!adamw_update_finite(p.numel, a, params + o, grads + o, m + o, v + o)) return static_cast<int64_t>(i);
-    }
-    for (const ParamSlice& p : slices) {
-      a.lr = p.lr, a.weight_decay = p.weight_decay;
-      const int64_t o = p.offset;
-      adamw_update(p.numel, a, params + o, grads + o, m + o, v + o);
-    }
-    return kUpdateApplied;
-  }
+                                   const float* grads, float* m, float* v) = 0;
+};
+
+// Every kernel family the plan runs.
+class Kernels : public ConvKernels,
+                public BatchNormKernels,
+                public SpatialKernels,
+                public ElementwiseKernels,
+                public DenseLossKernels,
+                public OptimizerKernels {};
+
+// Optional: captured training steps (CUDA graphs; see Network::train_step_captured). A
+// backend that captures runs a step as: host stages the inputs → set_step_inputs →
+// run_captured(key, version, record) → step_outcome. The first run of a key (or of a new
+// version: something the capture baked in changed) captures what `record` queues and replays
+// it; later runs only replay. While recording, softmax_cross_entropy and sum_of_squares leave
+// their results on the device (returning NaN), finish_gradients unscales and clips there, and
+// the optimizer and running-statistics updates apply only when the loss and gradients are
+// finite — all without a host round trip; step_outcome reads the results back once.
+class StepCapture {
+ public:
+  virtual ~StepCapture() = default;
+  virtual void set_step_inputs(const StepInputs& inputs) = 0;
+  virtual void run_captured(const void* key, uint64_t version, const StepRecording& record) = 0;
+  virtual void finish_gradients(int64_t count, float* grads) = 0;
+  // The optimizer's parameter table for the next replay (the learning rates change per step).
+  virtual void stage_param_table(const std::vector<ParamSlice>& slices) = 0;
+  virtual StepOutcome step_outcome() = 0;
+  // Forget the captures of `key` (a plan about to be destroyed).
+  virtual void drop_captures(const void* key) = 0;
+};
+
+class Backend : public DeviceMemory, public Kernels {
+ public:
+  ~Backend() override = default;
+  virtual const char* name() const = 0;
+
+  // Called at the start of every network call, on the thread that runs it (the CUDA
+  // backend makes its device current there), and at its end (waits for queued work).
+  virtual void begin_call() = 0;
+  virtual void end_call() = 0;
+
+  // Optional: the step capture, or null (the CPU) when steps run as plain calls.
+  virtual StepCapture* step_capture() { return nullptr; }
 };
 
 // Brackets one call that uses a backend (begin_call / end_call): the CUDA backend makes its

@@ -1,6 +1,7 @@
 // The C entry points the CUDA plugin (libresnet_cuda.so) exports, and the one the core
-// (device.cpp) calls after dlopen. Bump kCudaPluginAbi whenever Backend or these change:
-// an addon never talks to a plugin built against another layout.
+// (device.cpp) calls after dlopen. Bump kCudaPluginAbi whenever Backend (or any interface it
+// is made of, backend.hpp) or these change: an addon never talks to a plugin built against
+// another layout.
 #pragma once
 
 #include <cstddef>
@@ -12,7 +13,8 @@ class Backend;
 
 namespace rn::cuda_abi {
 
-constexpr int kCudaPluginAbi = 2;
+// 3: Backend split by role (DeviceMemory, the kernel families, the optional StepCapture).
+constexpr int kCudaPluginAbi = 3;
 
 // Bits 1-2 of rn_cuda_create_backend's options.
 enum class Precision : unsigned { Fp32 = 0, Fp16 = 1, Bf16 = 2 };

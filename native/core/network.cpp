@@ -259,7 +259,7 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
   check_labels(labels, count, images.dim(0), "trainStep");
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
-  if (backend_.captures_steps()) return train_step_captured(plan, images, labels, count);
+  if (StepCapture* capture = backend_.step_capture()) return train_step_captured(*capture, plan, images, labels, count);
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, label_smoothing_);
@@ -287,14 +287,15 @@ StepResult Network::train_step(const Tensor& images, const int32_t* labels, int6
 // inputs are staged at fixed addresses first, the recorded work decides on the device whether
 // the update applies (finite loss and gradients), and the host reads the outcome once at the
 // end and then makes the same decisions train_step makes, in the same order.
-StepResult Network::train_step_captured(Plan& plan, const Tensor& images, const int32_t* labels, int64_t count) {
+StepResult Network::train_step_captured(StepCapture& capture, Plan& plan, const Tensor& images, const int32_t* labels,
+                                        int64_t count) {
   ParamBuffers p = buffers();
   const float* input = plan.stage_input(images.data(), images.device() != nullptr);
   const int32_t* staged_labels = plan.stage_labels(labels);
   const float loss_scale = scaler_.scale();
-  StepInputs inputs = optimizer_->captured_inputs(1.0f / loss_scale);
+  StepInputs inputs = optimizer_->captured_inputs(capture, 1.0f / loss_scale);
   inputs.overflow_skips = scaler_.can_skip();
-  backend_.set_step_inputs(inputs);
+  capture.set_step_inputs(inputs);
   // What the capture bakes in: the loss scale (backward's first factor), SGD's first step, and
   // the optimizer and its settings (the generation).
   uint32_t scale_bits = 0;
@@ -304,11 +305,11 @@ StepResult Network::train_step_captured(Plan& plan, const Tensor& images, const 
     plan.forward(input, p, true);
     plan.loss(staged_labels, label_smoothing_);
     plan.backward(staged_labels, label_smoothing_, p, loss_scale);
-    optimizer_->record_captured(p.params, p.grads);
+    optimizer_->record_captured(capture, p.params, p.grads);
     plan.update_running_statistics(p);
   };
-  backend_.run_captured(&plan, version, record);
-  const StepOutcome out = backend_.step_outcome();
+  capture.run_captured(&plan, version, record);
+  const StepOutcome out = capture.step_outcome();
   if (!std::isfinite(out.loss)) fail_nonfinite_loss(spec_, plan, images, out.loss);
   const double norm = std::sqrt(out.grad_sum_of_squares) / loss_scale;
   // The device vetoed a non-finite update, and the running statistics with it, as train_step.

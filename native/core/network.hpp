@@ -96,7 +96,8 @@ class Network {
 
  private:
   Plan& plan_for(const Shape& input, PlanMode mode);
-  StepResult train_step_captured(Plan& plan, const Tensor& images, const int32_t* labels, int64_t count);
+  StepResult train_step_captured(StepCapture& capture, Plan& plan, const Tensor& images, const int32_t* labels,
+                                 int64_t count);
   // The loss scaler's decision on a step's gradients (true: apply the update; false: an fp16
   // overflow, skipped); E_NAN when they are not finite and cannot be skipped.
   bool gradients_apply(double norm);

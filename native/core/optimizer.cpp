@@ -99,7 +99,7 @@ int64_t Optimizer::update(float* params, float* grads, int64_t step) {
   return backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
 }
 
-StepInputs Optimizer::captured_inputs(float inv_loss_scale) {
+StepInputs Optimizer::captured_inputs(StepCapture& capture, float inv_loss_scale) {
   StepInputs in;
   in.loss_scale = 1.0f / inv_loss_scale;
   in.inv_loss_scale = inv_loss_scale;
@@ -108,13 +108,13 @@ StepInputs Optimizer::captured_inputs(float inv_loss_scale) {
   in.adam_c1 = 1.0 - std::pow(double(config_.beta1), step);
   in.adam_c2 = 1.0 - std::pow(double(config_.beta2), step);
   slices();  // this step's learning rates, uploaded by the backend before the replay
-  backend_.stage_param_table(slices_);
+  capture.stage_param_table(slices_);
   return in;
 }
 
-void Optimizer::record_captured(float* params, float* grads) {
+void Optimizer::record_captured(StepCapture& capture, float* params, float* grads) {
   backend_.sum_of_squares(trainable_floats_, grads);  // stays on the device
-  backend_.finish_gradients(trainable_floats_, grads);
+  capture.finish_gradients(trainable_floats_, grads);
   update(params, grads, steps_ + 1);  // the device reads this step's bias corrections and vetoes a non-finite update
 }
 

@@ -53,7 +53,7 @@ class Optimizer {
   // unscaling and the clipping are one pass. fail_non_finite is the E_NAN of a step whose
   // gradients are not finite (nothing updated).
   double gradient_norm(const float* grads);
-  // All or nothing (Backend::sgd_update_all): when any new parameter or state value would not be
+  // All or nothing (OptimizerKernels::sgd_update_all): when any new parameter or state value would not be
   // finite, nothing is written, the step is not counted, and it fails with
   // fail_non_finite_update's E_NAN.
   void apply(float* params, float* grads, double norm, float grad_scale);
@@ -61,15 +61,15 @@ class Optimizer {
   // E_NAN naming the parameter (trainable index `slice`) whose update was refused.
   [[noreturn]] void fail_non_finite_update(int64_t slice) const;
 
-  // A captured step (Backend::captures_steps; network.cpp). Before the replay: the per-step
+  // A captured step (Backend::step_capture; network.cpp). Before the replay: the per-step
   // values the device reads (bias corrections, clipping) and the parameter table, uploaded
   // outside the capture; `first_step` is baked into the capture (SGD's buffer starts as the
   // first gradient), so it belongs to the capture's version. Inside the recording: the norm,
   // the unscale + clip and the update, applied by the device only to a finite step. After it:
   // count_step once the host knows the step was applied.
-  StepInputs captured_inputs(float inv_loss_scale);
+  StepInputs captured_inputs(StepCapture& capture, float inv_loss_scale);
   bool next_is_first_step() const { return steps_ == 0; }
-  void record_captured(float* params, float* grads);
+  void record_captured(StepCapture& capture, float* params, float* grads);
   void count_step() { ++steps_; }
 
  private:

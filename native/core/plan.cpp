@@ -257,13 +257,13 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
     const Layer& l = spec.layers[i];
     const int li = static_cast<int>(i);
     Step s;
+    s.type = l.type;
     s.layer = li;
     s.in = l.inputs[0];
     s.out = li + 1;
     const Shape& x = shapes[static_cast<size_t>(s.in)];
     switch (l.type) {
       case LayerType::Conv2d: {
-        s.kind = Kind::Conv;
         Shape w{l.kh, l.kw, x[3] / l.groups, l.filters};
         s.conv = conv2d_geometry(x, w, l.groups, l.window, "conv2d layer '" + l.name + "'");
         s.w = layer_params.find(li, ParamRole::Weight)->offset;
@@ -271,7 +271,6 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
         break;
       }
       case LayerType::BatchNorm: {
-        s.kind = Kind::BatchNorm;
         s.epsilon = l.epsilon;
         s.momentum = l.momentum;
         s.w = layer_params.find(li, ParamRole::Gamma)->offset;
@@ -300,7 +299,7 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
         // conv → BN statistics: the conv producing our input computes them if we are its only user.
         if (mode_.batch_stats && s.in > 0 && layer_consumers[static_cast<size_t>(s.in)].size() == 1) {
           const int producer = step_of_layer[static_cast<size_t>(s.in - 1)];
-          if (producer >= 0 && steps_[static_cast<size_t>(producer)].kind == Kind::Conv &&
+          if (producer >= 0 && steps_[static_cast<size_t>(producer)].type == LayerType::Conv2d &&
               steps_[static_cast<size_t>(producer)].out == s.in) {
             s.stats_in_conv = true;
             steps_[static_cast<size_t>(producer)].stats_step = static_cast<int>(steps_.size());
@@ -309,10 +308,8 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
         break;
       }
       case LayerType::Relu:
-        s.kind = Kind::Relu;
         break;
       case LayerType::Add:
-        s.kind = Kind::Add;
         s.in2 = l.inputs[1];
         if (int r = single_consumer(li + 1, LayerType::Relu); r >= 0) {
           s.relu = true;
@@ -322,26 +319,20 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
         break;
       case LayerType::MaxPool:
       case LayerType::AvgPool:
-        s.kind = l.type == LayerType::MaxPool ? Kind::MaxPool : Kind::AvgPool;
         s.pool = pool2d_geometry(x, l.kh, l.kw, l.window, std::string(layer_type_name(l.type)) + " layer '" + l.name + "'");
         break;
       case LayerType::GlobalAvgPool:
-        s.kind = Kind::GlobalAvgPool;
         break;
       case LayerType::Flatten:
-        s.kind = Kind::Flatten;
         break;
       case LayerType::Dense:
-        s.kind = Kind::Dense;
         s.w = layer_params.find(li, ParamRole::Weight)->offset;
         if (const ParamInfo* b = layer_params.find(li, ParamRole::Bias)) s.b = b->offset;
         break;
       case LayerType::ZeroPad:
-        s.kind = Kind::ZeroPad;
         s.pads = l.pads;
         break;
       case LayerType::SqueezeExcite:
-        s.kind = Kind::SqueezeExcite;
         s.hidden = l.units;
         s.w = layer_params.find(li, ParamRole::Weight, 1)->offset;
         s.b = layer_params.find(li, ParamRole::Bias, 1)->offset;
@@ -349,7 +340,6 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
         s.b2 = layer_params.find(li, ParamRole::Bias, 2)->offset;
         break;
       case LayerType::ZeroPadShortcut:
-        s.kind = Kind::ZeroPadShortcut;
         s.sh = l.window.stride_h;
         s.sw = l.window.stride_w;
         break;
@@ -414,11 +404,11 @@ void Plan::plan_memory(int64_t memory_budget) {
     const Value& x = values_[static_cast<size_t>(s.in)];
     const int64_t t = static_cast<int64_t>(si);
     const int64_t c = x.shape.back();
-    switch (s.kind) {
-      case Kind::Conv:
+    switch (s.type) {
+      case LayerType::Conv2d:
         scratch = std::max(scratch, backend_.conv2d_scratch_floats(s.conv));
         break;
-      case Kind::BatchNorm:
+      case LayerType::BatchNorm:
         scratch = std::max(scratch, backend_.channel_scratch_floats(c));
         if (mode_.batch_stats) {
           stats[si] = {aligned(2 * c), std::min<int64_t>(t, s.stats_in_conv ? t - 1 : t), end_of_step};
@@ -426,7 +416,7 @@ void Plan::plan_memory(int64_t memory_budget) {
           items.push_back(&stats[si]);
         }
         break;
-      case Kind::SqueezeExcite: {
+      case LayerType::SqueezeExcite: {
         const int64_t n = x.shape[0];
         aux[si] = {aligned(n * c) * 2 + aligned(n * s.hidden), t, mode_.backward ? end_of_step : t};
         items.push_back(&aux[si]);
@@ -452,7 +442,7 @@ void Plan::plan_memory(int64_t memory_budget) {
     // its input is reached, so every value names that owner directly (no chains to follow).
     for (size_t si = steps_.size(); si-- > 0;) {
       const Step& s = steps_[si];
-      if ((s.kind != Kind::BatchNorm && s.kind != Kind::Relu) || s.in == 0 || s.acc_in) continue;
+      if ((s.type != LayerType::BatchNorm && s.type != LayerType::Relu) || s.in == 0 || s.acc_in) continue;
       if (values_[static_cast<size_t>(s.in)].numel != values_[static_cast<size_t>(s.out)].numel) continue;
       const int owner = grad_owner[static_cast<size_t>(s.out)];
       const int root = owner >= 0 ? owner : s.out;
@@ -509,11 +499,11 @@ void Plan::plan_memory(int64_t memory_budget) {
   }
   for (size_t si = 0; si < steps_.size(); ++si) {
     Step& s = steps_[si];
-    if (s.kind == Kind::BatchNorm && mode_.batch_stats) {
+    if (s.type == LayerType::BatchNorm && mode_.batch_stats) {
       s.mean = stats[si].offset;
       s.var = s.mean + values_[static_cast<size_t>(s.in)].shape.back();
     }
-    if (s.kind == Kind::SqueezeExcite) s.aux = aux[si].offset;
+    if (s.type == LayerType::SqueezeExcite) s.aux = aux[si].offset;
   }
   scratch_ = scratch_iv.offset;
   scratch_floats_ = scratch;

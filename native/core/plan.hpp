@@ -47,7 +47,9 @@ class Plan {
   // no budget) when a layer's activations are absurd for its input (check_activation_growth).
   Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
        Backend& backend, int64_t memory_budget = kNoMemoryBudget);
-  ~Plan() { backend_.drop_captures(this); }
+  ~Plan() {
+    if (StepCapture* capture = backend_.step_capture()) capture->drop_captures(this);
+  }
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
@@ -90,10 +92,8 @@ class Plan {
   const int32_t* stage_labels(const int32_t* labels);
 
  private:
-  enum class Kind { Conv, BatchNorm, Relu, Add, MaxPool, AvgPool, GlobalAvgPool, Flatten, Dense, ZeroPad,
-                    SqueezeExcite, ZeroPadShortcut };
   struct Step {
-    Kind kind = Kind::Relu;
+    LayerType type = LayerType::Relu;  // of the graph layer it runs (fused layers ride along)
     int layer = 0;
     int in = -1, in2 = -1, out = -1;  // value ids; in2 = BN skip or the add's second operand
     bool relu = false;

@@ -41,8 +41,8 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
     const Value& yv = values_[static_cast<size_t>(s.out)];
     const float* x = act(s.in, input);
     float* y = act(s.out, input);
-    switch (s.kind) {
-      case Kind::Conv: {
+    switch (s.type) {
+      case LayerType::Conv2d: {
         float *mean = nullptr, *var = nullptr;
         if (s.stats_step >= 0) {
           const Step& bn = steps_[static_cast<size_t>(s.stats_step)];
@@ -53,7 +53,7 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
                                 scratch);
         break;
       }
-      case Kind::BatchNorm: {
+      case LayerType::BatchNorm: {
         const int64_t c = xv.shape.back();
         BatchNormArgs a;
         a.rows = xv.numel / c;
@@ -72,35 +72,35 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
         backend_.batch_norm_forward(a, x, s.in2 >= 0 ? act(s.in2, input) : nullptr, s.relu, y, scratch);
         break;
       }
-      case Kind::Relu:
+      case LayerType::Relu:
         backend_.relu_forward(yv.numel, x, y);
         break;
-      case Kind::Add:
+      case LayerType::Add:
         backend_.add_forward(yv.numel, x, act(s.in2, input), s.relu, y);
         break;
-      case Kind::MaxPool:
+      case LayerType::MaxPool:
         backend_.max_pool_forward(s.pool, x, y);
         break;
-      case Kind::AvgPool:
+      case LayerType::AvgPool:
         backend_.avg_pool_forward(s.pool, x, y);
         break;
-      case Kind::GlobalAvgPool:
+      case LayerType::GlobalAvgPool:
         backend_.global_avg_pool_forward(xv.shape[0], xv.shape[1] * xv.shape[2], xv.shape[3], x, y);
         break;
-      case Kind::Flatten:
+      case LayerType::Flatten:
         backend_.copy(yv.numel, x, y);
         break;
-      case Kind::Dense:
+      case LayerType::Dense:
         backend_.dense_forward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w,
                                s.b >= 0 ? p.params + s.b : nullptr, y);
         break;
-      case Kind::ZeroPad:
+      case LayerType::ZeroPad:
         backend_.zero_pad_forward(xv.shape, s.pads.data(), x, y);
         break;
-      case Kind::ZeroPadShortcut:
+      case LayerType::ZeroPadShortcut:
         backend_.zero_pad_shortcut_forward(xv.shape, yv.shape, s.sh, s.sw, x, y);
         break;
-      case Kind::SqueezeExcite:
+      case LayerType::SqueezeExcite:
         backend_.squeeze_excite_forward(se_args(s, p), x, y);
         break;
     }
@@ -112,7 +112,7 @@ void Plan::update_running_statistics(ParamBuffers& p) {
   if (!mode_.batch_stats) return;
   float* arena = arena_.data();
   for (const Step& s : steps_) {
-    if (s.kind != Kind::BatchNorm) continue;
+    if (s.type != LayerType::BatchNorm) continue;
     const Value& xv = values_[static_cast<size_t>(s.in)];
     const int64_t c = xv.shape.back();
     backend_.batch_norm_update_running(xv.numel / c, c, arena + s.mean, arena + s.var, s.momentum, p.running + s.rmean,
@@ -154,12 +154,12 @@ void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, flo
     const float* y = act(s.out, input_);
     const float* dy = grad(s.out);
     float* dx = target(s.in, s.acc_in, acc_a_);
-    switch (s.kind) {
-      case Kind::Conv:
+    switch (s.type) {
+      case LayerType::Conv2d:
         if (dx) backend_.conv2d_backward_input(s.conv, dy, p.params + s.w, dx, scratch);
         backend_.conv2d_backward_weight(s.conv, x, dy, p.grads + s.w, s.b >= 0 ? p.grads + s.b : nullptr, scratch);
         break;
-      case Kind::BatchNorm: {
+      case LayerType::BatchNorm: {
         const int64_t c = xv.shape.back();
         BatchNormArgs a;
         a.rows = xv.numel / c;
@@ -177,10 +177,10 @@ void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, flo
         if (s.in2 >= 0) finish(s.in2, s.acc_in2, acc_b_);
         break;
       }
-      case Kind::Relu:
+      case LayerType::Relu:
         if (dx) backend_.relu_backward_from_output(yv.numel, y, dy, dx);
         break;
-      case Kind::Add: {
+      case LayerType::Add: {
         // Both operands receive the same gradient (past the ReLU when fused).
         float* first = dx ? dx : arena + acc_a_;
         if (s.relu) {
@@ -198,31 +198,31 @@ void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, flo
         }
         continue;  // finish(s.in) done above
       }
-      case Kind::MaxPool:
+      case LayerType::MaxPool:
         if (dx) backend_.max_pool_backward(s.pool, x, dy, dx);
         break;
-      case Kind::AvgPool:
+      case LayerType::AvgPool:
         if (dx) backend_.avg_pool_backward(s.pool, dy, dx);
         break;
-      case Kind::GlobalAvgPool:
+      case LayerType::GlobalAvgPool:
         if (dx) backend_.global_avg_pool_backward(xv.shape[0], xv.shape[1] * xv.shape[2], xv.shape[3], dy, dx);
         break;
-      case Kind::Flatten:
+      case LayerType::Flatten:
         if (dx) backend_.copy(xv.numel, dy, dx);
         break;
-      case Kind::Dense:
+      case LayerType::Dense:
         backend_.dense_backward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w, dy, dx, p.grads + s.w,
                                 s.b >= 0 ? p.grads + s.b : nullptr);
         break;
-      case Kind::ZeroPad:
+      case LayerType::ZeroPad:
         if (dx) backend_.zero_pad_backward(xv.shape, s.pads.data(), dy, dx);
         break;
-      case Kind::ZeroPadShortcut:
+      case LayerType::ZeroPadShortcut:
         if (dx) {
           backend_.zero_pad_shortcut_backward(xv.shape, yv.shape, s.sh, s.sw, dy, dx);
         }
         break;
-      case Kind::SqueezeExcite: {
+      case LayerType::SqueezeExcite: {
         float* dxs = dx ? dx : arena + acc_a_;
         backend_.squeeze_excite_backward(se_args(s, p), x, dy, dxs, p.grads + s.w, p.grads + s.b, p.grads + s.w2,
                                          p.grads + s.b2, scratch);

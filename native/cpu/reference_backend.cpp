@@ -1,21 +1,18 @@
 // The Backend interface over the reference kernels (native/cpu/reference): what
 // RESNET_KERNELS=reference runs, so whole models can be checked against the oracle with the
-// same plan. Plain loops; fusions are spelled out as their unfused steps. The few entries
-// with no reference kernel (zero padding, squeeze-excite, optimizers) are plain
-// element-wise loops already and reuse the engine's. Needs no scratch.
+// same plan. Plain loops; fusions are spelled out as their unfused steps. The entries with
+// no reference kernel (zero padding, squeeze-excite, softmax, optimizers) are plain loops
+// already and come with the pools from HostBackend (host_backend.hpp). Needs no scratch.
 #include <algorithm>
 
 #include "kernel_selection.hpp"
+#include "host_backend.hpp"
 #include "loss_kernels.hpp"
-#include "optimizer_kernels.hpp"
-#include "padding_kernels.hpp"
 #include "reference/batch_norm.hpp"
 #include "reference/conv2d.hpp"
 #include "reference/dense.hpp"
 #include "reference/elementwise.hpp"
-#include "reference/pool.hpp"
 #include "reference/softmax_cross_entropy.hpp"
-#include "squeeze_excite_kernels.hpp"
 
 namespace rn {
 namespace {
@@ -24,7 +21,7 @@ void relu_in_place(int64_t count, float* y) {
   for (int64_t i = 0; i < count; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
 }
 
-class ReferenceBackend final : public Backend {
+class ReferenceBackend final : public HostBackend {
  public:
   const char* name() const override { return "cpu-reference"; }
 
@@ -47,10 +44,6 @@ class ReferenceBackend final : public Backend {
   void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var,
                              float*) override {
     reference::batch_norm_statistics(rows, channels, x, mean, var);
-  }
-  void batch_norm_update_running(int64_t rows, int64_t channels, const float* mean, const float* var, float momentum,
-                                 float* running_mean, float* running_var) override {
-    reference::batch_norm_update_running(rows, channels, mean, var, momentum, running_mean, running_var);
   }
   void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
                           float*) override {
@@ -90,25 +83,6 @@ class ReferenceBackend final : public Backend {
   }
   void copy(int64_t count, const float* x, float* y) override { std::copy(x, x + count, y); }
 
-  void max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) override {
-    reference::max_pool_forward(g, x, y);
-  }
-  void max_pool_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) override {
-    reference::max_pool_backward(g, x, dy, dx);
-  }
-  void avg_pool_forward(const Pool2dGeometry& g, const float* x, float* y) override {
-    reference::avg_pool_forward(g, x, y);
-  }
-  void avg_pool_backward(const Pool2dGeometry& g, const float* dy, float* dx) override {
-    reference::avg_pool_backward(g, dy, dx);
-  }
-  void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) override {
-    reference::global_avg_pool_forward(n, hw, c, x, y);
-  }
-  void global_avg_pool_backward(int64_t n, int64_t hw, int64_t c, const float* dy, float* dx) override {
-    reference::global_avg_pool_backward(n, hw, c, dy, dx);
-  }
-
   void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* b,
                      float* y) override {
     reference::dense_forward(n, k, m, x, w, b, y);
@@ -116,29 +90,6 @@ class ReferenceBackend final : public Backend {
   void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy, float* dx,
                       float* dw, float* db) override {
     reference::dense_backward(n, k, m, x, w, dy, dx, dw, db);
-  }
-
-  void zero_pad_forward(const Shape& xs, const int64_t* pads, const float* x, float* y) override {
-    cpu::zero_pad_forward(xs, pads, x, y);
-  }
-  void zero_pad_backward(const Shape& xs, const int64_t* pads, const float* dy, float* dx) override {
-    cpu::zero_pad_backward(xs, pads, dy, dx);
-  }
-  void zero_pad_shortcut_forward(const Shape& xs, const Shape& ys, int64_t sh, int64_t sw, const float* x,
-                                 float* y) override {
-    cpu::zero_pad_shortcut_forward(xs, ys, sh, sw, x, y);
-  }
-  void zero_pad_shortcut_backward(const Shape& xs, const Shape& ys, int64_t sh, int64_t sw, const float* dy,
-                                  float* dx) override {
-    cpu::zero_pad_shortcut_backward(xs, ys, sh, sw, dy, dx);
-  }
-
-  void squeeze_excite_forward(const SqueezeExciteArgs& a, const float* x, float* y) override {
-    cpu::squeeze_excite_forward(a, x, y);
-  }
-  void squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx, float* dw1,
-                               float* db1, float* dw2, float* db2, float* scratch) override {
-    cpu::squeeze_excite_backward(a, x, dy, dx, dw1, db1, dw2, db2, scratch);
   }
 
   // The loss value from the reference; the hit counts from the engine's (they are counts,
@@ -152,9 +103,6 @@ class ReferenceBackend final : public Backend {
                                       float smoothing, float dloss, float* dlogits) override {
     reference::softmax_cross_entropy_backward(n, classes, logits, labels, smoothing, dloss, dlogits);
   }
-  void softmax(int64_t n, int64_t classes, const float* logits, float* probs) override {
-    cpu::softmax(n, classes, logits, probs);
-  }
 
   double sum_of_squares(int64_t count, const float* x) override {
     double s = 0.0;
@@ -163,20 +111,6 @@ class ReferenceBackend final : public Backend {
   }
   void scale(int64_t count, float factor, float* x) override {
     for (int64_t i = 0; i < count; ++i) x[i] *= factor;
-  }
-  void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) override {
-    cpu::sgd_update(count, a, param, grad, momentum_buf);
-  }
-  void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) override {
-    cpu::adamw_update(count, a, param, grad, m, v);
-  }
-  bool sgd_update_finite(int64_t count, const SgdArgs& a, const float* param, const float* grad,
-                         const float* momentum_buf) override {
-    return cpu::sgd_update_finite(count, a, param, grad, momentum_buf);
-  }
-  bool adamw_update_finite(int64_t count, const AdamArgs& a, const float* param, const float* grad, const float* m,
-                           const float* v) override {
-    return cpu::adamw_update_finite(count, a, param, grad, m, v);
   }
 };
 

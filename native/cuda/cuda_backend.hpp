@@ -24,7 +24,7 @@
 
 namespace rn::cuda {
 
-class CudaBackend final : public Backend {
+class CudaBackend final : public Backend, public StepCapture {
  public:
   CudaBackend(int ordinal, bool allow_tf32, cuda_abi::Precision precision);
   ~CudaBackend() override;
@@ -49,9 +49,9 @@ class CudaBackend final : public Backend {
   void end_call() override;
   void copy_device(void* dst, const void* src, int64_t bytes) override;
 
-  // Captured training steps: always the one-sync device path; a CUDA graph unless
-  // RESNET_CUDA_GRAPHS=0 or the profiler is on (its timing events would be captured too).
-  bool captures_steps() const override { return true; }
+  // Captured training steps (StepCapture): always the one-sync device path; a CUDA graph
+  // unless RESNET_CUDA_GRAPHS=0 or the profiler is on (its timing events would be captured too).
+  StepCapture* step_capture() override { return this; }
   void set_step_inputs(const StepInputs& inputs) override;
   void run_captured(const void* key, uint64_t version, const StepRecording& record) override;
   void finish_gradients(int64_t count, float* grads) override;
