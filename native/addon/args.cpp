@@ -23,9 +23,7 @@ Napi::Object object_arg(const Napi::Value& v, const std::string& op, const char*
   return v.As<Napi::Object>();
 }
 
-int64_t int_field(const Napi::Object& o, const char* key, const std::string& op) {
-  return to_int(o.Get(key), op, key);
-}
+int64_t int_field(const Napi::Object& o, const char* key, const std::string& op) { return to_int(o.Get(key), op, key); }
 
 double number_field(const Napi::Object& o, const char* key, const std::string& op) {
   Napi::Value v = o.Get(key);
@@ -59,7 +57,8 @@ Padding padding_field(const Napi::Object& o, const std::string& op) {
     } else if (s == "valid") {
       p.mode = PaddingMode::Valid;
     } else {
-      fail(ErrorCode::InvalidArgument, op + ": padding must be 'same', 'valid', a number or [top, bottom, left, right], got '" + s + "'");
+      fail(ErrorCode::InvalidArgument,
+           op + ": padding must be 'same', 'valid', a number or [top, bottom, left, right], got '" + s + "'");
     }
     return p;
   }

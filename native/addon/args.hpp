@@ -39,7 +39,8 @@ template <typename T, typename Use>
 decltype(auto) read_typed_array(const Napi::Value& v, const std::string& op, const std::string& what, Use&& use) {
   static_assert(std::is_same_v<T, float> || std::is_same_v<T, int32_t>);
   constexpr bool is_float = std::is_same_v<T, float>;
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != (is_float ? napi_float32_array : napi_int32_array)) {
+  if (!v.IsTypedArray() ||
+      v.As<Napi::TypedArray>().TypedArrayType() != (is_float ? napi_float32_array : napi_int32_array)) {
     fail(ErrorCode::InvalidDtype, op + ": " + what + (is_float ? " must be a Float32Array" : " must be an Int32Array"));
   }
   const auto array = v.As<Napi::TypedArrayOf<T>>();  // address and length as of now

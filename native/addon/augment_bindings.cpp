@@ -38,7 +38,8 @@ std::vector<float> channel_values(const Napi::Object& o, const char* key, int64_
     fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be an array of numbers");
   }
   Napi::Object arr = v.As<Napi::Object>();
-  const uint32_t n = v.IsArray() ? v.As<Napi::Array>().Length() : static_cast<uint32_t>(v.As<Napi::TypedArray>().ElementLength());
+  const uint32_t n =
+      v.IsArray() ? v.As<Napi::Array>().Length() : static_cast<uint32_t>(v.As<Napi::TypedArray>().ElementLength());
   if (static_cast<int64_t>(n) != channels) {
     fail(ErrorCode::InvalidShape, kOp + ": " + key + " has " + std::to_string(n) + " values but the images have " +
                                       std::to_string(channels) + " channels");
@@ -120,7 +121,8 @@ Napi::Value augment_batch(const Napi::CallbackInfo& info) {
 
     // dst is a shared reference, so dispose() meanwhile cannot free it; the caller must not
     // use dst until the promise settles.
-    auto channel = std::make_shared<std::pair<std::vector<float>, std::vector<float>>>(std::move(mean), std::move(stdev));
+    auto channel =
+        std::make_shared<std::pair<std::vector<float>, std::vector<float>>>(std::move(mean), std::move(stdev));
     return AsyncOp::queue(
         env, "resnet-native:augmentBatch",
         [src, dst, p, channel]() mutable {

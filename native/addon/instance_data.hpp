@@ -6,7 +6,7 @@
 namespace rn::addon {
 
 struct InstanceData {
-  Napi::FunctionReference error_class;  // lib's ResNetError, set once by setErrorClass()
+  Napi::FunctionReference error_class;   // lib's ResNetError, set once by setErrorClass()
   Napi::FunctionReference tensor_class;  // NativeTensor
 };
 

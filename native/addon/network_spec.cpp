@@ -18,12 +18,18 @@ std::string string_field(const Napi::Object& o, const char* key, const std::stri
 
 LayerType layer_type(const std::string& s, const std::string& where) {
   static const std::unordered_map<std::string, LayerType> types{
-      {"conv2d", LayerType::Conv2d},         {"batchNorm", LayerType::BatchNorm},
-      {"relu", LayerType::Relu},             {"add", LayerType::Add},
-      {"maxPool", LayerType::MaxPool},       {"avgPool", LayerType::AvgPool},
-      {"globalAvgPool", LayerType::GlobalAvgPool}, {"flatten", LayerType::Flatten},
-      {"dense", LayerType::Dense},           {"zeroPad", LayerType::ZeroPad},
-      {"squeezeExcite", LayerType::SqueezeExcite}, {"zeroPadShortcut", LayerType::ZeroPadShortcut},
+      {"conv2d", LayerType::Conv2d},
+      {"batchNorm", LayerType::BatchNorm},
+      {"relu", LayerType::Relu},
+      {"add", LayerType::Add},
+      {"maxPool", LayerType::MaxPool},
+      {"avgPool", LayerType::AvgPool},
+      {"globalAvgPool", LayerType::GlobalAvgPool},
+      {"flatten", LayerType::Flatten},
+      {"dense", LayerType::Dense},
+      {"zeroPad", LayerType::ZeroPad},
+      {"squeezeExcite", LayerType::SqueezeExcite},
+      {"zeroPadShortcut", LayerType::ZeroPadShortcut},
   };
   auto it = types.find(s);
   if (it == types.end()) fail(ErrorCode::InvalidArgument, where + ": unknown layer type '" + s + "'");
@@ -87,8 +93,8 @@ GraphSpec parse_model_spec(const Napi::Value& value) {
       if (!name.IsString()) fail(ErrorCode::InvalidArgument, where + ": inputs must be layer names");
       auto it = value_of.find(name.As<Napi::String>().Utf8Value());
       if (it == value_of.end()) {
-        fail(ErrorCode::InvalidArgument, where + ": input '" + name.As<Napi::String>().Utf8Value() +
-                                             "' is not an earlier layer");
+        fail(ErrorCode::InvalidArgument,
+             where + ": input '" + name.As<Napi::String>().Utf8Value() + "' is not an earlier layer");
       }
       l.inputs.push_back(it->second);
     }
@@ -122,7 +128,8 @@ GraphSpec parse_model_spec(const Napi::Value& value) {
         Napi::Value pad = lo.Get("padding");
         holder.Set("padding", pad);
         Padding p = padding_field(holder, where);
-        if (p.mode != PaddingMode::Explicit) fail(ErrorCode::InvalidArgument, where + ": padding must be [top, bottom, left, right]");
+        if (p.mode != PaddingMode::Explicit)
+          fail(ErrorCode::InvalidArgument, where + ": padding must be [top, bottom, left, right]");
         l.pads = p.pads;
         break;
       }
@@ -138,7 +145,8 @@ GraphSpec parse_model_spec(const Napi::Value& value) {
   }
   const std::string output = string_field(o, "output", kOp);
   auto it = value_of.find(output);
-  if (it == value_of.end() || it->second == 0) fail(ErrorCode::InvalidArgument, "model spec: output '" + output + "' is not a layer");
+  if (it == value_of.end() || it->second == 0)
+    fail(ErrorCode::InvalidArgument, "model spec: output '" + output + "' is not a layer");
   spec.output = it->second;
   return spec;
 }

@@ -18,7 +18,8 @@ namespace rn::addon {
 namespace {
 
 std::string string_arg(const Napi::CallbackInfo& info, size_t i, const std::string& op, const char* what) {
-  if (info.Length() <= i || !info[i].IsString()) fail(ErrorCode::InvalidArgument, op + ": " + what + " must be a string");
+  if (info.Length() <= i || !info[i].IsString())
+    fail(ErrorCode::InvalidArgument, op + ": " + what + " must be a string");
   return info[i].As<Napi::String>().Utf8Value();
 }
 
@@ -27,7 +28,6 @@ Napi::Array shape_array(Napi::Env env, const Shape& s) {
   for (size_t i = 0; i < s.size(); ++i) a.Set(static_cast<uint32_t>(i), Napi::Number::New(env, double(s[i])));
   return a;
 }
-
 
 Napi::Object step_result(Napi::Env env, const StepResult& r) {
   Napi::Object o = Napi::Object::New(env);
@@ -54,8 +54,8 @@ cuda_abi::Precision parse_precision(const Napi::Value& v, const DeviceRequest& d
     fail(ErrorCode::InvalidArgument, "NativeNetwork: precision must be 'fp32', 'fp16' or 'bf16'");
   }
   if (out != cuda_abi::Precision::Fp32 && !device.cuda) {
-    fail(ErrorCode::InvalidArgument, "NativeNetwork: precision '" + p +
-                                         "' (mixed precision) needs a CUDA device; the CPU engine computes in fp32");
+    fail(ErrorCode::InvalidArgument,
+         "NativeNetwork: precision '" + p + "' (mixed precision) needs a CUDA device; the CPU engine computes in fp32");
   }
   return out;
 }
@@ -90,8 +90,8 @@ std::optional<LossScaleConfig> parse_loss_scale(const Napi::Value& v) {
 std::vector<float> float_list(const Napi::Value& v, size_t expected, const std::string& op, const char* what) {
   std::vector<float> values = typed_array_copy<float>(v, op, what);
   if (values.size() != expected) {
-    fail(ErrorCode::InvalidShape, op + ": " + what + " has " + std::to_string(values.size()) + " entries, expected " +
-                                      std::to_string(expected));
+    fail(ErrorCode::InvalidShape,
+         op + ": " + what + " has " + std::to_string(values.size()) + " entries, expected " + std::to_string(expected));
   }
   return values;
 }
@@ -99,29 +99,28 @@ std::vector<float> float_list(const Napi::Value& v, size_t expected, const std::
 }  // namespace
 
 void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = DefineClass(
-      env, "NativeNetwork",
-      {
-          InstanceMethod<&NativeNetwork::parameter_table>("parameterTable"),
-          InstanceMethod<&NativeNetwork::describe>("describe"),
-          InstanceMethod<&NativeNetwork::initialize>("initialize"),
-          InstanceMethod<&NativeNetwork::get_parameter>("getParameter"),
-          InstanceMethod<&NativeNetwork::set_parameter>("setParameter"),
-          InstanceMethod<&NativeNetwork::get_gradient>("getGradient"),
-          InstanceMethod<&NativeNetwork::set_optimizer>("setOptimizer"),
-          InstanceMethod<&NativeNetwork::set_learning_rate>("setLearningRate"),
-          InstanceMethod<&NativeNetwork::set_training>("setTraining"),
-          InstanceMethod<&NativeNetwork::train_step>("trainStep"),
-          InstanceMethod<&NativeNetwork::compute_gradients>("computeGradients"),
-          InstanceMethod<&NativeNetwork::predict>("predict"),
-          InstanceMethod<&NativeNetwork::evaluate>("evaluate"),
-          InstanceMethod<&NativeNetwork::stats>("stats"),
-          InstanceMethod<&NativeNetwork::dispose>("dispose"),
-          InstanceMethod<&NativeNetwork::optimizer_state_info>("optimizerStateInfo"),
-          InstanceMethod<&NativeNetwork::get_optimizer_state>("getOptimizerState"),
-          InstanceMethod<&NativeNetwork::set_optimizer_state>("setOptimizerState"),
-          InstanceMethod<&NativeNetwork::is_disposed>("isDisposed"),
-      });
+  Napi::Function ctor = DefineClass(env, "NativeNetwork",
+                                    {
+                                        InstanceMethod<&NativeNetwork::parameter_table>("parameterTable"),
+                                        InstanceMethod<&NativeNetwork::describe>("describe"),
+                                        InstanceMethod<&NativeNetwork::initialize>("initialize"),
+                                        InstanceMethod<&NativeNetwork::get_parameter>("getParameter"),
+                                        InstanceMethod<&NativeNetwork::set_parameter>("setParameter"),
+                                        InstanceMethod<&NativeNetwork::get_gradient>("getGradient"),
+                                        InstanceMethod<&NativeNetwork::set_optimizer>("setOptimizer"),
+                                        InstanceMethod<&NativeNetwork::set_learning_rate>("setLearningRate"),
+                                        InstanceMethod<&NativeNetwork::set_training>("setTraining"),
+                                        InstanceMethod<&NativeNetwork::train_step>("trainStep"),
+                                        InstanceMethod<&NativeNetwork::compute_gradients>("computeGradients"),
+                                        InstanceMethod<&NativeNetwork::predict>("predict"),
+                                        InstanceMethod<&NativeNetwork::evaluate>("evaluate"),
+                                        InstanceMethod<&NativeNetwork::stats>("stats"),
+                                        InstanceMethod<&NativeNetwork::dispose>("dispose"),
+                                        InstanceMethod<&NativeNetwork::optimizer_state_info>("optimizerStateInfo"),
+                                        InstanceMethod<&NativeNetwork::get_optimizer_state>("getOptimizerState"),
+                                        InstanceMethod<&NativeNetwork::set_optimizer_state>("setOptimizerState"),
+                                        InstanceMethod<&NativeNetwork::is_disposed>("isDisposed"),
+                                    });
   exports.Set("NativeNetwork", ctor);
   exports.Set("allocationStats", Napi::Function::New<allocation_stats>(env, "allocationStats"));
 }
@@ -145,7 +144,8 @@ NativeNetwork::NativeNetwork(const Napi::CallbackInfo& info) : Napi::ObjectWrap<
       if (o.Has("lossScale")) loss_scale = parse_loss_scale(o.Get("lossScale"));
       if (o.Has("memoryBudget")) {
         memory_budget = int_field(o, "memoryBudget", "NativeNetwork");
-        if (memory_budget < 1) fail(ErrorCode::InvalidArgument, "NativeNetwork: memoryBudget must be a positive number of bytes");
+        if (memory_budget < 1)
+          fail(ErrorCode::InvalidArgument, "NativeNetwork: memoryBudget must be a positive number of bytes");
       }
     }
     GraphSpec spec = parse_model_spec(info[0]);
@@ -281,9 +281,11 @@ Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
     for (const ParamInfo& p : net()->parameters()) trainable += p.trainable ? 1 : 0;
     c.decay_scale = float_list(o.Get("decayScale"), trainable, op, "decayScale");
     c.lr_scale = float_list(o.Get("lrScale"), trainable, op, "lrScale");
-    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be a number");
+    if (info.Length() < 2 || !info[1].IsNumber())
+      fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be a number");
     const double smoothing = info[1].As<Napi::Number>().DoubleValue();
-    if (!(smoothing >= 0.0 && smoothing < 1.0)) fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be in [0, 1)");
+    if (!(smoothing >= 0.0 && smoothing < 1.0))
+      fail(ErrorCode::InvalidArgument, op + ": labelSmoothing must be in [0, 1)");
     net()->set_optimizer(std::move(c), static_cast<float>(smoothing));
     return info.Env().Undefined();
   });
@@ -292,9 +294,11 @@ Napi::Value NativeNetwork::set_optimizer(const Napi::CallbackInfo& info) {
 Napi::Value NativeNetwork::set_learning_rate(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     auto lock = exclusive("setLearningRate");
-    if (info.Length() < 1 || !info[0].IsNumber()) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be a number");
+    if (info.Length() < 1 || !info[0].IsNumber())
+      fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be a number");
     const double lr = info[0].As<Napi::Number>().DoubleValue();
-    if (!(lr >= 0.0 && lr <= 1e6)) fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be in [0, 1e6], got " + std::to_string(lr));
+    if (!(lr >= 0.0 && lr <= 1e6))
+      fail(ErrorCode::InvalidArgument, "setLearningRate: lr must be in [0, 1e6], got " + std::to_string(lr));
     net()->set_learning_rate(static_cast<float>(lr));
     return info.Env().Undefined();
   });
@@ -340,16 +344,19 @@ Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorPtr images = NativeTensor::unwrap(info[0], "computeGradients", "images", true);
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "computeGradients"));
-    if (info.Length() < 3 || !info[2].IsNumber()) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be a number");
+    if (info.Length() < 3 || !info[2].IsNumber())
+      fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be a number");
     const float smoothing = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
-    if (!(smoothing >= 0.0f && smoothing < 1.0f)) fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be in [0, 1)");
+    if (!(smoothing >= 0.0f && smoothing < 1.0f))
+      fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be in [0, 1)");
     auto network = net();
     auto result = std::make_shared<StepResult>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:computeGradients",
         [network, images, labels, result, smoothing] {
           std::lock_guard<std::mutex> lock(network->mutex());
-          *result = network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing);
+          *result =
+              network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing);
         },
         [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
           self->owner->sync_external_memory(env);
@@ -485,7 +492,8 @@ Napi::Value NativeNetwork::get_optimizer_state(const Napi::CallbackInfo& info) {
     auto network = net();
     auto lock = exclusive("getOptimizerState");
     const ParamInfo& p = network->find(string_arg(info, 0, "getOptimizerState", "name"));
-    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "getOptimizerState: slot must be 0 or 1");
+    if (info.Length() < 2 || !info[1].IsNumber())
+      fail(ErrorCode::InvalidArgument, "getOptimizerState: slot must be 0 or 1");
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(p.numel));
     network->optimizer().read_slot(info[1].As<Napi::Number>().Int32Value(), p, out.Data());
     return out;
@@ -506,7 +514,8 @@ Napi::Value NativeNetwork::set_optimizer_state(const Napi::CallbackInfo& info) {
       return info.Env().Undefined();
     }
     const ParamInfo& p = network->find(string_arg(info, 0, "setOptimizerState", "name"));
-    if (info.Length() < 2 || !info[1].IsNumber()) fail(ErrorCode::InvalidArgument, "setOptimizerState: slot must be 0 or 1");
+    if (info.Length() < 2 || !info[1].IsNumber())
+      fail(ErrorCode::InvalidArgument, "setOptimizerState: slot must be 0 or 1");
     const int slot = info[1].As<Napi::Number>().Int32Value();
     const std::vector<float> values = float_list(info[2], static_cast<size_t>(p.numel), "setOptimizerState", "values");
     network->optimizer().write_slot(slot, p, values.data());

@@ -23,7 +23,9 @@ TensorPtr optional_tensor(const Info& info, size_t i, const std::string& op, con
   return tensor(info, i, op, name);
 }
 
-Napi::Value js_tensor(Napi::Env env, const TensorPtr& t) { return t ? Napi::Value(NativeTensor::wrap(env, t)) : env.Undefined(); }
+Napi::Value js_tensor(Napi::Env env, const TensorPtr& t) {
+  return t ? Napi::Value(NativeTensor::wrap(env, t)) : env.Undefined();
+}
 
 // Queues work that produces one tensor.
 template <typename Work>
@@ -61,9 +63,7 @@ ops::BatchNormArgs bn_args(const Info& info, size_t i, const std::string& op) {
 // gamma, beta, runningMean, runningVar starting at argument i.
 struct BatchNormTensors {
   TensorPtr gamma, beta, running_mean, running_var;
-  ops::BatchNormParams params() const {
-    return {gamma.get(), beta.get(), running_mean.get(), running_var.get()};
-  }
+  ops::BatchNormParams params() const { return {gamma.get(), beta.get(), running_mean.get(), running_var.get()}; }
 };
 
 BatchNormTensors bn_tensors(const Info& info, size_t i, const std::string& op) {
@@ -198,9 +198,13 @@ Napi::Value pool_backward(const Info& info, const char* op) {
 }
 
 Napi::Value max_pool(const Info& info) { return pool_forward<ops::max_pool>(info, "maxPool"); }
-Napi::Value max_pool_backward(const Info& info) { return pool_backward<ops::max_pool_backward>(info, "maxPoolBackward"); }
+Napi::Value max_pool_backward(const Info& info) {
+  return pool_backward<ops::max_pool_backward>(info, "maxPoolBackward");
+}
 Napi::Value avg_pool(const Info& info) { return pool_forward<ops::avg_pool>(info, "avgPool"); }
-Napi::Value avg_pool_backward(const Info& info) { return pool_backward<ops::avg_pool_backward>(info, "avgPoolBackward"); }
+Napi::Value avg_pool_backward(const Info& info) {
+  return pool_backward<ops::avg_pool_backward>(info, "avgPoolBackward");
+}
 
 Napi::Value global_avg_pool(const Info& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
@@ -255,8 +259,7 @@ Napi::Value softmax_cross_entropy(const Info& info) {
     const float smoothing = number_arg(info, 2, op, "labelSmoothing");
     auto loss = std::make_shared<double>(0.0);
     return AsyncOp::queue(
-        info.Env(), "softmaxCrossEntropy",
-        [=] { *loss = ops::softmax_cross_entropy(*logits, *labels, smoothing); },
+        info.Env(), "softmaxCrossEntropy", [=] { *loss = ops::softmax_cross_entropy(*logits, *labels, smoothing); },
         [loss](Napi::Env env) { return Napi::Number::New(env, *loss); });
   });
 }

@@ -20,13 +20,16 @@ AdoptTag adopt_tag;
 Shape read_shape(const Napi::Value& value) {
   if (!value.IsArray()) fail(ErrorCode::InvalidArgument, "Tensor.fromArray: shape must be an array of integers");
   Napi::Array arr = value.As<Napi::Array>();
-  if (arr.Length() > 8) fail(ErrorCode::InvalidShape, "Tensor.fromArray: rank " + std::to_string(arr.Length()) + " is above the limit of 8");
+  if (arr.Length() > 8)
+    fail(ErrorCode::InvalidShape,
+         "Tensor.fromArray: rank " + std::to_string(arr.Length()) + " is above the limit of 8");
   Shape shape;
   for (uint32_t i = 0; i < arr.Length(); ++i) {
     Napi::Value d = arr.Get(i);
     double v = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : std::nan("");
     if (!std::isfinite(v) || v != std::floor(v) || v < 1 || v > double(kMaxElements)) {
-      fail(ErrorCode::InvalidShape, "Tensor.fromArray: shape dimension " + std::to_string(i) + " must be a positive integer");
+      fail(ErrorCode::InvalidShape,
+           "Tensor.fromArray: shape dimension " + std::to_string(i) + " must be a positive integer");
     }
     shape.push_back(static_cast<int64_t>(v));
   }
@@ -56,7 +59,8 @@ NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Na
     return;
   }
   guarded(env, [&]() -> Napi::Value {
-    if (info.Length() < 2) fail(ErrorCode::InvalidArgument, "Tensor.fromArray: expected (data: Float32Array, shape: number[])");
+    if (info.Length() < 2)
+      fail(ErrorCode::InvalidArgument, "Tensor.fromArray: expected (data: Float32Array, shape: number[])");
     Shape shape = read_shape(info[1]);  // first: reading it can run JS (getters)
     TensorPtr t = Tensor::empty(shape, "Tensor.fromArray");
     read_typed_array<float>(info[0], "Tensor.fromArray", "data", [&](std::span<const float> data) {
@@ -144,7 +148,8 @@ Napi::Value NativeTensor::to_device(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   return guarded(env, [&]() -> Napi::Value {
     if (!tensor_) fail(ErrorCode::Disposed, "Tensor.to: the tensor was disposed");
-    if (info.Length() < 1 || !info[0].IsString()) fail(ErrorCode::InvalidArgument, "Tensor.to: device must be a string");
+    if (info.Length() < 1 || !info[0].IsString())
+      fail(ErrorCode::InvalidArgument, "Tensor.to: device must be a string");
     Backend& target = backend_for_device(parse_device(info[0].As<Napi::String>().Utf8Value()));
     TensorPtr host = tensor_;
     if (Backend* source = tensor_->device()) {

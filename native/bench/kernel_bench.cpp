@@ -188,10 +188,10 @@ int main() {
     const double tf = time_per_call([&] {
       cpu::conv2d_forward(g, x.data(), w.data(), nullptr, y.data(), mean.data(), var.data(), scratch.data());
     });
-    const double ti = time_per_call([&] { cpu::conv2d_backward_input(g, y.data(), w.data(), dx.data(), scratch.data()); });
-    const double tw = time_per_call([&] {
-      cpu::conv2d_backward_weight(g, x.data(), y.data(), dw.data(), nullptr, scratch.data());
-    });
+    const double ti =
+        time_per_call([&] { cpu::conv2d_backward_input(g, y.data(), w.data(), dx.data(), scratch.data()); });
+    const double tw =
+        time_per_call([&] { cpu::conv2d_backward_weight(g, x.data(), y.data(), dw.data(), nullptr, scratch.data()); });
     auto cell = [&](double t) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.1f (%.0f%%)", flops / t / 1e9, 100.0 * flops / t / 1e9 / peak);
@@ -202,11 +202,15 @@ int main() {
   }
 
   std::printf("\n%-34s %14s %14s\n", "batch-norm [rows × c] (all threads)", "stats GB/s", "backward GB/s");
-  for (auto [rows, c] : std::vector<std::pair<int64_t, int64_t>>{{32 * 32 * 32, 16}, {8 * 56 * 56, 64}, {8 * 14 * 14, 256}}) {
+  for (auto [rows, c] :
+       std::vector<std::pair<int64_t, int64_t>>{{32 * 32 * 32, 16}, {8 * 56 * 56, 64}, {8 * 14 * 14, 256}}) {
     std::vector<float> x(size_t(rows * c), 0.5f), y(x.size(), 0.2f), dy(x.size(), 0.1f), dx(x.size());
-    std::vector<float> gamma(static_cast<size_t>(c), 1.0f), beta(static_cast<size_t>(c), 0.0f), mean(static_cast<size_t>(c)), var(static_cast<size_t>(c), 1.0f);
-    std::vector<float> dg(static_cast<size_t>(c)), db(static_cast<size_t>(c)), scratch(size_t(cpu::channel_scratch_floats(c) + 64));
-    const double ts = time_per_call([&] { cpu::batch_norm_statistics(rows, c, x.data(), mean.data(), var.data(), scratch.data()); });
+    std::vector<float> gamma(static_cast<size_t>(c), 1.0f), beta(static_cast<size_t>(c), 0.0f),
+        mean(static_cast<size_t>(c)), var(static_cast<size_t>(c), 1.0f);
+    std::vector<float> dg(static_cast<size_t>(c)), db(static_cast<size_t>(c)),
+        scratch(size_t(cpu::channel_scratch_floats(c) + 64));
+    const double ts =
+        time_per_call([&] { cpu::batch_norm_statistics(rows, c, x.data(), mean.data(), var.data(), scratch.data()); });
     BatchNormArgs a;
     a.rows = rows;
     a.channels = c;

@@ -59,8 +59,8 @@ constexpr int64_t kUpdateApplied = -1;
 // comes back after it in one read.
 struct StepInputs {
   float loss_scale = 1.0f;
-  float inv_loss_scale = 1.0f;  // the gradients are unscaled by this...
-  float clip_norm = 0.0f;       // ...and clipped to this global norm (0: no clipping)
+  float inv_loss_scale = 1.0f;          // the gradients are unscaled by this...
+  float clip_norm = 0.0f;               // ...and clipped to this global norm (0: no clipping)
   double adam_c1 = 1.0, adam_c2 = 1.0;  // AdamW's bias corrections 1 − β^step for this step
   // Whether an overflow of the gradients skips the step (dynamic loss scaling) rather than
   // failing it: a skipped step still folds its batch statistics into the running ones.
@@ -223,8 +223,7 @@ class OptimizerKernels {
  public:
   virtual ~OptimizerKernels() = default;
   virtual void sgd_update(int64_t count, const SgdArgs& a, float* param, const float* grad, float* momentum_buf) = 0;
-  virtual void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m,
-                            float* v) = 0;
+  virtual void adamw_update(int64_t count, const AdamArgs& a, float* param, const float* grad, float* m, float* v) = 0;
   virtual bool sgd_update_finite(int64_t count, const SgdArgs& a, const float* param, const float* grad,
                                  const float* momentum_buf) = 0;
   virtual bool adamw_update_finite(int64_t count, const AdamArgs& a, const float* param, const float* grad,
@@ -238,8 +237,8 @@ class OptimizerKernels {
   // check vetoes the update on the device, and StepCapture::step_outcome reports the slice.
   virtual int64_t sgd_update_all(const std::vector<ParamSlice>& slices, SgdArgs a, float* params, const float* grads,
                                  float* momentum) = 0;
-  virtual int64_t adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params,
-                                   const float* grads, float* m, float* v) = 0;
+  virtual int64_t adamw_update_all(const std::vector<ParamSlice>& slices, AdamArgs a, float* params, const float* grads,
+                                   float* m, float* v) = 0;
 };
 
 // Every kernel family the plan runs.

@@ -132,7 +132,8 @@ void load_plugin_locked() {
   Plugin& p = g_plugin;
   if (p.tried) return;
   p.tried = true;
-  p.path = env("RESNET_CUDA_PLUGIN").empty() ? folder_of_this_module() + "/libresnet_cuda.so" : env("RESNET_CUDA_PLUGIN");
+  p.path =
+      env("RESNET_CUDA_PLUGIN").empty() ? folder_of_this_module() + "/libresnet_cuda.so" : env("RESNET_CUDA_PLUGIN");
   if (!is_file(p.path)) {
     p.error = "the CUDA plugin " + p.path +
               " is not there: this build of resnet-native has no CUDA support (rebuild from source on a machine "
@@ -154,7 +155,8 @@ void load_plugin_locked() {
   }
   if (p.cudnn_path.empty()) {
     const std::string folder = python_cudnn_folder();
-    if (!folder.empty() && load_global(folder + "/lib/libcudnn.so.9", &cudnn_error)) p.cudnn_path = folder + "/lib/libcudnn.so.9";
+    if (!folder.empty() && load_global(folder + "/lib/libcudnn.so.9", &cudnn_error))
+      p.cudnn_path = folder + "/lib/libcudnn.so.9";
   }
   if (p.cudnn_path.empty()) {
     p.error = std::string("cuDNN 9 (libcudnn.so.9) was not found") +

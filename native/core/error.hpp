@@ -11,14 +11,14 @@ enum class ErrorCode {
   InvalidShape,     // E_SHAPE: wrong rank, size or channel count; sizes that overflow
   InvalidArgument,  // E_ARG: a bad argument value (option out of range, label out of range, ...)
   InvalidDtype,     // E_DTYPE: wrong element type
-  Disposed,  // E_DISPOSED: a tensor used after dispose()
-  Alloc,     // E_ALLOC: memory could not be allocated
-  IO,        // E_IO
-  Format,    // E_FORMAT
-  Device,    // E_DEVICE
-  NaN,       // E_NAN
-  Busy,      // E_BUSY
-  Internal,  // E_INTERNAL: a bug in resnet-native
+  Disposed,         // E_DISPOSED: a tensor used after dispose()
+  Alloc,            // E_ALLOC: memory could not be allocated
+  IO,               // E_IO
+  Format,           // E_FORMAT
+  Device,           // E_DEVICE
+  NaN,              // E_NAN
+  Busy,             // E_BUSY
+  Internal,         // E_INTERNAL: a bug in resnet-native
 };
 
 const char* error_code_name(ErrorCode code);

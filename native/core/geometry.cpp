@@ -11,8 +11,8 @@ struct Resolved {
 
 // One spatial axis. TensorFlow's 'same': out = ceil(in / stride) and the total padding
 // needed for that is split with the odd pixel at the end (bottom / right).
-Resolved resolve_axis(int64_t in, int64_t k, int64_t stride, int64_t dilation, const Padding& padding,
-                      int axis, const std::string& op, const std::string& shapes) {
+Resolved resolve_axis(int64_t in, int64_t k, int64_t stride, int64_t dilation, const Padding& padding, int axis,
+                      const std::string& op, const std::string& shapes) {
   const int64_t span = (k - 1) * dilation + 1;
   Resolved r{0, 0, 0};
   switch (padding.mode) {
@@ -32,9 +32,10 @@ Resolved resolve_axis(int64_t in, int64_t k, int64_t stride, int64_t dilation, c
       }
       int64_t padded = in + r.before + r.after;
       if (padded < span) {
-        fail(ErrorCode::InvalidShape, op + ": the window (" + std::to_string(span) + " pixels with dilation) is larger than the " +
-                                   (axis == 0 ? "height" : "width") + " " + std::to_string(in) + " plus padding " +
-                                   padding_to_string(padding) + " (" + shapes + ")");
+        fail(ErrorCode::InvalidShape, op + ": the window (" + std::to_string(span) +
+                                          " pixels with dilation) is larger than the " +
+                                          (axis == 0 ? "height" : "width") + " " + std::to_string(in) +
+                                          " plus padding " + padding_to_string(padding) + " (" + shapes + ")");
       }
       r.out = (padded - span) / stride + 1;
       break;
@@ -45,7 +46,8 @@ Resolved resolve_axis(int64_t in, int64_t k, int64_t stride, int64_t dilation, c
 
 void check_positive(int64_t v, const char* name, const std::string& op) {
   if (v < 1 || v > (int64_t{1} << 24)) {
-    fail(ErrorCode::InvalidArgument, op + ": " + name + " must be an integer between 1 and 2^24, got " + std::to_string(v));
+    fail(ErrorCode::InvalidArgument,
+         op + ": " + name + " must be an integer between 1 and 2^24, got " + std::to_string(v));
   }
 }
 
@@ -57,7 +59,8 @@ void check_window_options(const Window2dOptions& o, const std::string& op) {
   if (o.padding.mode == PaddingMode::Explicit) {
     for (int64_t p : o.padding.pads) {
       if (p < 0 || p > (int64_t{1} << 24)) {
-        fail(ErrorCode::InvalidArgument, op + ": padding must be non-negative integers, got " + padding_to_string(o.padding));
+        fail(ErrorCode::InvalidArgument,
+             op + ": padding must be non-negative integers, got " + padding_to_string(o.padding));
       }
     }
   }
@@ -67,9 +70,12 @@ void check_window_options(const Window2dOptions& o, const std::string& op) {
 
 std::string padding_to_string(const Padding& padding) {
   switch (padding.mode) {
-    case PaddingMode::Same: return "'same'";
-    case PaddingMode::Valid: return "'valid'";
-    case PaddingMode::Explicit: break;
+    case PaddingMode::Same:
+      return "'same'";
+    case PaddingMode::Valid:
+      return "'valid'";
+    case PaddingMode::Explicit:
+      break;
   }
   const auto& p = padding.pads;
   return "[" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ", " + std::to_string(p[2]) + ", " +
@@ -96,13 +102,13 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, int64_t groups, c
   g.groups = groups;
   if (g.c_in % groups != 0 || g.c_out % groups != 0) {
     fail(ErrorCode::InvalidShape, op + ": groups=" + std::to_string(groups) + " must divide both the input channels (" +
-                               std::to_string(g.c_in) + ") and the output channels (" + std::to_string(g.c_out) +
-                               "); " + shapes);
+                                      std::to_string(g.c_in) + ") and the output channels (" + std::to_string(g.c_out) +
+                                      "); " + shapes);
   }
   if (w[2] != g.c_in / groups) {
-    fail(ErrorCode::InvalidShape, op + ": filter input channels " + std::to_string(w[2]) + " must equal input channels " +
-                               std::to_string(g.c_in) + " / groups " + std::to_string(groups) + " = " +
-                               std::to_string(g.c_in / groups) + "; " + shapes);
+    fail(ErrorCode::InvalidShape, op + ": filter input channels " + std::to_string(w[2]) +
+                                      " must equal input channels " + std::to_string(g.c_in) + " / groups " +
+                                      std::to_string(groups) + " = " + std::to_string(g.c_in / groups) + "; " + shapes);
   }
   g.stride_h = opts.stride_h;
   g.stride_w = opts.stride_w;
@@ -124,8 +130,8 @@ Conv2dGeometry conv2d_geometry(const Shape& x, const Shape& w, int64_t groups, c
 
 Pool2dGeometry pool2d_geometry(const Shape& x, int64_t kh, int64_t kw, const Window2dOptions& opts,
                                const std::string& op) {
-  const std::string shapes = "input " + shape_to_string(x) + ", window [" + std::to_string(kh) + ", " +
-                             std::to_string(kw) + "]";
+  const std::string shapes =
+      "input " + shape_to_string(x) + ", window [" + std::to_string(kh) + ", " + std::to_string(kw) + "]";
   if (x.size() != 4) fail(ErrorCode::InvalidShape, op + ": input must be rank 4 NHWC, got " + shapes);
   checked_numel(x, op + " input");
   check_positive(kh, "window height", op);
@@ -144,8 +150,8 @@ Pool2dGeometry pool2d_geometry(const Shape& x, int64_t kh, int64_t kw, const Win
   Resolved rw = resolve_axis(g.w, kw, g.stride_w, 1, opts.padding, 1, op, shapes);
   if (rh.before >= kh || rh.after >= kh || rw.before >= kw || rw.after >= kw) {
     fail(ErrorCode::InvalidArgument, op + ": padding " + padding_to_string(opts.padding) +
-                             " must be smaller than the window, or some windows would see only padding (" + shapes +
-                             ")");
+                                         " must be smaller than the window, or some windows would see only padding (" +
+                                         shapes + ")");
   }
   g.pad_top = rh.before;
   g.pad_bottom = rh.after;

@@ -9,18 +9,30 @@ namespace rn {
 
 const char* layer_type_name(LayerType type) {
   switch (type) {
-    case LayerType::Conv2d: return "conv2d";
-    case LayerType::BatchNorm: return "batchNorm";
-    case LayerType::Relu: return "relu";
-    case LayerType::Add: return "add";
-    case LayerType::MaxPool: return "maxPool";
-    case LayerType::AvgPool: return "avgPool";
-    case LayerType::GlobalAvgPool: return "globalAvgPool";
-    case LayerType::Flatten: return "flatten";
-    case LayerType::Dense: return "dense";
-    case LayerType::ZeroPad: return "zeroPad";
-    case LayerType::SqueezeExcite: return "squeezeExcite";
-    case LayerType::ZeroPadShortcut: return "zeroPadShortcut";
+    case LayerType::Conv2d:
+      return "conv2d";
+    case LayerType::BatchNorm:
+      return "batchNorm";
+    case LayerType::Relu:
+      return "relu";
+    case LayerType::Add:
+      return "add";
+    case LayerType::MaxPool:
+      return "maxPool";
+    case LayerType::AvgPool:
+      return "avgPool";
+    case LayerType::GlobalAvgPool:
+      return "globalAvgPool";
+    case LayerType::Flatten:
+      return "flatten";
+    case LayerType::Dense:
+      return "dense";
+    case LayerType::ZeroPad:
+      return "zeroPad";
+    case LayerType::SqueezeExcite:
+      return "squeezeExcite";
+    case LayerType::ZeroPadShortcut:
+      return "zeroPadShortcut";
   }
   return "?";
 }
@@ -33,8 +45,8 @@ std::string where(const Layer& l) { return std::string(layer_type_name(l.type)) 
 
 void need_rank(const Layer& l, const Shape& s, size_t rank) {
   if (s.size() != rank) {
-    fail(ErrorCode::InvalidShape, where(l) + ": expects a rank-" + std::to_string(rank) + " input, got " +
-                                      shape_to_string(s));
+    fail(ErrorCode::InvalidShape,
+         where(l) + ": expects a rank-" + std::to_string(rank) + " input, got " + shape_to_string(s));
   }
 }
 
@@ -42,14 +54,16 @@ void need_rank(const Layer& l, const Shape& s, size_t rank) {
 
 void validate_graph(const GraphSpec& spec) {
   if (spec.layers.empty()) fail(ErrorCode::InvalidArgument, "model spec: no layers");
-  if (spec.input_shape.size() != 3) fail(ErrorCode::InvalidArgument, "model spec: inputShape must be [height, width, channels]");
+  if (spec.input_shape.size() != 3)
+    fail(ErrorCode::InvalidArgument, "model spec: inputShape must be [height, width, channels]");
   if (spec.classes < 1) fail(ErrorCode::InvalidArgument, "model spec: classes must be at least 1");
   std::unordered_set<std::string> names;
   for (size_t i = 0; i < spec.layers.size(); ++i) {
     const Layer& l = spec.layers[i];
     if (l.name.empty()) fail(ErrorCode::InvalidArgument, "model spec: layer " + std::to_string(i) + " has no name");
     if (l.name == "input") fail(ErrorCode::InvalidArgument, "model spec: 'input' is reserved and cannot name a layer");
-    if (!names.insert(l.name).second) fail(ErrorCode::InvalidArgument, "model spec: duplicate layer name '" + l.name + "'");
+    if (!names.insert(l.name).second)
+      fail(ErrorCode::InvalidArgument, "model spec: duplicate layer name '" + l.name + "'");
     if (l.inputs.size() != expected_inputs(l.type)) {
       fail(ErrorCode::InvalidArgument, "model spec: " + where(l) + " needs " + std::to_string(expected_inputs(l.type)) +
                                            " input(s), got " + std::to_string(l.inputs.size()));
@@ -62,10 +76,12 @@ void validate_graph(const GraphSpec& spec) {
     const bool windowed = l.type == LayerType::Conv2d || l.type == LayerType::MaxPool || l.type == LayerType::AvgPool;
     if (windowed && (l.kh < 1 || l.kw < 1 || l.window.stride_h < 1 || l.window.stride_w < 1 ||
                      l.window.dilation_h < 1 || l.window.dilation_w < 1)) {
-      fail(ErrorCode::InvalidArgument, "model spec: " + where(l) + " needs positive kernel size, strides and dilations");
+      fail(ErrorCode::InvalidArgument,
+           "model spec: " + where(l) + " needs positive kernel size, strides and dilations");
     }
     if (l.type == LayerType::Conv2d && (l.filters < 1 || l.groups < 1 || l.filters % l.groups != 0)) {
-      fail(ErrorCode::InvalidArgument, "model spec: " + where(l) + ": filters must be positive and divisible by groups");
+      fail(ErrorCode::InvalidArgument,
+           "model spec: " + where(l) + ": filters must be positive and divisible by groups");
     }
     if ((l.type == LayerType::Dense || l.type == LayerType::SqueezeExcite) && l.units < 1) {
       fail(ErrorCode::InvalidArgument, "model spec: " + where(l) + " needs a positive unit count");
@@ -120,8 +136,8 @@ std::vector<Shape> infer_shapes(const GraphSpec& spec, const Shape& input) {
       case LayerType::Add: {
         const Shape& b = shapes[static_cast<size_t>(l.inputs[1])];
         if (x != b) {
-          fail(ErrorCode::InvalidShape, where(l) + ": inputs " + shape_to_string(x) + " and " + shape_to_string(b) +
-                                            " differ");
+          fail(ErrorCode::InvalidShape,
+               where(l) + ": inputs " + shape_to_string(x) + " and " + shape_to_string(b) + " differ");
         }
         y = x;
         break;
@@ -145,8 +161,8 @@ std::vector<Shape> infer_shapes(const GraphSpec& spec, const Shape& input) {
       case LayerType::ZeroPadShortcut:
         need_rank(l, x, 4);
         if (l.filters < x[3]) {
-          fail(ErrorCode::InvalidShape, where(l) + ": cannot shrink " + std::to_string(x[3]) + " channels to " +
-                                            std::to_string(l.filters));
+          fail(ErrorCode::InvalidShape,
+               where(l) + ": cannot shrink " + std::to_string(x[3]) + " channels to " + std::to_string(l.filters));
         }
         y = {x[0], (x[1] - 1) / l.window.stride_h + 1, (x[2] - 1) / l.window.stride_w + 1, l.filters};
         break;
@@ -228,13 +244,14 @@ void check_activation_growth(const GraphSpec& spec, const std::vector<Shape>& sh
     const bool weights_per_channel = l.type == LayerType::Conv2d || l.type == LayerType::Dense;
     const double paid = weights_per_channel ? std::max(1.0, double(y.back()) / double(x.back())) : 1.0;
     if (out <= kMaxActivationGrowth * paid * in) continue;
-    fail(ErrorCode::Alloc, where(l) + ": its output " + shape_to_string(y) + " would take " +
-                               std::to_string(static_cast<int64_t>(out * kFloatBytes)) + " bytes from an input " +
-                               shape_to_string(x) + " of " + std::to_string(static_cast<int64_t>(in * kFloatBytes)) +
-                               " bytes (" + std::to_string(static_cast<int64_t>(out / in)) + "x; a layer may grow its input " +
-                               std::to_string(static_cast<int>(kMaxActivationGrowth)) +
-                               "x at most, beyond the channels its weights add). Refused as an absurd spec; a model that "
-                               "means it can set memoryBudget (bytes), which then bounds the arena instead");
+    fail(ErrorCode::Alloc,
+         where(l) + ": its output " + shape_to_string(y) + " would take " +
+             std::to_string(static_cast<int64_t>(out * kFloatBytes)) + " bytes from an input " + shape_to_string(x) +
+             " of " + std::to_string(static_cast<int64_t>(in * kFloatBytes)) + " bytes (" +
+             std::to_string(static_cast<int64_t>(out / in)) + "x; a layer may grow its input " +
+             std::to_string(static_cast<int>(kMaxActivationGrowth)) +
+             "x at most, beyond the channels its weights add). Refused as an absurd spec; a model that "
+             "means it can set memoryBudget (bytes), which then bounds the arena instead");
   }
 }
 

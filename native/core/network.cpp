@@ -73,13 +73,14 @@ void Network::write_parameter(const std::string& name, const float* values) {
   const ParamInfo& p = find(name);
   for (int64_t i = 0; i < p.numel; ++i) {
     if (!std::isfinite(values[i])) {
-      fail(ErrorCode::InvalidArgument, "setParameter '" + name + "': value at index " + std::to_string(i) +
-                                           " is not finite");
+      fail(ErrorCode::InvalidArgument,
+           "setParameter '" + name + "': value at index " + std::to_string(i) + " is not finite");
     }
   }
   if (p.role == ParamRole::RunningVar) {
     for (int64_t i = 0; i < p.numel; ++i) {
-      if (values[i] < 0.0f) fail(ErrorCode::InvalidArgument, "setParameter '" + name + "': a variance cannot be negative");
+      if (values[i] < 0.0f)
+        fail(ErrorCode::InvalidArgument, "setParameter '" + name + "': a variance cannot be negative");
     }
   }
   float* dst = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
@@ -300,7 +301,8 @@ StepResult Network::train_step_captured(StepCapture& capture, Plan& plan, const 
   // the optimizer and its settings (the generation).
   uint32_t scale_bits = 0;
   std::memcpy(&scale_bits, &loss_scale, sizeof(scale_bits));
-  const uint64_t version = (capture_generation_ << 33) | (uint64_t(optimizer_->next_is_first_step()) << 32) | scale_bits;
+  const uint64_t version =
+      (capture_generation_ << 33) | (uint64_t(optimizer_->next_is_first_step()) << 32) | scale_bits;
   auto record = [&] {
     plan.forward(input, p, true);
     plan.loss(staged_labels, label_smoothing_);
@@ -316,8 +318,13 @@ StepResult Network::train_step_captured(StepCapture& capture, Plan& plan, const 
   if (out.nonfinite_update != kUpdateApplied) optimizer_->fail_non_finite_update(out.nonfinite_update);
   const bool skipped = !gradients_apply(norm);  // the device applied the update exactly when this holds
   if (!skipped) optimizer_->count_step();
-  return {out.loss, static_cast<int64_t>(out.correct), count, skipped ? 0.0 : norm, static_cast<int64_t>(out.correct5),
-          skipped, loss_scale};
+  return {out.loss,
+          static_cast<int64_t>(out.correct),
+          count,
+          skipped ? 0.0 : norm,
+          static_cast<int64_t>(out.correct5),
+          skipped,
+          loss_scale};
 }
 
 TensorPtr Network::predict(const Tensor& images, bool softmax) {

@@ -32,7 +32,8 @@ float* Optimizer::slot(int index, const ParamInfo& p) {
   if (!p.trainable) fail(ErrorCode::InvalidArgument, "parameter '" + p.name + "' has no optimizer state");
   BackendBuffer* buf = index == 0 ? &state1_ : index == 1 ? &state2_ : nullptr;
   if (buf == nullptr || buf->data() == nullptr) {
-    fail(ErrorCode::InvalidArgument, "optimizer state slot " + std::to_string(index) + " does not exist for this optimizer");
+    fail(ErrorCode::InvalidArgument,
+         "optimizer state slot " + std::to_string(index) + " does not exist for this optimizer");
   }
   return buf->data() + p.offset;
 }
@@ -66,9 +67,10 @@ void Optimizer::fail_non_finite(double norm) {
 
 void Optimizer::fail_non_finite_update(int64_t slice) const {
   const std::string what = config_.type == OptimizerType::Sgd ? "SGD" : "AdamW";
-  fail(ErrorCode::NaN, "training step: the " + what + " update of '" + trainable_[static_cast<size_t>(slice)]->name +
-                           "' would make it or its optimizer state non-finite, from finite gradients; the weights "
-                           "were left unchanged. Lower the learning rate, or check the optimizer's settings (eps > 0).");
+  fail(ErrorCode::NaN,
+       "training step: the " + what + " update of '" + trainable_[static_cast<size_t>(slice)]->name +
+           "' would make it or its optimizer state non-finite, from finite gradients; the weights "
+           "were left unchanged. Lower the learning rate, or check the optimizer's settings (eps > 0).");
 }
 
 void Optimizer::apply(float* params, float* grads, double norm, float grad_scale) {

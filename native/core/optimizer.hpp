@@ -31,8 +31,7 @@ struct OptimizerConfig {
 class Optimizer {
  public:
   // Allocates the state (momentum, or Adam's two moments) once.
-  Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats,
-            Backend& backend);
+  Optimizer(OptimizerConfig config, const std::vector<ParamInfo>& params, int64_t trainable_floats, Backend& backend);
 
   const OptimizerConfig& config() const { return config_; }
   void set_lr(float lr) { config_.lr = lr; }

@@ -319,7 +319,8 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
         break;
       case LayerType::MaxPool:
       case LayerType::AvgPool:
-        s.pool = pool2d_geometry(x, l.kh, l.kw, l.window, std::string(layer_type_name(l.type)) + " layer '" + l.name + "'");
+        s.pool =
+            pool2d_geometry(x, l.kh, l.kw, l.window, std::string(layer_type_name(l.type)) + " layer '" + l.name + "'");
         break;
       case LayerType::GlobalAvgPool:
         break;
@@ -358,7 +359,8 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
     if (s.in2 >= 0) values_[static_cast<size_t>(s.in2)].consumers.push_back(static_cast<int>(si));
   }
   if (!materialized[static_cast<size_t>(output_)]) {
-    fail(ErrorCode::InvalidArgument, "model spec: the output layer is fused into another layer; make it the last layer");
+    fail(ErrorCode::InvalidArgument,
+         "model spec: the output layer is fused into another layer; make it the last layer");
   }
   for (size_t v = 1; v < values_.size(); ++v) {
     if (materialized[v] && values_[v].consumers.empty() && static_cast<int>(v) != output_) {
@@ -485,7 +487,8 @@ void Plan::plan_memory(int64_t memory_budget) {
     fail(ErrorCode::Alloc, std::string(mode_.backward ? "a training" : "an inference") + " plan for input " +
                                shape_to_string(input_shape_) + " needs " + std::to_string(bytes) +
                                " bytes of arena (activations, gradients and scratch), over the memory budget of " +
-                               std::to_string(memory_budget) + " bytes; use smaller batches or images, or raise memoryBudget");
+                               std::to_string(memory_budget) +
+                               " bytes; use smaller batches or images, or raise memoryBudget");
   }
   arena_ = BackendBuffer(backend_, total, "a plan arena for input " + shape_to_string(input_shape_));
 

@@ -45,8 +45,8 @@ class Plan {
  public:
   // E_ALLOC, before allocating, when the arena would exceed `memory_budget` bytes, or (with
   // no budget) when a layer's activations are absurd for its input (check_activation_growth).
-  Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
-       Backend& backend, int64_t memory_budget = kNoMemoryBudget);
+  Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode, Backend& backend,
+       int64_t memory_budget = kNoMemoryBudget);
   ~Plan() {
     if (StepCapture* capture = backend_.step_capture()) capture->drop_captures(this);
   }
@@ -97,8 +97,8 @@ class Plan {
     int layer = 0;
     int in = -1, in2 = -1, out = -1;  // value ids; in2 = BN skip or the add's second operand
     bool relu = false;
-    bool stats_in_conv = false;  // BN: its conv producer computed the batch statistics
-    int stats_step = -1;         // conv: the BN step whose statistics it computes
+    bool stats_in_conv = false;            // BN: its conv producer computed the batch statistics
+    int stats_step = -1;                   // conv: the BN step whose statistics it computes
     bool acc_in = false, acc_in2 = false;  // backward accumulates into the inputs' gradients
     Conv2dGeometry conv{};
     Pool2dGeometry pool{};

@@ -49,8 +49,7 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
           mean = arena + bn.mean;
           var = arena + bn.var;
         }
-        backend_.conv2d_forward(s.conv, x, p.params + s.w, s.b >= 0 ? p.params + s.b : nullptr, y, mean, var,
-                                scratch);
+        backend_.conv2d_forward(s.conv, x, p.params + s.w, s.b >= 0 ? p.params + s.b : nullptr, y, mean, var, scratch);
         break;
       }
       case LayerType::BatchNorm: {
@@ -172,8 +171,8 @@ void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, flo
         float* dskip = s.in2 >= 0 ? target(s.in2, s.acc_in2, acc_b_) : nullptr;
         // The input gradient is needed for the batch-norm's own parameters even when x is the network input.
         float* dxb = dx ? dx : arena + acc_a_;
-        backend_.batch_norm_backward(a, mode_.batch_stats, x, y, s.relu, dy, dxb, dskip, p.grads + s.w,
-                                     p.grads + s.b, scratch);
+        backend_.batch_norm_backward(a, mode_.batch_stats, x, y, s.relu, dy, dxb, dskip, p.grads + s.w, p.grads + s.b,
+                                     scratch);
         if (s.in2 >= 0) finish(s.in2, s.acc_in2, acc_b_);
         break;
       }

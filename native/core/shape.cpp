@@ -17,7 +17,7 @@ int64_t checked_mul(int64_t a, int64_t b, const std::string& what) {
   int64_t product = 0;
   if (__builtin_mul_overflow(a, b, &product) || product > kMaxElements) {
     fail(ErrorCode::InvalidShape, what + ": size " + std::to_string(a) + " x " + std::to_string(b) +
-                               " is too large (limit " + std::to_string(kMaxElements) + " elements)");
+                                      " is too large (limit " + std::to_string(kMaxElements) + " elements)");
   }
   return product;
 }

@@ -11,12 +11,12 @@
 namespace rn::cpu {
 
 struct AugmentParams {
-  int64_t count = 0;     // images in the batch
-  int64_t height = 0;    // image height (also the output height)
-  int64_t width = 0;     // image width (also the output width)
-  int64_t channels = 0;  // channels (innermost, NHWC)
-  int64_t padding = 0;   // zero padding on every side before the random crop; 0 = no crop
-  bool flip = false;     // random horizontal flip with probability 1/2
+  int64_t count = 0;            // images in the batch
+  int64_t height = 0;           // image height (also the output height)
+  int64_t width = 0;            // image width (also the output width)
+  int64_t channels = 0;         // channels (innermost, NHWC)
+  int64_t padding = 0;          // zero padding on every side before the random crop; 0 = no crop
+  bool flip = false;            // random horizontal flip with probability 1/2
   const float* mean = nullptr;  // `channels` values subtracted per channel; nullptr = 0
   const float* std = nullptr;   // `channels` divisors per channel (> 0); nullptr = 1
   uint64_t seed = 0;

@@ -27,8 +27,8 @@ void affine(const BatchNormArgs& a, float* scale, float* shift) {
 }  // namespace
 
 // sum[c] += Σ x, sq[c] += Σ x² over rows [begin, end); fs/fq are float block buffers.
-RN_SIMD_CLONES void sums_rows(int64_t c, const float* __restrict x, int64_t begin, int64_t end, double* sum,
-                              double* sq, float* __restrict fs, float* __restrict fq) {
+RN_SIMD_CLONES void sums_rows(int64_t c, const float* __restrict x, int64_t begin, int64_t end, double* sum, double* sq,
+                              float* __restrict fs, float* __restrict fq) {
   for (int64_t r0 = begin; r0 < end; r0 += kBlock) {
     std::fill(fs, fs + c, 0.0f);
     std::fill(fq, fq + c, 0.0f);
@@ -156,7 +156,8 @@ void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* ski
   float* scale = scratch;
   float* shift = scratch + c;
   affine(a, scale, shift);
-  parallel_for(a.rows, [&](int64_t begin, int64_t end) { forward_rows(c, x, skip, relu, scale, shift, y, begin, end); });
+  parallel_for(a.rows,
+               [&](int64_t begin, int64_t end) { forward_rows(c, x, skip, relu, scale, shift, y, begin, end); });
 }
 
 void batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y, bool relu,

@@ -15,11 +15,9 @@ void sums_rows(int64_t c, const float* x, int64_t begin, int64_t end, double* su
 
 // Batch mean and (biased) variance from per-part sums: partial holds, for each of `parts`,
 // `channels` sums then `channels` sums of squares, in double, over `count` rows in all.
-void finish_batch_statistics(int parts, int64_t channels, const double* partial, double count, float* mean,
-                             float* var);
+void finish_batch_statistics(int parts, int64_t channels, const double* partial, double count, float* mean, float* var);
 void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var, float* scratch);
-void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
-                        float* scratch);
+void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y, float* scratch);
 void batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y, bool relu,
                          const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta, float* scratch);
 

@@ -34,8 +34,7 @@ int threads() { return num_threads(); }
 
 // im2col rows [m0, m0 + rows) for group `grp` into col [rows × K], K ordered (tap, channel) as
 // HWIO. Plain loops rather than memcpy: a tap is often only 16–64 floats.
-RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows,
-                           float* col) {
+RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows, float* col) {
   const int64_t ipg = g.in_per_group(), k = k_of(g);
   for (int64_t r = 0; r < rows; ++r) {
     const int64_t m = m0 + r;
@@ -97,8 +96,8 @@ ForwardLayout forward_layout(const Conv2dGeometry& g) {
   l.stats = l.packed + align16(g.groups * packed_b_floats(k_of(g), g.out_per_group()));
   l.fsums = l.stats + align16(4 * g.c_out * threads());
   l.col = l.fsums + align16(2 * g.c_out * threads());
-  l.total = l.col + (implicit_forward(g) ? align16(conv2d_padded_input_floats(g))
-                                          : align16(kTileRows * k_of(g)) * threads());
+  l.total =
+      l.col + (implicit_forward(g) ? align16(conv2d_padded_input_floats(g)) : align16(kTileRows * k_of(g)) * threads());
   return l;
 }
 
@@ -201,8 +200,8 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
             im2col(g, x, grp, m0, rows, col);
             a = col;
           }
-          gemm_packed(rows, opg, k, a, direct ? g.c_in : k, scratch + l.packed + grp * group_packed, out + grp * opg,
-                      c, bias != nullptr);
+          gemm_packed(rows, opg, k, a, direct ? g.c_in : k, scratch + l.packed + grp * group_packed, out + grp * opg, c,
+                      bias != nullptr);
         }
         if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);  // the epilogue, while the tile is hot
       }
@@ -244,24 +243,24 @@ void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const 
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), g.n)));
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
-    float* col = scratch + l.col + p * align16(kTileRows * k);
-    for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
-      if (direct) {
-        gemm_packed(pixels, g.c_in, g.c_out, dy + b * pixels * g.c_out, g.c_out, scratch + l.packed, dx + b * image,
-                    g.c_in, false);
-        continue;
-      }
-      std::memset(dx + b * image, 0, static_cast<size_t>(image) * sizeof(float));
-      for (int64_t t0 = 0; t0 < pixels; t0 += kTileRows) {
-        const int64_t rows = std::min(kTileRows, pixels - t0);
-        const int64_t m0 = b * pixels + t0;
-        for (int64_t grp = 0; grp < g.groups; ++grp) {
-          gemm_packed(rows, k, opg, dy + m0 * g.c_out + grp * opg, g.c_out, scratch + l.packed + grp * group_packed,
-                      col, k, false);
-          col2im_add(g, col, grp, m0, rows, dx);
+      float* col = scratch + l.col + p * align16(kTileRows * k);
+      for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
+        if (direct) {
+          gemm_packed(pixels, g.c_in, g.c_out, dy + b * pixels * g.c_out, g.c_out, scratch + l.packed, dx + b * image,
+                      g.c_in, false);
+          continue;
+        }
+        std::memset(dx + b * image, 0, static_cast<size_t>(image) * sizeof(float));
+        for (int64_t t0 = 0; t0 < pixels; t0 += kTileRows) {
+          const int64_t rows = std::min(kTileRows, pixels - t0);
+          const int64_t m0 = b * pixels + t0;
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            gemm_packed(rows, k, opg, dy + m0 * g.c_out + grp * opg, g.c_out, scratch + l.packed + grp * group_packed,
+                        col, k, false);
+            col2im_add(g, col, grp, m0, rows, dx);
+          }
         }
       }
-    }
     }
   });
 }

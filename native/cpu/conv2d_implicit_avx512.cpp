@@ -31,9 +31,8 @@ template <int Pixels, int Panels>
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(const Conv2dGeometry& g,
                                                                             const float* const* px, int64_t row_step,
                                                                             int64_t tap_step, const float* panel,
-                                                                            int64_t panel_stride, float* c,
-                                                                            int64_t ldc, int64_t cols,
-                                                                            bool accumulate) {
+                                                                            int64_t panel_stride, float* c, int64_t ldc,
+                                                                            int64_t cols, bool accumulate) {
   v16 acc[Pixels][Panels];
   for (int r = 0; r < Pixels; ++r) {
     for (int j = 0; j < Panels; ++j) acc[r][j] = v16{};
@@ -59,12 +58,9 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(cons
 }
 
 template <int Pixels, int Panels>
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_pixels(int64_t pixels, const Conv2dGeometry& g,
-                                                                              const float* const* px,
-                                                                              int64_t row_step, int64_t tap_step,
-                                                                              const float* panel, int64_t panel_stride,
-                                                                              float* c, int64_t ldc, int64_t cols,
-                                                                              bool accumulate) {
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_pixels(
+    int64_t pixels, const Conv2dGeometry& g, const float* const* px, int64_t row_step, int64_t tap_step,
+    const float* panel, int64_t panel_stride, float* c, int64_t ldc, int64_t cols, bool accumulate) {
   if constexpr (Pixels > 0) {
     if (pixels == Pixels) {
       return implicit_kernel<Pixels, Panels>(g, px, row_step, tap_step, panel, panel_stride, c, ldc, cols, accumulate);
@@ -85,13 +81,13 @@ RN_TARGET_AVX512 void implicit_segment(const Conv2dGeometry& g, const float* con
   int64_t q = 0;
   for (; q + 2 <= panels; q += 2) {
     const int64_t cols = std::min(kGemmPanel, g.c_out - (q + 1) * kGemmPanel);
-    kernel_for_pixels<kPixels, 2>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride,
-                                  panel_stride, c + q * kGemmPanel, g.c_out, cols, accumulate);
+    kernel_for_pixels<kPixels, 2>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride, panel_stride,
+                                  c + q * kGemmPanel, g.c_out, cols, accumulate);
   }
   if (q < panels) {
     const int64_t cols = std::min(kGemmPanel, g.c_out - q * kGemmPanel);
-    kernel_for_pixels<kPixels, 1>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride,
-                                  panel_stride, c + q * kGemmPanel, g.c_out, cols, accumulate);
+    kernel_for_pixels<kPixels, 1>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride, panel_stride,
+                                  c + q * kGemmPanel, g.c_out, cols, accumulate);
   }
 }
 

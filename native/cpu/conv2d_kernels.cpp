@@ -18,7 +18,7 @@ inline int64_t input_coord(int64_t out, int64_t stride, int64_t pad_before, int6
 
 // Output rows [row_begin, row_end) of the flattened (image, oh) range.
 RN_SIMD_CLONES void conv_rows(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-               int64_t row_begin, int64_t row_end) {
+                              int64_t row_begin, int64_t row_end) {
   const int64_t ipg = g.in_per_group(), opg = g.out_per_group();
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int64_t b = row / g.out_h, oh = row % g.out_h;
@@ -131,10 +131,10 @@ int parts_for(int64_t work) { return static_cast<int>(std::max<int64_t>(1, std::
 int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
   const int64_t threads = num_threads();
   const int64_t wsize = g.kh * g.kw * g.in_per_group() * g.c_out;
-  const int64_t stats = 2 * g.c_out * threads * 2;          // sum, sum of squares, in double
+  const int64_t stats = 2 * g.c_out * threads * 2;  // sum, sum of squares, in double
   // partial dw and db in double, plus one float tap block per thread
   const int64_t weight_grads = (wsize + g.c_out) * threads * 2 + g.in_per_group() * g.c_out * threads;
-  const int64_t transposed = wsize;                                 // backward-input weights
+  const int64_t transposed = wsize;                            // backward-input weights
   const int64_t winograd = conv2d_winograd_scratch_floats(g);  // 0 where not eligible
   if (conv2d_use_gemm(g)) return std::max(winograd, conv2d_gemm_scratch_floats(g));
   return std::max({stats, weight_grads, transposed, winograd});

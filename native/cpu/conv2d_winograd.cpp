@@ -81,11 +81,11 @@ Layout layout(const Conv2dGeometry& g) {
   l.chunk = chunk_tiles(g);
   l.element_size = align16(packed_b_floats(g.c_in, g.c_out)) + 16;  // off powers of two (see element_stride)
   l.packed = 0;
-  l.temp = l.packed + kElements * l.element_size;             // weight-transform block per thread
+  l.temp = l.packed + kElements * l.element_size;  // weight-transform block per thread
   l.temp_size = align16(kElements * kWeightRows * g.c_out);
-  l.stats = l.temp + l.temp_size * t;                         // double sum, sum of squares per thread
-  l.fsums = l.stats + align16(4 * g.c_out * t);               // float block sums per thread
-  l.zeros = l.fsums + align16(2 * g.c_out * t);               // zeros: padding reads, absent bias
+  l.stats = l.temp + l.temp_size * t;            // double sum, sum of squares per thread
+  l.fsums = l.stats + align16(4 * g.c_out * t);  // float block sums per thread
+  l.zeros = l.fsums + align16(2 * g.c_out * t);  // zeros: padding reads, absent bias
   l.v = l.zeros + align16(std::max(g.c_in, g.c_out));
   // per thread: V [16][chunk][c_in], M [16][chunk][c_out], a dump row for clipped outputs
   l.m = kElements * element_stride(l.chunk, g.c_in);
@@ -174,10 +174,10 @@ RN_SIMD_CLONES void input_transform(const Conv2dGeometry& g, const float* x, con
         p[i * 4 + j] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? x + ((b * g.h + ih) * g.w + iw) * c : zeros;
       }
     }
-    const float *__restrict d00 = p[0], *__restrict d01 = p[1], *__restrict d02 = p[2], *__restrict d03 = p[3];
-    const float *__restrict d10 = p[4], *__restrict d11 = p[5], *__restrict d12 = p[6], *__restrict d13 = p[7];
-    const float *__restrict d20 = p[8], *__restrict d21 = p[9], *__restrict d22 = p[10], *__restrict d23 = p[11];
-    const float *__restrict d30 = p[12], *__restrict d31 = p[13], *__restrict d32 = p[14], *__restrict d33 = p[15];
+    const float* __restrict d00 = p[0], * __restrict d01 = p[1], * __restrict d02 = p[2], * __restrict d03 = p[3];
+    const float* __restrict d10 = p[4], * __restrict d11 = p[5], * __restrict d12 = p[6], * __restrict d13 = p[7];
+    const float* __restrict d20 = p[8], * __restrict d21 = p[9], * __restrict d22 = p[10], * __restrict d23 = p[11];
+    const float* __restrict d30 = p[12], * __restrict d31 = p[13], * __restrict d32 = p[14], * __restrict d33 = p[15];
     float* __restrict o = v + lt * c;
     RN_INDEPENDENT
     for (int64_t ch = 0; ch < c; ++ch) {

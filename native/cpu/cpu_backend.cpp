@@ -18,8 +18,8 @@ class OptimizedCpuBackend final : public HostBackend {
   const char* name() const override { return "cpu"; }
 
   int64_t conv2d_scratch_floats(const Conv2dGeometry& g) const override { return cpu::conv2d_scratch_floats(g); }
-  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                      float* mean, float* var, float* scratch) override {
+  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
+                      float* var, float* scratch) override {
     cpu::conv2d_forward(g, x, w, bias, y, mean, var, scratch);
   }
   void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
@@ -65,8 +65,8 @@ class OptimizedCpuBackend final : public HostBackend {
     cpu::dense_backward(n, k, m, x, w, dy, dx, dw, db);
   }
 
-  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
-                               float smoothing, int64_t* correct, int64_t* correct5) override {
+  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels, float smoothing,
+                               int64_t* correct, int64_t* correct5) override {
     return cpu::softmax_cross_entropy(n, classes, logits, labels, smoothing, correct, correct5);
   }
   void softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,

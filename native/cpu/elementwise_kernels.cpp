@@ -51,9 +51,8 @@ void accumulate(int64_t count, const float* x, float* y) {
 
 void copy(int64_t count, const float* x, float* y) {
   if (x == y) return;
-  for_elements(count, [&](int64_t b, int64_t e) {
-    std::memcpy(y + b, x + b, static_cast<size_t>(e - b) * sizeof(float));
-  });
+  for_elements(count,
+               [&](int64_t b, int64_t e) { std::memcpy(y + b, x + b, static_cast<size_t>(e - b) * sizeof(float)); });
 }
 
 void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* bias, float* y) {

@@ -95,12 +95,23 @@ inline __attribute__((always_inline)) void gemm_body(int64_t m, int64_t n, int64
     const float* ai = a + i * row_step;
     float* ci = c + i * ldc + j0;
     switch (m - i) {
-      case 5: micro_kernel<5, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate); break;
-      case 4: micro_kernel<4, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate); break;
-      case 3: micro_kernel<3, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate); break;
-      case 2: micro_kernel<2, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate); break;
-      case 1: micro_kernel<1, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate); break;
-      default: break;
+      case 5:
+        micro_kernel<5, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate);
+        break;
+      case 4:
+        micro_kernel<4, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate);
+        break;
+      case 3:
+        micro_kernel<3, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate);
+        break;
+      case 2:
+        micro_kernel<2, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate);
+        break;
+      case 1:
+        micro_kernel<1, Transposed>(k, ai, lda, panel, ci, ldc, cols, accumulate);
+        break;
+      default:
+        break;
     }
   }
 }

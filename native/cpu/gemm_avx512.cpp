@@ -44,9 +44,9 @@ constexpr int64_t kDepthBlock = 256;  // packed A (12 KiB) and two B panel slice
 // real columns in the last panel.
 template <int Rows, int Panels>
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t k, const float* a, int64_t a_step,
-                                                                         const float* panel,
-                                                                         int64_t panel_stride, float* c, int64_t ldc,
-                                                                         int64_t cols, bool accumulate) {
+                                                                         const float* panel, int64_t panel_stride,
+                                                                         float* c, int64_t ldc, int64_t cols,
+                                                                         bool accumulate) {
   v16 acc[Rows][Panels];
   for (int r = 0; r < Rows; ++r) {
     for (int j = 0; j < Panels; ++j) acc[r][j] = v16{};
@@ -65,9 +65,9 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void micro_kernel(int64_t
 // The last m % 12 rows: Rows counts down to the remainder, so each size is its own kernel.
 template <int Rows, int Panels>
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_rows(int64_t rows, int64_t k, const float* a,
-                                                                            int64_t a_step, const float* panel, int64_t panel_stride,
-                                                                            float* c, int64_t ldc, int64_t cols,
-                                                                            bool accumulate) {
+                                                                            int64_t a_step, const float* panel,
+                                                                            int64_t panel_stride, float* c, int64_t ldc,
+                                                                            int64_t cols, bool accumulate) {
   if constexpr (Rows > 0) {
     if (rows == Rows) return micro_kernel<Rows, Panels>(k, a, a_step, panel, panel_stride, c, ldc, cols, accumulate);
     kernel_for_rows<Rows - 1, Panels>(rows, k, a, a_step, panel, panel_stride, c, ldc, cols, accumulate);
@@ -78,8 +78,8 @@ RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_rows(int6
 // micro-kernel then reads one contiguous stream instead of a dozen strided rows, which the L1
 // prefetchers do not follow (unpacked, a 14×16 kernel ran no faster than the 6×16 AVX2 one).
 // Aᵀ needs no packing: its rows are already contiguous per p.
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void pack_a(const float* a, int64_t lda, int64_t i,
-                                                                   int64_t rows, int64_t p0, int64_t kc, float* buf) {
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void pack_a(const float* a, int64_t lda, int64_t i, int64_t rows,
+                                                                   int64_t p0, int64_t kc, float* buf) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = a + (i + r) * lda + p0;
     for (int64_t p = 0; p < kc; ++p) buf[p * kRows + r] = src[p];

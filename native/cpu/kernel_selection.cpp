@@ -22,8 +22,8 @@ const char* kernels_from_environment() {
 const char* selected_kernels() {
   static const char* const selected = kernels_from_environment();
   if (selected == nullptr) {
-    fail(ErrorCode::InvalidArgument, std::string("RESNET_KERNELS must be 'optimized' or 'reference', got '") +
-                                         std::getenv("RESNET_KERNELS") + "'");
+    fail(ErrorCode::InvalidArgument,
+         std::string("RESNET_KERNELS must be 'optimized' or 'reference', got '") + std::getenv("RESNET_KERNELS") + "'");
   }
   return selected;
 }

@@ -49,8 +49,7 @@ void zero_pad_shortcut_forward(const Shape& xs, const Shape& ys, int64_t sh, int
   });
 }
 
-void zero_pad_shortcut_backward(const Shape& xs, const Shape& ys, int64_t sh, int64_t sw, const float* dy,
-                                float* dx) {
+void zero_pad_shortcut_backward(const Shape& xs, const Shape& ys, int64_t sh, int64_t sw, const float* dy, float* dx) {
   const int64_t h = xs[1], w = xs[2], c = xs[3];
   const int64_t oh = ys[1], ow = ys[2], oc = ys[3];
   const int64_t before = (oc - c) / 2;

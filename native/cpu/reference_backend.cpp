@@ -26,8 +26,8 @@ class ReferenceBackend final : public HostBackend {
   const char* name() const override { return "cpu-reference"; }
 
   int64_t conv2d_scratch_floats(const Conv2dGeometry&) const override { return 0; }
-  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                      float* mean, float* var, float*) override {
+  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
+                      float* var, float*) override {
     reference::conv2d_forward(g, x, w, bias, y);
     if (mean != nullptr) reference::batch_norm_statistics(g.n * g.out_h * g.out_w, g.c_out, y, mean, var);
   }
@@ -41,8 +41,7 @@ class ReferenceBackend final : public HostBackend {
   }
 
   int64_t channel_scratch_floats(int64_t) const override { return 0; }
-  void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var,
-                             float*) override {
+  void batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var, float*) override {
     reference::batch_norm_statistics(rows, channels, x, mean, var);
   }
   void batch_norm_forward(const BatchNormArgs& a, const float* x, const float* skip, bool relu, float* y,
@@ -94,8 +93,8 @@ class ReferenceBackend final : public HostBackend {
 
   // The loss value from the reference; the hit counts from the engine's (they are counts,
   // not numerics, and the reference has none).
-  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
-                               float smoothing, int64_t* correct, int64_t* correct5) override {
+  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels, float smoothing,
+                               int64_t* correct, int64_t* correct5) override {
     cpu::softmax_cross_entropy(n, classes, logits, labels, smoothing, correct, correct5);
     return reference::softmax_cross_entropy_forward(n, classes, logits, labels, smoothing);
   }

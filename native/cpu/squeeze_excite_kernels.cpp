@@ -36,8 +36,8 @@ void squeeze_excite_forward(const SqueezeExciteArgs& a, const float* x, float* y
 void squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx, float* dw1,
                              float* db1, float* dw2, float* db2, float* scratch) {
   const int64_t n = a.n, hw = a.hw, c = a.c, hidden = a.hidden;
-  float* dgate = scratch;           // [n, c]: d(loss)/d(gate) then through the sigmoid
-  float* dpooled = dgate + n * c;   // [n, c]
+  float* dgate = scratch;            // [n, c]: d(loss)/d(gate) then through the sigmoid
+  float* dpooled = dgate + n * c;    // [n, c]
   float* dhidden = dpooled + n * c;  // [n, hidden]
   parallel_for(n, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {

@@ -23,22 +23,23 @@ std::vector<float> kernel_scratch(int64_t floats) { return std::vector<float>(st
 void expect_same_shape(const Tensor& a, const Tensor& b, const std::string& op, const char* a_name,
                        const char* b_name) {
   if (a.shape() != b.shape()) {
-    fail(ErrorCode::InvalidShape, op + ": " + a_name + " " + s(a) + " and " + b_name + " " + s(b) + " must have the same shape");
+    fail(ErrorCode::InvalidShape,
+         op + ": " + a_name + " " + s(a) + " and " + b_name + " " + s(b) + " must have the same shape");
   }
 }
 
 void expect_vector(const Tensor& t, int64_t length, const std::string& op, const char* name,
                    const std::string& context) {
   if (t.rank() != 1 || t.dim(0) != length) {
-    fail(ErrorCode::InvalidShape, op + ": " + name + " must have shape [" + std::to_string(length) + "] (" + context +
-                               "), got " + s(t));
+    fail(ErrorCode::InvalidShape,
+         op + ": " + name + " must have shape [" + std::to_string(length) + "] (" + context + "), got " + s(t));
   }
 }
 
 void check_finite_arg(float v, const std::string& op, const char* name, float lo, float hi) {
   if (!std::isfinite(v) || v < lo || v > hi) {
     fail(ErrorCode::InvalidArgument, op + ": " + name + " must be a number in [" + std::to_string(lo) + ", " +
-                             std::to_string(hi) + "], got " + std::to_string(v));
+                                         std::to_string(hi) + "], got " + std::to_string(v));
   }
 }
 
@@ -62,7 +63,8 @@ RowsChannels batch_norm_view(const Tensor& x, const BatchNormParams& p, const Ba
   check_finite_arg(args.epsilon, op, "epsilon", 0.0f, 1.0f);
   const int64_t rows = x.numel() / c;
   if (args.training && rows < 2) {
-    fail(ErrorCode::InvalidShape, op + ": training mode needs more than one value per channel to compute batch statistics, got input " + s(x));
+    fail(ErrorCode::InvalidShape,
+         op + ": training mode needs more than one value per channel to compute batch statistics, got input " + s(x));
   }
   return {rows, c};
 }
@@ -72,8 +74,7 @@ struct Statistics {
   std::vector<float> mean, var;
 };
 
-Statistics statistics_for(const Tensor& x, const RowsChannels& v, const BatchNormParams& p,
-                          const BatchNormArgs& args) {
+Statistics statistics_for(const Tensor& x, const RowsChannels& v, const BatchNormParams& p, const BatchNormArgs& args) {
   Statistics st;
   st.mean.resize(static_cast<size_t>(v.channels));
   st.var.resize(static_cast<size_t>(v.channels));
@@ -126,7 +127,8 @@ Pool2dGeometry pool_geometry(const Tensor& x, const Pool2dArgs& args, const std:
 
 void expect_dy(const Tensor& dy, const Shape& expected, const std::string& op) {
   if (dy.shape() != expected) {
-    fail(ErrorCode::InvalidShape, op + ": dy must have the output's shape " + shape_to_string(expected) + ", got " + s(dy));
+    fail(ErrorCode::InvalidShape,
+         op + ": dy must have the output's shape " + shape_to_string(expected) + ", got " + s(dy));
   }
 }
 
@@ -138,23 +140,25 @@ DenseShape dense_shape(const Tensor& x, const Tensor& w, const std::string& op) 
   if (x.rank() != 2) fail(ErrorCode::InvalidShape, op + ": input must be rank 2 [batch, features], got " + s(x));
   if (w.rank() != 2) fail(ErrorCode::InvalidShape, op + ": weights must be rank 2 [in, out], got " + s(w));
   if (x.dim(1) != w.dim(0)) {
-    fail(ErrorCode::InvalidShape, op + ": input features " + std::to_string(x.dim(1)) + " must equal the weights' rows " +
-                               std::to_string(w.dim(0)) + " (input " + s(x) + ", weights " + s(w) + ")");
+    fail(ErrorCode::InvalidShape, op + ": input features " + std::to_string(x.dim(1)) +
+                                      " must equal the weights' rows " + std::to_string(w.dim(0)) + " (input " + s(x) +
+                                      ", weights " + s(w) + ")");
   }
   return {x.dim(0), x.dim(1), w.dim(1)};
 }
 
 void check_labels(const Tensor& logits, const std::vector<int32_t>& labels, float smoothing, const std::string& op) {
-  if (logits.rank() != 2) fail(ErrorCode::InvalidShape, op + ": logits must be rank 2 [batch, classes], got " + s(logits));
+  if (logits.rank() != 2)
+    fail(ErrorCode::InvalidShape, op + ": logits must be rank 2 [batch, classes], got " + s(logits));
   if (static_cast<int64_t>(labels.size()) != logits.dim(0)) {
     fail(ErrorCode::InvalidShape, op + ": got " + std::to_string(labels.size()) + " labels for a batch of " +
-                               std::to_string(logits.dim(0)) + " (logits " + s(logits) + ")");
+                                      std::to_string(logits.dim(0)) + " (logits " + s(logits) + ")");
   }
   const int64_t classes = logits.dim(1);
   for (size_t i = 0; i < labels.size(); ++i) {
     if (labels[i] < 0 || labels[i] >= classes) {
       fail(ErrorCode::InvalidArgument, op + ": label " + std::to_string(labels[i]) + " at index " + std::to_string(i) +
-                               " is out of range [0, " + std::to_string(classes) + ")");
+                                           " is out of range [0, " + std::to_string(classes) + ")");
     }
   }
   check_finite_arg(smoothing, op, "labelSmoothing", 0.0f, 1.0f);

@@ -19,8 +19,7 @@ struct Conv2dGrads {
   TensorPtr dx, dw, db;  // db only when the conv has a bias
 };
 TensorPtr conv2d(const Tensor& x, const Tensor& w, const Tensor* bias, const Conv2dArgs& args);
-Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool with_bias,
-                            const Conv2dArgs& args);
+Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool with_bias, const Conv2dArgs& args);
 
 struct BatchNormArgs {
   bool training = true;
@@ -39,8 +38,7 @@ struct BatchNormGrads {
 TensorPtr batch_norm(const Tensor& x, const BatchNormParams& p, const BatchNormArgs& args);
 BatchNormGrads batch_norm_backward(const Tensor& x, const Tensor& dy, const BatchNormParams& p,
                                    const BatchNormArgs& args);
-TensorPtr batch_norm_add_relu(const Tensor& x, const Tensor& skip, const BatchNormParams& p,
-                              const BatchNormArgs& args);
+TensorPtr batch_norm_add_relu(const Tensor& x, const Tensor& skip, const BatchNormParams& p, const BatchNormArgs& args);
 BatchNormGrads batch_norm_add_relu_backward(const Tensor& x, const Tensor& skip, const Tensor& dy,
                                             const BatchNormParams& p, const BatchNormArgs& args);
 

@@ -19,12 +19,18 @@ static_assert(sizeof(rn::ParamSlice) == sizeof(rn::cuda::ParamSlice), "optimizer
 
 // An activation buffer (float* in the Backend interface) as its real element type.
 template <typename T>
-T* as(float* p) { return reinterpret_cast<T*>(p); }
+T* as(float* p) {
+  return reinterpret_cast<T*>(p);
+}
 template <typename T>
-const T* as(const float* p) { return reinterpret_cast<const T*>(p); }
+const T* as(const float* p) {
+  return reinterpret_cast<const T*>(p);
+}
 
 cudnnDataType_t cudnn_type(cuda_abi::Precision p) {
-  return p == cuda_abi::Precision::Fp16 ? CUDNN_DATA_HALF : p == cuda_abi::Precision::Bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  return p == cuda_abi::Precision::Fp16   ? CUDNN_DATA_HALF
+         : p == cuda_abi::Precision::Bf16 ? CUDNN_DATA_BFLOAT16
+                                          : CUDNN_DATA_FLOAT;
 }
 
 }  // namespace
@@ -46,7 +52,10 @@ CudaBackend::CudaBackend(int ordinal, bool allow_tf32, cuda_abi::Precision preci
   if (profiler_->enabled()) {
     // Backends live until the process exits; the totals are printed then.
     static std::vector<Profiler*> profilers;
-    if (profilers.empty()) std::atexit([] { for (Profiler* p : profilers) p->print(); });
+    if (profilers.empty())
+      std::atexit([] {
+        for (Profiler* p : profilers) p->print();
+      });
     profilers.push_back(profiler_.get());
   }
 }
@@ -182,7 +191,8 @@ void CudaBackend::conv2d_forward(const Conv2dGeometry& g, const float* x, const 
     conv_->forward(s.sym, input, w_ohwi, y, scratch + s.workspace);
     const int64_t rows = g.n * g.out_h * g.out_w;
     if (bias) add_channel_bias<T>(stream_, rows, g.c_out, bias, as<T>(y));
-    if (mean && var) rn::cuda::batch_norm_statistics<T>(stream_, rows, g.c_out, as<T>(y), mean, var, scratch + s.channel);
+    if (mean && var)
+      rn::cuda::batch_norm_statistics<T>(stream_, rows, g.c_out, as<T>(y), mean, var, scratch + s.channel);
   });
 }
 
@@ -204,8 +214,8 @@ void CudaBackend::conv2d_backward_input(const Conv2dGeometry& g, const float* dy
   });
 }
 
-void CudaBackend::conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
-                                         float* db, float* scratch) {
+void CudaBackend::conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
+                                         float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::ConvBackwardFilter);
   const ConvScratch s = conv_scratch(g);
   with_activation_type([&](auto t) {
@@ -226,7 +236,9 @@ void CudaBackend::conv2d_backward_weight(const Conv2dGeometry& g, const float* x
 
 // --- batch-norm ----------------------------------------------------------------------
 
-int64_t CudaBackend::channel_scratch_floats(int64_t channels) const { return rn::cuda::channel_scratch_floats(channels); }
+int64_t CudaBackend::channel_scratch_floats(int64_t channels) const {
+  return rn::cuda::channel_scratch_floats(channels);
+}
 
 void CudaBackend::batch_norm_statistics(int64_t rows, int64_t channels, const float* x, float* mean, float* var,
                                         float* scratch) {
@@ -253,9 +265,9 @@ void CudaBackend::batch_norm_forward(const BatchNormArgs& a, const float* x, con
   });
 }
 
-void CudaBackend::batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y,
-                                      bool relu, const float* dy, float* dx, float* dskip, float* dgamma,
-                                      float* dbeta, float* scratch) {
+void CudaBackend::batch_norm_backward(const BatchNormArgs& a, bool training, const float* x, const float* y, bool relu,
+                                      const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta,
+                                      float* scratch) {
   ProfileScope profile(*profiler_, stream_, Work::BatchNormBackward);
   with_activation_type([&](auto t) {
     using T = decltype(t);
@@ -269,7 +281,10 @@ void CudaBackend::batch_norm_backward(const BatchNormArgs& a, bool training, con
 
 void CudaBackend::relu_forward(int64_t count, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::relu_forward<T>(stream_, count, as<T>(x), as<T>(y)); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::relu_forward<T>(stream_, count, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::relu_backward_from_output(int64_t count, const float* y, const float* dy, float* dx) {
@@ -290,7 +305,10 @@ void CudaBackend::add_forward(int64_t count, const float* a, const float* b, boo
 
 void CudaBackend::accumulate(int64_t count, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Elementwise);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::accumulate<T>(stream_, count, as<T>(x), as<T>(y)); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::accumulate<T>(stream_, count, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::copy(int64_t count, const float* x, float* y) {
@@ -302,7 +320,10 @@ void CudaBackend::copy(int64_t count, const float* x, float* y) {
 
 void CudaBackend::max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::max_pool_forward<T>(stream_, g, as<T>(x), as<T>(y)); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::max_pool_forward<T>(stream_, g, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::max_pool_backward(const Pool2dGeometry& g, const float* x, const float* dy, float* dx) {
@@ -315,12 +336,18 @@ void CudaBackend::max_pool_backward(const Pool2dGeometry& g, const float* x, con
 
 void CudaBackend::avg_pool_forward(const Pool2dGeometry& g, const float* x, float* y) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::avg_pool_forward<T>(stream_, g, as<T>(x), as<T>(y)); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::avg_pool_forward<T>(stream_, g, as<T>(x), as<T>(y));
+  });
 }
 
 void CudaBackend::avg_pool_backward(const Pool2dGeometry& g, const float* dy, float* dx) {
   ProfileScope profile(*profiler_, stream_, Work::Pool);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::avg_pool_backward<T>(stream_, g, as<T>(dy), as<T>(dx)); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::avg_pool_backward<T>(stream_, g, as<T>(dy), as<T>(dx));
+  });
 }
 
 void CudaBackend::global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
@@ -426,8 +453,8 @@ double CudaBackend::softmax_cross_entropy(int64_t n, int64_t classes, const floa
   return host[0];
 }
 
-void CudaBackend::softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits,
-                                                 const int32_t* labels, float smoothing, float dloss, float* dlogits) {
+void CudaBackend::softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
+                                                 float smoothing, float dloss, float* dlogits) {
   ProfileScope profile(*profiler_, stream_, Work::Loss);
   with_activation_type([&](auto t) {
     using T = decltype(t);
@@ -438,7 +465,10 @@ void CudaBackend::softmax_cross_entropy_backward(int64_t n, int64_t classes, con
 
 void CudaBackend::softmax(int64_t n, int64_t classes, const float* logits, float* probs) {
   ProfileScope profile(*profiler_, stream_, Work::Loss);
-  with_activation_type([&](auto t) { using T = decltype(t); rn::cuda::softmax<T>(stream_, n, classes, as<T>(logits), probs); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    rn::cuda::softmax<T>(stream_, n, classes, as<T>(logits), probs);
+  });
 }
 
 // --- optimizers ----------------------------------------------------------------------
@@ -469,12 +499,17 @@ bool CudaBackend::all_finite(int64_t count, const float* x) { return finite(coun
 
 bool CudaBackend::activations_finite(int64_t count, const float* x) {
   bool ok = true;
-  with_activation_type([&](auto t) { using T = decltype(t); ok = finite(count, as<T>(x)); });
+  with_activation_type([&](auto t) {
+    using T = decltype(t);
+    ok = finite(count, as<T>(x));
+  });
   return ok;
 }
 
 void CudaBackend::scale(int64_t count, float factor, float* x) {
-  ProfileScope profile(*profiler_, stream_, Work::Optimizer); rn::cuda::scale(stream_, count, factor, x); }
+  ProfileScope profile(*profiler_, stream_, Work::Optimizer);
+  rn::cuda::scale(stream_, count, factor, x);
+}
 
 // One tensor, unchecked (the Backend contract: the check is *_update_finite); nothing on this
 // backend calls these, its *_update_all do the work in one launch each.
@@ -498,7 +533,8 @@ const rn::ParamSlice* CudaBackend::upload_slices(const std::vector<rn::ParamSlic
   if (slices.size() > slices_capacity_) {
     allocator_->release(slices_);
     slices_capacity_ = std::max<size_t>(slices.size(), 64);
-    slices_ = static_cast<rn::ParamSlice*>(allocator_->allocate(slices_capacity_ * sizeof(rn::ParamSlice), "optimizer table"));
+    slices_ = static_cast<rn::ParamSlice*>(
+        allocator_->allocate(slices_capacity_ * sizeof(rn::ParamSlice), "optimizer table"));
     ++slices_generation_;
   }
   slices_host_ = slices;

@@ -60,8 +60,8 @@ class CudaBackend final : public Backend, public StepCapture {
   void stage_param_table(const std::vector<ParamSlice>& slices) override;
 
   int64_t conv2d_scratch_floats(const Conv2dGeometry& g) const override;
-  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                      float* mean, float* var, float* scratch) override;
+  void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
+                      float* var, float* scratch) override;
   void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                              float* scratch) override;
   void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
@@ -100,15 +100,15 @@ class CudaBackend final : public Backend, public StepCapture {
   void zero_pad_backward(const Shape& x_shape, const int64_t* pads, const float* dy, float* dx) override;
   void zero_pad_shortcut_forward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw, const float* x,
                                  float* y) override;
-  void zero_pad_shortcut_backward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw,
-                                  const float* dy, float* dx) override;
+  void zero_pad_shortcut_backward(const Shape& x_shape, const Shape& y_shape, int64_t sh, int64_t sw, const float* dy,
+                                  float* dx) override;
 
   void squeeze_excite_forward(const SqueezeExciteArgs& a, const float* x, float* y) override;
   void squeeze_excite_backward(const SqueezeExciteArgs& a, const float* x, const float* dy, float* dx, float* dw1,
                                float* db1, float* dw2, float* db2, float* scratch) override;
 
-  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
-                               float smoothing, int64_t* correct, int64_t* correct5) override;
+  double softmax_cross_entropy(int64_t n, int64_t classes, const float* logits, const int32_t* labels, float smoothing,
+                               int64_t* correct, int64_t* correct5) override;
   void softmax_cross_entropy_backward(int64_t n, int64_t classes, const float* logits, const int32_t* labels,
                                       float smoothing, float dloss, float* dlogits) override;
   void softmax(int64_t n, int64_t classes, const float* logits, float* probs) override;
@@ -132,7 +132,7 @@ class CudaBackend final : public Backend, public StepCapture {
   struct ConvScratch {
     Conv2dGeometry sym;  // the symmetric-padding geometry cuDNN sees
     bool prepad = false;
-    std::array<int64_t, 4> extra{0, 0, 0, 0};  // padding applied by hand (top, bottom, left, right)
+    std::array<int64_t, 4> extra{0, 0, 0, 0};                     // padding applied by hand (top, bottom, left, right)
     int64_t workspace = 0, weights = 0, padded = 0, channel = 0;  // offsets in floats
     int64_t total = 0;
   };
@@ -153,9 +153,15 @@ class CudaBackend final : public Backend, public StepCapture {
   template <typename F>
   void with_activation_type(F&& f) const {
     switch (precision_) {
-      case cuda_abi::Precision::Fp16: f(__half{}); break;
-      case cuda_abi::Precision::Bf16: f(__nv_bfloat16{}); break;
-      default: f(float{}); break;
+      case cuda_abi::Precision::Fp16:
+        f(__half{});
+        break;
+      case cuda_abi::Precision::Bf16:
+        f(__nv_bfloat16{});
+        break;
+      default:
+        f(float{});
+        break;
     }
   }
 
@@ -167,8 +173,8 @@ class CudaBackend final : public Backend, public StepCapture {
   std::unique_ptr<DeviceAllocator> allocator_;
   std::unique_ptr<ConvEngine> conv_;
   std::unique_ptr<Profiler> profiler_;
-  double* results_ = nullptr;        // device: loss / counts / sums coming back to the host
-  ParamSlice* slices_ = nullptr;     // device copy of the optimizer's table
+  double* results_ = nullptr;     // device: loss / counts / sums coming back to the host
+  ParamSlice* slices_ = nullptr;  // device copy of the optimizer's table
   std::vector<ParamSlice> slices_host_;
   size_t slices_capacity_ = 0;
   uint64_t slices_generation_ = 0;  // bumped when the table moves (a capture baked its address)
@@ -180,7 +186,7 @@ class CudaBackend final : public Backend, public StepCapture {
   };
   void record_step(const StepRecording& record);
   bool graphs_enabled_ = true;
-  bool recording_ = false;  // between run_captured's start and end: results stay on the device
+  bool recording_ = false;          // between run_captured's start and end: results stay on the device
   StepControl* control_ = nullptr;  // device
   std::unordered_map<const void*, Captured> captured_;
   InputCopier& copier_ = InputCopier::for_device(ordinal_);  // shared with this GPU's other backends

@@ -41,8 +41,8 @@ ConvEngine::~ConvEngine() {
 }
 
 ConvEngine::Key ConvEngine::key_of(const Conv2dGeometry& g) {
-  return {g.n, g.h, g.w, g.c_in, g.kh, g.kw, g.c_out, g.groups, g.stride_h, g.stride_w, g.dilation_h, g.dilation_w,
-          g.pad_top, g.pad_left, g.out_h, g.out_w};
+  return {g.n,        g.h,        g.w,          g.c_in,       g.kh,      g.kw,       g.c_out, g.groups,
+          g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_left, g.out_h, g.out_w};
 }
 
 ConvEngine::Entry& ConvEngine::entry(const Conv2dGeometry& g) {
@@ -56,12 +56,12 @@ ConvEngine::Entry& ConvEngine::entry(const Conv2dGeometry& g) {
   RN_CUDNN(cudnnCreateTensorDescriptor(&e.x));
   RN_CUDNN(cudnnCreateTensorDescriptor(&e.y));
   RN_CUDNN(cudnnCreateFilterDescriptor(&e.w));
-  RN_CUDNN(cudnnSetTensor4dDescriptor(e.x, CUDNN_TENSOR_NHWC, data_type_, to_int(g.n), to_int(g.c_in),
-                                      to_int(g.h), to_int(g.w)));
-  RN_CUDNN(cudnnSetTensor4dDescriptor(e.y, CUDNN_TENSOR_NHWC, data_type_, to_int(g.n), to_int(g.c_out),
-                                      to_int(g.out_h), to_int(g.out_w)));
-  RN_CUDNN(cudnnSetFilter4dDescriptor(e.w, data_type_, CUDNN_TENSOR_NHWC, to_int(g.c_out),
-                                      to_int(g.c_in / g.groups), to_int(g.kh), to_int(g.kw)));
+  RN_CUDNN(cudnnSetTensor4dDescriptor(e.x, CUDNN_TENSOR_NHWC, data_type_, to_int(g.n), to_int(g.c_in), to_int(g.h),
+                                      to_int(g.w)));
+  RN_CUDNN(cudnnSetTensor4dDescriptor(e.y, CUDNN_TENSOR_NHWC, data_type_, to_int(g.n), to_int(g.c_out), to_int(g.out_h),
+                                      to_int(g.out_w)));
+  RN_CUDNN(cudnnSetFilter4dDescriptor(e.w, data_type_, CUDNN_TENSOR_NHWC, to_int(g.c_out), to_int(g.c_in / g.groups),
+                                      to_int(g.kh), to_int(g.kw)));
   // One descriptor per pass: each carries the math type of its own chosen algorithm.
   for (cudnnConvolutionDescriptor_t* d : {&e.fwd, &e.bwd_data, &e.bwd_filter}) {
     RN_CUDNN(cudnnCreateConvolutionDescriptor(d));
@@ -136,7 +136,8 @@ void ConvEngine::choose_algorithms(Entry& e) {
     e.filter_algo = perf[pick].algo;
     RN_CUDNN(cudnnSetConvolutionMathType(e.bwd_filter, perf[pick].mathType));
     size_t bytes = 0;
-    RN_CUDNN(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, e.x, e.y, e.bwd_filter, e.w, e.filter_algo, &bytes));
+    RN_CUDNN(
+        cudnnGetConvolutionBackwardFilterWorkspaceSize(handle_, e.x, e.y, e.bwd_filter, e.w, e.filter_algo, &bytes));
     e.workspace = std::max(e.workspace, bytes);
   }
 }
@@ -146,12 +147,11 @@ size_t ConvEngine::workspace_bytes(const Conv2dGeometry& g) { return entry(g).wo
 void ConvEngine::forward(const Conv2dGeometry& g, const void* x, const void* w_ohwi, void* y, void* workspace) {
   Entry& e = entry(g);
   const float one = 1.0f, zero = 0.0f;
-  RN_CUDNN(cudnnConvolutionForward(handle_, &one, e.x, x, e.w, w_ohwi, e.fwd, e.fwd_algo, workspace, e.workspace,
-                                   &zero, e.y, y));
+  RN_CUDNN(cudnnConvolutionForward(handle_, &one, e.x, x, e.w, w_ohwi, e.fwd, e.fwd_algo, workspace, e.workspace, &zero,
+                                   e.y, y));
 }
 
-void ConvEngine::backward_data(const Conv2dGeometry& g, const void* dy, const void* w_ohwi, void* dx,
-                               void* workspace) {
+void ConvEngine::backward_data(const Conv2dGeometry& g, const void* dy, const void* w_ohwi, void* dx, void* workspace) {
   Entry& e = entry(g);
   const float one = 1.0f, zero = 0.0f;
   RN_CUDNN(cudnnConvolutionBackwardData(handle_, &one, e.w, w_ohwi, e.y, dy, e.bwd_data, e.data_algo, workspace,

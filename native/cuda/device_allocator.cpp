@@ -46,8 +46,8 @@ void* DeviceAllocator::allocate(size_t bytes, const char* what) {
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
     fail(ErrorCode::Alloc, std::string("GPU ") + std::to_string(ordinal_) + " is out of memory allocating " +
-                               std::to_string(size >> 20) + " MiB for " + what + " (" + cudaGetErrorString(e) +
-                               "; " + std::to_string(live_bytes_ >> 20) + " MiB held by resnet-native)");
+                               std::to_string(size >> 20) + " MiB for " + what + " (" + cudaGetErrorString(e) + "; " +
+                               std::to_string(live_bytes_ >> 20) + " MiB held by resnet-native)");
   }
   live_bytes_ += static_cast<int64_t>(size);
   sizes_[p] = size;

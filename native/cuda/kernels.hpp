@@ -49,7 +49,7 @@ void relu_backward_from_output(cudaStream_t s, int64_t count, const T* y, const 
 template <typename T>
 void add_forward(cudaStream_t s, int64_t count, const T* a, const T* b, bool relu, T* y);
 template <typename T>
-void accumulate(cudaStream_t s, int64_t count, const T* x, T* y);  // y += x
+void accumulate(cudaStream_t s, int64_t count, const T* x, T* y);   // y += x
 void scale(cudaStream_t s, int64_t count, float factor, float* x);  // parameter gradients: float only
 // y = x in another type (rounded to nearest even; fp16 overflow gives ±inf). Instantiated
 // float → {float, __half, __nv_bfloat16} and {__half, __nv_bfloat16} → float.
@@ -114,8 +114,8 @@ template <typename T>
 void softmax_cross_entropy(cudaStream_t s, int64_t n, int64_t classes, const T* logits, const int32_t* labels,
                            float smoothing, double* out);
 template <typename T>
-void softmax_cross_entropy_backward(cudaStream_t s, int64_t n, int64_t classes, const T* logits,
-                                    const int32_t* labels, float smoothing, float dloss, T* dlogits);
+void softmax_cross_entropy_backward(cudaStream_t s, int64_t n, int64_t classes, const T* logits, const int32_t* labels,
+                                    float smoothing, float dloss, T* dlogits);
 template <typename T>
 void softmax(cudaStream_t s, int64_t n, int64_t classes, const T* logits, float* probs);
 

@@ -8,10 +8,9 @@ namespace rn::cuda {
 namespace {
 
 constexpr size_t kMarks = 8192;  // per network call; more are not timed
-const char* kNames[] = {"conv forward",      "conv backward-data", "conv backward-filter", "weight layout",
-                        "bn statistics",     "bn forward",         "bn backward",          "element-wise",
-                        "pools",             "dense",              "loss",                 "optimizer",
-                        "host-to-device",    "device-to-host",     "other"};
+const char* kNames[] = {"conv forward", "conv backward-data", "conv backward-filter", "weight layout",  "bn statistics",
+                        "bn forward",   "bn backward",        "element-wise",         "pools",          "dense",
+                        "loss",         "optimizer",          "host-to-device",       "device-to-host", "other"};
 static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Work::Count));
 
 }  // namespace

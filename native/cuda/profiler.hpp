@@ -11,8 +11,24 @@
 
 namespace rn::cuda {
 
-enum class Work { ConvForward, ConvBackwardData, ConvBackwardFilter, WeightLayout, BatchNormStats, BatchNormForward,
-                  BatchNormBackward, Elementwise, Pool, Dense, Loss, Optimizer, Upload, Download, Other, Count };
+enum class Work {
+  ConvForward,
+  ConvBackwardData,
+  ConvBackwardFilter,
+  WeightLayout,
+  BatchNormStats,
+  BatchNormForward,
+  BatchNormBackward,
+  Elementwise,
+  Pool,
+  Dense,
+  Loss,
+  Optimizer,
+  Upload,
+  Download,
+  Other,
+  Count
+};
 
 class Profiler {
  public:

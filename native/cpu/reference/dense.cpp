@@ -20,16 +20,17 @@ void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float*
 
 void dense_backward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* dy, float* dx,
                     float* dw, float* db) {
-  if (dx != nullptr) parallel_for(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      for (int64_t p = 0; p < k; ++p) {
-        const float* wrow = w + p * m;
-        double acc = 0.0;
-        for (int64_t j = 0; j < m; ++j) acc += double(wrow[j]) * dy[i * m + j];
-        dx[i * k + p] = static_cast<float>(acc);
+  if (dx != nullptr)
+    parallel_for(n, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        for (int64_t p = 0; p < k; ++p) {
+          const float* wrow = w + p * m;
+          double acc = 0.0;
+          for (int64_t j = 0; j < m; ++j) acc += double(wrow[j]) * dy[i * m + j];
+          dx[i * k + p] = static_cast<float>(acc);
+        }
       }
-    }
-  });
+    });
   parallel_for(k, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       for (int64_t j = 0; j < m; ++j) {

@@ -117,7 +117,8 @@ struct BackwardArgs {
 // dz = dy past the ReLU mask (y > 0); xhat = (x − mean) · invstd.
 template <int V, typename T>
 struct BackwardTerms {
-  static constexpr int kRowUnroll = 1;  // 2-3 loads per row already; unrolled, registers cut occupancy (measured slower)
+  static constexpr int kRowUnroll =
+      1;  // 2-3 loads per row already; unrolled, registers cut occupancy (measured slower)
   BackwardArgs<T> a;
   float mean[V], invstd[V];
   explicit BackwardTerms(const BackwardArgs<T>& args) : a(args) {}
@@ -216,8 +217,8 @@ void batch_norm_update_running(cudaStream_t s, int64_t rows, int64_t channels, c
                                float momentum, float* running_mean, float* running_var, const int* enabled) {
   if (channels <= 0) return;
   const double bessel = rows > 1 ? double(rows) / double(rows - 1) : 1.0;
-  update_running_kernel<<<static_cast<unsigned>(detail::ceil_div(channels, detail::kThreads)), detail::kThreads, 0, s>>>(
-      channels, bessel, momentum, mean, var, running_mean, running_var, enabled);
+  update_running_kernel<<<static_cast<unsigned>(detail::ceil_div(channels, detail::kThreads)), detail::kThreads, 0,
+                          s>>>(channels, bessel, momentum, mean, var, running_mean, running_var, enabled);
 }
 
 template <typename T>
@@ -242,9 +243,17 @@ void batch_norm_backward(cudaStream_t s, const BatchNormArgs& a, bool training, 
   const bool vectorise = detail::all_vector_aligned(x, dy, dx) && (!relu || detail::vector_aligned(y)) &&
                          (dskip == nullptr || detail::vector_aligned(dskip));
   const BackwardArgs<T> args{x, y, dy, a.mean, a.var, a.epsilon, relu, c};
-  const BackwardFinish finish{a.gamma,         a.var,           a.epsilon,           double(a.rows),
-                              training,        dgamma,          dbeta,               coefficients,
-                              coefficients + c, coefficients + 2 * c, coefficients + 3 * c};
+  const BackwardFinish finish{a.gamma,
+                              a.var,
+                              a.epsilon,
+                              double(a.rows),
+                              training,
+                              dgamma,
+                              dbeta,
+                              coefficients,
+                              coefficients + c,
+                              coefficients + 2 * c,
+                              coefficients + 3 * c};
   detail::reduce_columns<BackwardTerms, T, 2>(s, a.rows, c, vectorise, args, partial_area(scratch), finish);
 
   const detail::ColumnLayout l = detail::column_layout(c, vectorise);
@@ -256,7 +265,7 @@ void batch_norm_backward(cudaStream_t s, const BatchNormArgs& a, bool training, 
   }
 }
 
-#define INSTANTIATE(T)                                                                                         \
+#define INSTANTIATE(T)                                                                                               \
   template void batch_norm_statistics<T>(cudaStream_t, int64_t, int64_t, const T*, float*, float*, float*);          \
   template void batch_norm_forward<T>(cudaStream_t, const BatchNormArgs&, const T*, const T*, bool, T*);             \
   template void batch_norm_backward<T>(cudaStream_t, const BatchNormArgs&, bool, const T*, const T*, bool, const T*, \

@@ -73,8 +73,8 @@ void channel_sums(cudaStream_t s, int64_t rows, int64_t channels, const T* dy, f
                                          partial, SumFinish{db});
 }
 
-#define INSTANTIATE(T)                                                                        \
-  template void add_channel_bias<T>(cudaStream_t, int64_t, int64_t, const float*, T*);       \
+#define INSTANTIATE(T)                                                                 \
+  template void add_channel_bias<T>(cudaStream_t, int64_t, int64_t, const float*, T*); \
   template void channel_sums<T>(cudaStream_t, int64_t, int64_t, const T*, float*, float*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE

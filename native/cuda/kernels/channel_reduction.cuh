@@ -62,8 +62,8 @@ inline int64_t partial_doubles(int64_t channels, int sums) {
 // approach the memory bandwidth, but terms that already load several tensors per row lose
 // more to register pressure.
 template <int V, int S, typename Terms>
-__global__ void __launch_bounds__(kThreads) column_partials_kernel(int64_t rows, int64_t channels, int64_t parts,
-                                                                   Terms terms, double* partial) {
+__global__ void __launch_bounds__(kThreads)
+    column_partials_kernel(int64_t rows, int64_t channels, int64_t parts, Terms terms, double* partial) {
   extern __shared__ double lanes[];  // [ty][S·V][tx]
   const int tx = blockDim.x, ty = blockDim.y;
   const int64_t ch0 = (int64_t(blockIdx.x) * tx + threadIdx.x) * V;
@@ -107,7 +107,8 @@ __global__ void __launch_bounds__(kThreads) column_partials_kernel(int64_t rows,
     if (threadIdx.y < half) {
 #pragma unroll
       for (int j = 0; j < S * V; ++j) {
-        lanes[(threadIdx.y * S * V + j) * tx + threadIdx.x] += lanes[((threadIdx.y + half) * S * V + j) * tx + threadIdx.x];
+        lanes[(threadIdx.y * S * V + j) * tx + threadIdx.x] +=
+            lanes[((threadIdx.y + half) * S * V + j) * tx + threadIdx.x];
       }
     }
     __syncthreads();
@@ -165,11 +166,11 @@ void reduce_columns(cudaStream_t stream, int64_t rows, int64_t channels, bool ve
   const dim3 block(l.tx, l.ty);
   const size_t shared = size_t(kThreads) * S * l.vec * sizeof(double);
   if (l.vec == 4) {
-    column_partials_kernel<4, S, Terms<4, T>><<<grid, block, shared, stream>>>(rows, channels, parts,
-                                                                                Terms<4, T>(args), partial);
+    column_partials_kernel<4, S, Terms<4, T>>
+        <<<grid, block, shared, stream>>>(rows, channels, parts, Terms<4, T>(args), partial);
   } else {
-    column_partials_kernel<1, S, Terms<1, T>><<<grid, block, shared, stream>>>(rows, channels, parts,
-                                                                                Terms<1, T>(args), partial);
+    column_partials_kernel<1, S, Terms<1, T>>
+        <<<grid, block, shared, stream>>>(rows, channels, parts, Terms<1, T>(args), partial);
   }
   const dim3 finish_grid(static_cast<unsigned>(ceil_div(channels, kFinishChannels)));
   const dim3 finish_block(kFinishChannels, kFinishLanes);
@@ -180,9 +181,8 @@ void reduce_columns(cudaStream_t stream, int64_t rows, int64_t channels, bool ve
 // a thread keeps one channel vector (so per-channel constants stay in registers) and
 // strides over rows.
 inline dim3 rows_grid(const ColumnLayout& l, int64_t rows) {
-  const int64_t row_blocks =
-      std::max<int64_t>(1, std::min({ceil_div(rows, l.ty), std::max<int64_t>(1, 4 * kTargetBlocks / l.channel_blocks),
-                                     int64_t{65535}}));
+  const int64_t row_blocks = std::max<int64_t>(
+      1, std::min({ceil_div(rows, l.ty), std::max<int64_t>(1, 4 * kTargetBlocks / l.channel_blocks), int64_t{65535}}));
   return dim3(static_cast<unsigned>(l.channel_blocks), static_cast<unsigned>(row_blocks));
 }
 

@@ -109,16 +109,15 @@ template <typename T>
 void dense_backward(cudaStream_t s, int64_t n, int64_t k, int64_t m, const T* x, const float* w, const T* dy, T* dx,
                     float* dw, float* db) {
   if (dx != nullptr) gemm(s, n, k, m, Operand<T>{dy, m, 1}, Operand<float>{w, 1, m}, nullptr, dx);  // dy · wᵀ
-  gemm(s, k, m, n, Operand<T>{x, 1, k}, Operand<T>{dy, m, 1}, nullptr, dw);                          // xᵀ · dy
+  gemm(s, k, m, n, Operand<T>{x, 1, k}, Operand<T>{dy, m, 1}, nullptr, dw);                         // xᵀ · dy
   if (db != nullptr && m > 0) {
     column_sums_kernel<T><<<detail::grid_for(m), detail::kThreads, 0, s>>>(n, m, dy, db);
   }
 }
 
-#define INSTANTIATE(T)                                                                                          \
-  template void dense_forward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, const float*, const float*, \
-                                 T*);                                                                          \
-  template void dense_backward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, const float*, const T*, T*, \
+#define INSTANTIATE(T)                                                                                               \
+  template void dense_forward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, const float*, const float*, T*); \
+  template void dense_backward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, const float*, const T*, T*,     \
                                   float*, float*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE

@@ -139,11 +139,11 @@ void convert(cudaStream_t s, int64_t count, const From* x, To* y) {
   launch(s, count, detail::all_vector_aligned(x, y), Convert<From, To>{x, y});
 }
 
-#define INSTANTIATE(T)                                                                          \
-  template void relu_forward<T>(cudaStream_t, int64_t, const T*, T*);                           \
-  template void relu_backward_from_output<T>(cudaStream_t, int64_t, const T*, const T*, T*);    \
-  template void add_forward<T>(cudaStream_t, int64_t, const T*, const T*, bool, T*);            \
-  template void accumulate<T>(cudaStream_t, int64_t, const T*, T*);                             \
+#define INSTANTIATE(T)                                                                       \
+  template void relu_forward<T>(cudaStream_t, int64_t, const T*, T*);                        \
+  template void relu_backward_from_output<T>(cudaStream_t, int64_t, const T*, const T*, T*); \
+  template void add_forward<T>(cudaStream_t, int64_t, const T*, const T*, bool, T*);         \
+  template void accumulate<T>(cudaStream_t, int64_t, const T*, T*);                          \
   template void convert<float, T>(cudaStream_t, int64_t, const float*, T*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE

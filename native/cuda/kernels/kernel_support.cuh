@@ -101,9 +101,7 @@ __device__ __forceinline__ void store(T* p, const Floats<V>& r) {
   }
 }
 
-__device__ __forceinline__ int64_t global_thread() {
-  return int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-}
+__device__ __forceinline__ int64_t global_thread() { return int64_t(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ int64_t global_stride() { return int64_t(gridDim.x) * blockDim.x; }
 
 }  // namespace rn::cuda::detail

@@ -46,8 +46,8 @@ void ohwi_to_hwio(cudaStream_t s, int64_t kh, int64_t kw, int64_t ci, int64_t co
   transpose(s, co, kh * kw * ci, src, dst);
 }
 
-#define INSTANTIATE(T)                                                                                      \
-  template void hwio_to_ohwi<T>(cudaStream_t, int64_t, int64_t, int64_t, int64_t, const float*, T*);      \
+#define INSTANTIATE(T)                                                                               \
+  template void hwio_to_ohwi<T>(cudaStream_t, int64_t, int64_t, int64_t, int64_t, const float*, T*); \
   template void ohwi_to_hwio<T>(cudaStream_t, int64_t, int64_t, int64_t, int64_t, const T*, float*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE

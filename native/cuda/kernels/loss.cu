@@ -55,8 +55,8 @@ __device__ RowResult row_loss(int64_t classes, const T* row, int32_t label, floa
   // An out-of-range label has no logit: the loss turns NaN (caught by the E_NAN checks).
   const float label_logit = valid ? detail::to_float(row[label]) : NAN;
   double logit_sum = 0.0;
-  int above = 0;               // classes scored strictly higher than the label
-  float best = -INFINITY;      // first argmax: the larger value, then the smaller index
+  int above = 0;           // classes scored strictly higher than the label
+  float best = -INFINITY;  // first argmax: the larger value, then the smaller index
   int64_t best_at = classes;
   for (int64_t j = lane; j < classes; j += kWarp) {
     const float v = detail::to_float(row[j]);
@@ -145,8 +145,8 @@ void softmax_cross_entropy(cudaStream_t s, int64_t n, int64_t classes, const T* 
 }
 
 template <typename T>
-void softmax_cross_entropy_backward(cudaStream_t s, int64_t n, int64_t classes, const T* logits,
-                                    const int32_t* labels, float smoothing, float dloss, T* dlogits) {
+void softmax_cross_entropy_backward(cudaStream_t s, int64_t n, int64_t classes, const T* logits, const int32_t* labels,
+                                    float smoothing, float dloss, T* dlogits) {
   if (n <= 0 || classes <= 0) return;
   loss_backward_kernel<T><<<detail::grid_for(n * kWarp), detail::kThreads, 0, s>>>(
       n, classes, logits, labels, smoothing, double(dloss) / double(n), dlogits);
@@ -158,11 +158,10 @@ void softmax(cudaStream_t s, int64_t n, int64_t classes, const T* logits, float*
   softmax_kernel<T><<<detail::grid_for(n * kWarp), detail::kThreads, 0, s>>>(n, classes, logits, probs);
 }
 
-#define INSTANTIATE(T)                                                                                           \
-  template void softmax_cross_entropy<T>(cudaStream_t, int64_t, int64_t, const T*, const int32_t*, float,       \
-                                         double*);                                                              \
-  template void softmax_cross_entropy_backward<T>(cudaStream_t, int64_t, int64_t, const T*, const int32_t*,     \
-                                                  float, float, T*);                                            \
+#define INSTANTIATE(T)                                                                                              \
+  template void softmax_cross_entropy<T>(cudaStream_t, int64_t, int64_t, const T*, const int32_t*, float, double*); \
+  template void softmax_cross_entropy_backward<T>(cudaStream_t, int64_t, int64_t, const T*, const int32_t*, float,  \
+                                                  float, T*);                                                       \
   template void softmax<T>(cudaStream_t, int64_t, int64_t, const T*, float*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE

@@ -139,13 +139,15 @@ unsigned chunks(int64_t total) { return static_cast<unsigned>(detail::ceil_div(t
 
 SgdStep sgd_step(const SgdArgs& a, const float* params, const float* grads, const float* momentum) {
   // The check shares the functor with the update but never writes through it.
-  return {a.momentum, a.nesterov, a.decoupled, a.first_step, const_cast<float*>(params), const_cast<float*>(momentum), grads};
+  return {a.momentum, a.nesterov, a.decoupled, a.first_step, const_cast<float*>(params), const_cast<float*>(momentum),
+          grads};
 }
 
 AdamStep adam_step(const AdamArgs& a, const float* params, const float* grads, const float* m, const float* v) {
   const double c1 = 1.0 - std::pow(double(a.beta1), double(a.step));
   const double c2 = 1.0 - std::pow(double(a.beta2), double(a.step));
-  return {a.beta1, a.beta2, a.eps, c1, c2, const_cast<float*>(params), const_cast<float*>(m), const_cast<float*>(v), grads};
+  return {a.beta1, a.beta2, a.eps, c1, c2, const_cast<float*>(params), const_cast<float*>(m), const_cast<float*>(v),
+          grads};
 }
 
 }  // namespace
@@ -176,8 +178,8 @@ void adamw_update_check_all(cudaStream_t s, const ParamSlice* table, int tensors
                             const AdamArgs& a, const float* params, const float* grads, const float* m, const float* v,
                             unsigned* first_bad, const StepControl* control) {
   if (tensors <= 0 || total_floats <= 0) return;
-  check_all_kernel<<<chunks(total_floats), detail::kThreads, 0, s>>>(table, tensors, total_floats,
-                                                                     adam_step(a, params, grads, m, v), first_bad, control);
+  check_all_kernel<<<chunks(total_floats), detail::kThreads, 0, s>>>(
+      table, tensors, total_floats, adam_step(a, params, grads, m, v), first_bad, control);
 }
 
 }  // namespace rn::cuda

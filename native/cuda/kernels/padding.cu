@@ -33,8 +33,7 @@ __global__ void pad_forward_kernel(int64_t n, int64_t h, int64_t w, int64_t c, P
   for (int64_t idx = detail::global_thread(); idx < total; idx += detail::global_stride()) {
     const Pixel o = split(idx, oh, ow, c);
     const int64_t i = o.i - p.top, j = o.j - p.left;
-    y[idx] = (i >= 0 && i < h && j >= 0 && j < w) ? x[((o.b * h + i) * w + j) * c + o.ch]
-                                                   : detail::from_float<T>(0.0f);
+    y[idx] = (i >= 0 && i < h && j >= 0 && j < w) ? x[((o.b * h + i) * w + j) * c + o.ch] : detail::from_float<T>(0.0f);
   }
 }
 
@@ -49,7 +48,7 @@ __global__ void pad_backward_kernel(int64_t n, int64_t h, int64_t w, int64_t c, 
 }
 
 struct ShortcutShapes {
-  int64_t h, w, c;      // input
+  int64_t h, w, c;        // input
   int64_t n, oh, ow, oc;  // output
   int64_t sh, sw, before;
 };
@@ -103,8 +102,8 @@ void zero_pad_shortcut_forward(cudaStream_t s, const Shape& xs, const Shape& ys,
                                T* y) {
   const int64_t total = ys[0] * ys[1] * ys[2] * ys[3];
   if (total <= 0) return;
-  shortcut_forward_kernel<T><<<detail::grid_for(total), detail::kThreads, 0, s>>>(shortcut_shapes(xs, ys, sh, sw), x,
-                                                                                   y);
+  shortcut_forward_kernel<T>
+      <<<detail::grid_for(total), detail::kThreads, 0, s>>>(shortcut_shapes(xs, ys, sh, sw), x, y);
 }
 
 template <typename T>
@@ -112,17 +111,16 @@ void zero_pad_shortcut_backward(cudaStream_t s, const Shape& xs, const Shape& ys
                                 T* dx) {
   const int64_t total = xs[0] * xs[1] * xs[2] * xs[3];
   if (total <= 0) return;
-  shortcut_backward_kernel<T><<<detail::grid_for(total), detail::kThreads, 0, s>>>(shortcut_shapes(xs, ys, sh, sw),
-                                                                                    dy, dx);
+  shortcut_backward_kernel<T>
+      <<<detail::grid_for(total), detail::kThreads, 0, s>>>(shortcut_shapes(xs, ys, sh, sw), dy, dx);
 }
 
 #define INSTANTIATE(T)                                                                                             \
-  template void zero_pad_forward<T>(cudaStream_t, const Shape&, const int64_t*, const T*, T*);                    \
-  template void zero_pad_backward<T>(cudaStream_t, const Shape&, const int64_t*, const T*, T*);                   \
+  template void zero_pad_forward<T>(cudaStream_t, const Shape&, const int64_t*, const T*, T*);                     \
+  template void zero_pad_backward<T>(cudaStream_t, const Shape&, const int64_t*, const T*, T*);                    \
   template void zero_pad_shortcut_forward<T>(cudaStream_t, const Shape&, const Shape&, int64_t, int64_t, const T*, \
                                              T*);                                                                  \
-  template void zero_pad_shortcut_backward<T>(cudaStream_t, const Shape&, const Shape&, int64_t, int64_t,          \
-                                              const T*, T*);
+  template void zero_pad_shortcut_backward<T>(cudaStream_t, const Shape&, const Shape&, int64_t, int64_t, const T*, T*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE
 

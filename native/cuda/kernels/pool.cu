@@ -22,8 +22,8 @@ __device__ __forceinline__ Window window(const Pool2dGeometry& g, int64_t oh, in
 }
 
 // Output rows/columns whose window covers input index i: o·stride − pad ≤ i < o·stride − pad + k.
-__device__ __forceinline__ void covering(int64_t i, int64_t k, int64_t stride, int64_t pad, int64_t out,
-                                         int64_t* first, int64_t* last) {
+__device__ __forceinline__ void covering(int64_t i, int64_t k, int64_t stride, int64_t pad, int64_t out, int64_t* first,
+                                         int64_t* last) {
   const int64_t lo = i + pad - k + 1;  // o·stride ≥ lo
   *first = lo <= 0 ? 0 : (lo + stride - 1) / stride;
   const int64_t hi = (i + pad) / stride;  // i + pad ≥ 0 for inputs inside the image
@@ -38,9 +38,7 @@ constexpr int kChannelLanes = 32, kPixelLanes = 8;
 struct Pixel {
   int64_t b, i, j;
 };
-__device__ __forceinline__ Pixel split(int64_t p, int64_t h, int64_t w) {
-  return {p / (h * w), (p / w) % h, p % w};
-}
+__device__ __forceinline__ Pixel split(int64_t p, int64_t h, int64_t w) { return {p / (h * w), (p / w) % h, p % w}; }
 
 unsigned pixel_grid(int64_t pixels) {
   return static_cast<unsigned>(std::max<int64_t>(1, std::min(detail::ceil_div(pixels, kPixelLanes), int64_t{65535})));
@@ -194,7 +192,7 @@ __global__ void __launch_bounds__(kChannelLanes* kPixelLanes)
   const int64_t ch = int64_t(blockIdx.x) * kChannelLanes + threadIdx.x;
   const CoverTable cover = tile_cover(g, ih0, ih1, iw0, iw1);
   const int entries = cover.rows * cover.cols;
-  auto* max_pixel = reinterpret_cast<int64_t*>(table_bytes);               // [entries][kChannelLanes]
+  auto* max_pixel = reinterpret_cast<int64_t*>(table_bytes);                        // [entries][kChannelLanes]
   auto* window_dy = reinterpret_cast<float*>(max_pixel + entries * kChannelLanes);  // same shape
   const T* image = x + b * g.h * g.w * g.c;
   const T* dy_image = dy + b * g.out_h * g.out_w * g.c;
@@ -316,9 +314,8 @@ void max_pool_backward(cudaStream_t s, const Pool2dGeometry& g, const T* x, cons
     if (bytes <= kTableLimit && tiles <= 65535 && g.n <= 65535) {
       const dim3 grid(static_cast<unsigned>(detail::ceil_div(g.c, kChannelLanes)), static_cast<unsigned>(tiles),
                       static_cast<unsigned>(g.n));
-      dispatch_window(g, [&](auto k) {
-        max_backward_tiled_kernel<k.value, T><<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx);
-      });
+      dispatch_window(
+          g, [&](auto k) { max_backward_tiled_kernel<k.value, T><<<grid, kBlock, bytes, s>>>(g, tile, x, dy, dx); });
       return;
     }
   }
@@ -349,12 +346,12 @@ void global_avg_pool_backward(cudaStream_t s, int64_t n, int64_t hw, int64_t c, 
   global_avg_backward_kernel<T><<<detail::grid_for(n * hw * c), detail::kThreads, 0, s>>>(n, hw, c, dy, dx);
 }
 
-#define INSTANTIATE(T)                                                                                  \
-  template void max_pool_forward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);                \
-  template void max_pool_backward<T>(cudaStream_t, const Pool2dGeometry&, const T*, const T*, T*);     \
-  template void avg_pool_forward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);                \
-  template void avg_pool_backward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);               \
-  template void global_avg_pool_forward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, T*);     \
+#define INSTANTIATE(T)                                                                             \
+  template void max_pool_forward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);            \
+  template void max_pool_backward<T>(cudaStream_t, const Pool2dGeometry&, const T*, const T*, T*); \
+  template void avg_pool_forward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);            \
+  template void avg_pool_backward<T>(cudaStream_t, const Pool2dGeometry&, const T*, T*);           \
+  template void global_avg_pool_forward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, T*); \
   template void global_avg_pool_backward<T>(cudaStream_t, int64_t, int64_t, int64_t, const T*, T*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE

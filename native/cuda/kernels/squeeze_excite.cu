@@ -88,14 +88,13 @@ void squeeze_excite_backward(cudaStream_t s, const SqueezeExciteArgs& a, const T
   dense_backward<float>(s, n, hidden, c, a.hidden_act, a.w2, dgate, dhidden, dw2, db2);
   relu_mask_kernel<<<detail::grid_for(n * hidden), detail::kThreads, 0, s>>>(n * hidden, a.hidden_act, dhidden);
   dense_backward<float>(s, n, c, hidden, a.pooled, a.w1, dhidden, dpooled, dw1, db1);
-  input_gradient_kernel<T><<<detail::grid_for(n * hw * c), detail::kThreads, 0, s>>>(n, hw, c, dy, a.gate, dpooled,
-                                                                                      dx);
+  input_gradient_kernel<T><<<detail::grid_for(n * hw * c), detail::kThreads, 0, s>>>(n, hw, c, dy, a.gate, dpooled, dx);
 }
 
-#define INSTANTIATE(T)                                                                                        \
-  template void squeeze_excite_forward<T>(cudaStream_t, const SqueezeExciteArgs&, const T*, T*);             \
-  template void squeeze_excite_backward<T>(cudaStream_t, const SqueezeExciteArgs&, const T*, const T*, T*,   \
-                                           float*, float*, float*, float*, float*);
+#define INSTANTIATE(T)                                                                                             \
+  template void squeeze_excite_forward<T>(cudaStream_t, const SqueezeExciteArgs&, const T*, T*);                   \
+  template void squeeze_excite_backward<T>(cudaStream_t, const SqueezeExciteArgs&, const T*, const T*, T*, float*, \
+                                           float*, float*, float*, float*);
 RN_CUDA_FOR_EACH_ACTIVATION_TYPE(INSTANTIATE)
 #undef INSTANTIATE
 

@@ -64,14 +64,14 @@ void bench_batch_norm(const char* name, long rows, long c) {
     rn::cuda::batch_norm_statistics<float>(stream, rows, c, x, mean, var, scratch);
     rn::cuda::batch_norm_forward<float>(stream, a, x, nullptr, false, y);
   });
-  const float plain_bwd = time_us(
-      [&] {
-        rn::cuda::batch_norm_backward<float>(stream, a, true, x, y, false, dy, dx, nullptr, gamma, beta, scratch);
-      });
-  std::printf("%-16s bn statistics %7.1f us %5.0f GB/s | apply+add+relu %7.1f us %5.0f GB/s | "
-              "relu+bn backward (with dskip) %7.1f us %5.0f GB/s\n",
-              name, stats, gb_per_s(tensor, stats), fused, gb_per_s(3 * tensor, fused), fused_bwd,
-              gb_per_s(8 * tensor, fused_bwd));
+  const float plain_bwd = time_us([&] {
+    rn::cuda::batch_norm_backward<float>(stream, a, true, x, y, false, dy, dx, nullptr, gamma, beta, scratch);
+  });
+  std::printf(
+      "%-16s bn statistics %7.1f us %5.0f GB/s | apply+add+relu %7.1f us %5.0f GB/s | "
+      "relu+bn backward (with dskip) %7.1f us %5.0f GB/s\n",
+      name, stats, gb_per_s(tensor, stats), fused, gb_per_s(3 * tensor, fused), fused_bwd,
+      gb_per_s(8 * tensor, fused_bwd));
   std::printf("%-16s plain bn training forward (statistics + apply) %7.1f us | plain bn backward %7.1f us\n", name,
               plain_fwd, plain_bwd);
   for (float* p : {x, y, dy, dx, skip, mean, var, gamma, beta, scratch}) cudaFree(p);
@@ -104,10 +104,10 @@ void bench_optimizers() {
   const float t_adam =
       time_us([&] { rn::cuda::adamw_update_all(stream, device_table, kTensors, total, adam, params, grads, m, v); });
   const float t_norm = time_us([&] { rn::cuda::sum_of_squares(stream, total, grads, out); });
-  std::printf("25.6M parameters: sgd nesterov %7.1f us %5.0f GB/s | adamw %7.1f us %5.0f GB/s | "
-              "sum_of_squares %7.1f us %5.0f GB/s\n",
-              t_sgd, gb_per_s(5 * bytes, t_sgd), t_adam, gb_per_s(7 * bytes, t_adam), t_norm,
-              gb_per_s(bytes, t_norm));
+  std::printf(
+      "25.6M parameters: sgd nesterov %7.1f us %5.0f GB/s | adamw %7.1f us %5.0f GB/s | "
+      "sum_of_squares %7.1f us %5.0f GB/s\n",
+      t_sgd, gb_per_s(5 * bytes, t_sgd), t_adam, gb_per_s(7 * bytes, t_adam), t_norm, gb_per_s(bytes, t_norm));
   for (float* p : {params, grads, m, v}) cudaFree(p);
   cudaFree(device_table);
   cudaFree(out);

@@ -299,8 +299,7 @@ void check_batch_norm(int64_t rows, int64_t c, bool determinism) {
 
 template <typename T>
 void check_elementwise(int64_t count, size_t shift) {
-  const std::string shape =
-      shape_text({count}) + (shift ? "+offset" + std::to_string(shift * sizeof(T)) + "B" : "");
+  const std::string shape = shape_text({count}) + (shift ? "+offset" + std::to_string(shift * sizeof(T)) + "B" : "");
   const Floats a = rounded<T>(random_floats(count)), b = rounded<T>(random_floats(count));
   Device<T> da(narrow<T>(a), shift), db(narrow<T>(b), shift), dout(count, shift);
   Floats out(a.size());
@@ -337,8 +336,7 @@ void check_elementwise(int64_t count, size_t shift) {
 // ±inf included) and T → float must widen exactly; float → float is a copy.
 template <typename T>
 void check_convert(int64_t count, size_t shift) {
-  const std::string shape =
-      shape_text({count}) + (shift ? "+offset" + std::to_string(shift * sizeof(T)) + "B" : "");
+  const std::string shape = shape_text({count}) + (shift ? "+offset" + std::to_string(shift * sizeof(T)) + "B" : "");
   const std::string to = std::string("convert<fp32,") + Format<T>::name + ">";
   Floats x = random_floats(count, -8.0f, 8.0f);
   // fp16's largest finite value, just under and at the rounding midpoint to inf, beyond
@@ -474,8 +472,8 @@ void check_dense(int64_t n, int64_t k, int64_t m, bool with_bias, bool with_dx) 
 // Pure copies and zeros: exact.
 template <typename T>
 void check_padding(const Shape& xs, std::vector<int64_t> pads) {
-  const std::string shape = shape_text({xs[0], xs[1], xs[2], xs[3]}) + " pads" +
-                            shape_text({pads[0], pads[1], pads[2], pads[3]});
+  const std::string shape =
+      shape_text({xs[0], xs[1], xs[2], xs[3]}) + " pads" + shape_text({pads[0], pads[1], pads[2], pads[3]});
   const int64_t in = xs[0] * xs[1] * xs[2] * xs[3];
   const int64_t out = xs[0] * (xs[1] + pads[0] + pads[1]) * (xs[2] + pads[2] + pads[3]) * xs[3];
   const Floats x = rounded<T>(random_floats(in)), dy = rounded<T>(random_floats(out));
@@ -512,17 +510,17 @@ void check_squeeze_excite(int64_t n, int64_t hw, int64_t c, int64_t hidden) {
                b2 = random_floats(c);
   Floats pooled(n * c), hidden_act(n * hidden), gate(n * c), y(n * hw * c), dx(n * hw * c);
   Floats dw1(c * hidden), db1(hidden), dw2(hidden * c), db2(c), scratch(3 * n * c + n * hidden);
-  rn::SqueezeExciteArgs ha{n, hw, c, hidden, w1.data(), b1.data(), w2.data(), b2.data(),
-                           pooled.data(), hidden_act.data(), gate.data()};
+  rn::SqueezeExciteArgs ha{
+      n, hw, c, hidden, w1.data(), b1.data(), w2.data(), b2.data(), pooled.data(), hidden_act.data(), gate.data()};
   cpu().squeeze_excite_forward(ha, x.data(), y.data());
   cpu().squeeze_excite_backward(ha, x.data(), dy.data(), dx.data(), dw1.data(), db1.data(), dw2.data(), db2.data(),
                                 scratch.data());
 
   Device<T> gx(narrow<T>(x)), gdy(narrow<T>(dy)), gy(n * hw * c), gdx(n * hw * c);
-  Device<float> gw1(w1), gb1(b1), gw2(w2), gb2(b2), gpooled(n * c), ghidden(n * hidden), ggate(n * c),
-      gdw1(c * hidden), gdb1(hidden), gdw2(hidden * c), gdb2(c), gscratch(scratch.size());
-  rn::SqueezeExciteArgs da{n, hw, c, hidden, gw1.get(), gb1.get(), gw2.get(), gb2.get(),
-                           gpooled.get(), ghidden.get(), ggate.get()};
+  Device<float> gw1(w1), gb1(b1), gw2(w2), gb2(b2), gpooled(n * c), ghidden(n * hidden), ggate(n * c), gdw1(c * hidden),
+      gdb1(hidden), gdw2(hidden * c), gdb2(c), gscratch(scratch.size());
+  rn::SqueezeExciteArgs da{
+      n, hw, c, hidden, gw1.get(), gb1.get(), gw2.get(), gb2.get(), gpooled.get(), ghidden.get(), ggate.get()};
   rn::cuda::squeeze_excite_forward<T>(stream, da, gx.get(), gy.get());
   rn::cuda::squeeze_excite_backward<T>(stream, da, gx.get(), gdy.get(), gdx.get(), gdw1.get(), gdb1.get(), gdw2.get(),
                                        gdb2.get(), gscratch.get());
@@ -544,15 +542,15 @@ void check_squeeze_excite(int64_t n, int64_t hw, int64_t c, int64_t hidden) {
 // its one rounding to T.
 template <typename T>
 void check_loss(int64_t n, int64_t classes, float smoothing, bool ties, float dloss = 2.5f) {
-  const std::string shape = shape_text({n, classes}) + " s=" + std::to_string(smoothing).substr(0, 4) +
-                            (ties ? "+ties" : "");
+  const std::string shape =
+      shape_text({n, classes}) + " s=" + std::to_string(smoothing).substr(0, 4) + (ties ? "+ties" : "");
   const Floats logits = rounded<T>(ties ? tied_floats(n * classes) : random_floats(n * classes, -4.0f, 4.0f));
   std::vector<int32_t> labels(n);
   std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(classes - 1));
   for (int32_t& l : labels) l = pick(rng);
   int64_t correct = 0, correct5 = 0;
-  const double loss = cpu().softmax_cross_entropy(n, classes, logits.data(), labels.data(), smoothing, &correct,
-                                                  &correct5);
+  const double loss =
+      cpu().softmax_cross_entropy(n, classes, logits.data(), labels.data(), smoothing, &correct, &correct5);
   Device<T> dlogits(narrow<T>(logits)), dgrad(n * classes);
   Device<float> dprobs(n * classes);
   Device<int32_t> dlabels(labels);
@@ -590,8 +588,10 @@ void check_all_finite(int64_t count, const Floats& x) {
     y[static_cast<size_t>(count - 1) / 2] = bad;
     Device<T> dy(narrow<T>(y));
     rn::cuda::all_finite<T>(stream, count, dy.get(), flag.get());
-    compare_exact(named<T>("all_finite") + (std::isnan(bad) ? ".nan" : bad > 0 ? ".inf" : ".-inf"), shape,
-                  flag.download()[0] == 0);
+    compare_exact(named<T>("all_finite") + (std::isnan(bad) ? ".nan"
+                                            : bad > 0       ? ".inf"
+                                                            : ".-inf"),
+                  shape, flag.download()[0] == 0);
   }
 }
 
@@ -636,9 +636,9 @@ void check_optimizers(const std::vector<int64_t>& sizes) {
     float momentum;
     bool nesterov, decoupled, first_step;
   };
-  for (const SgdCase& sc : {SgdCase{0.0f, false, false, false}, SgdCase{0.9f, false, false, true},
-                            SgdCase{0.9f, false, false, false}, SgdCase{0.9f, true, false, false},
-                            SgdCase{0.9f, true, true, false}}) {
+  for (const SgdCase& sc :
+       {SgdCase{0.0f, false, false, false}, SgdCase{0.9f, false, false, true}, SgdCase{0.9f, false, false, false},
+        SgdCase{0.9f, true, false, false}, SgdCase{0.9f, true, true, false}}) {
     rn::SgdArgs a;
     a.momentum = sc.momentum, a.nesterov = sc.nesterov, a.decoupled = sc.decoupled, a.first_step = sc.first_step;
     Floats p = params, m = state;
