@@ -30,6 +30,12 @@ export const THREADS: Options = { threads: { type: 'string' } };
 /** Where models run (train, eval, predict, bench). */
 export const DEVICE: Options = { device: { type: 'string' }, 'allow-tf32': { type: 'boolean' }, precision: { type: 'string' } };
 
+/** The help lines of THREADS and DEVICE, for every command that takes them (one copy). */
+export const PLACEMENT_HELP = `  --threads <n>          native threads (default: all cores)
+  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
+  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
+  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision`;
+
 /** parseArgs (strict) with its errors turned into UsageErrors that name the command. */
 export function parse(command: string, args: string[], options: Options, positionals = false): { values: Values; positionals: string[] } {
   try {

@@ -1,5 +1,5 @@
 // `resnet-native bench`: images/s of training and inference on random data.
-import { applyThreads, DEVICE, deviceOptions, int, parse, str, THREADS } from './args.js';
+import { applyThreads, DEVICE, deviceOptions, int, parse, PLACEMENT_HELP, str, THREADS } from './args.js';
 import { modelChoice, modelShape } from './models.js';
 import { NAME, printHelp, say } from './output.js';
 
@@ -12,10 +12,7 @@ Measures images/s of trainStep (forward, backward, SGD update) and of predict on
   --classes <n>          default: 10 / 1000
   --batch-size <n>       default 128
   --steps <n>            timed steps of each (default 10, after 2 untimed ones)
-  --threads <n>          native threads (default: all cores)
-  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
-  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
-  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
+${PLACEMENT_HELP}
   -h, --help             show this help
 `;
 

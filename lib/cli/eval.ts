@@ -1,5 +1,5 @@
 // `resnet-native eval`: loss, top-1 and top-5 accuracy of a checkpoint on a dataset.
-import { applyThreads, DEVICE, deviceOptions, int, oneOf, parse, required, THREADS } from './args.js';
+import { applyThreads, DEVICE, deviceOptions, int, oneOf, parse, PLACEMENT_HELP, required, THREADS } from './args.js';
 import { openCheckpoint } from './checkpoints.js';
 import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, TEST_SUBSET_SEED } from './datasets.js';
 import { NAME, printHelp, say } from './output.js';
@@ -14,10 +14,7 @@ ${DATA_HELP}
   --split <name>         test (default) | train
   --batch-size <n>       default 256
   --limit <n>            evaluate on n examples only (the same ones as train --test-limit n)
-  --threads <n>          native threads (default: all cores)
-  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
-  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
-  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
+${PLACEMENT_HELP}
   -h, --help             show this help
 `;
 

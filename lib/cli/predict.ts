@@ -1,6 +1,6 @@
 // `resnet-native predict`: the top classes of image files, with probabilities.
 import type { Model } from '../model/model.js';
-import { applyThreads, DEVICE, deviceOptions, int, parse, required, THREADS, UsageError } from './args.js';
+import { applyThreads, DEVICE, deviceOptions, int, parse, PLACEMENT_HELP, required, THREADS, UsageError } from './args.js';
 import { openCheckpoint, type LoadedCheckpoint } from './checkpoints.js';
 import { NAME, printHelp, say } from './output.js';
 
@@ -11,10 +11,7 @@ and prints its top classes with their probabilities.
 
   --checkpoint <file>    a checkpoint written by train (or saveModel)
   --top <k>              how many classes to print (default 5)
-  --threads <n>          native threads (default: all cores)
-  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
-  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
-  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
+${PLACEMENT_HELP}
   -h, --help             show this help
 `;
 

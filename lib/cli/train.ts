@@ -11,7 +11,21 @@ import type { Dataset } from '../data/dataset.js';
 import type { Model } from '../model/model.js';
 import type { LrSchedule } from '../train/schedules.js';
 import type { CompileOptions } from '../train/optimizers.js';
-import { applyThreads, DEVICE, deviceOptions, int, num, oneOf, parse, str, THREADS, UsageError, type Options, type Values } from './args.js';
+import {
+  applyThreads,
+  DEVICE,
+  deviceOptions,
+  int,
+  num,
+  oneOf,
+  type Options,
+  parse,
+  PLACEMENT_HELP,
+  str,
+  THREADS,
+  UsageError,
+  type Values,
+} from './args.js';
 import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, NORMALISATION, TEST_SUBSET_SEED, type DatasetName } from './datasets.js';
 import { modelChoice, MODELS_HELP, type ModelChoice } from './models.js';
 import { NAME, printHelp, say } from './output.js';
@@ -38,10 +52,7 @@ ${DATA_HELP}
   --out <dir>            where checkpoints go (default runs/<dataset>-<model>)
   --resume <file>        continue the run saved in this checkpoint (same data and options)
   --seed <n>             seed of the weights, shuffling and augmentation (default 1)
-  --threads <n>          native threads (default: all cores)
-  --device <name>        cpu (default) | cuda | cuda:N (an NVIDIA GPU; see doctor)
-  --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
-  --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision
+${PLACEMENT_HELP}
   --limit <n>            train on n examples only (a seeded random subset)
   --test-limit <n>       evaluate on n test examples only (a fixed random subset)
   --progress <mode>      auto (default: a live bar on a terminal) | bar | log | none
