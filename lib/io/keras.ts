@@ -55,7 +55,7 @@ import * as validate from '../validate.js';
 import { parseJsonText } from './json_text.js';
 import { checkParameterValues } from './parameter_values.js';
 import { openRegularFile, readError, readInto, readRegularFile } from './read_file.js';
-import { float16ToFloat32 } from './safetensors.js';
+import { float16ToFloat32 } from './half_float.js';
 
 export interface LoadKerasOptions {
   /** 'auto' (default): 'name' when every weighted layer of ours has a Keras layer of its name, else 'structure'. */
