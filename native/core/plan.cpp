@@ -233,126 +233,157 @@ Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Sh
 
 const Shape& Plan::output_shape() const { return values_[static_cast<size_t>(output_)].shape; }
 
+struct Plan::StepBuild {
+  StepBuild(const GraphSpec& graph, const std::vector<ParamInfo>& params, int output_value)
+      : spec(graph),
+        layer_params(params, graph.layers.size()),
+        output(output_value),
+        layer_consumers(graph.layers.size() + 1),
+        absorbed(graph.layers.size(), false),
+        materialized(graph.layers.size() + 1, false),
+        step_of_layer(graph.layers.size(), -1) {
+    for (size_t i = 0; i < spec.layers.size(); ++i) {
+      for (int v : spec.layers[i].inputs) layer_consumers[static_cast<size_t>(v)].push_back(static_cast<int>(i));
+    }
+    materialized[0] = true;
+  }
+  // The layer reading value v when it is its only reader, is of `type` and v is not the output; else -1.
+  int single_consumer(int v, LayerType type) const {
+    const auto& c = layer_consumers[static_cast<size_t>(v)];
+    if (c.size() != 1 || v == output) return -1;
+    return spec.layers[static_cast<size_t>(c[0])].type == type ? c[0] : -1;
+  }
+  // Layer `layer` runs inside step s (fused): s now writes that layer's value.
+  void absorb(Step& s, int layer) {
+    absorbed[static_cast<size_t>(layer)] = true;
+    s.out = layer + 1;
+  }
+
+  const GraphSpec& spec;
+  const LayerParams layer_params;
+  const int output;
+  std::vector<std::vector<int>> layer_consumers;  // by value id: the layers reading it
+  std::vector<bool> absorbed, materialized;       // by layer; by value id
+  std::vector<int> step_of_layer;                 // -1 for absorbed layers
+};
+
 void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes) {
   const size_t layer_count = spec.layers.size();
-  const LayerParams layer_params(params, layer_count);
   values_.assign(layer_count + 1, Value{});
   values_[0].shape = shapes[0];
   values_[0].numel = checked_numel(shapes[0], "input");
-  std::vector<std::vector<int>> layer_consumers(layer_count + 1);
+  StepBuild b(spec, params, output_);
   for (size_t i = 0; i < layer_count; ++i) {
-    for (int v : spec.layers[i].inputs) layer_consumers[static_cast<size_t>(v)].push_back(static_cast<int>(i));
-  }
-  auto single_consumer = [&](int v, LayerType type) -> int {
-    const auto& c = layer_consumers[static_cast<size_t>(v)];
-    if (c.size() != 1 || v == output_) return -1;
-    return spec.layers[static_cast<size_t>(c[0])].type == type ? c[0] : -1;
-  };
-  std::vector<bool> absorbed(layer_count, false), materialized(layer_count + 1, false);
-  materialized[0] = true;
-  std::vector<int> step_of_layer(layer_count, -1);
-
-  for (size_t i = 0; i < layer_count; ++i) {
-    if (absorbed[i]) continue;
+    if (b.absorbed[i]) continue;
     const Layer& l = spec.layers[i];
-    const int li = static_cast<int>(i);
-    Step s;
-    s.type = l.type;
-    s.layer = li;
-    s.in = l.inputs[0];
-    s.out = li + 1;
-    const Shape& x = shapes[static_cast<size_t>(s.in)];
-    switch (l.type) {
-      case LayerType::Conv2d: {
-        Shape w{l.kh, l.kw, x[3] / l.groups, l.filters};
-        s.conv = conv2d_geometry(x, w, l.groups, l.window, "conv2d layer '" + l.name + "'");
-        s.w = layer_params.find(li, ParamRole::Weight)->offset;
-        if (const ParamInfo* b = layer_params.find(li, ParamRole::Bias)) s.b = b->offset;
-        break;
-      }
-      case LayerType::BatchNorm: {
-        s.epsilon = l.epsilon;
-        s.momentum = l.momentum;
-        s.w = layer_params.find(li, ParamRole::Gamma)->offset;
-        s.b = layer_params.find(li, ParamRole::Beta)->offset;
-        s.rmean = layer_params.find(li, ParamRole::RunningMean)->offset;
-        s.rvar = layer_params.find(li, ParamRole::RunningVar)->offset;
-        // BN → ReLU, or BN → add (other operand computed earlier) [→ ReLU].
-        if (int r = single_consumer(li + 1, LayerType::Relu); r >= 0) {
-          s.relu = true;
-          absorbed[static_cast<size_t>(r)] = true;
-          s.out = r + 1;
-        } else if (int a = single_consumer(li + 1, LayerType::Add); a >= 0) {
-          const Layer& add = spec.layers[static_cast<size_t>(a)];
-          const int other = add.inputs[0] == li + 1 ? add.inputs[1] : add.inputs[0];
-          if (other != li + 1 && other <= li && materialized[static_cast<size_t>(other)]) {
-            s.in2 = other;
-            absorbed[static_cast<size_t>(a)] = true;
-            s.out = a + 1;
-            if (int r2 = single_consumer(a + 1, LayerType::Relu); r2 >= 0) {
-              s.relu = true;
-              absorbed[static_cast<size_t>(r2)] = true;
-              s.out = r2 + 1;
-            }
-          }
-        }
-        // conv → BN statistics: the conv producing our input computes them if we are its only user.
-        if (mode_.batch_stats && s.in > 0 && layer_consumers[static_cast<size_t>(s.in)].size() == 1) {
-          const int producer = step_of_layer[static_cast<size_t>(s.in - 1)];
-          if (producer >= 0 && steps_[static_cast<size_t>(producer)].type == LayerType::Conv2d &&
-              steps_[static_cast<size_t>(producer)].out == s.in) {
-            s.stats_in_conv = true;
-            steps_[static_cast<size_t>(producer)].stats_step = static_cast<int>(steps_.size());
-          }
-        }
-        break;
-      }
-      case LayerType::Relu:
-        break;
-      case LayerType::Add:
-        s.in2 = l.inputs[1];
-        if (int r = single_consumer(li + 1, LayerType::Relu); r >= 0) {
-          s.relu = true;
-          absorbed[static_cast<size_t>(r)] = true;
-          s.out = r + 1;
-        }
-        break;
-      case LayerType::MaxPool:
-      case LayerType::AvgPool:
-        s.pool =
-            pool2d_geometry(x, l.kh, l.kw, l.window, std::string(layer_type_name(l.type)) + " layer '" + l.name + "'");
-        break;
-      case LayerType::GlobalAvgPool:
-        break;
-      case LayerType::Flatten:
-        break;
-      case LayerType::Dense:
-        s.w = layer_params.find(li, ParamRole::Weight)->offset;
-        if (const ParamInfo* b = layer_params.find(li, ParamRole::Bias)) s.b = b->offset;
-        break;
-      case LayerType::ZeroPad:
-        s.pads = l.pads;
-        break;
-      case LayerType::SqueezeExcite:
-        s.hidden = l.units;
-        s.w = layer_params.find(li, ParamRole::Weight, 1)->offset;
-        s.b = layer_params.find(li, ParamRole::Bias, 1)->offset;
-        s.w2 = layer_params.find(li, ParamRole::Weight, 2)->offset;
-        s.b2 = layer_params.find(li, ParamRole::Bias, 2)->offset;
-        break;
-      case LayerType::ZeroPadShortcut:
-        s.sh = l.window.stride_h;
-        s.sw = l.window.stride_w;
-        break;
-    }
-    materialized[static_cast<size_t>(s.out)] = true;
-    step_of_layer[i] = static_cast<int>(steps_.size());
+    Step s = layer_step(b, static_cast<int>(i), shapes[static_cast<size_t>(l.inputs[0])]);
+    if (l.type == LayerType::BatchNorm) fuse_batch_norm(s, b);
+    if (l.type == LayerType::Add) fuse_add(s, b);
+    b.materialized[static_cast<size_t>(s.out)] = true;
+    b.step_of_layer[i] = static_cast<int>(steps_.size());
     Value& out = values_[static_cast<size_t>(s.out)];
     out.shape = shapes[static_cast<size_t>(s.out)];
     out.numel = checked_numel(out.shape, l.name);
     out.producer = static_cast<int>(steps_.size());
     steps_.push_back(s);
   }
+  link_values(spec, b.materialized);
+  mark_accumulation();
+}
+
+Plan::Step Plan::layer_step(const StepBuild& b, int layer, const Shape& x) const {
+  const Layer& l = b.spec.layers[static_cast<size_t>(layer)];
+  const LayerParams& lp = b.layer_params;
+  Step s;
+  s.type = l.type;
+  s.layer = layer;
+  s.in = l.inputs[0];
+  s.out = layer + 1;
+  switch (l.type) {
+    case LayerType::Conv2d: {
+      Shape w{l.kh, l.kw, x[3] / l.groups, l.filters};
+      s.conv = conv2d_geometry(x, w, l.groups, l.window, "conv2d layer '" + l.name + "'");
+      s.w = lp.find(layer, ParamRole::Weight)->offset;
+      if (const ParamInfo* bias = lp.find(layer, ParamRole::Bias)) s.b = bias->offset;
+      break;
+    }
+    case LayerType::BatchNorm:
+      s.epsilon = l.epsilon;
+      s.momentum = l.momentum;
+      s.w = lp.find(layer, ParamRole::Gamma)->offset;
+      s.b = lp.find(layer, ParamRole::Beta)->offset;
+      s.rmean = lp.find(layer, ParamRole::RunningMean)->offset;
+      s.rvar = lp.find(layer, ParamRole::RunningVar)->offset;
+      break;
+    case LayerType::Add:
+      s.in2 = l.inputs[1];
+      break;
+    case LayerType::MaxPool:
+    case LayerType::AvgPool:
+      s.pool =
+          pool2d_geometry(x, l.kh, l.kw, l.window, std::string(layer_type_name(l.type)) + " layer '" + l.name + "'");
+      break;
+    case LayerType::Dense:
+      s.w = lp.find(layer, ParamRole::Weight)->offset;
+      if (const ParamInfo* bias = lp.find(layer, ParamRole::Bias)) s.b = bias->offset;
+      break;
+    case LayerType::ZeroPad:
+      s.pads = l.pads;
+      break;
+    case LayerType::SqueezeExcite:
+      s.hidden = l.units;
+      s.w = lp.find(layer, ParamRole::Weight, 1)->offset;
+      s.b = lp.find(layer, ParamRole::Bias, 1)->offset;
+      s.w2 = lp.find(layer, ParamRole::Weight, 2)->offset;
+      s.b2 = lp.find(layer, ParamRole::Bias, 2)->offset;
+      break;
+    case LayerType::ZeroPadShortcut:
+      s.sh = l.window.stride_h;
+      s.sw = l.window.stride_w;
+      break;
+    case LayerType::Relu:
+    case LayerType::GlobalAvgPool:
+    case LayerType::Flatten:
+      break;
+  }
+  return s;
+}
+
+void Plan::fuse_batch_norm(Step& s, StepBuild& b) {
+  const int li = s.layer;
+  if (int r = b.single_consumer(li + 1, LayerType::Relu); r >= 0) {
+    s.relu = true;
+    b.absorb(s, r);
+  } else if (int a = b.single_consumer(li + 1, LayerType::Add); a >= 0) {
+    const Layer& add = b.spec.layers[static_cast<size_t>(a)];
+    const int other = add.inputs[0] == li + 1 ? add.inputs[1] : add.inputs[0];
+    if (other != li + 1 && other <= li && b.materialized[static_cast<size_t>(other)]) {
+      s.in2 = other;
+      b.absorb(s, a);
+      if (int r2 = b.single_consumer(a + 1, LayerType::Relu); r2 >= 0) {
+        s.relu = true;
+        b.absorb(s, r2);
+      }
+    }
+  }
+  if (mode_.batch_stats && s.in > 0 && b.layer_consumers[static_cast<size_t>(s.in)].size() == 1) {
+    const int producer = b.step_of_layer[static_cast<size_t>(s.in - 1)];
+    if (producer >= 0 && steps_[static_cast<size_t>(producer)].type == LayerType::Conv2d &&
+        steps_[static_cast<size_t>(producer)].out == s.in) {
+      s.stats_in_conv = true;
+      steps_[static_cast<size_t>(producer)].stats_step = static_cast<int>(steps_.size());
+    }
+  }
+}
+
+void Plan::fuse_add(Step& s, StepBuild& b) const {
+  if (int r = b.single_consumer(s.layer + 1, LayerType::Relu); r >= 0) {
+    s.relu = true;
+    b.absorb(s, r);
+  }
+}
+
+void Plan::link_values(const GraphSpec& spec, const std::vector<bool>& materialized) {
   for (size_t si = 0; si < steps_.size(); ++si) {
     const Step& s = steps_[si];
     values_[static_cast<size_t>(s.in)].consumers.push_back(static_cast<int>(si));
@@ -368,8 +399,9 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
                                            "' is never used (every layer must lead to the output)");
     }
   }
-  // Backward runs the steps in reverse: the first to reach a value writes its gradient,
-  // later ones accumulate.
+}
+
+void Plan::mark_accumulation() {
   std::vector<bool> written(values_.size(), false);
   for (size_t si = steps_.size(); si-- > 0;) {
     Step& s = steps_[si];
@@ -382,24 +414,53 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
   }
 }
 
-void Plan::plan_memory(int64_t memory_budget) {
-  const int64_t S = static_cast<int64_t>(steps_.size());
-  const int64_t end_of_step = 2 * S + 2;  // forward s at time s, loss at S, backward s at 2S - s
-  std::vector<Interval> acts(values_.size()), grads(values_.size());
-  std::vector<Interval> stats(steps_.size()), aux(steps_.size());
-  std::vector<Interval*> items;
-  std::vector<int> grad_owner(values_.size(), -1);  // in-place backward: the value whose grad buffer we share
+struct Plan::Buffers {
+  Buffers(size_t value_count, size_t step_count, int64_t steps)
+      : S(steps),
+        end_of_step(2 * steps + 2),
+        acts(value_count),
+        grads(value_count),
+        stats(step_count),
+        aux(step_count),
+        grad_owner(value_count, -1) {}
+  const int64_t S;
+  const int64_t end_of_step;           // forward s at time s, loss at S, backward s at 2S - s
+  std::vector<Interval> acts, grads;   // by value id
+  std::vector<Interval> stats, aux;    // by step
+  std::vector<Interval*> items;        // to place, in this order (placement's ties depend on it)
+  std::vector<int> grad_owner;         // in-place backward: the value whose grad buffer we share
+  int64_t scratch = 0, max_value = 0;  // floats
+  Interval scratch_iv{}, acc_a{}, acc_b{};
+};
 
-  int64_t scratch = 0, max_value = 0;
+void Plan::plan_memory(int64_t memory_budget) {
+  Buffers m(values_.size(), steps_.size(), static_cast<int64_t>(steps_.size()));
+  forward_lifetimes(m);
+  if (mode_.backward) gradient_lifetimes(m);
+  m.scratch_iv = {aligned(m.scratch), 0, m.end_of_step};
+  m.acc_a = {mode_.backward ? aligned(backend_.activation_floats(m.max_value)) : 0, 0, m.end_of_step};
+  m.acc_b = m.acc_a;
+  m.items.push_back(&m.scratch_iv);
+  m.items.push_back(&m.acc_a);
+  m.items.push_back(&m.acc_b);
+
+  const int64_t total = place_device_slots(place(m.items));
+  check_memory_budget(total, memory_budget);
+  arena_ = BackendBuffer(backend_, total, "a plan arena for input " + shape_to_string(input_shape_));
+  assign_offsets(m);
+}
+
+void Plan::forward_lifetimes(Buffers& m) const {
   for (size_t v = 1; v < values_.size(); ++v) {
     const Value& val = values_[v];
     if (val.producer < 0) continue;
-    max_value = std::max(max_value, val.numel);
+    m.max_value = std::max(m.max_value, val.numel);
     int64_t last_use = val.producer;
     for (int c : val.consumers) last_use = std::max<int64_t>(last_use, c);
-    if (static_cast<int>(v) == output_) last_use = end_of_step;
-    acts[v] = {aligned(backend_.activation_floats(val.numel)), val.producer, mode_.backward ? end_of_step : last_use};
-    items.push_back(&acts[v]);
+    if (static_cast<int>(v) == output_) last_use = m.end_of_step;
+    m.acts[v] = {aligned(backend_.activation_floats(val.numel)), val.producer,
+                 mode_.backward ? m.end_of_step : last_use};
+    m.items.push_back(&m.acts[v]);
   }
   for (size_t si = 0; si < steps_.size(); ++si) {
     const Step& s = steps_[si];
@@ -408,80 +469,80 @@ void Plan::plan_memory(int64_t memory_budget) {
     const int64_t c = x.shape.back();
     switch (s.type) {
       case LayerType::Conv2d:
-        scratch = std::max(scratch, backend_.conv2d_scratch_floats(s.conv));
+        m.scratch = std::max(m.scratch, backend_.conv2d_scratch_floats(s.conv));
         break;
       case LayerType::BatchNorm:
-        scratch = std::max(scratch, backend_.channel_scratch_floats(c));
+        m.scratch = std::max(m.scratch, backend_.channel_scratch_floats(c));
         if (mode_.batch_stats) {
-          stats[si] = {aligned(2 * c), std::min<int64_t>(t, s.stats_in_conv ? t - 1 : t), end_of_step};
-          if (s.stats_in_conv) stats[si].start = values_[static_cast<size_t>(s.in)].producer;
-          items.push_back(&stats[si]);
+          m.stats[si] = {aligned(2 * c), std::min<int64_t>(t, s.stats_in_conv ? t - 1 : t), m.end_of_step};
+          if (s.stats_in_conv) m.stats[si].start = values_[static_cast<size_t>(s.in)].producer;
+          m.items.push_back(&m.stats[si]);
         }
         break;
       case LayerType::SqueezeExcite: {
         const int64_t n = x.shape[0];
-        aux[si] = {aligned(n * c) * 2 + aligned(n * s.hidden), t, mode_.backward ? end_of_step : t};
-        items.push_back(&aux[si]);
-        scratch = std::max(scratch, 2 * n * c + n * s.hidden);
+        m.aux[si] = {aligned(n * c) * 2 + aligned(n * s.hidden), t, mode_.backward ? m.end_of_step : t};
+        m.items.push_back(&m.aux[si]);
+        m.scratch = std::max(m.scratch, 2 * n * c + n * s.hidden);
         break;
       }
       default:
         break;
     }
   }
-  if (mode_.backward) {
-    for (size_t v = 1; v < values_.size(); ++v) {
-      const Value& val = values_[v];
-      if (val.producer < 0) continue;
-      int64_t first_writer = -1;
-      for (int c : val.consumers) first_writer = std::max<int64_t>(first_writer, c);
-      const int64_t start = static_cast<int>(v) == output_ ? S : 2 * S - first_writer;
-      grads[v] = {aligned(backend_.activation_floats(val.numel)), start, 2 * S - val.producer};
-    }
-    // In place: batch-norm and ReLU backward may write their input's gradient over their
-    // output's when they are the first writer and the sizes match. A chain of them shares one
-    // buffer, its last value's: walking the steps backwards, the output's owner is final when
-    // its input is reached, so every value names that owner directly (no chains to follow).
-    for (size_t si = steps_.size(); si-- > 0;) {
-      const Step& s = steps_[si];
-      if ((s.type != LayerType::BatchNorm && s.type != LayerType::Relu) || s.in == 0 || s.acc_in) continue;
-      if (values_[static_cast<size_t>(s.in)].numel != values_[static_cast<size_t>(s.out)].numel) continue;
-      const int owner = grad_owner[static_cast<size_t>(s.out)];
-      const int root = owner >= 0 ? owner : s.out;
-      grad_owner[static_cast<size_t>(s.in)] = root;
-      Interval& r = grads[static_cast<size_t>(root)];
-      const Interval& g = grads[static_cast<size_t>(s.in)];
-      r.start = std::min(r.start, g.start);
-      r.end = std::max(r.end, g.end);
-    }
-    for (size_t v = 1; v < values_.size(); ++v) {
-      if (values_[v].producer >= 0 && grad_owner[v] < 0) items.push_back(&grads[v]);
-    }
-  }
-  Interval scratch_iv{aligned(scratch), 0, end_of_step};
-  Interval acc_a{mode_.backward ? aligned(backend_.activation_floats(max_value)) : 0, 0, end_of_step};
-  Interval acc_b = acc_a;
-  items.push_back(&scratch_iv);
-  items.push_back(&acc_a);
-  items.push_back(&acc_b);
+}
 
-  int64_t total = place(items);
-  if (backend_.is_device()) {
-    // The host's input and labels are copied in each run (in mixed precision the fp32 input
-    // is then converted into its own activation slot); predict's softmax or fp32 logits land
-    // in the probabilities slot.
-    const int64_t n = input_shape_[0];
-    input_slot_ = total;
-    total += aligned(values_[0].numel);
-    if (backend_.activation_bytes() != static_cast<int>(sizeof(float))) {
-      input_act_slot_ = total;
-      total += aligned(backend_.activation_floats(values_[0].numel));
-    }
-    labels_slot_ = total;
-    total += aligned(n);
-    probs_slot_ = total;
-    total += aligned(n * classes_);
+void Plan::gradient_lifetimes(Buffers& m) const {
+  const int64_t S = m.S;
+  for (size_t v = 1; v < values_.size(); ++v) {
+    const Value& val = values_[v];
+    if (val.producer < 0) continue;
+    int64_t first_writer = -1;
+    for (int c : val.consumers) first_writer = std::max<int64_t>(first_writer, c);
+    const int64_t start = static_cast<int>(v) == output_ ? S : 2 * S - first_writer;
+    m.grads[v] = {aligned(backend_.activation_floats(val.numel)), start, 2 * S - val.producer};
   }
+  // In place: batch-norm and ReLU backward may write their input's gradient over their
+  // output's when they are the first writer and the sizes match. A chain of them shares one
+  // buffer, its last value's: walking the steps backwards, the output's owner is final when
+  // its input is reached, so every value names that owner directly (no chains to follow).
+  for (size_t si = steps_.size(); si-- > 0;) {
+    const Step& s = steps_[si];
+    if ((s.type != LayerType::BatchNorm && s.type != LayerType::Relu) || s.in == 0 || s.acc_in) continue;
+    if (values_[static_cast<size_t>(s.in)].numel != values_[static_cast<size_t>(s.out)].numel) continue;
+    const int owner = m.grad_owner[static_cast<size_t>(s.out)];
+    const int root = owner >= 0 ? owner : s.out;
+    m.grad_owner[static_cast<size_t>(s.in)] = root;
+    Interval& r = m.grads[static_cast<size_t>(root)];
+    const Interval& g = m.grads[static_cast<size_t>(s.in)];
+    r.start = std::min(r.start, g.start);
+    r.end = std::max(r.end, g.end);
+  }
+  for (size_t v = 1; v < values_.size(); ++v) {
+    if (values_[v].producer >= 0 && m.grad_owner[v] < 0) m.items.push_back(&m.grads[v]);
+  }
+}
+
+int64_t Plan::place_device_slots(int64_t total) {
+  if (!backend_.is_device()) return total;
+  // The host's input and labels are copied in each run (in mixed precision the fp32 input
+  // is then converted into its own activation slot); predict's softmax or fp32 logits land
+  // in the probabilities slot.
+  const int64_t n = input_shape_[0];
+  input_slot_ = total;
+  total += aligned(values_[0].numel);
+  if (backend_.activation_bytes() != static_cast<int>(sizeof(float))) {
+    input_act_slot_ = total;
+    total += aligned(backend_.activation_floats(values_[0].numel));
+  }
+  labels_slot_ = total;
+  total += aligned(n);
+  probs_slot_ = total;
+  total += aligned(n * classes_);
+  return total;
+}
+
+void Plan::check_memory_budget(int64_t total, int64_t memory_budget) const {
   const int64_t bytes = total * static_cast<int64_t>(sizeof(float));
   if (memory_budget != kNoMemoryBudget && bytes > memory_budget) {
     fail(ErrorCode::Alloc, std::string(mode_.backward ? "a training" : "an inference") + " plan for input " +
@@ -490,28 +551,29 @@ void Plan::plan_memory(int64_t memory_budget) {
                                std::to_string(memory_budget) +
                                " bytes; use smaller batches or images, or raise memoryBudget");
   }
-  arena_ = BackendBuffer(backend_, total, "a plan arena for input " + shape_to_string(input_shape_));
+}
 
+void Plan::assign_offsets(const Buffers& m) {
   for (size_t v = 1; v < values_.size(); ++v) {
     if (values_[v].producer < 0) continue;
-    values_[v].act = acts[v].offset;
+    values_[v].act = m.acts[v].offset;
     if (mode_.backward) {
-      const int owner = grad_owner[v];
-      values_[v].grad = grads[owner >= 0 ? static_cast<size_t>(owner) : v].offset;
+      const int owner = m.grad_owner[v];
+      values_[v].grad = m.grads[owner >= 0 ? static_cast<size_t>(owner) : v].offset;
     }
   }
   for (size_t si = 0; si < steps_.size(); ++si) {
     Step& s = steps_[si];
     if (s.type == LayerType::BatchNorm && mode_.batch_stats) {
-      s.mean = stats[si].offset;
+      s.mean = m.stats[si].offset;
       s.var = s.mean + values_[static_cast<size_t>(s.in)].shape.back();
     }
-    if (s.type == LayerType::SqueezeExcite) s.aux = aux[si].offset;
+    if (s.type == LayerType::SqueezeExcite) s.aux = m.aux[si].offset;
   }
-  scratch_ = scratch_iv.offset;
-  scratch_floats_ = scratch;
-  acc_a_ = acc_a.offset;
-  acc_b_ = acc_b.offset;
+  scratch_ = m.scratch_iv.offset;
+  scratch_floats_ = m.scratch;
+  acc_a_ = m.acc_a.offset;
+  acc_b_ = m.acc_b.offset;
 }
 
 const int32_t* Plan::stage_labels(const int32_t* labels) {

@@ -119,11 +119,48 @@ class Plan {
     int64_t act = -1, grad = -1;  // arena offsets
   };
 
+  struct StepBuild;  // build_steps' bookkeeping: consumers, absorbed layers, materialized values (plan.cpp)
+  struct Buffers;    // plan_memory's buffers to place, with the scratch and accumulation sizes (plan.cpp)
+
   void build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes);
+  // The step of graph layer `layer` (input shape `x`), unfused: its geometry and parameter offsets.
+  Step layer_step(const StepBuild& b, int layer, const Shape& x) const;
+  // Batch-norm → ReLU, or → add (other operand materialized earlier) [→ ReLU]; and its
+  // statistics into the conv producing its input when it is that value's only user.
+  void fuse_batch_norm(Step& s, StepBuild& b);
+  // Add → ReLU.
+  void fuse_add(Step& s, StepBuild& b) const;
+  // Values' consumer lists; E_ARG when the output is fused away or a layer's output is unused.
+  void link_values(const GraphSpec& spec, const std::vector<bool>& materialized);
+  // Backward runs the steps in reverse: the first to reach a value writes its gradient, later
+  // ones accumulate (acc_in / acc_in2).
+  void mark_accumulation();
+
   void plan_memory(int64_t memory_budget);
+  // Activations, batch statistics and squeeze-excite buffers by lifetime, and the scratch size.
+  void forward_lifetimes(Buffers& m) const;
+  // Gradient buffers by lifetime; batch-norm / ReLU chains written in place share their owner's.
+  void gradient_lifetimes(Buffers& m) const;
+  // A device backend's input, labels and probabilities slots above `total` floats; the new total.
+  int64_t place_device_slots(int64_t total);
+  // E_ALLOC when `total` floats of arena exceed the memory budget (none: kNoMemoryBudget).
+  void check_memory_budget(int64_t total, int64_t memory_budget) const;
+  // The placed offsets into values_, steps_ and the scratch / accumulation members.
+  void assign_offsets(const Buffers& m);
+
   float* act(int v, const float* input) const;
   float* grad(int v) const;
   SqueezeExciteArgs se_args(const Step& s, ParamBuffers& p);
+  // One step's backward, from grad(s.out) into its inputs' gradients and p.grads.
+  void backward_step(const Step& s, ParamBuffers& p);
+  void batch_norm_backward(const Step& s, ParamBuffers& p, float* dx);
+  // Both operands receive the same gradient (past the ReLU when fused); finishes s.in itself.
+  void add_backward(const Step& s, float* dx);
+  // Where value v's gradient must be added to one already written (acc), the kernel writes to
+  // the accumulation buffer at `slot` first; null for the network input.
+  float* grad_target(int v, bool acc, int64_t slot) const;
+  // Adds the accumulation buffer at `slot` into grad(v) when `acc`.
+  void finish_grad(int v, bool acc, int64_t slot);
 
   Shape input_shape_;
   PlanMode mode_;

@@ -131,104 +131,111 @@ LossResult Plan::loss(const int32_t* labels, float smoothing) {
 void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale) {
   if (!mode_.backward) fail(ErrorCode::Internal, "Plan::backward on a forward-only plan");
   labels = stage_labels(labels);
-  float* arena = arena_.data();
-  float* scratch = arena + scratch_;
   const Value& out = values_[static_cast<size_t>(output_)];
   backend_.softmax_cross_entropy_backward(out.shape[0], classes_, act(output_, input_), labels, smoothing, loss_scale,
                                           grad(output_));
-  // Where a gradient must be added to one already written, the kernel writes to an
-  // accumulation buffer first.
-  auto target = [&](int v, bool acc, int64_t slot) -> float* {
-    if (v == 0) return nullptr;
-    return acc ? arena + slot : grad(v);
-  };
-  auto finish = [&](int v, bool acc, int64_t slot) {
-    if (v != 0 && acc) backend_.accumulate(values_[static_cast<size_t>(v)].numel, arena + slot, grad(v));
-  };
-  for (size_t si = steps_.size(); si-- > 0;) {
-    const Step& s = steps_[si];
-    const Value& xv = values_[static_cast<size_t>(s.in)];
-    const Value& yv = values_[static_cast<size_t>(s.out)];
-    const float* x = act(s.in, input_);
-    const float* y = act(s.out, input_);
-    const float* dy = grad(s.out);
-    float* dx = target(s.in, s.acc_in, acc_a_);
-    switch (s.type) {
-      case LayerType::Conv2d:
-        if (dx) backend_.conv2d_backward_input(s.conv, dy, p.params + s.w, dx, scratch);
-        backend_.conv2d_backward_weight(s.conv, x, dy, p.grads + s.w, s.b >= 0 ? p.grads + s.b : nullptr, scratch);
-        break;
-      case LayerType::BatchNorm: {
-        const int64_t c = xv.shape.back();
-        BatchNormArgs a;
-        a.rows = xv.numel / c;
-        a.channels = c;
-        a.epsilon = s.epsilon;
-        a.gamma = p.params + s.w;
-        a.beta = p.params + s.b;
-        a.mean = mode_.batch_stats ? arena + s.mean : p.running + s.rmean;
-        a.var = mode_.batch_stats ? arena + s.var : p.running + s.rvar;
-        float* dskip = s.in2 >= 0 ? target(s.in2, s.acc_in2, acc_b_) : nullptr;
-        // The input gradient is needed for the batch-norm's own parameters even when x is the network input.
-        float* dxb = dx ? dx : arena + acc_a_;
-        backend_.batch_norm_backward(a, mode_.batch_stats, x, y, s.relu, dy, dxb, dskip, p.grads + s.w, p.grads + s.b,
-                                     scratch);
-        if (s.in2 >= 0) finish(s.in2, s.acc_in2, acc_b_);
-        break;
-      }
-      case LayerType::Relu:
-        if (dx) backend_.relu_backward_from_output(yv.numel, y, dy, dx);
-        break;
-      case LayerType::Add: {
-        // Both operands receive the same gradient (past the ReLU when fused).
-        float* first = dx ? dx : arena + acc_a_;
-        if (s.relu) {
-          backend_.relu_backward_from_output(yv.numel, y, dy, first);
-        } else {
-          backend_.copy(yv.numel, dy, first);
-        }
-        finish(s.in, s.acc_in, acc_a_);
-        if (s.in2 != 0) {
-          if (s.acc_in2) {
-            backend_.accumulate(yv.numel, first, grad(s.in2));
-          } else {
-            backend_.copy(yv.numel, first, grad(s.in2));
-          }
-        }
-        continue;  // finish(s.in) done above
-      }
-      case LayerType::MaxPool:
-        if (dx) backend_.max_pool_backward(s.pool, x, dy, dx);
-        break;
-      case LayerType::AvgPool:
-        if (dx) backend_.avg_pool_backward(s.pool, dy, dx);
-        break;
-      case LayerType::GlobalAvgPool:
-        if (dx) backend_.global_avg_pool_backward(xv.shape[0], xv.shape[1] * xv.shape[2], xv.shape[3], dy, dx);
-        break;
-      case LayerType::Flatten:
-        if (dx) backend_.copy(xv.numel, dy, dx);
-        break;
-      case LayerType::Dense:
-        backend_.dense_backward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w, dy, dx, p.grads + s.w,
-                                s.b >= 0 ? p.grads + s.b : nullptr);
-        break;
-      case LayerType::ZeroPad:
-        if (dx) backend_.zero_pad_backward(xv.shape, s.pads.data(), dy, dx);
-        break;
-      case LayerType::ZeroPadShortcut:
-        if (dx) {
-          backend_.zero_pad_shortcut_backward(xv.shape, yv.shape, s.sh, s.sw, dy, dx);
-        }
-        break;
-      case LayerType::SqueezeExcite: {
-        float* dxs = dx ? dx : arena + acc_a_;
-        backend_.squeeze_excite_backward(se_args(s, p), x, dy, dxs, p.grads + s.w, p.grads + s.b, p.grads + s.w2,
-                                         p.grads + s.b2, scratch);
-        break;
-      }
+  for (size_t si = steps_.size(); si-- > 0;) backward_step(steps_[si], p);
+}
+
+float* Plan::grad_target(int v, bool acc, int64_t slot) const {
+  if (v == 0) return nullptr;
+  return acc ? const_cast<float*>(arena_.data()) + slot : grad(v);
+}
+
+void Plan::finish_grad(int v, bool acc, int64_t slot) {
+  if (v != 0 && acc) backend_.accumulate(values_[static_cast<size_t>(v)].numel, arena_.data() + slot, grad(v));
+}
+
+void Plan::backward_step(const Step& s, ParamBuffers& p) {
+  float* scratch = arena_.data() + scratch_;
+  const Value& xv = values_[static_cast<size_t>(s.in)];
+  const Value& yv = values_[static_cast<size_t>(s.out)];
+  const float* x = act(s.in, input_);
+  const float* y = act(s.out, input_);
+  const float* dy = grad(s.out);
+  float* dx = grad_target(s.in, s.acc_in, acc_a_);
+  switch (s.type) {
+    case LayerType::Conv2d:
+      if (dx) backend_.conv2d_backward_input(s.conv, dy, p.params + s.w, dx, scratch);
+      backend_.conv2d_backward_weight(s.conv, x, dy, p.grads + s.w, s.b >= 0 ? p.grads + s.b : nullptr, scratch);
+      break;
+    case LayerType::BatchNorm:
+      batch_norm_backward(s, p, dx);
+      break;
+    case LayerType::Relu:
+      if (dx) backend_.relu_backward_from_output(yv.numel, y, dy, dx);
+      break;
+    case LayerType::Add:
+      add_backward(s, dx);
+      return;  // finished s.in itself
+    case LayerType::MaxPool:
+      if (dx) backend_.max_pool_backward(s.pool, x, dy, dx);
+      break;
+    case LayerType::AvgPool:
+      if (dx) backend_.avg_pool_backward(s.pool, dy, dx);
+      break;
+    case LayerType::GlobalAvgPool:
+      if (dx) backend_.global_avg_pool_backward(xv.shape[0], xv.shape[1] * xv.shape[2], xv.shape[3], dy, dx);
+      break;
+    case LayerType::Flatten:
+      if (dx) backend_.copy(xv.numel, dy, dx);
+      break;
+    case LayerType::Dense:
+      backend_.dense_backward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w, dy, dx, p.grads + s.w,
+                              s.b >= 0 ? p.grads + s.b : nullptr);
+      break;
+    case LayerType::ZeroPad:
+      if (dx) backend_.zero_pad_backward(xv.shape, s.pads.data(), dy, dx);
+      break;
+    case LayerType::ZeroPadShortcut:
+      if (dx) backend_.zero_pad_shortcut_backward(xv.shape, yv.shape, s.sh, s.sw, dy, dx);
+      break;
+    case LayerType::SqueezeExcite: {
+      float* dxs = dx ? dx : arena_.data() + acc_a_;
+      backend_.squeeze_excite_backward(se_args(s, p), x, dy, dxs, p.grads + s.w, p.grads + s.b, p.grads + s.w2,
+                                       p.grads + s.b2, scratch);
+      break;
     }
-    finish(s.in, s.acc_in, acc_a_);
+  }
+  finish_grad(s.in, s.acc_in, acc_a_);
+}
+
+void Plan::batch_norm_backward(const Step& s, ParamBuffers& p, float* dx) {
+  float* arena = arena_.data();
+  const Value& xv = values_[static_cast<size_t>(s.in)];
+  const int64_t c = xv.shape.back();
+  BatchNormArgs a;
+  a.rows = xv.numel / c;
+  a.channels = c;
+  a.epsilon = s.epsilon;
+  a.gamma = p.params + s.w;
+  a.beta = p.params + s.b;
+  a.mean = mode_.batch_stats ? arena + s.mean : p.running + s.rmean;
+  a.var = mode_.batch_stats ? arena + s.var : p.running + s.rvar;
+  float* dskip = s.in2 >= 0 ? grad_target(s.in2, s.acc_in2, acc_b_) : nullptr;
+  // The input gradient is needed for the batch-norm's own parameters even when x is the network input.
+  float* dxb = dx ? dx : arena + acc_a_;
+  backend_.batch_norm_backward(a, mode_.batch_stats, act(s.in, input_), act(s.out, input_), s.relu, grad(s.out), dxb,
+                               dskip, p.grads + s.w, p.grads + s.b, arena + scratch_);
+  if (s.in2 >= 0) finish_grad(s.in2, s.acc_in2, acc_b_);
+}
+
+void Plan::add_backward(const Step& s, float* dx) {
+  const int64_t numel = values_[static_cast<size_t>(s.out)].numel;
+  const float* dy = grad(s.out);
+  float* first = dx ? dx : arena_.data() + acc_a_;
+  if (s.relu) {
+    backend_.relu_backward_from_output(numel, act(s.out, input_), dy, first);
+  } else {
+    backend_.copy(numel, dy, first);
+  }
+  finish_grad(s.in, s.acc_in, acc_a_);
+  if (s.in2 != 0) {
+    if (s.acc_in2) {
+      backend_.accumulate(numel, first, grad(s.in2));
+    } else {
+      backend_.copy(numel, first, grad(s.in2));
+    }
   }
 }
 
