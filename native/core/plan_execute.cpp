@@ -25,6 +25,8 @@ SqueezeExciteArgs Plan::se_args(const Step& s, ParamBuffers& p) {
   return a;
 }
 
+// One flat switch over the step types, each case one backend call: ~80 lines, kept whole so the
+// order of a forward pass reads top to bottom.
 const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_device) {
   float* arena = arena_.data();
   if (input_slot_ >= 0 && !input_on_device) input = stage_input(input, false);  // a device computes from its own copy
