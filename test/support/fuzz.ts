@@ -7,7 +7,10 @@
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, mkdirSync, openSync, symlinkSync } from 'node:fs';
 
+import { expect } from 'vitest';
+
 import { ResNetError } from '../../lib/index.js';
+import { expectCode } from './expect_error.js';
 import { Rng } from './random.js';
 
 /** Values that break size arithmetic, types and parsers. */
@@ -251,6 +254,28 @@ export function within<T>(ms: number, f: () => Promise<T>): () => Promise<T> {
       f(),
       new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no answer within ${ms} ms: the reader blocks`)), ms).unref()),
     ]);
+}
+
+/**
+ * One hostile case of a fuzz family: `call` must answer within `limitMs` (a reader that blocks
+ * is cut off after `timeoutMs`), with a ResNetError of `code` whose message holds every mention,
+ * or, when `code` is undefined, by succeeding. Any other outcome fails the test naming `where`.
+ */
+export async function expectPromptAnswer<T>(
+  where: string,
+  call: () => Promise<T>,
+  expected: { code?: string; mentions?: readonly string[]; limitMs: number; timeoutMs: number },
+): Promise<T | undefined> {
+  const started = performance.now();
+  let result: T | undefined;
+  if (expected.code === undefined) result = await within(expected.timeoutMs, call)();
+  else {
+    await expectCode(within(expected.timeoutMs, call), expected.code, ...(expected.mentions ?? [])).catch((err: unknown) => {
+      throw new Error(`${where}: ${describeUnexpected(err)}`);
+    });
+  }
+  expect(performance.now() - started, `${where}: time`).toBeLessThan(expected.limitMs);
+  return result;
 }
 
 // ---------------------------------------------------------------------------------------------
