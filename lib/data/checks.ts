@@ -22,10 +22,3 @@ export function checkFill(op: string, length: number, perImage: number, indices:
     }
   }
 }
-
-/** Node's fs error → E_IO naming the path. */
-export function ioError(op: string, path: string, err: unknown): ResNetError {
-  const e = err as NodeJS.ErrnoException;
-  const why = e?.code === 'ENOENT' ? 'not found' : e?.code === 'EACCES' ? 'permission denied' : (e?.message ?? String(err));
-  return new ResNetError('E_IO', `${op}: cannot read ${path}: ${why}`);
-}

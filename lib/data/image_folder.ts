@@ -7,9 +7,9 @@ import { availableParallelism } from 'node:os';
 import { extname, join } from 'node:path';
 
 import { ResNetError } from '../errors.js';
-import { readRegularFile } from '../io/read_file.js';
+import { readError, readRegularFile } from '../io/read_file.js';
 import * as validate from '../validate.js';
-import { checkFill, ioError } from './checks.js';
+import { checkFill } from './checks.js';
 import type { Dataset } from './dataset.js';
 
 export interface ImageFolderOptions {
@@ -72,7 +72,7 @@ async function listImages(dir: string): Promise<{ classNames: string[]; files: s
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch (err) {
-    throw ioError(OP, dir, err);
+    throw readError(OP, dir, err);
   }
   const classNames = entries
     .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
@@ -91,7 +91,7 @@ async function listImages(dir: string): Promise<{ classNames: string[]; files: s
         .map((e) => e.name)
         .sort(byCodePoint);
     } catch (err) {
-      throw ioError(OP, classDir, err);
+      throw readError(OP, classDir, err);
     }
     if (names.length === 0) throw new ResNetError('E_FORMAT', `${OP}: class folder ${classDir} holds no .jpg, .jpeg or .png files`);
     for (const name of names) {

@@ -39,7 +39,7 @@ function reason(err: unknown): string {
     case 'EISDIR':
       return 'is a directory, not a file';
     default:
-      return e?.code ? `${e.code} ${e.message}` : String(err);
+      return e?.message ?? String(err); // Node's message starts with the code
   }
 }
 
