@@ -11,6 +11,7 @@ import type { SaveModelOptions } from '../io/checkpoint_types.js';
 import { saveModelState } from '../io/checkpoint_writer.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
+import { checkClassNames, checkPreprocessing, type Preprocessing } from './preprocessing.js';
 
 export interface ModelInitOptions {
   /** Seed of the initial weights. Default: random. */
@@ -149,6 +150,8 @@ export class Model {
   #tail: Promise<unknown> = Promise.resolve();
   #pending = 0;
   #compileOptions: CompileOptions | undefined;
+  #preprocessing: Readonly<Preprocessing> | undefined;
+  #classNames: readonly string[] | undefined;
 
   /** @internal Use the builders in `models`, or Model.fromSpec. */
   constructor(spec: ModelSpec, network: NativeNetworkHandle) {
@@ -221,6 +224,29 @@ export class Model {
 
   get inputShape(): readonly number[] {
     return this.spec.inputShape;
+  }
+
+  /**
+   * How images become this model's inputs (size, resize / crop, channel order, mean / std), or
+   * undefined when nobody said: then image inputs are only scaled to [0, 1] and the CLI warns.
+   * Set by builders' options, pretrained weights and Trainer.fit; saved in every file we write.
+   */
+  get preprocessing(): Readonly<Preprocessing> | undefined {
+    return this.#preprocessing;
+  }
+
+  set preprocessing(value: Preprocessing | undefined) {
+    const channels = this.spec.inputShape[this.spec.inputShape.length - 1] ?? 0;
+    this.#preprocessing = value === undefined ? undefined : checkPreprocessing(value, channels, 'Model.preprocessing');
+  }
+
+  /** One name per class (the dataset's, or ImageNet's for pretrained weights), or undefined. */
+  get classNames(): readonly string[] | undefined {
+    return this.#classNames;
+  }
+
+  set classNames(value: readonly string[] | undefined) {
+    this.#classNames = value === undefined ? undefined : checkClassNames(value, this.spec.classes, 'Model.classNames');
   }
 
   /** Trainable parameters, counted as torchvision does (batch-norm running statistics excluded unless asked). */
