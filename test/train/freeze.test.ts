@@ -204,6 +204,44 @@ describe('gradients with a frozen prefix', () => {
   });
 });
 
+describe('frozen layers behind trainable ones pass their input gradient on', () => {
+  it("squeeze-excite, a hidden dense layer, a convolution and a batch-norm ('update'): the other gradients equal the unfrozen model's", async () => {
+    const build = () =>
+      models.resnet({
+        classes: 3,
+        inputShape: [SIDE, SIDE, 3],
+        stem: [{ type: 'conv2d', filters: 4, kernelSize: 3, padding: 1 }, { type: 'batchNorm' }, { type: 'relu' }],
+        stages: [
+          { blocks: 1, width: 4 },
+          { blocks: 1, width: 8 },
+        ],
+        block: 'basic',
+        se: { reduction: 4 },
+        head: { pool: { type: 'avgPool', poolSize: 2 }, hidden: [6] },
+        seed: 9,
+      });
+    const full = build();
+    const frozen = build();
+    const { x } = batch(9);
+    const y = Int32Array.from([0, 1, 2, 1]);
+    try {
+      const a = await full.computeGradients(x, y);
+      frozen.freeze('layer1.0.se,fc_hidden1,layer2.0.conv1');
+      frozen.freeze('layer1.0.bn1', { batchNormStatistics: 'update' });
+      expect(frozen.frozen).toEqual(['layer1.0.bn1', 'layer1.0.se', 'layer2.0.conv1', 'fc_hidden1']);
+      const b = await frozen.computeGradients(x, y);
+      expect(b.loss).toBe(a.loss);
+      expect(b.gradients.has('conv1.weight')).toBe(true);
+      expect(b.gradients.size).toBe(a.gradients.size - frozen.frozenParameters().length);
+      for (const [name, g] of b.gradients) expect(g, name).toEqual(a.gradients.get(name));
+    } finally {
+      full.dispose();
+      frozen.dispose();
+      x.dispose();
+    }
+  });
+});
+
 describe('a frozen batch-norm in inference mode between trainable layers', () => {
   it('its forward uses the running statistics, which training leaves as they are', async () => {
     const model = tiny(5).compile({ optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 } });
