@@ -84,6 +84,7 @@ void Network::write_parameter(const std::string& name, const float* values) {
     }
   }
   float* dst = (p.trainable ? trainable_.data() : running_.data()) + p.offset;
+  ++params_generation_;
   BackendCall call(backend_);
   backend_.upload(dst, values, bytes_of(p.numel));
 }
@@ -175,7 +176,15 @@ void Network::set_learning_rate(float lr) {
   optimizer_->set_lr(lr);
 }
 
-ParamBuffers Network::buffers() { return {trainable_.data(), grads_.data(), running_.data()}; }
+ParamBuffers Network::buffers() {
+  ++params_generation_;
+  return {trainable_.data(), grads_.data(), running_.data(), nullptr, params_generation_};
+}
+
+ParamBuffers Network::inference_buffers(const Plan& plan) {
+  if (plan.folds() && folded_.data() == nullptr) folded_ = BackendBuffer(backend_, trainable_.size(), "folded weights");
+  return {trainable_.data(), grads_.data(), running_.data(), folded_.data(), params_generation_};
+}
 
 int64_t Network::arena_bytes() const {
   int64_t total = 0;
@@ -184,7 +193,7 @@ int64_t Network::arena_bytes() const {
 }
 
 int64_t Network::memory_bytes() const {
-  int64_t floats = trainable_.size() * 2 + running_.size();
+  int64_t floats = trainable_.size() * 2 + running_.size() + folded_.size();
   if (optimizer_) floats += optimizer_->state_floats();
   return floats * static_cast<int64_t>(sizeof(float)) + arena_bytes();
 }
@@ -374,7 +383,7 @@ TensorPtr Network::predict(const Tensor& images, bool softmax) {
   check_images(images, "predict");
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {false, false});
-  ParamBuffers p = buffers();
+  ParamBuffers p = inference_buffers(plan);
   const float* logits = plan.forward(images.data(), p, images.device() != nullptr);
   TensorPtr out = Tensor::empty(plan.output_shape(), "predict output");
   // The softmax runs where the logits are, into the plan's fp32 scratch on a device, which also
@@ -396,7 +405,7 @@ StepResult Network::evaluate(const Tensor& images, const int32_t* labels, int64_
   check_labels(labels, count, images.dim(0), "evaluate");
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {false, false});
-  ParamBuffers p = buffers();
+  ParamBuffers p = inference_buffers(plan);
   plan.forward(images.data(), p, images.device() != nullptr);
   LossResult l = plan.loss(labels, 0.0f);
   return {l.loss, l.correct, count, 0.0, l.correct5};

@@ -118,7 +118,11 @@ class Network {
   bool gradients_apply(double norm);
   void check_images(const Tensor& images, const char* op) const;
   void check_labels(const int32_t* labels, int64_t count, int64_t batch, const char* op) const;
+  // For a call that may write parameters or running statistics (training): bumps the generation.
   ParamBuffers buffers();
+  // For an inference plan's forward, which writes none: the folded weights (allocated on first
+  // need) and the current generation, so the plan refolds only after parameters changed.
+  ParamBuffers inference_buffers(const Plan& plan);
 
   GraphSpec spec_;
   Backend& backend_;
@@ -126,6 +130,10 @@ class Network {
   std::vector<ParamInfo> params_;
   std::unordered_map<std::string, size_t> param_index_;  // name → index in params_ (find by name in O(1))
   BackendBuffer trainable_, grads_, running_;
+  BackendBuffer folded_;  // inference plans' batch-norm-folded weights (plan.hpp), trainable layout
+  // Bumped on every write of parameters or running statistics (setParameter, initialize, any
+  // training call): inference plans recompute their folded weights when it moved.
+  uint64_t params_generation_ = 1;
   std::unique_ptr<Optimizer> optimizer_;
   float label_smoothing_ = 0.0f;
   LossScaler scaler_;

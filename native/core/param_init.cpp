@@ -59,6 +59,7 @@ void fill_random(float* dst, int64_t count, uint64_t seed, uint64_t param_index,
 }  // namespace
 
 void Network::initialize(uint64_t seed, bool zero_init_residual) {
+  ++params_generation_;
   // A device backend's buffers are filled on the host, then uploaded in one copy each.
   const bool staged = backend_.is_device();
   std::vector<float> trainable_host(staged ? static_cast<size_t>(trainable_.size()) : 0);

@@ -234,6 +234,9 @@ class LayerParams {
 Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
            Backend& backend, int64_t memory_budget, const Freezing& freezing)
     : input_shape_(input), mode_(mode), backend_(backend) {
+  if (!mode.backward && !mode.batch_stats && !backend.is_device() && inference_fusion_enabled()) {
+    inference_ = dynamic_cast<InferenceKernels*>(&backend);
+  }
   const std::vector<Shape> shapes = infer_shapes(spec, input);
   check_feature_counts(spec, params, shapes, input);
   if (memory_budget == kNoMemoryBudget) check_activation_growth(spec, shapes);
@@ -298,6 +301,9 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
     Step s = layer_step(b, static_cast<int>(i), shapes[static_cast<size_t>(l.inputs[0])], freezing);
     if (l.type == LayerType::BatchNorm) fuse_batch_norm(s, b);
     if (l.type == LayerType::Add) fuse_add(s, b);
+    if ((l.type == LayerType::BatchNorm || l.type == LayerType::Add) && inference_ != nullptr &&
+        fuse_into_conv(s, b, shapes, l.name))
+      continue;
     b.materialized[static_cast<size_t>(s.out)] = true;
     b.step_of_layer[i] = static_cast<int>(steps_.size());
     Value& out = values_[static_cast<size_t>(s.out)];
@@ -415,6 +421,62 @@ void Plan::fuse_add(Step& s, StepBuild& b) const {
     s.relu = true;
     b.absorb(s, r);
   }
+}
+
+bool Plan::fuse_into_conv(const Step& s, StepBuild& b, const std::vector<Shape>& shapes, const std::string& name) {
+  const bool batch_norm = s.type == LayerType::BatchNorm;
+  if (batch_norm && s.batch_stats) return false;
+  // The step of the convolution whose value v is, when s is that value's only user.
+  auto conv_producing = [&](int v) -> int {
+    if (v <= 0 || v == output_ || b.layer_consumers[static_cast<size_t>(v)].size() != 1) return -1;
+    const int ps = b.step_of_layer[static_cast<size_t>(v - 1)];
+    if (ps < 0) return -1;
+    const Step& c = steps_[static_cast<size_t>(ps)];
+    return c.type == LayerType::Conv2d && c.out == v && !c.epilogue ? ps : -1;
+  };
+  // The skip operand must be in the arena before the convolution runs.
+  auto ready_before = [&](int v, int ps) {
+    if (v <= 0) return true;  // none (-1), or the network input
+    const Value& val = values_[static_cast<size_t>(v)];
+    return b.materialized[static_cast<size_t>(v)] && val.producer >= 0 && val.producer < ps;
+  };
+  int ps = -1, skip = -1;
+  if (batch_norm) {
+    ps = conv_producing(s.in);
+    skip = s.in2;
+    if (ps >= 0 && !ready_before(skip, ps)) ps = -1;
+  } else {  // an add: either operand may be the convolution's
+    for (const auto& [v, other] : {std::pair{s.in, s.in2}, std::pair{s.in2, s.in}}) {
+      ps = conv_producing(v);
+      skip = other;
+      if (ps >= 0 && ready_before(skip, ps)) break;
+      ps = -1;
+    }
+  }
+  if (ps < 0) return false;
+  Step& conv = steps_[static_cast<size_t>(ps)];
+  const int conv_value = conv.out;
+  conv.out = s.out;
+  conv.in2 = skip;
+  conv.relu = s.relu;
+  conv.epilogue = true;
+  if (batch_norm) {
+    conv.fold_gamma = s.w;
+    conv.fold_beta = s.b;
+    conv.fold_mean = s.rmean;
+    conv.fold_var = s.rvar;
+    conv.epsilon = s.epsilon;
+    folds_ = true;
+  }
+  b.materialized[static_cast<size_t>(conv_value)] = false;  // never stored
+  values_[static_cast<size_t>(conv_value)] = Value{};
+  b.materialized[static_cast<size_t>(s.out)] = true;
+  b.step_of_layer[static_cast<size_t>(s.layer)] = ps;
+  Value& out = values_[static_cast<size_t>(s.out)];
+  out.shape = shapes[static_cast<size_t>(s.out)];
+  out.numel = checked_numel(out.shape, name);
+  out.producer = ps;
+  return true;
 }
 
 void Plan::link_values(const GraphSpec& spec, const std::vector<bool>& materialized) {

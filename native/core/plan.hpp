@@ -8,6 +8,15 @@
 // its value's gradient is consumed), and batch-norm / ReLU backward write in place over
 // their incoming gradient.
 //
+// Inference plans (no backward, running statistics) on a backend with InferenceKernels
+// (inference_kernels.hpp: the optimized CPU) go further: a batch-norm whose input is a
+// convolution's only use is folded into that convolution (w' = w·s, b' = β − μ·s + b·s with
+// s = γ/√(σ² + ε)), and the residual add and ReLU behind it (or behind a convolution feeding an
+// add directly) run in the convolution's epilogue. The folded weights live in a buffer laid out
+// as the trainable parameters (ParamBuffers::folded: a convolution's at its weight's offset, its
+// bias at the batch-norm beta's) and are recomputed whenever ParamBuffers::generation changes,
+// i.e. after any parameter write. RESNET_INFERENCE_FUSION=0 compiles inference plans unfused.
+//
 // Freezing (Freezing below): a frozen layer's parameters get no gradient. Backward runs only
 // the steps whose output's gradient something trainable needs, so a frozen prefix of the
 // network (every layer from the input up to the first trainable one) costs no backward work
@@ -20,6 +29,7 @@
 
 #include "backend.hpp"
 #include "graph.hpp"
+#include "inference_kernels.hpp"
 #include "memory.hpp"
 
 namespace rn {
@@ -28,6 +38,11 @@ struct ParamBuffers {
   float* params = nullptr;   // trainable, packed as parameter_table's offsets
   float* grads = nullptr;    // same layout
   float* running = nullptr;  // batch-norm running statistics
+  // Inference plans that fold batch-norms (Plan::folds): their folded weights, in the trainable
+  // layout. `generation` changes whenever any parameter or running statistic may have been
+  // written; 0 means unknown (the folded weights are recomputed on every forward).
+  float* folded = nullptr;
+  uint64_t generation = 0;
 };
 
 struct PlanMode {
@@ -83,6 +98,8 @@ class Plan {
   // logits widened from the activation type); null on the CPU.
   float* output_scratch() { return probs_slot_ >= 0 ? arena_.data() + probs_slot_ : nullptr; }
   int step_count() const { return static_cast<int>(steps_.size()); }
+  // Whether forward needs ParamBuffers::folded (an inference plan with batch-norms folded).
+  bool folds() const { return folds_; }
   // Steps whose backward runs (the others lie in a frozen prefix, or lead only to one).
   int backward_step_count() const;
 
@@ -138,6 +155,10 @@ class Plan {
     float epsilon = 1e-5f, momentum = 0.1f;    // batch-norm
     std::array<int64_t, 4> pads{0, 0, 0, 0};   // zeroPad
     int64_t sh = 1, sw = 1;                    // zeroPadShortcut strides
+    // Inference conv: in2 / relu run in its epilogue; with a folded batch-norm (its parameters'
+    // offsets below, its epsilon in `epsilon`) the weights and bias come from ParamBuffers::folded.
+    bool epilogue = false;
+    int64_t fold_gamma = -1, fold_beta = -1, fold_mean = -1, fold_var = -1;
   };
   struct Value {
     Shape shape;
@@ -164,6 +185,12 @@ class Plan {
   void fuse_batch_norm(Step& s, StepBuild& b);
   // Add → ReLU.
   void fuse_add(Step& s, StepBuild& b) const;
+  // Inference: step s (a batch-norm, or an add, already fused with what follows) folded into the
+  // convolution producing its input, which then writes s's value. False (nothing changed) where
+  // that convolution has other users, an epilogue already, or runs before the skip operand exists.
+  bool fuse_into_conv(const Step& s, StepBuild& b, const std::vector<Shape>& shapes, const std::string& name);
+  // The folded weights and biases into p.folded, from p's parameters and running statistics.
+  void fold_batch_norms(ParamBuffers& p) const;
   // Values' consumer lists; E_ARG when the output is fused away or a layer's output is unused.
   void link_values(const GraphSpec& spec, const std::vector<bool>& materialized);
   // Backward runs the steps in reverse: the first to reach a value writes its gradient, later
@@ -203,6 +230,9 @@ class Plan {
   Shape input_shape_;
   PlanMode mode_;
   Backend& backend_;
+  InferenceKernels* inference_ = nullptr;  // set for an inference plan on a backend that has them
+  bool folds_ = false;
+  uint64_t folded_generation_ = 0;  // ParamBuffers::generation of the last fold
   std::vector<Step> steps_;
   std::vector<Value> values_;  // indexed by graph value id (unused ids stay empty)
   int output_ = 0;

@@ -36,6 +36,10 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
     input = arena + input_act_slot_;
   }
   input_ = input;
+  if (folds_ && (p.generation == 0 || p.generation != folded_generation_)) {
+    fold_batch_norms(p);
+    folded_generation_ = p.generation;
+  }
   float* scratch = arena + scratch_;
   for (size_t si = 0; si < steps_.size(); ++si) {
     const Step& s = steps_[si];
@@ -45,6 +49,14 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
     float* y = act(s.out, input);
     switch (s.type) {
       case LayerType::Conv2d: {
+        if (s.epilogue) {  // an inference plan's fused convolution (plan_inference.cpp)
+          const bool folded = s.fold_beta >= 0;
+          const float* w = (folded ? p.folded : p.params) + s.w;
+          const float* bias = folded ? p.folded + s.fold_beta : (s.b >= 0 ? p.params + s.b : nullptr);
+          inference_->conv2d_forward_epilogue(s.conv, x, w, bias, s.in2 >= 0 ? act(s.in2, input) : nullptr, s.relu, y,
+                                              scratch);
+          break;
+        }
         float *mean = nullptr, *var = nullptr;
         if (s.stats_step >= 0) {
           const Step& bn = steps_[static_cast<size_t>(s.stats_step)];

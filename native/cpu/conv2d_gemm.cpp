@@ -162,7 +162,7 @@ int64_t conv2d_gemm_scratch_floats(const Conv2dGeometry& g) {
 }
 
 void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                         float* mean, float* var, float* scratch) {
+                         float* mean, float* var, float* scratch, const ConvEpilogue& epilogue) {
   const ForwardLayout l = forward_layout(g);
   const int64_t k = k_of(g), opg = g.out_per_group(), c = g.c_out;
   const int64_t group_packed = packed_b_floats(k, opg);
@@ -204,6 +204,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
                       bias != nullptr);
         }
         if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);  // the epilogue, while the tile is hot
+        if (epilogue.active()) apply_conv_epilogue(epilogue, m0 * c, rows * c, out);
       }
     }
   });

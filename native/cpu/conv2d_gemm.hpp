@@ -5,6 +5,7 @@
 #pragma once
 
 #include "../core/geometry.hpp"
+#include "conv2d_epilogue.hpp"
 
 namespace rn::cpu {
 
@@ -13,7 +14,7 @@ bool conv2d_use_gemm(const Conv2dGeometry& g);
 
 int64_t conv2d_gemm_scratch_floats(const Conv2dGeometry& g);
 void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                         float* mean, float* var, float* scratch);
+                         float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {});
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch);
 void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                                  float* scratch);

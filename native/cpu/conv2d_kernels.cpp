@@ -141,12 +141,18 @@ int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
 }
 
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
-                    float* var, float* scratch) {
-  if (conv2d_use_winograd(g)) return conv2d_winograd_forward(g, x, w, bias, y, mean, var, scratch);
-  if (conv2d_use_gemm(g)) return conv2d_gemm_forward(g, x, w, bias, y, mean, var, scratch);
+                    float* var, float* scratch, const ConvEpilogue& epilogue) {
+  if (conv2d_use_winograd(g)) return conv2d_winograd_forward(g, x, w, bias, y, mean, var, scratch, epilogue);
+  if (conv2d_use_gemm(g)) return conv2d_gemm_forward(g, x, w, bias, y, mean, var, scratch, epilogue);
   const int64_t rows = g.n * g.out_h;
   if (mean == nullptr) {
-    parallel_for(rows, [&](int64_t begin, int64_t end) { conv_rows(g, x, w, bias, y, begin, end); });
+    parallel_for(rows, [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        conv_rows(g, x, w, bias, y, row, row + 1);
+        const int64_t row_floats = g.out_w * g.c_out;
+        if (epilogue.active()) apply_conv_epilogue(epilogue, row * row_floats, row_floats, y + row * row_floats);
+      }
+    });
     return;
   }
   // Each part convolves its rows and, while they are in cache, adds them to its own

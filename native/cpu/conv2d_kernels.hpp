@@ -4,12 +4,14 @@
 #pragma once
 
 #include "../core/geometry.hpp"
+#include "conv2d_epilogue.hpp"
 
 namespace rn::cpu {
 
 int64_t conv2d_scratch_floats(const Conv2dGeometry& g);
+// `epilogue` (inference plans only; never with mean / var): residual add and ReLU per output tile.
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
-                    float* var, float* scratch);
+                    float* var, float* scratch, const ConvEpilogue& epilogue = {});
 void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch);
 void conv2d_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                             float* scratch);

@@ -212,7 +212,7 @@ RN_SIMD_CLONES void input_transform(const Conv2dGeometry& g, const float* x, con
 // With sum != nullptr, adds the written pixels to the statistics (float blocks, then double).
 RN_SIMD_CLONES void output_transform(const Conv2dGeometry& g, const float* m, const float* bias, int64_t t0,
                                      int64_t count, int64_t chunk, float* y, float* dump, double* sum, double* sq,
-                                     float* fs, float* fq) {
+                                     float* fs, float* fq, const ConvEpilogue& epilogue) {
   const int64_t th = tiles_h(g), tw = tiles_w(g), c = g.c_out;
   const int64_t estride = element_stride(chunk, c);
   if (sum) {
@@ -250,6 +250,12 @@ RN_SIMD_CLONES void output_transform(const Conv2dGeometry& g, const float* m, co
       y01[ch] = a1 - a2 - a3 + bs[ch];
       y10[ch] = b0 + b1 + b2 + bs[ch];
       y11[ch] = b1 - b2 - b3 + bs[ch];
+    }
+    if (epilogue.active()) {  // the inference plan's residual add and ReLU, on the tile's pixels
+      float* pixels[4] = {y00, right ? y01 : nullptr, down ? y10 : nullptr, down && right ? y11 : nullptr};
+      for (float* px : pixels) {
+        if (px != nullptr) apply_conv_epilogue(epilogue, px - y, c, px);
+      }
     }
     if (sum) {
       float* rows[4] = {y00, right ? y01 : nullptr, down ? y10 : nullptr, down && right ? y11 : nullptr};
@@ -302,7 +308,7 @@ int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g) {
 }
 
 void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                             float* mean, float* var, float* scratch) {
+                             float* mean, float* var, float* scratch, const ConvEpilogue& epilogue) {
   const Layout l = layout(g);
   const int64_t cin = g.c_in, cout = g.c_out;
   float* zeros = scratch + l.zeros;
@@ -338,7 +344,7 @@ void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const floa
           gemm_packed(count, cout, cin, v + e * element_stride(l.chunk, cin), cin,
                       scratch + l.packed + e * l.element_size, m + e * element_stride(l.chunk, cout), cout, false);
         }
-        output_transform(g, m, b, t0, count, l.chunk, y, dump, sum, sq, fs, fs + cout);
+        output_transform(g, m, b, t0, count, l.chunk, y, dump, sum, sq, fs, fs + cout, epilogue);
       }
     }
   });

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "../core/geometry.hpp"
+#include "conv2d_epilogue.hpp"
 
 namespace rn::cpu {
 
@@ -28,7 +29,7 @@ bool conv2d_use_winograd_backward_input(const Conv2dGeometry& g);
 int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g);
 
 void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                             float* mean, float* var, float* scratch);
+                             float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {});
 void conv2d_winograd_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                     float* scratch);
 

@@ -3,6 +3,7 @@
 // padding, squeeze-excite, optimizer updates) is HostBackend's (host_backend.hpp).
 // kernel_selection.cpp decides whether this or the reference backend runs.
 #include "kernel_selection.hpp"
+#include "../core/inference_kernels.hpp"
 #include "batch_norm_kernels.hpp"
 #include "conv2d_kernels.hpp"
 #include "elementwise_kernels.hpp"
@@ -13,7 +14,7 @@
 namespace rn {
 namespace {
 
-class OptimizedCpuBackend final : public HostBackend {
+class OptimizedCpuBackend final : public HostBackend, public InferenceKernels {
  public:
   const char* name() const override { return "cpu"; }
 
@@ -21,6 +22,10 @@ class OptimizedCpuBackend final : public HostBackend {
   void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
                       float* var, float* scratch) override {
     cpu::conv2d_forward(g, x, w, bias, y, mean, var, scratch);
+  }
+  void conv2d_forward_epilogue(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                               const float* skip, bool relu, float* y, float* scratch) override {
+    cpu::conv2d_forward(g, x, w, bias, y, nullptr, nullptr, scratch, cpu::ConvEpilogue{skip, relu});
   }
   void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                              float* scratch) override {
