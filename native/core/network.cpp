@@ -195,7 +195,9 @@ int64_t Network::arena_bytes() const {
 int64_t Network::memory_bytes() const {
   int64_t floats = trainable_.size() * 2 + running_.size() + folded_.size();
   if (optimizer_) floats += optimizer_->state_floats();
-  return floats * static_cast<int64_t>(sizeof(float)) + arena_bytes();
+  int64_t prepared = 0;
+  for (const auto& p : plans_) prepared += p->prepared_bytes();
+  return floats * static_cast<int64_t>(sizeof(float)) + arena_bytes() + prepared;
 }
 
 Plan& Network::plan_for(const Shape& input, PlanMode mode) {

@@ -244,6 +244,7 @@ Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Sh
   classes_ = spec.classes;
   build_steps(spec, params, shapes, freezing);
   plan_memory(memory_budget);
+  if (inference_ != nullptr) plan_prepared_weights();
 }
 
 const Shape& Plan::output_shape() const { return values_[static_cast<size_t>(output_)].shape; }
@@ -342,6 +343,7 @@ Plan::Step Plan::layer_step(const StepBuild& b, int layer, const Shape& x, const
     case LayerType::Conv2d: {
       Shape w{l.kh, l.kw, x[3] / l.groups, l.filters};
       s.conv = conv2d_geometry(x, w, l.groups, l.window, "conv2d layer '" + l.name + "'");
+      s.epilogue = inference_ != nullptr;  // an inference plan's convolutions all run on InferenceKernels
       s.w = lp.find(layer, ParamRole::Weight)->offset;
       if (const ParamInfo* bias = lp.find(layer, ParamRole::Bias)) s.b = bias->offset;
       break;
@@ -432,7 +434,8 @@ bool Plan::fuse_into_conv(const Step& s, StepBuild& b, const std::vector<Shape>&
     const int ps = b.step_of_layer[static_cast<size_t>(v - 1)];
     if (ps < 0) return -1;
     const Step& c = steps_[static_cast<size_t>(ps)];
-    return c.type == LayerType::Conv2d && c.out == v && !c.epilogue ? ps : -1;
+    const bool fused = c.in2 >= 0 || c.relu || c.fold_beta >= 0;
+    return c.type == LayerType::Conv2d && c.out == v && !fused ? ps : -1;
   };
   // The skip operand must be in the arena before the convolution runs.
   auto ready_before = [&](int v, int ps) {

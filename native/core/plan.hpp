@@ -15,7 +15,10 @@
 // add directly) run in the convolution's epilogue. The folded weights live in a buffer laid out
 // as the trainable parameters (ParamBuffers::folded: a convolution's at its weight's offset, its
 // bias at the batch-norm beta's) and are recomputed whenever ParamBuffers::generation changes,
-// i.e. after any parameter write. RESNET_INFERENCE_FUSION=0 compiles inference plans unfused.
+// i.e. after any parameter write; so are every convolution's weights prepared for its forward
+// kernel (packed for the GEMM or Winograd-transformed: the plan's own buffer), which the
+// kernels would otherwise redo on every call. RESNET_INFERENCE_FUSION=0 compiles inference
+// plans unfused and unprepared.
 //
 // Freezing (Freezing below): a frozen layer's parameters get no gradient. Backward runs only
 // the steps whose output's gradient something trainable needs, so a frozen prefix of the
@@ -100,6 +103,8 @@ class Plan {
   int step_count() const { return static_cast<int>(steps_.size()); }
   // Whether forward needs ParamBuffers::folded (an inference plan with batch-norms folded).
   bool folds() const { return folds_; }
+  // Bytes of the convolution weights this inference plan keeps prepared for its kernels.
+  int64_t prepared_bytes() const { return prepared_.size() * static_cast<int64_t>(sizeof(float)); }
   // Steps whose backward runs (the others lie in a frozen prefix, or lead only to one).
   int backward_step_count() const;
 
@@ -155,9 +160,11 @@ class Plan {
     float epsilon = 1e-5f, momentum = 0.1f;    // batch-norm
     std::array<int64_t, 4> pads{0, 0, 0, 0};   // zeroPad
     int64_t sh = 1, sw = 1;                    // zeroPadShortcut strides
-    // Inference conv: in2 / relu run in its epilogue; with a folded batch-norm (its parameters'
-    // offsets below, its epsilon in `epsilon`) the weights and bias come from ParamBuffers::folded.
+    // Inference conv (InferenceKernels): in2 / relu run in its epilogue; with a folded batch-norm
+    // (its parameters' offsets below, its epsilon in `epsilon`) the weights and bias come from
+    // ParamBuffers::folded; `prepared` is its weights' offset in prepared_ (-1: none).
     bool epilogue = false;
+    int64_t prepared = -1;
     int64_t fold_gamma = -1, fold_beta = -1, fold_mean = -1, fold_var = -1;
   };
   struct Value {
@@ -191,6 +198,10 @@ class Plan {
   bool fuse_into_conv(const Step& s, StepBuild& b, const std::vector<Shape>& shapes, const std::string& name);
   // The folded weights and biases into p.folded, from p's parameters and running statistics.
   void fold_batch_norms(ParamBuffers& p) const;
+  // Places every inference convolution's prepared weights in prepared_ (allocated here).
+  void plan_prepared_weights();
+  // After a parameter change: folds, then prepares every convolution's weights.
+  void refresh_inference_weights(ParamBuffers& p);
   // Values' consumer lists; E_ARG when the output is fused away or a layer's output is unused.
   void link_values(const GraphSpec& spec, const std::vector<bool>& materialized);
   // Backward runs the steps in reverse: the first to reach a value writes its gradient, later
@@ -232,7 +243,8 @@ class Plan {
   Backend& backend_;
   InferenceKernels* inference_ = nullptr;  // set for an inference plan on a backend that has them
   bool folds_ = false;
-  uint64_t folded_generation_ = 0;  // ParamBuffers::generation of the last fold
+  uint64_t folded_generation_ = 0;  // ParamBuffers::generation of the last refresh_inference_weights
+  BackendBuffer prepared_;          // inference convolutions' weights prepared for their kernels
   std::vector<Step> steps_;
   std::vector<Value> values_;  // indexed by graph value id (unused ids stay empty)
   int output_ = 0;

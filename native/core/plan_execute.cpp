@@ -36,8 +36,8 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
     input = arena + input_act_slot_;
   }
   input_ = input;
-  if (folds_ && (p.generation == 0 || p.generation != folded_generation_)) {
-    fold_batch_norms(p);
+  if (inference_ != nullptr && (p.generation == 0 || p.generation != folded_generation_)) {
+    refresh_inference_weights(p);
     folded_generation_ = p.generation;
   }
   float* scratch = arena + scratch_;
@@ -53,8 +53,9 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
           const bool folded = s.fold_beta >= 0;
           const float* w = (folded ? p.folded : p.params) + s.w;
           const float* bias = folded ? p.folded + s.fold_beta : (s.b >= 0 ? p.params + s.b : nullptr);
-          inference_->conv2d_forward_epilogue(s.conv, x, w, bias, s.in2 >= 0 ? act(s.in2, input) : nullptr, s.relu, y,
-                                              scratch);
+          const float* prepared = s.prepared >= 0 ? prepared_.data() + s.prepared : nullptr;
+          inference_->conv2d_forward_epilogue(s.conv, x, w, prepared, bias, s.in2 >= 0 ? act(s.in2, input) : nullptr,
+                                              s.relu, y, scratch);
           break;
         }
         float *mean = nullptr, *var = nullptr;

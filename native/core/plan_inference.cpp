@@ -44,4 +44,26 @@ void Plan::fold_batch_norms(ParamBuffers& p) const {
   }
 }
 
+void Plan::plan_prepared_weights() {
+  int64_t total = 0;
+  for (Step& s : steps_) {
+    if (s.type != LayerType::Conv2d || !s.epilogue) continue;
+    const int64_t floats = inference_->conv2d_prepared_floats(s.conv);
+    if (floats <= 0) continue;
+    s.prepared = total;
+    total += (floats + 15) / 16 * 16;  // 64-byte aligned, as the arena's buffers
+  }
+  if (total > 0) prepared_ = BackendBuffer(backend_, total, "prepared convolution weights");
+}
+
+void Plan::refresh_inference_weights(ParamBuffers& p) {
+  if (folds_) fold_batch_norms(p);
+  float* scratch = arena_.data() + scratch_;
+  for (const Step& s : steps_) {
+    if (s.type != LayerType::Conv2d || s.prepared < 0) continue;
+    const float* w = (s.fold_beta >= 0 ? p.folded : p.params) + s.w;
+    inference_->conv2d_prepare_weights(s.conv, w, prepared_.data() + s.prepared, scratch);
+  }
+}
+
 }  // namespace rn

@@ -161,13 +161,24 @@ int64_t conv2d_gemm_scratch_floats(const Conv2dGeometry& g) {
   return std::max({forward_layout(g).total, input_grad_layout(g).total, weight_grad_layout(g).total});
 }
 
+int64_t conv2d_gemm_prepared_floats(const Conv2dGeometry& g) {
+  return g.groups * packed_b_floats(k_of(g), g.out_per_group());
+}
+
+void conv2d_gemm_prepare(const Conv2dGeometry& g, const float* w, float* prepared) {
+  const int64_t k = k_of(g), opg = g.out_per_group();
+  const int64_t group_packed = packed_b_floats(k, opg);
+  for (int64_t grp = 0; grp < g.groups; ++grp) pack_b(k, opg, w + grp * opg, g.c_out, prepared + grp * group_packed);
+}
+
 void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                         float* mean, float* var, float* scratch, const ConvEpilogue& epilogue) {
+                         float* mean, float* var, float* scratch, const ConvEpilogue& epilogue, const float* prepared) {
   const ForwardLayout l = forward_layout(g);
   const int64_t k = k_of(g), opg = g.out_per_group(), c = g.c_out;
   const int64_t group_packed = packed_b_floats(k, opg);
-  for (int64_t grp = 0; grp < g.groups; ++grp) {
-    pack_b(k, opg, w + grp * opg, g.c_out, scratch + l.packed + grp * group_packed);
+  if (prepared == nullptr) {
+    conv2d_gemm_prepare(g, w, scratch + l.packed);
+    prepared = scratch + l.packed;
   }
   const int64_t m = g.n * g.out_h * g.out_w;
   const int64_t tiles = (m + kTileRows - 1) / kTileRows;
@@ -192,7 +203,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
           for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * c, bias, static_cast<size_t>(c) * sizeof(float));
         }
         if (implicit) {  // groups = 1
-          conv2d_implicit_rows(g, scratch + l.col, scratch + l.packed, m0, rows, out, bias != nullptr);
+          conv2d_implicit_rows(g, scratch + l.col, prepared, m0, rows, out, bias != nullptr);
         }
         for (int64_t grp = 0; grp < g.groups && !implicit; ++grp) {
           const float* a = x + m0 * g.c_in;
@@ -200,7 +211,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
             im2col(g, x, grp, m0, rows, col);
             a = col;
           }
-          gemm_packed(rows, opg, k, a, direct ? g.c_in : k, scratch + l.packed + grp * group_packed, out + grp * opg, c,
+          gemm_packed(rows, opg, k, a, direct ? g.c_in : k, prepared + grp * group_packed, out + grp * opg, c,
                       bias != nullptr);
         }
         if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);  // the epilogue, while the tile is hot

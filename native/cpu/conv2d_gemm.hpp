@@ -13,8 +13,13 @@ namespace rn::cpu {
 bool conv2d_use_gemm(const Conv2dGeometry& g);
 
 int64_t conv2d_gemm_scratch_floats(const Conv2dGeometry& g);
+// `prepared` (inference plans): the weights already packed by conv2d_gemm_prepare (`w` is not read).
 void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                         float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {});
+                         float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {},
+                         const float* prepared = nullptr);
+// Floats of the forward's packed weights (every group's pack_b panels), and the packing itself.
+int64_t conv2d_gemm_prepared_floats(const Conv2dGeometry& g);
+void conv2d_gemm_prepare(const Conv2dGeometry& g, const float* w, float* prepared);
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch);
 void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                                  float* scratch);

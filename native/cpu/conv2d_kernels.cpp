@@ -140,10 +140,21 @@ int64_t conv2d_scratch_floats(const Conv2dGeometry& g) {
   return std::max({stats, weight_grads, transposed, winograd});
 }
 
+int64_t conv2d_prepared_floats(const Conv2dGeometry& g) {
+  if (conv2d_use_winograd(g)) return conv2d_winograd_prepared_floats(g);
+  if (conv2d_use_gemm(g)) return conv2d_gemm_prepared_floats(g);
+  return 0;
+}
+
+void conv2d_prepare_weights(const Conv2dGeometry& g, const float* w, float* prepared, float* scratch) {
+  if (conv2d_use_winograd(g)) return conv2d_winograd_prepare(g, w, prepared, scratch);
+  if (conv2d_use_gemm(g)) return conv2d_gemm_prepare(g, w, prepared);
+}
+
 void conv2d_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y, float* mean,
-                    float* var, float* scratch, const ConvEpilogue& epilogue) {
-  if (conv2d_use_winograd(g)) return conv2d_winograd_forward(g, x, w, bias, y, mean, var, scratch, epilogue);
-  if (conv2d_use_gemm(g)) return conv2d_gemm_forward(g, x, w, bias, y, mean, var, scratch, epilogue);
+                    float* var, float* scratch, const ConvEpilogue& epilogue, const float* prepared) {
+  if (conv2d_use_winograd(g)) return conv2d_winograd_forward(g, x, w, bias, y, mean, var, scratch, epilogue, prepared);
+  if (conv2d_use_gemm(g)) return conv2d_gemm_forward(g, x, w, bias, y, mean, var, scratch, epilogue, prepared);
   const int64_t rows = g.n * g.out_h;
   if (mean == nullptr) {
     parallel_for(rows, [&](int64_t begin, int64_t end) {

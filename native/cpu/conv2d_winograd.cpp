@@ -307,12 +307,11 @@ int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g) {
   return std::max(layout(g).total, align16(9 * g.c_in * g.c_out) + layout(transposed(g)).total);
 }
 
-void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                             float* mean, float* var, float* scratch, const ConvEpilogue& epilogue) {
+int64_t conv2d_winograd_prepared_floats(const Conv2dGeometry& g) { return kElements * layout(g).element_size; }
+
+void conv2d_winograd_prepare(const Conv2dGeometry& g, const float* w, float* prepared, float* scratch) {
   const Layout l = layout(g);
   const int64_t cin = g.c_in, cout = g.c_out;
-  float* zeros = scratch + l.zeros;
-  std::fill(zeros, zeros + std::max(cin, cout), 0.0f);
   // Weights: 16 transformed matrices, each packed as the GEMM's B.
   const int64_t wblocks = (cin + kWeightRows - 1) / kWeightRows;
   const int wparts = static_cast<int>(std::min<int64_t>(threads(), wblocks));
@@ -320,9 +319,22 @@ void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const floa
     for (int64_t p = pbegin; p < pend; ++p) {
       const int64_t ci0 = wblocks * p / wparts * kWeightRows;
       const int64_t ci1 = std::min(cin, wblocks * (p + 1) / wparts * kWeightRows);
-      transform_weights(cin, cout, w, ci0, ci1, scratch + l.packed, l.element_size, scratch + l.temp + p * l.temp_size);
+      transform_weights(cin, cout, w, ci0, ci1, prepared, l.element_size, scratch + l.temp + p * l.temp_size);
     }
   });
+}
+
+void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
+                             float* mean, float* var, float* scratch, const ConvEpilogue& epilogue,
+                             const float* prepared) {
+  const Layout l = layout(g);
+  const int64_t cin = g.c_in, cout = g.c_out;
+  float* zeros = scratch + l.zeros;
+  std::fill(zeros, zeros + std::max(cin, cout), 0.0f);
+  if (prepared == nullptr) {
+    conv2d_winograd_prepare(g, w, scratch + l.packed, scratch);
+    prepared = scratch + l.packed;
+  }
   const int64_t tiles = g.n * tiles_h(g) * tiles_w(g);
   const int64_t chunks = (tiles + l.chunk - 1) / l.chunk;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), chunks)));
@@ -341,8 +353,8 @@ void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const floa
         const int64_t t0 = ch * l.chunk, count = std::min(l.chunk, tiles - t0);
         input_transform(g, x, zeros, t0, count, l.chunk, v);
         for (int64_t e = 0; e < kElements; ++e) {
-          gemm_packed(count, cout, cin, v + e * element_stride(l.chunk, cin), cin,
-                      scratch + l.packed + e * l.element_size, m + e * element_stride(l.chunk, cout), cout, false);
+          gemm_packed(count, cout, cin, v + e * element_stride(l.chunk, cin), cin, prepared + e * l.element_size,
+                      m + e * element_stride(l.chunk, cout), cout, false);
         }
         output_transform(g, m, b, t0, count, l.chunk, y, dump, sum, sq, fs, fs + cout, epilogue);
       }

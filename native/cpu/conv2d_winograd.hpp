@@ -28,8 +28,15 @@ bool conv2d_use_winograd_backward_input(const Conv2dGeometry& g);
 // Scratch for both passes of an eligible g.
 int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g);
 
+// `prepared` (inference plans): the weights already transformed by conv2d_winograd_prepare, so
+// `w` is not read; null transforms them in scratch as part of the call.
 void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
-                             float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {});
+                             float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {},
+                             const float* prepared = nullptr);
+// Floats of the transformed, GEMM-packed weights of an eligible g, and the transform itself
+// (scratch: conv2d_winograd_scratch_floats).
+int64_t conv2d_winograd_prepared_floats(const Conv2dGeometry& g);
+void conv2d_winograd_prepare(const Conv2dGeometry& g, const float* w, float* prepared, float* scratch);
 void conv2d_winograd_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                     float* scratch);
 

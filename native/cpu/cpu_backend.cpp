@@ -23,9 +23,13 @@ class OptimizedCpuBackend final : public HostBackend, public InferenceKernels {
                       float* var, float* scratch) override {
     cpu::conv2d_forward(g, x, w, bias, y, mean, var, scratch);
   }
-  void conv2d_forward_epilogue(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                               const float* skip, bool relu, float* y, float* scratch) override {
-    cpu::conv2d_forward(g, x, w, bias, y, nullptr, nullptr, scratch, cpu::ConvEpilogue{skip, relu});
+  void conv2d_forward_epilogue(const Conv2dGeometry& g, const float* x, const float* w, const float* prepared,
+                               const float* bias, const float* skip, bool relu, float* y, float* scratch) override {
+    cpu::conv2d_forward(g, x, w, bias, y, nullptr, nullptr, scratch, cpu::ConvEpilogue{skip, relu}, prepared);
+  }
+  int64_t conv2d_prepared_floats(const Conv2dGeometry& g) const override { return cpu::conv2d_prepared_floats(g); }
+  void conv2d_prepare_weights(const Conv2dGeometry& g, const float* w, float* prepared, float* scratch) override {
+    cpu::conv2d_prepare_weights(g, w, prepared, scratch);
   }
   void conv2d_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                              float* scratch) override {
