@@ -32,6 +32,17 @@ int64_t weight_tile_rows(const Conv2dGeometry& g) {
 
 int threads() { return num_threads(); }
 
+// Output pixels per forward tile without the batch-statistics epilogue (inference): at most
+// kTileRows, and as many tiles as a multiple of the threads, so that small outputs (batch 1 at
+// 7×7 or 14×14: one or four 64-row tiles) still keep every thread busy with equal shares.
+// (With statistics the tiles stay kTileRows: the training path's partial sums are unchanged.)
+int64_t balanced_tile_rows(int64_t m) {
+  const int64_t t = threads();
+  int64_t tiles = (m + kTileRows - 1) / kTileRows;
+  tiles = (tiles + t - 1) / t * t;
+  return std::max<int64_t>(1, (m + tiles - 1) / tiles);
+}
+
 // im2col rows [m0, m0 + rows) for group `grp` into col [rows × K], K ordered (tap, channel) as
 // HWIO. Plain loops rather than memcpy: a tap is often only 16–64 floats.
 RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows, float* col) {
@@ -181,7 +192,8 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
     prepared = scratch + l.packed;
   }
   const int64_t m = g.n * g.out_h * g.out_w;
-  const int64_t tiles = (m + kTileRows - 1) / kTileRows;
+  const int64_t tile_rows = mean != nullptr ? kTileRows : balanced_tile_rows(m);
+  const int64_t tiles = (m + tile_rows - 1) / tile_rows;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
   auto* partial = reinterpret_cast<double*>(scratch + l.stats);
   const bool direct = pointwise(g);
@@ -197,7 +209,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
       double* sq = sum + c;
       if (mean) std::fill(sum, sum + 2 * c, 0.0);
       for (int64_t t = tiles * p / parts; t < tiles * (p + 1) / parts; ++t) {
-        const int64_t m0 = t * kTileRows, rows = std::min(kTileRows, m - m0);
+        const int64_t m0 = t * tile_rows, rows = std::min(tile_rows, m - m0);
         float* out = y + m0 * c;
         if (bias) {
           for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * c, bias, static_cast<size_t>(c) * sizeof(float));
