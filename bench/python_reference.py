@@ -3,6 +3,7 @@
 and thread count as resnet-native. Prints one JSON object on stdout; progress goes to stderr.
 
   python3 bench/python_reference.py --models resnet20,resnet18 --threads 2 --seconds 5 [--quick]
+  python3 bench/python_reference.py ... --onnxruntime-only   (no PyTorch timings: bench/inference_ab.mjs)
 
 PyTorch: SGD-momentum training steps (forward, cross-entropy, backward, update) and inference
 (inference_mode, eval) with the model and input in channels_last, torch.set_num_threads(threads).
@@ -197,6 +198,7 @@ def main():
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--onnxruntime-only", action="store_true", help="time only onnxruntime (PyTorch still builds and exports the model)")
     args = p.parse_args()
     result = {"python": sys.version.split()[0], "torch": None, "onnxruntime": None, "models": {}}
     try:
@@ -218,9 +220,13 @@ def main():
     builders = build_models(torch.nn)
     for name in args.models.split(","):
         w = WORKLOADS[name]
-        log(f"  pytorch {name} …")
-        model, out = bench_torch(torch, builders, name, w, args)
-        entry = {"pytorch": out}
+        if args.onnxruntime_only:
+            torch.manual_seed(1)
+            model, entry = builders[name](w["classes"]), {}
+        else:
+            log(f"  pytorch {name} …")
+            model, out = bench_torch(torch, builders, name, w, args)
+            entry = {"pytorch": out}
         if ort is not None:
             log(f"  onnxruntime {name} …")
             try:
