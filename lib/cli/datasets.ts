@@ -11,7 +11,8 @@ export const DATA_HELP = `  --dataset <name>       mnist (default) | cifar10 | c
                          folder: a folder with train/ and test/ (or val/) subfolders, one
                          subfolder per class inside each (or --test-data for the test set)
   --test-data <dir>      folder: the test images' folder (class subfolders)
-  --image-size <n>       folder: images are resized to n×n (default 64)`;
+  --image-size <n>       folder: images are resized to n×n (default: train 64, eval the
+                         checkpoint's image size)`;
 
 export const DATA: Options = {
   dataset: { type: 'string' },
@@ -60,7 +61,14 @@ async function folderDir(v: Values, split: 'train' | 'test', command: string): P
   throw new UsageError(`--data ${root} has no train/ and test/ subfolders; pass --test-data <dir> for the test images`);
 }
 
-export async function loadDataset(v: Values, name: DatasetName, split: 'train' | 'test', command: string): Promise<Dataset> {
+/** `defaultSize`: folder images' [height, width] without --image-size (default 64×64). */
+export async function loadDataset(
+  v: Values,
+  name: DatasetName,
+  split: 'train' | 'test',
+  command: string,
+  defaultSize: number | readonly [number, number] = 64,
+): Promise<Dataset> {
   const { datasets } = await import('../data/index.js');
   switch (name) {
     case 'mnist':
@@ -70,7 +78,7 @@ export async function loadDataset(v: Values, name: DatasetName, split: 'train' |
     case 'cifar100':
       return datasets.cifar100(required(v, 'data', `${command} --dataset cifar100`), { split });
     case 'folder': {
-      const size = int(v, 'image-size', 1, 16384) ?? 64;
+      const size = int(v, 'image-size', 1, 16384) ?? (typeof defaultSize === 'number' ? defaultSize : ([...defaultSize] as [number, number]));
       return datasets.imageFolder(await folderDir(v, split, command), { size });
     }
   }

@@ -1,13 +1,13 @@
 // `resnet-native eval`: loss, top-1 and top-5 accuracy of a checkpoint on a dataset.
 import { applyThreads, DEVICE, deviceOptions, int, oneOf, parse, PLACEMENT_HELP, required, THREADS } from './args.js';
-import { openCheckpoint } from './checkpoints.js';
+import { openCheckpoint, warnNoPreprocessing } from './checkpoints.js';
 import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, TEST_SUBSET_SEED } from './datasets.js';
 import { NAME, printHelp, say } from './output.js';
 
 export const EVAL_HELP = `Usage: ${NAME} eval --checkpoint <file> [options]
 
-Prints loss, top-1 and top-5 accuracy of a checkpoint on a dataset (the input normalisation
-is the one stored in the checkpoint by train).
+Prints loss, top-1 and top-5 accuracy of a checkpoint on a dataset (the input normalisation,
+and for --dataset folder the image size, are the ones stored in the checkpoint).
 
   --checkpoint <file>    a checkpoint written by train (or saveModel)
 ${DATA_HELP}
@@ -38,9 +38,11 @@ export async function run(args: string[]): Promise<void> {
   const { evaluateModel } = await import('../train/trainer.js');
   const { model, normalize } = await openCheckpoint(path, deviceOptions(v));
   try {
-    let ds = await loadDataset(v, datasetName, split, 'eval');
+    // A folder of images is read at the size the model was trained at (unless --image-size says otherwise).
+    const trainedSize = model.preprocessing?.imageSize ?? [model.inputShape[0]!, model.inputShape[1]!];
+    let ds = await loadDataset(v, datasetName, split, 'eval', trainedSize);
     ds = await limitDataset(ds, limit, TEST_SUBSET_SEED);
-    if (!normalize) process.stderr.write(`${NAME}: warning: ${path} stores no input normalisation; evaluating on raw [0, 1] inputs\n`);
+    if (!normalize) warnNoPreprocessing(path, 'evaluating on raw [0, 1] inputs');
     const t0 = performance.now();
     const r = await evaluateModel(model, ds, { batchSize, ...(normalize ?? {}) });
     const seconds = (performance.now() - t0) / 1000;

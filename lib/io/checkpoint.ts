@@ -16,6 +16,13 @@
 //   optimizerSteps  decimal step count of the optimizer (AdamW's bias correction, SGD's first step)
 //   learningRate    the learning rate in force (a schedule may have moved it from optimizer.lr)
 //   training        JSON of the trainer's state ({ epoch, step, rngState, history?, … }), when given
+//   preprocessing   JSON of Model.preprocessing ({ imageSize, resizeTo?, channelOrder, mean, std }), when set
+//   classNames      JSON array of Model.classNames, when set
+//
+// preprocessing and classNames are optional additions to version 1: older files without them
+// still load (a trainer's state with `normalize` / `imageShape` / `classNames`, as the
+// checkpoint callback and the CLI stored them before, stands in for them), and older readers
+// ignore them.
 //
 // What goes in comes from Model.exportState and goes back through Model's own setters: nothing
 // here touches the native handle. Model.save reaches this module by dynamic import (no cycle).
@@ -29,6 +36,7 @@ import { isPlainObject, type Precision, sameShape } from '../validate.js';
 import type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 import { deserializeCompileOptions } from './compile_options_json.js';
 import { jsonDepth, MAX_JSON_DEPTH } from './json_text.js';
+import { storedDescription } from './model_description.js';
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -189,7 +197,7 @@ function readMetadata(path: string, meta: Record<string, string>): StoredMetadat
   if (meta.version !== CHECKPOINT_VERSION)
     throw fmt(path, `version ${JSON.stringify(meta.version)} is not supported (this library reads version ${CHECKPOINT_VERSION})`);
   // The JSON documents end up in the model and the trainer, which walk them recursively.
-  for (const key of ['spec', 'optimizer', 'training']) {
+  for (const key of ['spec', 'optimizer', 'training', 'preprocessing', 'classNames']) {
     const depth = meta[key] === undefined ? 0 : jsonDepth(meta[key]);
     if (depth > MAX_JSON_DEPTH)
       throw fmt(path, `metadata '${key}' nests arrays and objects ${depth} levels deep, above the limit of ${MAX_JSON_DEPTH}`);
@@ -323,6 +331,9 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
     checkTensorNames(path, reader, params, slots);
     await restoreParameters(path, reader, model, params);
     if (meta.mode === 'eval') model.eval();
+    const described = storedDescription(path, meta, stored.training, model.inputShape[2]!, model.classes);
+    if (described.preprocessing) model.preprocessing = described.preprocessing;
+    if (described.classNames) model.classNames = described.classNames;
 
     let optimizerRestored = false;
     if (compileOptions && withOptimizer) {

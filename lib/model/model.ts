@@ -12,6 +12,9 @@ import { saveModelState } from '../io/checkpoint_writer.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 import { checkClassNames, checkPreprocessing, type Preprocessing } from './preprocessing.js';
+import { type ImagePrediction, predictImages, type PredictImagesOptions } from './predict_images.js';
+import { replaceHead, type ReplaceHeadOptions } from './replace_head.js';
+import type { ImageSource } from '../io/decode_image.js';
 
 export interface ModelInitOptions {
   /** Seed of the initial weights. Default: random. */
@@ -103,6 +106,9 @@ export interface ModelState {
   parameters: Parameter[];
   /** When the model was compiled (and the optimizer was asked for). */
   optimizer?: OptimizerState;
+  /** Model.preprocessing and Model.classNames, when set. */
+  preprocessing?: Readonly<Preprocessing>;
+  classNames?: readonly string[];
 }
 
 /** @internal The optimizer part of a ModelState. */
@@ -381,6 +387,25 @@ export class Model {
     return new Tensor(await this.#enqueue(() => this.network.predict(x.handle, softmax)));
   }
 
+  /**
+   * The top classes of image files (paths, or Buffers of their bytes; PNG, JPEG, WebP, GIF),
+   * decoded with this model's preprocessing (see io.decodeImage): per image, `topK` (default 5)
+   * `{ index, className, probability }`, most probable first — what the CLI's predict prints.
+   */
+  predictImages(sources: readonly ImageSource[], options: PredictImagesOptions = {}): Promise<ImagePrediction[][]> {
+    return predictImages(this, sources, options);
+  }
+
+  /**
+   * A new model with a fresh classifier of `classes` outputs in place of the last dense layer
+   * (initialised from `seed`), every other parameter and batch-norm statistic copied from this
+   * one, and this one's preprocessing; `classNames` are the new model's. This model is left as
+   * it was (still usable; dispose it when done). The new model is not compiled.
+   */
+  replaceHead(options: ReplaceHeadOptions): Model {
+    return replaceHead(this, options, (spec, init) => Model.fromSpec(spec, init));
+  }
+
   /** Loss and accuracy in inference mode (no update). */
   async evaluate(images: Tensor, labels: Int32Array): Promise<StepMetrics> {
     const x = Tensor.check(images, 'evaluate', 'images');
@@ -455,6 +480,8 @@ export class Model {
    */
   exportState(options: { optimizer?: boolean } = {}): ModelState {
     const state: ModelState = { spec: this.spec, training: this.#training, parameters: this.parameters() };
+    if (this.#preprocessing) state.preprocessing = this.#preprocessing;
+    if (this.#classNames) state.classNames = this.#classNames;
     if (options.optimizer === false) return state;
     let info: { slots: number; steps: number };
     try {

@@ -26,7 +26,8 @@ export interface EvaluationResult {
 /**
  * Loss, top-1 and top-5 accuracy of `model` on every example of `dataset`, in inference mode
  * (model.predict on batches; the metrics are computed in TypeScript from the logits). Images
- * are normalised with `mean`/`std` as in training. The next batch is loaded while the
+ * are normalised with `mean`/`std` as in training; without them, with model.preprocessing's
+ * (none: as they are). The next batch is loaded while the
  * current one is predicted.
  */
 export async function evaluateModel(model: Model, dataset: Dataset, options: EvaluateOptions = {}): Promise<EvaluationResult> {
@@ -35,8 +36,11 @@ export async function evaluateModel(model: Model, dataset: Dataset, options: Eva
   const ds = checkDataset(dataset, op, 'dataset', model);
   const batchSize = validate.integer(options.batchSize ?? 256, op, 'batchSize', 1);
   const c = ds.imageShape[2];
-  const mean = channelList(options.mean, c, op, 'mean', 0);
-  const std = channelList(options.std, c, op, 'std', 1);
+  // Without mean / std of its own, the call normalises as the model says (model.preprocessing).
+  const described = options.mean === undefined && options.std === undefined ? model.preprocessing : undefined;
+  const fromModel = described && described.mean.length === c ? described : undefined;
+  const mean = channelList(options.mean ?? fromModel?.mean, c, op, 'mean', 0);
+  const std = channelList(options.std ?? fromModel?.std, c, op, 'std', 1);
   const pipeline = evaluationPipeline(ds, batchSize, mean, std, op);
   try {
     const acc = await runEvaluation(model, ds, pipeline);

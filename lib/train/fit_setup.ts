@@ -80,6 +80,8 @@ export interface FitPlan {
   mode: ProgressMode;
   mean: number[];
   std: number[];
+  /** Whether the caller gave mean / std (otherwise the model's preprocessing may supply them). */
+  normalizeGiven: boolean;
   padding: number;
   flip: boolean;
   stepSchedule: LrSchedule | undefined;
@@ -119,6 +121,7 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   validate.keys(normalize, `${op} normalize`, ['mean', 'std']);
   const mean = channelList(augment.mean ?? normalize.mean, c, op, 'mean', 0);
   const std = channelList(augment.std ?? normalize.std, c, op, 'std', 1);
+  const normalizeGiven = (augment.mean ?? normalize.mean ?? augment.std ?? normalize.std) !== undefined;
   const padding = validate.integer(augment.padding ?? 0, op, 'augment.padding', 0, 1 << 20);
   const flip = validate.boolean(augment.flip ?? false, op, 'augment.flip');
   const { stepSchedule, epochSchedule } = splitSchedule(options.schedule, op);
@@ -146,6 +149,7 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
     mode,
     mean,
     std,
+    normalizeGiven,
     padding,
     flip,
     stepSchedule,
@@ -245,6 +249,9 @@ function copyModelState(from: Model, to: Model, op: string): void {
     }
   }
   for (const p of a) to.setParameter(p.name, from.getParameter(p.name));
+  // The run's description of its inputs, unless the model being trained has its own.
+  if (to.preprocessing === undefined && from.preprocessing !== undefined) to.preprocessing = from.preprocessing;
+  if (to.classNames === undefined && from.classNames !== undefined) to.classNames = from.classNames;
   if (!from.compileOptions) return;
   const src = { slots, steps: from.optimizerStateInfo().steps };
   for (const p of a) {

@@ -12,6 +12,7 @@ import * as validate from '../validate.js';
 import type { Dataset } from '../data/dataset.js';
 import type { History } from './callbacks.js';
 import { FitRun } from './fit_phases.js';
+import { describeTrainingInputs } from './fit_description.js';
 import { type FitOptions, planFit, progressMode, startPoint } from './fit_setup.js';
 import type { CompileOptions } from './optimizers.js';
 import { Progress, type ProgressMode, type ProgressStream } from './progress.js';
@@ -88,6 +89,7 @@ export class Trainer {
     if (!model.compileOptions) {
       throw new ResNetError('E_ARG', `${op}: compile the model first (model.compile or new Trainer(model, { compile }))`);
     }
+    describeTrainingInputs(model, plan);
 
     const progress = new Progress({ mode: plan.mode, ...(this.#stream ? { stream: this.#stream } : {}) });
     this.#running = true;
