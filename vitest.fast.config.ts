@@ -16,6 +16,7 @@ export const SLOW = [
   'test/io/fuzz_import.test.ts',
   'test/io/fuzz_checkpoint.test.ts',
   'test/io/fuzz_data.test.ts',
+  'test/io/fuzz_images.test.ts',
   'test/train/hostile_options.test.ts',
   // worker threads, child processes, plans at scale, memory budgets (15–34 s each)
   'test/native/workers.test.ts',
