@@ -35,10 +35,11 @@ function dataset(n: number, seed: number, classNames: string[] | null = ['ant', 
     classes: 4,
     ...(classNames ? { classNames } : {}),
     fill(indices, out, outLabels) {
-      indices.forEach((k, i) => {
+      for (let i = 0; i < indices.length; i++) {
+        const k = indices[i]!;
         out.set(images.subarray(k * 192, (k + 1) * 192), i * 192);
         outLabels[i] = labels[k]!;
-      });
+      }
     },
   };
 }
@@ -164,7 +165,7 @@ describe('Trainer.fit', () => {
       c.model.dispose();
       return c;
     });
-    expect((training as { normalize: unknown }).normalize).toEqual({ mean: IMAGENET.mean, std: IMAGENET.std });
+    expect(training?.normalize).toEqual({ mean: IMAGENET.mean, std: IMAGENET.std });
     m.dispose();
   });
 
@@ -204,7 +205,7 @@ describe('Trainer.fit', () => {
     });
     expect(fresh.preprocessing?.mean).toEqual([0.3, 0.3, 0.3]);
     const c = await loadCheckpoint(join(dir2, 'model.safetensors'), { optimizer: false });
-    expect((c.training as { normalize: unknown }).normalize).toEqual({ mean: [0.3, 0.3, 0.3], std: [0.7, 0.7, 0.7] });
+    expect(c.training?.normalize).toEqual({ mean: [0.3, 0.3, 0.3], std: [0.7, 0.7, 0.7] });
     c.model.dispose();
     m.dispose();
     fresh.dispose();
