@@ -7,11 +7,12 @@
 // - mean / std: when fit got none (neither augment nor normalize), the model's own
 //   preprocessing supplies them (a pretrained model's ImageNet statistics, a resumed run's);
 //   without either, the inputs stay in [0, 1] (mean 0, std 1).
-// - preprocessing: kept when it already says what fit feeds (same image size, mean and std:
-//   its resizeTo and channel order stay, e.g. a pretrained model's 256 → 224 crop); otherwise
-//   replaced by { imageSize: the dataset's, resizeTo: its larger side (the dataset's images
-//   were resized to cover that size and centre-cropped, as imageFolder does), channelOrder:
-//   the model's or 'rgb', mean, std }.
+// - preprocessing: kept when it already says what fit feeds (RGB, same image size, mean and
+//   std: its resizeTo stays, e.g. a pretrained model's 256 → 224 crop); otherwise replaced by
+//   { imageSize: the dataset's, resizeTo: its larger side (the dataset's images were resized to
+//   cover that size and centre-cropped, as imageFolder does), channelOrder: 'rgb', mean, std }.
+//   Datasets hold RGB images and fit feeds them as they are, so a 'bgr' model (Keras' caffe
+//   weights) is described as 'rgb' after fit, with its statistics reordered to match.
 // - classNames: the dataset's, when it has one name per class of the model; otherwise the
 //   model's stay.
 import type { Model } from '../model/model.js';
@@ -25,12 +26,15 @@ export function describeTrainingInputs(model: Model, plan: FitPlan): void {
   const channels = plan.ds.imageShape[2];
   const current = model.preprocessing;
   if (!plan.normalizeGiven && current && current.mean.length === channels) {
-    plan.mean = [...current.mean];
-    plan.std = [...current.std];
+    // A 'bgr' model's statistics are in its channel order; the dataset's channels are RGB.
+    const order = current.channelOrder === 'bgr' ? (a: readonly number[]) => [...a].reverse() : (a: readonly number[]) => [...a];
+    plan.mean = order(current.mean);
+    plan.std = order(current.std);
   }
   const [height, width] = plan.ds.imageShape;
   const fits =
     current !== undefined &&
+    current.channelOrder === 'rgb' &&
     current.imageSize[0] === height &&
     current.imageSize[1] === width &&
     sameList(current.mean, plan.mean) &&
@@ -39,7 +43,7 @@ export function describeTrainingInputs(model: Model, plan: FitPlan): void {
     const described: Preprocessing = {
       imageSize: [height, width],
       resizeTo: Math.max(height, width),
-      channelOrder: current?.channelOrder ?? 'rgb',
+      channelOrder: 'rgb',
       mean: [...plan.mean],
       std: [...plan.std],
     };

@@ -184,6 +184,14 @@ describe('Trainer.fit', () => {
     m.dispose();
   });
 
+  it("describes a 'bgr' model as 'rgb' after fit (datasets are RGB), with its statistics reordered", async () => {
+    const m = tinyModel(1, { classes: 4 });
+    m.preprocessing = { imageSize: [8, 8], resizeTo: 8, channelOrder: 'bgr', mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] };
+    await new Trainer(m, { compile: SGD, progress: 'none' }).fit(dataset(16, 6), { epochs: 1, batchSize: 8, seed: 1 });
+    expect(m.preprocessing).toEqual({ imageSize: [8, 8], resizeTo: 8, channelOrder: 'rgb', mean: [0.3, 0.2, 0.1], std: [0.6, 0.5, 0.4] });
+    m.dispose();
+  });
+
   it("resumeFrom gives a fresh model the checkpoint's preprocessing and normalises with it", async () => {
     const m = tinyModel(1, { classes: 4 });
     const dir = join(root, 'resume');

@@ -281,6 +281,10 @@ describe('Trainer.fit', () => {
           const v: unknown = Reflect.get(target, key, target);
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
         },
+        // Setters (fit describes the model: preprocessing, classNames) write the real model's private fields.
+        set(target, key, value) {
+          return Reflect.set(target, key, value, target);
+        },
       });
       return { model, inputs };
     };
