@@ -61,13 +61,17 @@ async function folderDir(v: Values, split: 'train' | 'test', command: string): P
   throw new UsageError(`--data ${root} has no train/ and test/ subfolders; pass --test-data <dir> for the test images`);
 }
 
-/** `defaultSize`: folder images' [height, width] without --image-size (default 64×64). */
+/**
+ * `defaultSize`: folder images' [height, width] without --image-size (default 64×64); with it,
+ * `resizeTo`: the shorter side before the centre crop (a checkpoint's preprocessing).
+ */
 export async function loadDataset(
   v: Values,
   name: DatasetName,
   split: 'train' | 'test',
   command: string,
   defaultSize: number | readonly [number, number] = 64,
+  resizeTo?: number,
 ): Promise<Dataset> {
   const { datasets } = await import('../data/index.js');
   switch (name) {
@@ -79,7 +83,9 @@ export async function loadDataset(
       return datasets.cifar100(required(v, 'data', `${command} --dataset cifar100`), { split });
     case 'folder': {
       const size = int(v, 'image-size', 1, 16384) ?? (typeof defaultSize === 'number' ? defaultSize : ([...defaultSize] as [number, number]));
-      return datasets.imageFolder(await folderDir(v, split, command), { size });
+      // A checkpoint's resizeTo goes with its own image size (defaultSize), not with --image-size.
+      const withResize = resizeTo !== undefined && str(v, 'image-size') === undefined;
+      return datasets.imageFolder(await folderDir(v, split, command), { size, ...(withResize ? { resizeTo } : {}) });
     }
   }
 }

@@ -40,7 +40,7 @@ export async function run(args: string[]): Promise<void> {
   try {
     // A folder of images is read at the size the model was trained at (unless --image-size says otherwise).
     const trainedSize = model.preprocessing?.imageSize ?? [model.inputShape[0]!, model.inputShape[1]!];
-    let ds = await loadDataset(v, datasetName, split, 'eval', trainedSize);
+    let ds = await loadDataset(v, datasetName, split, 'eval', trainedSize, model.preprocessing?.resizeTo);
     ds = await limitDataset(ds, limit, TEST_SUBSET_SEED);
     if (!normalize) warnNoPreprocessing(path, 'evaluating on raw [0, 1] inputs');
     const t0 = performance.now();

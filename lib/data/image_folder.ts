@@ -7,6 +7,7 @@ import { availableParallelism } from 'node:os';
 import { extname, join } from 'node:path';
 
 import { ResNetError } from '../errors.js';
+import { resizeAndCrop } from '../io/image_geometry.js';
 import { readError, readRegularFile } from '../io/read_file.js';
 import * as validate from '../validate.js';
 import { checkFill } from './checks.js';
@@ -23,6 +24,12 @@ export interface ImageFolderOptions {
   resize?: 'shorterSide' | 'stretch';
   /** 3 (RGB, default; grey images are replicated, alpha is dropped) or 1 (grey). */
   channels?: 1 | 3;
+  /**
+   * With 'shorterSide': scale the shorter side to this many pixels, then crop the centre
+   * (torchvision's Resize(resizeTo) + CenterCrop(size), as a model's preprocessing.resizeTo
+   * says; io.decodeImage prepares images the same way). Default: just cover the size.
+   */
+  resizeTo?: number;
 }
 
 const OP = 'datasets.imageFolder';
@@ -112,11 +119,13 @@ export async function imageFolder(dir: string, options: ImageFolderOptions): Pro
   if (typeof dir !== 'string' || dir.length === 0) validate.fail('E_ARG', `${OP}: dir must be a folder path, got ${String(dir)}`);
   if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options with a size are required`);
   const o = validate.options<ImageFolderOptions>(options, OP);
-  validate.keys(o, OP, ['size', 'resize', 'channels']);
+  validate.keys(o, OP, ['size', 'resize', 'channels', 'resizeTo']);
   const [height, width] = validate.pair(o.size, OP, 'size');
   if (height > 16384 || width > 16384) validate.fail('E_ARG', `${OP}: size [${height}, ${width}] is above 16384`);
   const resize = validate.oneOf(o.resize ?? 'shorterSide', OP, 'resize', ['shorterSide', 'stretch'] as const);
   const channels = validate.oneOf(o.channels ?? 3, OP, 'channels', [1, 3] as const);
+  const resizeTo = o.resizeTo === undefined ? undefined : validate.integer(o.resizeTo, OP, 'resizeTo', Math.min(height, width), 65536);
+  if (resizeTo !== undefined && resize === 'stretch') validate.fail('E_ARG', `${OP}: resizeTo applies to resize 'shorterSide' only`);
 
   const { classNames, files, fileLabels } = await listImages(dir);
 
@@ -131,7 +140,9 @@ export async function imageFolder(dir: string, options: ImageFolderOptions): Pro
     const bytes = await readImageFile(file, OP);
     let pixels: Buffer;
     try {
-      let pipeline = sharp(bytes, sharpInputOptions(bytes.length)).resize({ width, height, fit, position: 'centre' });
+      const input = () => sharp(bytes, sharpInputOptions(bytes.length));
+      let pipeline =
+        resizeTo === undefined ? input().resize({ width, height, fit, position: 'centre' }) : await resizeAndCrop(input, [height, width], resizeTo);
       pipeline = channels === 3 ? pipeline.removeAlpha().toColourspace('srgb') : pipeline.removeAlpha().toColourspace('b-w');
       const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
       if (info.width !== width || info.height !== height || info.channels !== channels) {

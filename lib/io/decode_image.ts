@@ -2,13 +2,9 @@
 // alpha, convert to the model's channels (grey or RGB), resize and centre-crop as the model's
 // preprocessing says, and normalise ((x / 255 − mean) / std, in the model's channel order).
 //
-// Geometry (Preprocessing.resizeTo): the shorter side is scaled to resizeTo (the longer one to
-// ⌊resizeTo · long / short⌋, as torchvision's Resize(int)) and imageSize is cut from the
-// centre (offsets rounded half to even, as torchvision's CenterCrop). When that would not
-// cover the crop (a crop wider than resizeTo), the image is scaled up just enough to cover it.
-// A square imageSize with resizeTo equal to its side is the same rule as "cover, then crop"
-// and goes through sharp's own cover resize, so it gives exactly the pixels
-// datasets.imageFolder trains on. Without resizeTo, the image is stretched to imageSize.
+// Geometry (Preprocessing.resizeTo): see image_geometry.ts — torchvision's Resize(resizeTo) +
+// CenterCrop(imageSize); a square imageSize with resizeTo equal to its side gives exactly the
+// pixels datasets.imageFolder trains on. Without resizeTo, the image is stretched to imageSize.
 //
 // Hostile input: a path is read through read_file.ts (regular files only, a size cap: E_IO /
 // E_FORMAT naming it), sharp refuses images that declare more pixels than the file can hold
@@ -17,6 +13,7 @@ import { MAX_IMAGE_BYTES, readImageFile, sharpInputOptions } from '../data/image
 import { ResNetError } from '../errors.js';
 import { checkPreprocessing, type Preprocessing } from '../model/preprocessing.js';
 import { Tensor } from '../tensor.js';
+import { resizeAndCrop } from './image_geometry.js';
 import * as validate from '../validate.js';
 
 /** A file path, or the bytes of an image file. */
@@ -38,9 +35,6 @@ export interface DecodeImageOptions {
    */
   model?: ImageModel;
 }
-
-/** The most pixels the resized image (before the crop) may have: extreme aspect ratios are refused. */
-const MAX_RESIZED_PIXELS = 1 << 28;
 
 type Sharp = typeof import('sharp').default;
 let sharpModule: Promise<Sharp> | undefined;
@@ -96,12 +90,6 @@ export function imageRecipe(options: DecodeImageOptions, op: string): ImageRecip
   };
 }
 
-/** Python's round(): halves to the even neighbour (torchvision's CenterCrop offsets). */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /** How `source` is named in errors. */
 function sourceName(source: ImageSource): string {
   return typeof source === 'string' ? source : `the image buffer (${source.byteLength} bytes)`;
@@ -130,36 +118,7 @@ async function decodePixels(bytes: Uint8Array, recipe: ImageRecipe, name: string
   const c = recipe.channels;
   try {
     const input = () => sharp(bytes, sharpInputOptions(bytes.length));
-    let p;
-    if (resizeTo === undefined) {
-      p = input().resize({ width: w, height: h, fit: 'fill' });
-    } else if (h === w && resizeTo === h) {
-      p = input().resize({ width: w, height: h, fit: 'cover', position: 'centre' });
-    } else {
-      const meta = await input().metadata();
-      const W = meta.width;
-      const H = meta.pageHeight ?? meta.height;
-      if (!W || !H) throw new Error('the image has no dimensions');
-      let rw: number;
-      let rh: number;
-      if (W <= H) {
-        rw = resizeTo;
-        rh = Math.floor((resizeTo * H) / W);
-      } else {
-        rh = resizeTo;
-        rw = Math.floor((resizeTo * W) / H);
-      }
-      if (rw < w || rh < h) {
-        const up = Math.max(w / rw, h / rh);
-        rw = Math.max(w, Math.round(rw * up));
-        rh = Math.max(h, Math.round(rh * up));
-      }
-      if (rw * rh > MAX_RESIZED_PIXELS)
-        throw new Error(`its ${W}×${H} pixels would be resized to ${rw}×${rh}, above the limit of ${MAX_RESIZED_PIXELS} pixels`);
-      const top = roundHalfEven((rh - h) / 2);
-      const left = roundHalfEven((rw - w) / 2);
-      p = input().resize({ width: rw, height: rh, fit: 'fill' }).extract({ left, top, width: w, height: h });
-    }
+    let p = await resizeAndCrop(input, [h, w], resizeTo);
     p = c === 3 ? p.removeAlpha().toColourspace('srgb') : p.removeAlpha().toColourspace('b-w');
     const { data, info } = await p.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.width !== w || info.height !== h || info.channels !== c) {

@@ -201,7 +201,7 @@ describe('io.decodeImage', () => {
     model.dispose();
   });
 
-  it('gives exactly the pixels datasets.imageFolder trains on (square size, resizeTo = size)', async () => {
+  it('gives exactly the pixels datasets.imageFolder reads (cover by default; its resizeTo option)', async () => {
     const dir = join(root, 'folder');
     const files: [string, number, number][] = [
       ['a/1.png', 30, 17],
@@ -220,6 +220,14 @@ describe('io.decodeImage', () => {
     for (const [i, [name]] of files.entries()) {
       expect((await decoded(join(dir, name), p)).values).toEqual(images.subarray(i * 192, (i + 1) * 192));
     }
+    // And imageFolder's resizeTo (what eval uses for a checkpoint's preprocessing) is decodeImage's rule.
+    const resized = await datasets.imageFolder(dir, { size: 8, resizeTo: 11 });
+    await resized.fill([0, 1, 2], images, new Int32Array(3));
+    for (const [i, [name]] of files.entries()) {
+      expect((await decoded(join(dir, name), { ...p, resizeTo: 11 })).values).toEqual(images.subarray(i * 192, (i + 1) * 192));
+    }
+    await expectCode(() => datasets.imageFolder(dir, { size: 8, resizeTo: 7 }), 'E_ARG', 'resizeTo');
+    await expectCode(() => datasets.imageFolder(dir, { size: 8, resize: 'stretch', resizeTo: 9 }), 'E_ARG', 'resizeTo');
   });
 
   it('bad input: E_FORMAT / E_IO naming the source, E_ARG for bad options', async () => {

@@ -136,6 +136,21 @@ describe('resnet-native CLI with image checkpoints', () => {
     });
   });
 
+  it("eval reads a folder with the checkpoint's resize rule (resizeTo above the crop)", async () => {
+    const data = join(dir, 'data');
+    const m = await loadModel(join(dir, 'run', 'model.safetensors'), { optimizer: false });
+    m.preprocessing = { ...m.preprocessing!, resizeTo: 40 };
+    const path = join(dir, 'resize40.safetensors');
+    await m.save(path);
+    const r = await evaluateModel(m, await datasets.imageFolder(join(data, 'test'), { size: 32, resizeTo: 40 }));
+    const cover = await evaluateModel(m, await datasets.imageFolder(join(data, 'test'), { size: 32 }));
+    m.dispose();
+    expect(r.loss).not.toBe(cover.loss);
+    const e = await rn('eval', '--checkpoint', path, '--dataset', 'folder', '--data', data);
+    expect(e.code, e.stderr).toBe(0);
+    expect(e.stdout).toContain(`loss ${r.loss.toFixed(4)}, accuracy ${r.accuracy.toFixed(4)}`);
+  });
+
   it('a checkpoint without preprocessing: predict and eval warn once, and still answer', async () => {
     const data = join(dir, 'data');
     const m = await loadModel(join(dir, 'run', 'model.safetensors'), { optimizer: false });
