@@ -165,3 +165,18 @@ export async function decodeImage(source: ImageSource, options: DecodeImageOptio
   await decodeImageInto(source, recipe, out, 0, op);
   return Tensor.fromArray(out, [1, h, w, recipe.channels]);
 }
+
+/**
+ * Several images into one batch Tensor [n, height, width, channels] (see decodeImage): the form
+ * model.predict and model.evaluate take. E_ARG for an empty list.
+ */
+export async function decodeImages(sources: readonly ImageSource[], options: DecodeImageOptions): Promise<Tensor> {
+  const op = 'io.decodeImages';
+  const recipe = imageRecipe(options, op);
+  if (!Array.isArray(sources) || sources.length === 0) validate.invalid(sources, op, 'sources', 'a non-empty array of image paths or Buffers');
+  const [h, w] = recipe.preprocessing.imageSize;
+  const per = h * w * recipe.channels;
+  const out = validate.allocate(Float32Array, sources.length * per, op, 'the image batch');
+  for (let i = 0; i < sources.length; i++) await decodeImageInto(sources[i]!, recipe, out, i * per, op);
+  return Tensor.fromArray(out, [sources.length, h, w, recipe.channels]);
+}

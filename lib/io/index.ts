@@ -37,4 +37,4 @@ export {
 } from './safetensors.js';
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
-export { decodeImage, type DecodeImageOptions, type ImageSource, type ImageModel } from './decode_image.js';
+export { decodeImage, decodeImages, type DecodeImageOptions, type ImageSource, type ImageModel } from './decode_image.js';

@@ -230,6 +230,17 @@ describe('io.decodeImage', () => {
     await expectCode(() => datasets.imageFolder(dir, { size: 8, resize: 'stretch', resizeTo: 9 }), 'E_ARG', 'resizeTo');
   });
 
+  it('decodeImages stacks decodeImage results into one batch', async () => {
+    const p: Preprocessing = { ...RGB, resizeTo: 10 };
+    const sources = [await encode(pixels(12, 9, 3, 20), 12, 9, 3, 'png'), await encode(pixels(9, 14, 1, 21), 9, 14, 1, 'png')];
+    const batch = await io.decodeImages(sources, { preprocessing: p });
+    expect(batch.shape).toEqual([2, 8, 8, 3]);
+    const values = batch.toFloat32Array();
+    batch.dispose();
+    for (const [i, s] of sources.entries()) expect(values.subarray(i * 192, (i + 1) * 192)).toEqual((await decoded(s, p)).values);
+    await expectCode(() => io.decodeImages([], { preprocessing: p }), 'E_ARG', 'sources');
+  });
+
   it('bad input: E_FORMAT / E_IO naming the source, E_ARG for bad options', async () => {
     await expectCode(() => io.decodeImage(Buffer.from('not an image at all'), { preprocessing: RGB }), 'E_FORMAT', 'image buffer');
     const path = join(root, 'bad.png');
