@@ -62,7 +62,9 @@ function channelCount(c: unknown, op: string): 1 | 3 {
 }
 
 /** The recipe of `options` ({ preprocessing } or { model }). */
-export function imageRecipe(options: DecodeImageOptions, op: string): ImageRecipe {
+export function imageRecipe(given: DecodeImageOptions | Preprocessing, op: string): ImageRecipe {
+  // A Preprocessing itself (decodeImage(src, model.preprocessing)) stands for { preprocessing }.
+  const options = validate.isPlainObject(given) && 'imageSize' in given ? { preprocessing: given as unknown as Preprocessing } : given;
   if (!validate.isPlainObject(options)) validate.invalid(options, op, 'options', 'an object { preprocessing } or { model }');
   validate.keys(options, op, ['preprocessing', 'model']);
   const model = (options as DecodeImageOptions).model;
@@ -154,10 +156,10 @@ export async function decodeImageInto(source: ImageSource, recipe: ImageRecipe, 
  * Decodes an image (a file path, or a Buffer / Uint8Array of its bytes; PNG, JPEG, WebP, or
  * GIF's first frame) into a model-ready Tensor [1, height, width, channels]: alpha dropped,
  * grey or RGB as the model takes, resized and centre-cropped and normalised as `preprocessing`
- * (or `model.preprocessing`) says. E_IO when the file cannot be read, E_FORMAT when it is not
+ * (or `model.preprocessing`) says; a Preprocessing may be passed in place of the options. E_IO when the file cannot be read, E_FORMAT when it is not
  * a (whole, plausible) image, both naming it.
  */
-export async function decodeImage(source: ImageSource, options: DecodeImageOptions): Promise<Tensor> {
+export async function decodeImage(source: ImageSource, options: DecodeImageOptions | Preprocessing): Promise<Tensor> {
   const op = 'io.decodeImage';
   const recipe = imageRecipe(options, op);
   const [h, w] = recipe.preprocessing.imageSize;
@@ -170,7 +172,7 @@ export async function decodeImage(source: ImageSource, options: DecodeImageOptio
  * Several images into one batch Tensor [n, height, width, channels] (see decodeImage): the form
  * model.predict and model.evaluate take. E_ARG for an empty list.
  */
-export async function decodeImages(sources: readonly ImageSource[], options: DecodeImageOptions): Promise<Tensor> {
+export async function decodeImages(sources: readonly ImageSource[], options: DecodeImageOptions | Preprocessing): Promise<Tensor> {
   const op = 'io.decodeImages';
   const recipe = imageRecipe(options, op);
   if (!Array.isArray(sources) || sources.length === 0) validate.invalid(sources, op, 'sources', 'a non-empty array of image paths or Buffers');

@@ -183,6 +183,9 @@ describe('io.decodeImage', () => {
     const p: Preprocessing = { ...RGB, resizeTo: 10 };
     const fromBuffer = await decoded(png, p);
     expect((await decoded(path, p)).values).toEqual(fromBuffer.values);
+    const bare = await io.decodeImage(png, p); // a Preprocessing in place of { preprocessing }
+    expect(bare.toFloat32Array()).toEqual(fromBuffer.values);
+    bare.dispose();
     const model = tinyModel(1);
     model.preprocessing = p;
     const t = await io.decodeImage(path, { model });
@@ -190,14 +193,14 @@ describe('io.decodeImage', () => {
     t.dispose();
     // A model without preprocessing: its input size, cover + crop, values in [0, 1].
     model.preprocessing = undefined;
-    const bare = await io.decodeImage(path, { model });
-    expect(bare.shape).toEqual([1, 8, 8, 3]);
+    const undescribed = await io.decodeImage(path, { model });
+    expect(undescribed.shape).toEqual([1, 8, 8, 3]);
     const resized = await sharp(raw, { raw: { width: 10, height: 10, channels: 3 } })
       .resize({ width: 8, height: 8, fit: 'cover' })
       .raw()
       .toBuffer();
-    expectNear(bare.toFloat32Array(), reference(resized, 8, 3, 0, 0, { ...p, mean: [0, 0, 0], std: [1, 1, 1] }));
-    bare.dispose();
+    expectNear(undescribed.toFloat32Array(), reference(resized, 8, 3, 0, 0, { ...p, mean: [0, 0, 0], std: [1, 1, 1] }));
+    undescribed.dispose();
     model.dispose();
   });
 
