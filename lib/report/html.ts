@@ -77,17 +77,18 @@ function epochCharts(epochs: EpochPoint[]): Markup {
     return points.length > 0 ? [{ name, color, points, dashed }] : [];
   };
   return html`<div class="charts">
-    ${lineChart({ title: 'Loss per epoch', xLabel: 'epoch', series: [...series('train', COLORS.train, 'loss'), ...series('validation', COLORS.val, 'valLoss')] })}
+    ${lineChart({ title: 'Loss per epoch', xLabel: 'epoch', integerX: true, series: [...series('train', COLORS.train, 'loss'), ...series('validation', COLORS.val, 'valLoss')] })}
     ${lineChart({
       title: 'Accuracy per epoch',
       xLabel: 'epoch',
+      integerX: true,
       series: [
         ...series('train', COLORS.train, 'accuracy'),
         ...series('validation', COLORS.val, 'valAccuracy'),
         ...series('val top-5', COLORS.top5, 'valTop5', true),
       ],
     })}
-    ${lineChart({ title: 'Learning rate per epoch (last step)', xLabel: 'epoch', series: series('lr', COLORS.lr, 'lr') })}
+    ${lineChart({ title: 'Learning rate per epoch (last step)', xLabel: 'epoch', integerX: true, series: series('lr', COLORS.lr, 'lr') })}
   </div>`;
 }
 

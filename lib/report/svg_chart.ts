@@ -16,13 +16,15 @@ export interface ChartOptions {
   title: string;
   xLabel: string;
   series: Series[];
-  /** A line under the title (how the points were made, what is left out). */
+  /** Words after the x label (how the points were made). */
   note?: string;
+  /** Ticks on whole numbers only (epochs). */
+  integerX?: boolean;
   width?: number;
   height?: number;
 }
 
-const MARGIN = { left: 56, right: 16, top: 34, bottom: 42 };
+const MARGIN = { left: 56, right: 16, top: 44, bottom: 42 };
 /** Series of at most this many points get a dot on each point. */
 const MAX_DOTS = 60;
 
@@ -33,7 +35,8 @@ export function niceTicks(lo: number, hi: number, count = 5): number[] {
   const power = 10 ** Math.floor(Math.log10(rough));
   const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= rough) ?? 10 * power;
   const ticks: number[] = [];
-  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Math.abs(t) < step * 1e-9 ? 0 : t);
+  // Each tick as a multiple of the step (not a running sum, which drifts: 1 + 5 × 0.2 < 2).
+  for (let k = Math.ceil(lo / step - 1e-9); k * step <= hi + step * 1e-9; k++) ticks.push(Number((k * step).toPrecision(12)));
   return ticks;
 }
 
@@ -49,7 +52,7 @@ const fmt = (v: number) => String(Math.round(v * 10) / 10);
 
 /** The chart as an <svg> element (with class "chart" and a <title> for screen readers). */
 export function lineChart(o: ChartOptions): Markup {
-  const width = o.width ?? 420;
+  const width = o.width ?? 380;
   const height = o.height ?? 260;
   const plotW = width - MARGIN.left - MARGIN.right;
   const plotH = height - MARGIN.top - MARGIN.bottom;
@@ -76,7 +79,9 @@ export function lineChart(o: ChartOptions): Markup {
   const sx = (x: number) => MARGIN.left + ((x - x0) / (x1 - x0)) * plotW;
   const sy = (y: number) => MARGIN.top + plotH - ((y - y0) / (y1 - y0)) * plotH;
 
-  const xTicks = niceTicks(x0, x1, 6).filter((t) => t >= x0 && t <= x1);
+  const xTicks = (o.integerX && x1 - x0 < 6 ? niceTicks(Math.ceil(x0), Math.floor(x1), Math.floor(x1) - Math.ceil(x0)) : niceTicks(x0, x1, 6)).filter(
+    (t) => t >= x0 && t <= x1 && (!o.integerX || Number.isInteger(t)),
+  );
   const yTicks = niceTicks(y0, y1, 5).filter((t) => t >= y0 && t <= y1);
   const grid = [
     ...yTicks.map(
@@ -104,18 +109,19 @@ export function lineChart(o: ChartOptions): Markup {
         points="${points}"
       />${dots}`;
   });
+  // The legend sits between the title and the plot, so it never hides a line.
   const legend = o.series.map(
     (s, i) =>
-      html`<g transform="translate(${MARGIN.left + 8 + i * 120},${MARGIN.top + 8})"
+      html`<g transform="translate(${MARGIN.left + i * 110},${MARGIN.top - 12})"
         ><rect width="14" height="3" y="-2" fill="${s.color}" /> <text class="legend" x="18" y="3">${s.name}</text></g
       >`,
   );
   return html`<svg class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img">
     <title>${o.title}</title>
     <text class="chart-title" x="${width / 2}" y="16" text-anchor="middle">${o.title}</text>
-    ${o.note ? html`<text class="note" x="${width / 2}" y="29" text-anchor="middle">${o.note}</text>` : ''} ${grid}
+    ${grid}
     <rect class="frame" x="${MARGIN.left}" y="${MARGIN.top}" width="${plotW}" height="${plotH}" fill="none" />
     ${lines} ${legend}
-    <text class="axis-label" x="${MARGIN.left + plotW / 2}" y="${height - 6}" text-anchor="middle">${o.xLabel}</text>
+    <text class="axis-label" x="${MARGIN.left + plotW / 2}" y="${height - 6}" text-anchor="middle">${o.xLabel}${o.note ? ` (${o.note})` : ''}</text>
   </svg>`;
 }
