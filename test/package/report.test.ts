@@ -32,6 +32,18 @@ const EPOCHS = 3;
 
 let dir: string;
 
+/** What the in-page code uses of the DOM (tsconfig.test.json has no DOM library). */
+interface PageElement {
+  textContent: string | null;
+  getAttribute(name: string): string | null;
+  closest(selector: string): PageElement | null;
+  querySelector(selector: string): PageElement | null;
+}
+interface PageDocument {
+  title: string;
+  querySelectorAll(selector: string): Iterable<PageElement> & { length: number };
+}
+
 /** An 8×8 PNG mostly of the class's colour channel, with seeded noise; test images are noisier (mistakes to show). */
 async function writeImages(root: string, split: string, perClass: number, noise: number, seed: number): Promise<void> {
   let s = seed;
@@ -170,6 +182,8 @@ describe('resnet-native report', () => {
         await page.goto(`file://${out}`, { waitUntil: 'load' });
 
         const facts = await page.evaluate(() => {
+          // The test project compiles without the DOM library: the few DOM members used here.
+          const document = (globalThis as unknown as { document: PageDocument }).document;
           const polylines = [...document.querySelectorAll('polyline')].map((p) => ({
             chart: p.closest('svg')!.querySelector('title')!.textContent,
             series: p.getAttribute('data-series'),
@@ -177,7 +191,7 @@ describe('resnet-native report', () => {
           }));
           const cells = [...document.querySelectorAll('#confusion-matrix td')].map((td) => Number(td.getAttribute('data-count')));
           const images = [...document.querySelectorAll('#misclassified img')].map((img) => {
-            const i = img as HTMLImageElement;
+            const i = img as PageElement & { complete: boolean; naturalWidth: number; naturalHeight: number; src: string };
             return { complete: i.complete, width: i.naturalWidth, height: i.naturalHeight, src: i.src.slice(0, 22) };
           });
           const rowHeads = [...document.querySelectorAll('#confusion-matrix th[scope=row]')].map((th) => th.textContent);
