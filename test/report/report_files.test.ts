@@ -84,7 +84,7 @@ describe('escaping', () => {
   it('html`` escapes every interpolated string, and nested markup stays markup', () => {
     expect(escapeHtml(`<a href="x" title='y'>&</a>`)).toBe('&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;');
     const inner = html`<b>${'<i>'}</b>`;
-    expect(html`<p title="${'"x'}">${inner}${['<', html`<br />`]}</p>`.text).toBe('<p title="&quot;x"><b>&lt;i&gt;</b>&lt;<br></p>');
+    expect(html`<p title="${'"x'}">${inner}${['<', html`<u>u</u>`]}</p>`.text).toBe('<p title="&quot;x"><b>&lt;i&gt;</b>&lt;<u>u</u></p>');
   });
 
   it('hostile class names, paths and error reasons never become markup on the page', () => {
@@ -222,7 +222,7 @@ describe('run-folder readers', () => {
       try {
         file = checkEvalFile(value, 'eval.json');
       } catch (err) {
-        if (!(err instanceof ResNetError) || err.code !== 'E_FORMAT') throw new Error(`${path}: ${describeUnexpected(err)}`);
+        if (!(err instanceof ResNetError) || err.code !== 'E_FORMAT') throw new Error(`${path}: ${describeUnexpected(err)}`, { cause: err });
         continue;
       }
       accepted++;
@@ -250,7 +250,7 @@ describe('run-folder readers', () => {
           const points = parse(new TextDecoder().decode(data));
           expect(Array.isArray(points)).toBe(true);
         } catch (err) {
-          if (!(err instanceof ResNetError) || err.code !== 'E_FORMAT') throw new Error(`${name} ${how}: ${describeUnexpected(err)}`);
+          if (!(err instanceof ResNetError) || err.code !== 'E_FORMAT') throw new Error(`${name} ${how}: ${describeUnexpected(err)}`, { cause: err });
         }
       }
     }
