@@ -42,6 +42,9 @@ table.metrics tr.avg td { font-weight: 600; background: #f6f7f9; }
 table.matrix td, table.matrix th { border: 1px solid #fff; padding: 0; text-align: center; font-size: 11px; min-width: 26px; height: 24px; }
 table.matrix th { background: #f6f7f9; font-weight: 500; padding: 0 6px; max-width: 160px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 table.matrix th.corner { font-size: 10px; color: #5b6475; }
+table.matrix.compact td, table.matrix.compact th[scope=col] { min-width: 9px; width: 9px; max-width: 9px; height: 9px; padding: 0; }
+table.matrix.compact th { font-size: 9px; line-height: 9px; height: 9px; }
+table.matrix.compact th[scope=col] { overflow: visible; text-align: left; }
 .caption { color: #5b6475; font-size: 12px; margin: 6px 0 0; }
 .thumbs { display: flex; flex-wrap: wrap; gap: 12px; }
 figure { margin: 0; width: 128px; text-align: center; font-size: 11px; }
@@ -134,9 +137,10 @@ function confusionSection(e: EvalFile): Markup {
       ${cells}
     </tr>`;
   });
-  const columns = e.classNames.map((_, p) => html`<th scope="col" title="${head(p)}">${labelled ? head(p) : p}</th>`);
+  // Columns carry the class number only (the rows name it), so long names do not widen the table.
+  const columns = e.classNames.map((_, p) => html`<th scope="col" title="${head(p)}">${labelled || p % 10 === 0 ? p : ''}</th>`);
   return html`<div class="matrix-wrap">
-      <table class="matrix" id="confusion-matrix">
+      <table class="${labelled ? 'matrix' : 'matrix compact'}" id="confusion-matrix">
         <tr>
           <th class="corner">true ↓ / predicted →</th>
           ${columns}
