@@ -155,8 +155,13 @@ describe('resnet-native report', () => {
       expect(r.stdout).toBe(`wrote ${out}\n`);
 
       const { chromium } = await import('playwright-core');
+      // Without the ASan runtime that npm run test:asan preloads into Node (and so into children).
+      const env = Object.fromEntries(
+        Object.entries(process.env).filter(([k, v]) => v !== undefined && k !== 'LD_PRELOAD' && !k.startsWith('ASAN_') && !k.startsWith('UBSAN_')),
+      ) as Record<string, string>;
       const browser = await chromium.launch({
         executablePath: CHROMIUM,
+        env,
         args: [
           '--headless',
           '--no-sandbox',
