@@ -25,9 +25,9 @@ export const SLOW = [
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
   'test/package/pack_install.test.ts',
+  'test/data/mnist_convergence.test.ts',
   // train → eval → report through the CLI, then the page in headless Chromium (about 18 s)
   'test/package/report.test.ts',
-  'test/data/mnist_convergence.test.ts',
 ];
 
 export default mergeConfig(
