@@ -28,6 +28,8 @@ export const SLOW = [
   // train --freeze end to end (14 s)
   'test/package/cli_freeze.test.ts',
   'test/data/mnist_convergence.test.ts',
+  // train → eval → report through the CLI, then the page in headless Chromium (about 18 s)
+  'test/package/report.test.ts',
 ];
 
 export default mergeConfig(

@@ -1,5 +1,5 @@
 // `resnet-native train`: trains a model on a dataset, evaluating on its test split after every
-// epoch; writes <out>/model.safetensors, best.safetensors and history.json.
+// epoch; writes <out>/model.safetensors, best.safetensors, history.json and steps.jsonl.
 //
 // In phases: read and check every option (before the slow data and model loading), load the
 // data, build or resume the model, derive the schedule and augmentation, print what is about
@@ -252,6 +252,7 @@ export async function run(args: string[]): Promise<void> {
   const started = performance.now();
   const trainSet = await limitDataset(await loadDataset(v, o.datasetName, 'train', 'train'), o.limit, o.seed);
   const testSet = await limitDataset(await loadDataset(v, o.datasetName, 'test', 'train'), o.testLimit, TEST_SUBSET_SEED);
+  const { stepLog, STEP_LOG_FILE } = await import('../train/step_log.js');
   const [{ Trainer }, { checkpoint }, schedules, { runtimeInfo }, { loadModel }] = await Promise.all([
     import('../train/trainer.js'),
     import('../train/callbacks.js'),
@@ -291,7 +292,8 @@ export async function run(args: string[]): Promise<void> {
       seed: o.seed,
       augment: aug,
       schedule,
-      callbacks: [checkpoint({ dir: o.out, saveLast: true, saveBest: 'valAccuracy' })],
+      // steps.jsonl before the checkpoint: a resumed run trims the lines past the checkpoint's step.
+      callbacks: [stepLog(join(o.out, STEP_LOG_FILE)), checkpoint({ dir: o.out, saveLast: true, saveBest: 'valAccuracy' })],
       ...(o.resume ? { resumeFrom: o.resume } : {}),
     });
   } finally {
