@@ -27,7 +27,11 @@ export const SLOW = [
   'test/package/cli.test.ts',
   'test/package/cli_images.test.ts',
   'test/package/pack_install.test.ts',
+  // train --freeze end to end (14 s)
+  'test/package/cli_freeze.test.ts',
   'test/data/mnist_convergence.test.ts',
+  // train → eval → report through the CLI, then the page in headless Chromium (about 18 s)
+  'test/package/report.test.ts',
 ];
 
 export default mergeConfig(
