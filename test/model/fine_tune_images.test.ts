@@ -1,6 +1,6 @@
-// The fine-tuning path on image files, in process (the pretrained download and freezing are
-// tested with their own features): a model with ImageNet-style preprocessing → replaceHead for
-// the folder's classes → fit on an image folder read with that preprocessing's resize rule →
+// The fine-tuning path on image files, in process (the pretrained download is tested with its
+// own feature): a model with ImageNet-style preprocessing → replaceHead for the folder's
+// classes → freeze all but the last stage → fit on an image folder read with that preprocessing's resize rule →
 // save → loadModel → predictImages on PNG and JPEG files gives the same answers as the model
 // that was trained, and they name the folder's classes.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +55,9 @@ describe('fine-tuning on image files', () => {
     const model = base.replaceHead({ classes: train.classes, classNames: train.classNames!, seed: 2 });
     base.dispose();
     expect(model.preprocessing).toEqual(IMAGENET);
+    // Train only the last stage and the new head.
+    model.freeze('conv1,bn1,layer1,layer2');
+    const stem = model.getParameter('conv1.weight');
 
     await new Trainer(model, { compile: { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 } }, progress: 'none' }).fit(train, {
       epochs: 4,
@@ -65,6 +68,7 @@ describe('fine-tuning on image files', () => {
     // fit kept the preprocessing (it fed what it says) and the class names.
     expect(model.preprocessing).toEqual(IMAGENET);
     expect(model.classNames).toEqual(['blue', 'red']);
+    expect(model.getParameter('conv1.weight')).toEqual(stem);
 
     const path = join(root, 'colours.safetensors');
     await model.save(path);
