@@ -319,7 +319,15 @@ export function buildOnnxModel(source: OnnxSource, options: ResolvedOnnxOptions,
         const s = map(inShapes[0]!);
         const [t, b, l, r] = layer.padding;
         const pads = g.int64s(`${name}__pads`, [0, 0, t, l, 0, 0, b, r]);
-        g.node('Pad', [inputs[0]!, pads], [out], name, { mode: 'constant' });
+        const padInputs = [inputs[0]!, pads];
+        // onnxruntime's PadFusion folds a Pad whose constant is all-zero bytes into a following
+        // MaxPool's pads, which pad with -∞, not 0 (a wrong result wherever a window's values
+        // are all negative: Keras ResNetV2's stem). A constant of -0 (equal to 0, but not
+        // all-zero bytes) keeps the Pad where a pool reads it; a Conv still gets it fused.
+        if (spec.layers.some((l) => needed.has(l.name) && l.inputs.includes(name) && (l.type === 'maxPool' || l.type === 'avgPool'))) {
+          padInputs.push(g.floats(`${name}__value`, [], Float32Array.of(-0)));
+        }
+        g.node('Pad', padInputs, [out], name, { mode: 'constant' });
         shape = { kind: 'map', c: s.c, h: s.h + t + b, w: s.w + l + r };
         break;
       }
