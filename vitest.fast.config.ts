@@ -26,6 +26,7 @@ export const SLOW = [
   'test/native/memory_budget.test.ts',
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
+  'test/package/cli_export.test.ts',
   'test/package/pack_install.test.ts',
   'test/data/mnist_convergence.test.ts',
 ];

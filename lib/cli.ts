@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `resnet-native` command: train | eval | predict | summary | bench | doctor.
+// The `resnet-native` command: train | eval | predict | summary | bench | doctor | export.
 // This file is the entry (package.json "bin" → dist/cli.js): it dispatches to lib/cli/<command>.ts.
 // Commands are imported only when run, and each parses its arguments (node:util parseArgs)
 // before the library (and its native addon) is loaded, so that --help needs no addon and
@@ -22,6 +22,7 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   summary: () => import('./cli/summary.js'),
   bench: () => import('./cli/bench.js'),
   doctor: () => import('./cli/doctor.js'),
+  export: () => import('./cli/export.js'),
 };
 
 async function version(): Promise<string> {
