@@ -182,8 +182,8 @@ export function buildOnnxModel(source: OnnxSource, options: ResolvedOnnxOptions,
   const foldInto = new Map<string, LayerSpec & { type: 'batchNorm' }>();
   for (const l of spec.layers) {
     if (!needed.has(l.name) || l.type !== 'batchNorm') continue;
-    const source = byName.get(l.inputs[0]!);
-    if (source?.type === 'conv2d' && readers.get(source.name) === 1 && source.name !== spec.output) foldInto.set(source.name, l);
+    const producer = byName.get(l.inputs[0]!);
+    if (producer?.type === 'conv2d' && readers.get(producer.name) === 1 && producer.name !== spec.output) foldInto.set(producer.name, l);
   }
   const folded = new Set([...foldInto.values()].map((l) => l.name));
 
