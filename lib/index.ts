@@ -15,11 +15,11 @@ export {
   type LossScaleOptions,
 } from './model/model.js';
 export type { ModelSpec, LayerSpec, LayerType } from './model/spec.js';
-export type { OnnxExportOptions, OnnxLayout } from './io/onnx_export.js';
 export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamGroup } from './train/optimizers.js';
 export * as schedules from './train/schedules.js';
 export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
+export type { OnnxExportOptions, OnnxLayout } from './io/onnx_export.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
 export {
