@@ -33,7 +33,9 @@ beforeAll(async () => {
     plain = join(dir, 'plain.safetensors');
     await model.save(plain);
     trained = join(dir, 'trained.safetensors');
-    await model.save(trained, { training: { epoch: 1, step: 10, normalize: { mean: MEAN, std: STD }, classNames: CLASSES } as never });
+    // What Trainer.fit stores beside the epoch and step: the input normalisation and the class names.
+    const training = { epoch: 1, step: 10, normalize: { mean: MEAN, std: STD }, classNames: CLASSES };
+    await model.save(trained, { training });
   } finally {
     model.dispose();
   }
