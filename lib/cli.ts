@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `resnet-native` command: train | eval | predict | summary | bench | doctor | report.
+// The `resnet-native` command: train | eval | predict | export | report | summary | bench | doctor.
 // This file is the entry (package.json "bin" → dist/cli.js): it dispatches to lib/cli/<command>.ts.
 // Commands are imported only when run, and each parses its arguments (node:util parseArgs)
 // before the library (and its native addon) is loaded, so that --help needs no addon and
@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   bench: () => import('./cli/bench.js'),
   doctor: () => import('./cli/doctor.js'),
   report: () => import('./cli/report.js'),
+  export: () => import('./cli/export.js'),
 };
 
 async function version(): Promise<string> {
