@@ -2,17 +2,20 @@
 // files, laid out as Keras' TensorBoard callback lays them out, so `tensorboard --logdir <logDir>`
 // shows train and validation curves on the same charts:
 //
-//   <logDir>/train/events.out.tfevents.…       batch_loss, batch_accuracy, batch_learning_rate,
-//                                              batch_images_per_second, batch_loss_scale (step:
-//                                              the global step); epoch_loss, epoch_accuracy,
-//                                              epoch_top5, epoch_learning_rate,
-//                                              epoch_images_per_second (step: the epoch, 1-based);
+//   <logDir>/train/events.out.tfevents.…       per step: batch_loss, batch_accuracy,
+//                                              batch_learning_rate, batch_images_per_second,
+//                                              batch_loss_scale; per epoch: epoch_loss,
+//                                              epoch_accuracy, epoch_top5, epoch_learning_rate,
+//                                              epoch_images_per_second, epoch (its number);
 //                                              <parameter>/histogram with `histograms: true`
-//   <logDir>/validation/events.out.tfevents.…  epoch_loss, epoch_accuracy, epoch_top5
+//   <logDir>/validation/events.out.tfevents.…  per epoch: epoch_loss, epoch_accuracy, epoch_top5
 //
-// Each fit writes new files (TensorBoard reads every file of a folder, in name order); a resumed
-// run first writes SessionLog START at its first step, so that TensorBoard drops what the
-// interrupted run logged after its last checkpoint. Files are flushed and fsynced at every
+// Every event's step is the global step (optimizer steps completed; for an epoch's values, the
+// step that ended it), as PyTorch Lightning logs, not Keras' epoch index: one step axis per
+// folder is what lets TensorBoard drop, on resume, what an interrupted run logged after its
+// last checkpoint. Each fit writes new files (TensorBoard reads every file of a folder); a
+// resumed run first writes SessionLog START at its first new step, upon which TensorBoard's
+// reader purges the events at that step and after. Files are flushed and fsynced at every
 // epoch end, closed when fit ends or fails.
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,7 +97,7 @@ export function tensorBoard(options: TensorBoardOptions): Callback {
       if (ctx.step > 0) {
         // Resumed: drop what the interrupted run wrote after the checkpoint (see above).
         train.write(sessionStartEvent(ctx.step + 1));
-        validation?.write(sessionStartEvent(ctx.epoch + 1));
+        validation?.write(sessionStartEvent(ctx.step + 1));
       }
     },
     onEpochBegin() {
@@ -115,7 +118,8 @@ export function tensorBoard(options: TensorBoardOptions): Callback {
     },
     async onEpochEnd(log: EpochLog, ctx: TrainContext) {
       if (!train) return;
-      const step = log.epoch;
+      const step = ctx.step;
+      train.write(scalarEvent('epoch', log.epoch, step));
       train.write(scalarEvent('epoch_loss', log.loss, step));
       train.write(scalarEvent('epoch_accuracy', log.accuracy, step));
       if (log.top5 !== undefined) train.write(scalarEvent('epoch_top5', log.top5, step));

@@ -2,14 +2,15 @@
 // tensorboard/compat/proto/event.proto and summary.proto define them:
 //
 //   Event          wall_time double = 1, step int64 = 2, file_version string = 3,
-//                  summary Summary = 5, session_log SessionLog = 6
+//                  summary Summary = 5, session_log SessionLog = 7,
+//                  source_metadata SourceMetadata = 10 (writer string = 1)
 //   Summary        value repeated Value = 1
 //   Summary.Value  tag string = 1, simple_value float = 2, histo HistogramProto = 5
 //   HistogramProto min = 1, max = 2, num = 3, sum = 4, sum_squares = 5 (doubles),
 //                  bucket_limit = 6, bucket = 7 (packed repeated doubles)
 //   SessionLog     status enum = 1 (START = 1)
 //
-// A file starts with an Event holding only file_version "brain.Event:2", and is named
+// A file starts with an Event holding file_version "brain.Event:2" and the writer's name, and is named
 // events.out.tfevents.<seconds>.<hostname>.<pid>.<n>, as TensorBoard's own writer names it
 // (the reader picks files by the "tfevents" in the name).
 import { type FileHandle, mkdir, open } from 'node:fs/promises';
@@ -99,9 +100,10 @@ export function histogramEvent(tag: string, h: Histogram, step: number, wallTime
   return event(step, wallTime, (w) => w.bytes(5, summary));
 }
 
-/** The first Event of every file. */
-export function fileVersionEvent(wallTime = now()): Uint8Array {
-  return new ProtoWriter().double(1, wallTime).string(3, FILE_VERSION).finish();
+/** The first Event of every file: the format version and who wrote the file. */
+export function fileVersionEvent(wallTime = now(), writer = 'resnet-native'): Uint8Array {
+  const sourceMetadata = new ProtoWriter().string(1, writer).finish();
+  return new ProtoWriter().double(1, wallTime).string(3, FILE_VERSION).bytes(10, sourceMetadata).finish();
 }
 
 /**
@@ -111,7 +113,7 @@ export function fileVersionEvent(wallTime = now()): Uint8Array {
  */
 export function sessionStartEvent(step: number, wallTime = now()): Uint8Array {
   const sessionLog = new ProtoWriter().int64(1, 1).finish();
-  return event(step, wallTime, (w) => w.bytes(6, sessionLog));
+  return event(step, wallTime, (w) => w.bytes(7, sessionLog));
 }
 
 let fileCount = 0;

@@ -119,6 +119,8 @@ export interface DecodedEvent {
   wallTime: number;
   step: number;
   fileVersion?: string;
+  /** SourceMetadata.writer (field 10). */
+  writer?: string;
   sessionLogStatus?: number;
   values: DecodedValue[];
 }
@@ -166,9 +168,11 @@ export function decodeEvent(b: Uint8Array): DecodedEvent {
     if (f.field === 1) e.wallTime = f64(f.bytes!);
     else if (f.field === 2) e.step = Number(BigInt.asIntN(64, f.varint!));
     else if (f.field === 3) e.fileVersion = utf8(f.bytes!);
-    else if (f.field === 5) {
+    else if (f.field === 10) {
+      for (const sf of decodeMessage(f.bytes!)) if (sf.field === 1) e.writer = utf8(sf.bytes!);
+    } else if (f.field === 5) {
       for (const sf of decodeMessage(f.bytes!)) if (sf.field === 1) e.values.push(decodeValue(sf.bytes!));
-    } else if (f.field === 6) {
+    } else if (f.field === 7) {
       for (const sf of decodeMessage(f.bytes!)) if (sf.field === 1) e.sessionLogStatus = Number(sf.varint!);
     }
   }

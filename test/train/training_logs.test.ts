@@ -97,7 +97,7 @@ describe('tensorBoard', () => {
       const { files, events } = await eventsIn(join(logDir, sub));
       expect(files).toHaveLength(1);
       expect(files[0]).toMatch(new RegExp(`^events\\.out\\.tfevents\\.\\d{10}\\.[^.].*\\.${process.pid}\\.\\d+$`));
-      expect(events[0]!.fileVersion).toBe('brain.Event:2');
+      expect(events[0]).toMatchObject({ fileVersion: 'brain.Event:2', writer: 'resnet-native' });
       expect(Math.abs(events[0]!.wallTime - Date.now() / 1000)).toBeLessThan(600);
     }
   });
@@ -117,7 +117,9 @@ describe('tensorBoard', () => {
   it('holds every epoch’s metrics, train in train/ and validation under the same tags in validation/', async () => {
     const train = scalars((await eventsIn(join(logDir, 'train'))).events);
     const val = scalars((await eventsIn(join(logDir, 'validation'))).events);
-    const per = (k: keyof (typeof history)[number]) => history.map((h) => [h.epoch, f32(h[k] as number)]);
+    // At the global step that ended each epoch (3 steps per epoch).
+    const per = (k: keyof (typeof history)[number]) => history.map((h) => [3 * h.epoch, f32(h[k] as number)]);
+    expect(train.get('epoch')).toEqual(per('epoch'));
     expect(train.get('epoch_loss')).toEqual(per('loss'));
     expect(train.get('epoch_accuracy')).toEqual(per('accuracy'));
     expect(train.get('epoch_top5')).toEqual(per('top5'));
@@ -131,7 +133,7 @@ describe('tensorBoard', () => {
 
   it('writes a histogram of every parameter per epoch (histograms: true)', async () => {
     const { events } = await eventsIn(join(logDir, 'train'));
-    const last = events.filter((e) => e.step === 2).flatMap((e) => e.values.filter((v) => v.histo));
+    const last = events.filter((e) => e.step === 6).flatMap((e) => e.values.filter((v) => v.histo));
     expect(last.map((v) => v.tag).sort()).toEqual([...params.keys()].map((n) => `${n}/histogram`).sort());
     for (const v of last) {
       const values = params.get(v.tag.replace(/\/histogram$/, ''))!;
@@ -203,9 +205,9 @@ describe('tensorBoard', () => {
       scalars(events)
         .get('epoch_loss')!
         .map(([step]) => step),
-    ).toEqual([1, 2]);
+    ).toEqual([3, 6]);
     const val = readEvents(new Uint8Array(await readFile(join(logs, 'validation', (await eventsIn(join(logs, 'validation'))).files[1]!))));
-    expect(val[1]).toMatchObject({ step: 2, sessionLogStatus: 1 });
+    expect(val[1]).toMatchObject({ step: 4, sessionLogStatus: 1 });
   });
 });
 
@@ -327,7 +329,7 @@ describe('writes that fail', () => {
     const open = await openFiles();
     expect(open.filter((p) => p.startsWith(logs) || p === path)).toEqual([]);
     const s = scalars((await eventsIn(join(logs, 'train'))).events);
-    expect(s.get('epoch_loss')!.map(([step]) => step)).toEqual([1, 2]); // epoch 2 was written before `boom` ran
+    expect(s.get('epoch_loss')!.map(([step]) => step)).toEqual([2, 4]); // epoch 2 was written before `boom` ran
     expect(s.get('batch_loss')).toHaveLength(4);
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(3);
   });
