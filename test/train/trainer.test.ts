@@ -390,6 +390,26 @@ describe('Trainer.fit', () => {
     model.dispose();
   });
 
+  const ERASE_LINE_END = new RegExp(`${String.fromCharCode(27)}\\[K$`);
+  it('keeps the live line within the terminal width, dropping the bar and then img/s, acc and loss before the ETA', async () => {
+    const lines = (columns: number): string[] => {
+      const chunks: string[] = [];
+      const progress = new Progress({ mode: 'bar', redrawMs: 0, stream: { isTTY: true, columns, write: (s: string) => void chunks.push(s) } });
+      progress.trainBegin(30, 390);
+      progress.epochBegin(12);
+      progress.batch(123, 1.23456, 0.5, 123 * 128);
+      return chunks.map((c) => c.replace(/^\r/, '').replace(ERASE_LINE_END, ''));
+    };
+    for (const columns of [120, 100, 80, 60, 50, 40, 24]) {
+      const [line] = lines(columns);
+      expect(line!.length, `${columns} columns: '${line}'`).toBeLessThanOrEqual(columns - 1);
+      expect(line, `${columns} columns`).toMatch(/123\/390 .*ETA (\d+:\d\d|--:--)$/);
+    }
+    expect(lines(120)[0]).toMatch(/^epoch 12\/30 \[=+> *\]  123\/390  loss 1\.2346  acc 0\.5000  [\d.]+ img\/s  ETA /);
+    expect(lines(60)[0]).toMatch(/^epoch 12\/30  123\/390  loss 1\.2346  acc 0\.5000  ETA /); // no bar, no img/s
+    expect(lines(24)[0]).toMatch(/^123\/390  ETA /);
+  });
+
   it('rejects bad arguments with a ResNetError that names them', async () => {
     const model = tinyModel(8, { classes: CLASSES, side: SIDE });
     const train = patternDataset(32, 12);
