@@ -24,6 +24,7 @@ export const SLOW = [
   'test/native/memory_budget.test.ts',
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
+  'test/package/cli_train_options.test.ts', // train --resume / --log runs (about 40 s)
   'test/package/pack_install.test.ts',
   'test/data/mnist_convergence.test.ts',
 ];
