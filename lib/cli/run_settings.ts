@@ -1,10 +1,11 @@
 // The model and data options of a training run, kept in <out>/run.json so that
 // `train --resume <out>/model.safetensors` continues the same run: options left out are taken
 // from the run, and options that differ from it are refused, named, unless --force.
-import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import { atomicWrite } from '../io/atomic_write.js';
+import { readRegularFile } from '../io/read_file.js';
 import { UsageError, type Values } from './args.js';
 
 export const RUN_SETTINGS_FILE = 'run.json';
@@ -43,17 +44,14 @@ export function runSettings(o: {
 
 /** The settings recorded beside a checkpoint, or undefined when there are none (a run from before run.json, a copied file). */
 export async function recordedSettings(checkpointPath: string): Promise<RunSettings | undefined> {
-  let text: string;
-  try {
-    text = await readFile(join(dirname(checkpointPath), RUN_SETTINGS_FILE), 'utf8');
-  } catch {
-    return undefined;
-  }
+  const path = join(dirname(checkpointPath), RUN_SETTINGS_FILE);
+  if (!existsSync(path)) return undefined;
+  const text = (await readRegularFile(path, { op: 'train --resume', maxBytes: 1 << 20, what: 'a run.json' })).toString('utf8');
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    throw new UsageError(`${join(dirname(checkpointPath), RUN_SETTINGS_FILE)} is not valid JSON (remove it, or pass --force to resume without it)`);
+    throw new UsageError(`${path} is not valid JSON (remove it to resume without the run's settings)`);
   }
   const s = (parsed as { settings?: unknown })?.settings;
   if (typeof s !== 'object' || s === null) return undefined;

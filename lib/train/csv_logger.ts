@@ -3,12 +3,13 @@
 // fixed by the first row written; a key a later epoch lacks is written "NA". Unlike Keras,
 // `epoch` is the 1-based epoch number History holds (Keras writes the 0-based index), and the
 // keys are History's (valLoss, imagesPerSecond, …), so the file and history.json agree.
-import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { type FileHandle, mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 import { ResNetError } from '../errors.js';
 import { atomicWrite } from '../io/atomic_write.js';
+import { readRegularFile } from '../io/read_file.js';
 import * as validate from '../validate.js';
 import type { Callback, EpochLog, TrainContext } from './callbacks.js';
 
@@ -42,26 +43,37 @@ function ioError(op: string, what: string, err: unknown): ResNetError {
   return new ResNetError('E_IO', `${op}: ${what}: ${why}`);
 }
 
+/** E_IO when `path` exists and is not a regular file (a FIFO would block the open, a device take the rows). */
+function checkWritable(path: string, op: string): void {
+  let st;
+  try {
+    st = statSync(path);
+  } catch {
+    return; // missing: created by the open
+  }
+  if (!st.isFile())
+    throw new ResNetError('E_IO', `${op}: cannot write '${path}': ${st.isDirectory() ? 'it is a folder' : 'it is not a regular file'}`);
+}
+
 /**
  * The existing file's header keys and its rows of epochs ≤ `keepEpochs` (all rows when
  * undefined); undefined when the file is missing or empty.
  */
 async function existingLog(path: string, separator: string, keepEpochs: number | undefined, op: string) {
-  let text: string;
-  try {
-    const size = statSync(path).size;
-    if (size > MAX_APPEND_BYTES) throw new ResNetError('E_IO', `${op}: cannot append to '${path}': ${size} bytes is too large for a log of epochs`);
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException)?.code === 'ENOENT') return undefined;
-    throw ioError(op, `cannot read '${path}'`, err);
-  }
+  if (!existsSync(path)) return undefined;
+  const text = (await readRegularFile(path, { op, maxBytes: MAX_APPEND_BYTES, what: 'a log to append to' })).toString('utf8');
   const lines = text.split(/\r?\n/).filter((l) => l.length > 0);
   if (lines.length === 0) return undefined;
   const header = lines[0]!.split(separator);
   const rows = lines.slice(1);
   const kept = keepEpochs === undefined ? rows : rows.filter((r) => Number(r.split(separator)[0]) <= keepEpochs);
-  return { keys: header[0] === 'epoch' ? header.slice(1) : undefined, header: lines[0]!, rows: kept, dropped: rows.length - kept.length };
+  return {
+    keys: header[0] === 'epoch' ? header.slice(1) : undefined,
+    header: lines[0]!,
+    rows: kept,
+    dropped: rows.length - kept.length,
+    endsWithNewline: text.endsWith('\n'),
+  };
 }
 
 /**
@@ -117,8 +129,10 @@ export function csvLogger(options: CsvLoggerOptions): Callback {
       } catch (err) {
         throw ioError(op, `cannot create the folder of '${path}'`, err);
       }
+      let unterminated = false; // the last line of the file to append to has no newline
       if (append) {
         const existing = await existingLog(path, separator, ctx.step > 0 ? ctx.epoch : undefined, op);
+        unterminated = existing !== undefined && existing.dropped === 0 && !existing.endsWithNewline;
         if (existing) {
           keys = existing.keys;
           headerWritten = true;
@@ -128,11 +142,13 @@ export function csvLogger(options: CsvLoggerOptions): Callback {
           }
         }
       }
+      checkWritable(path, op);
       try {
         handle = await open(path, append ? 'a' : 'w');
       } catch (err) {
         throw ioError(op, `cannot open '${path}' for writing`, err);
       }
+      if (unterminated) await write('\n');
     },
     async onEpochEnd(log: EpochLog) {
       if (!handle) return;

@@ -5,6 +5,7 @@
 // parameters; resume (append, SessionLog START); files closed when fit fails; E_IO for paths
 // that cannot be written.
 import { mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -306,6 +307,25 @@ describe('writes that fail', () => {
       model.dispose();
     }
     expect(steps).toBe(0);
+  });
+
+  it('a FIFO or a device at the CSV path is E_IO, not a hang; a garbled file to append to is not a crash', async () => {
+    const fit = (cb: Callback) => {
+      const model = tinyModel(1, { classes: CLASSES, side: SIDE });
+      return new Trainer(model, { compile: SGD, progress: 'none' })
+        .fit(randomDataset(16, 1), { epochs: 1, batchSize: 16, seed: 1, callbacks: [cb] })
+        .finally(() => model.dispose());
+    };
+    if (process.platform !== 'win32') {
+      const fifo = join(dir, 'log.fifo');
+      execFileSync('mkfifo', [fifo]);
+      for (const append of [false, true]) await expectCode(() => fit(csvLogger({ path: fifo, append })), 'E_IO', fifo);
+      await expectCode(() => fit(csvLogger({ path: '/dev/null' })), 'E_IO', '/dev/null', 'not a regular file');
+    }
+    const garbled = join(dir, 'garbled.csv');
+    await writeFile(garbled, Buffer.from([0xff, 0xfe, 0x00, 0x0a, 0x2c, 0x2c, 0x0a, 0x80]));
+    const history = await fit(csvLogger({ path: garbled, append: true }));
+    expect((await readFile(garbled, 'utf8')).trim().split('\n').pop()!.split(',')[0]).toBe(String(history[0]!.epoch));
   });
 
   it('closes its files when fit fails, keeping what was logged before the error', async () => {
