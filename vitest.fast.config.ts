@@ -26,6 +26,8 @@ export const SLOW = [
   'test/package/cli.test.ts',
   'test/package/cli_train_options.test.ts', // train --resume / --log runs (about 40 s)
   'test/package/pack_install.test.ts',
+  // train --freeze end to end (14 s)
+  'test/package/cli_freeze.test.ts',
   'test/data/mnist_convergence.test.ts',
 ];
 

@@ -28,6 +28,7 @@ import {
 } from './args.js';
 import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, NORMALISATION, TEST_SUBSET_SEED, type DatasetName } from './datasets.js';
 import { modelChoice, MODELS_HELP, type ModelChoice } from './models.js';
+import { layerMatcher } from '../model/freeze.js';
 import { NAME, printHelp, say } from './output.js';
 import { differences, fillFromRun, recordedSettings, runSettings, type RunSettings, writeRunSettings } from './run_settings.js';
 
@@ -58,6 +59,9 @@ ${DATA_HELP}
                          tensorboard (<out>/tensorboard: tensorboard --logdir <out>), e.g.
                          --log csv,tensorboard
   --seed <n>             seed of the weights, shuffling and augmentation (default 1)
+  --freeze <glob>        freeze the layers it names: no gradient, no update, batch-norms on
+                         their running statistics (e.g. 'layer[1-3]', 'conv1,bn1,layer1';
+                         a glob names a layer and everything inside it)
 ${PLACEMENT_HELP}
   --limit <n>            train on n examples only (a seeded random subset)
   --test-limit <n>       evaluate on n test examples only (a fixed random subset)
@@ -91,6 +95,7 @@ const TRAIN_OPTIONS: Options = {
   limit: { type: 'string' },
   'test-limit': { type: 'string' },
   progress: { type: 'string' },
+  freeze: { type: 'string' },
 };
 
 /** Every train option, checked and with its default. */
@@ -119,6 +124,8 @@ interface TrainOptions {
   logs: LogFormat[];
   force: boolean;
   allowTf32: boolean;
+  /** --freeze: a glob of layer names (checked here, matched once the model exists). */
+  freeze: string | undefined;
 }
 
 const LOG_FORMATS = ['csv', 'tensorboard'] as const;
@@ -161,6 +168,7 @@ function readOptions(v: Values): TrainOptions {
   const logs = logFormats(v);
   const force = v.force === true;
   if (force && resume === undefined) throw new UsageError('--force applies to --resume only');
+  const freeze = freezeOption(v);
   if (datasetName !== 'folder' && (str(v, 'test-data') !== undefined || str(v, 'image-size') !== undefined)) {
     throw new UsageError('--test-data and --image-size apply to --dataset folder only');
   }
@@ -189,6 +197,7 @@ function readOptions(v: Values): TrainOptions {
     logs,
     force,
     allowTf32: v['allow-tf32'] === true,
+    freeze,
   };
 }
 
@@ -213,6 +222,18 @@ async function resumeSettings(v: Values): Promise<RunSettings | undefined> {
   const recorded = resume === undefined ? undefined : await recordedSettings(resume);
   if (recorded) fillFromRun(v, recorded);
   return recorded;
+}
+
+/** --freeze checked for its form (a malformed glob is reported before the slow loading). */
+function freezeOption(v: Values): string | undefined {
+  const glob = str(v, 'freeze');
+  if (glob === undefined) return undefined;
+  try {
+    layerMatcher(glob, '--freeze');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return glob;
 }
 
 function compileOptions(o: TrainOptions): CompileOptions {
@@ -280,7 +301,7 @@ function printPlan(
     `${o.epochs} epochs × ${stepsPerEpoch} steps of ${o.batchSize}, ${optimizer} lr ${o.lr} ${o.scheduleName}` +
       `${o.scheduleName === 'cosine' && warmupSteps > 0 ? ` (warmup ${warmupSteps} steps)` : ''}, weight decay ${o.weightDecay}, ` +
       `label smoothing ${o.labelSmoothing}, augment ${o.augmentOn ? `padding ${aug.padding}${aug.flip ? ' + flip' : ''}` : 'off'}, seed ${o.seed}, ` +
-      `${placement}, out ${o.out}${o.logs.length > 0 ? `, logs ${o.logs.join(' + ')}` : ''}`,
+      `${placement}, out ${o.out}${o.logs.length > 0 ? `, logs ${o.logs.join(' + ')}` : ''}${o.freeze !== undefined ? `, freeze '${o.freeze}'` : ''}`,
   );
 }
 
@@ -322,6 +343,15 @@ export async function run(args: string[]): Promise<void> {
     o.resume && !givenModel
       ? await loadModel(o.resume, deviceOptions(v))
       : await o.choice.build({ classes: trainSet.classes, inputShape: [...trainSet.imageShape], seed: o.seed, ...deviceOptions(v) });
+  if (o.freeze !== undefined) {
+    try {
+      model.freeze(o.freeze);
+    } catch (err) {
+      model.dispose();
+      throw new UsageError(`--freeze: ${(err as Error).message.replace(/^freeze: /, '')}`);
+    }
+    say(`${NAME}: frozen ${model.frozen.length} layers (${model.frozenParameters().length} parameter tensors) matching --freeze '${o.freeze}'`);
+  }
   const stepsPerEpoch = Math.floor(trainSet.length / o.batchSize);
   if (stepsPerEpoch < 1) {
     model.dispose();
