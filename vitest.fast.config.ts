@@ -27,6 +27,7 @@ export const SLOW = [
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
   'test/package/cli_export.test.ts',
+  'test/package/cli_train_options.test.ts', // train --resume / --log runs (about 40 s)
   'test/package/pack_install.test.ts',
   // train --freeze end to end (14 s)
   'test/package/cli_freeze.test.ts',

@@ -50,7 +50,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`${NAME}: error: ${message.split('\n')[0]}\n`);
+    // One prefix: messages that already start with the command's name (the addon loader's) lose theirs.
+    const line = message.split('\n')[0]!.replace(new RegExp(`^(${NAME}: (error: )?)+`), '');
+    process.stderr.write(`${NAME}: error: ${line}\n`);
     return err instanceof UsageError ? 2 : 1;
   }
 }

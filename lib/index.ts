@@ -49,5 +49,7 @@ export {
   type CheckpointOptions,
   type MonitorName,
 } from './train/callbacks.js';
+export { csvLogger, type CsvLoggerOptions } from './train/csv_logger.js';
+export { tensorBoard, type TensorBoardOptions } from './train/tensorboard.js';
 export * as metrics from './train/metrics.js';
 export { Progress, type ProgressMode, type ProgressOptions, type ProgressStream } from './train/progress.js';
