@@ -17,6 +17,8 @@ export const SLOW = [
   'test/io/fuzz_checkpoint.test.ts',
   'test/io/fuzz_data.test.ts',
   'test/io/fuzz_images.test.ts',
+  // ONNX export of every family run in onnxruntime (wasm), full resnet18 and resnet50 (~45 s)
+  'test/io/onnx_export.test.ts',
   'test/train/hostile_options.test.ts',
   // worker threads, child processes, plans at scale, memory budgets (15–34 s each)
   'test/native/workers.test.ts',
@@ -26,6 +28,8 @@ export const SLOW = [
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
   'test/package/cli_images.test.ts',
+  'test/package/cli_export.test.ts',
+  'test/package/cli_train_options.test.ts', // train --resume / --log runs (about 40 s)
   'test/package/pack_install.test.ts',
   // train --freeze end to end (14 s)
   'test/package/cli_freeze.test.ts',

@@ -23,6 +23,7 @@ export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamG
 export * as schedules from './train/schedules.js';
 export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
+export type { OnnxExportOptions, OnnxLayout } from './io/onnx_export.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
 export {
@@ -51,5 +52,7 @@ export {
   type CheckpointOptions,
   type MonitorName,
 } from './train/callbacks.js';
+export { csvLogger, type CsvLoggerOptions } from './train/csv_logger.js';
+export { tensorBoard, type TensorBoardOptions } from './train/tensorboard.js';
 export * as metrics from './train/metrics.js';
 export { Progress, type ProgressMode, type ProgressOptions, type ProgressStream } from './train/progress.js';

@@ -38,3 +38,4 @@ export {
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
 export { decodeImage, decodeImages, type DecodeImageOptions, type ImageSource, type ImageModel } from './decode_image.js';
+export { type OnnxExportOptions, type OnnxLayout } from './onnx_export.js';
