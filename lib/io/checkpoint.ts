@@ -331,7 +331,7 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
     checkTensorNames(path, reader, params, slots);
     await restoreParameters(path, reader, model, params);
     if (meta.mode === 'eval') model.eval();
-    const described = storedDescription(path, meta, stored.training, model.inputShape[2]!, model.classes);
+    const described = storedDescription(path, meta, stored.training, model.inputShape, model.classes);
     if (described.preprocessing) model.preprocessing = described.preprocessing;
     if (described.classNames) model.classNames = described.classNames;
 

@@ -37,27 +37,27 @@ const finiteList = (a: unknown, n: number, positive: boolean): a is number[] =>
  * The trainer's state of an older file, read leniently (as the CLI always did: a malformed
  * entry is ignored, not an error): its normalisation at its image shape, and its class names.
  */
-function legacyDescription(training: Record<string, unknown> | undefined, channels: number, classes: number): StoredDescription {
+function legacyDescription(training: Record<string, unknown> | undefined, inputShape: readonly number[], classes: number): StoredDescription {
+  const channels = inputShape[2]!;
   const normalize = training?.normalize;
   const shape = training?.imageShape;
   let preprocessing: Readonly<Preprocessing> | undefined;
   if (isPlainObject(normalize) && finiteList(normalize.mean, channels, false) && finiteList(normalize.std, channels, true)) {
+    // The training images' size (the trainer stored it beside), else the model's input size.
     const size =
       Array.isArray(shape) && shape.length === 3 && shape.every((x) => Number.isSafeInteger(x) && (x as number) >= 1)
         ? [shape[0] as number, shape[1] as number]
-        : undefined;
-    if (size) {
-      try {
-        // The training images were resized to cover the size and centre-cropped (imageFolder's
-        // default), which for a square size is "shorter side to that size, then crop".
-        preprocessing = checkPreprocessing(
-          { imageSize: size, resizeTo: Math.max(size[0]!, size[1]!), channelOrder: 'rgb', mean: normalize.mean, std: normalize.std },
-          channels,
-          'checkpoint',
-        );
-      } catch {
-        preprocessing = undefined;
-      }
+        : [inputShape[0]!, inputShape[1]!];
+    try {
+      // The training images were resized to cover the size and centre-cropped (imageFolder's
+      // default), which for a square size is "shorter side to that size, then crop".
+      preprocessing = checkPreprocessing(
+        { imageSize: size, resizeTo: Math.max(size[0]!, size[1]!), channelOrder: 'rgb', mean: normalize.mean, std: normalize.std },
+        channels,
+        'checkpoint',
+      );
+    } catch {
+      preprocessing = undefined;
     }
   }
   const names = training?.classNames;
@@ -78,10 +78,11 @@ export function storedDescription(
   path: string,
   meta: Record<string, string>,
   training: Record<string, unknown> | undefined,
-  channels: number,
+  inputShape: readonly number[],
   classes: number,
 ): StoredDescription {
-  const legacy = legacyDescription(training, channels, classes);
+  const channels = inputShape[2]!;
+  const legacy = legacyDescription(training, inputShape, classes);
   const preprocessing =
     meta.preprocessing === undefined
       ? legacy.preprocessing

@@ -104,8 +104,16 @@ describe('files', () => {
     const back = await loadModel(path);
     expect(back.preprocessing).toEqual({ imageSize: [8, 8], resizeTo: 8, channelOrder: 'rgb', mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] });
     expect(back.classNames).toEqual(['a', 'b', 'c', 'd']);
+    // Without imageShape (a hand-written training state): the model's input size.
+    const noShape = file();
+    const shapeless = { epoch: 1, step: 2, normalize: training.normalize };
+    await writeCheckpoint(noShape, snapshotModel(m, { training: shapeless }));
+    const back2 = await loadModel(noShape);
+    expect(back2.preprocessing).toEqual({ imageSize: [8, 8], resizeTo: 8, channelOrder: 'rgb', mean: [0.1, 0.2, 0.3], std: [0.4, 0.5, 0.6] });
+    expect(back2.classNames).toBeUndefined();
     m.dispose();
     back.dispose();
+    back2.dispose();
   });
 
   it('a malformed preprocessing or classNames entry is E_FORMAT naming the file', async () => {
