@@ -38,14 +38,25 @@ const LIST_MAX = 12;
 /** The hint given for the pre-1.6 format. */
 export const LEGACY_HINT = 'legacy format: re-save with torch.save(..., _use_new_zipfile_serialization=True)';
 
-/** What the first bytes of a pickle written by the legacy torch.save look like: PROTO 2, LONG1 of 10 bytes (its magic number). */
+/**
+ * The first bytes of the legacy torch.save format: PROTO 2, then LONG1 of 10 bytes holding its
+ * magic number 0x1950a86a20f9469cfc6c (all 14 bytes compared: a safetensors file starts with
+ * its header's length, whose first byte may well be 0x80).
+ */
+const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+export const SNIFF_BYTES = LEGACY_MAGIC.length;
+
 function isLegacyTorch(head: Uint8Array): boolean {
-  return head.length >= 4 && head[0] === 0x80 && head[1] === 0x02 && head[2] === 0x8a && head[3] === 0x0a;
+  return head.length >= LEGACY_MAGIC.length && LEGACY_MAGIC.every((b, i) => head[i] === b);
 }
 
-/** True when the bytes start like a .pth of either format (a zip, or a bare pickle). */
+/**
+ * True when the first SNIFF_BYTES bytes are those of a .pth: a zip's local header (whose
+ * 'version needed' is never 0, unlike the high bytes of a safetensors header length that
+ * happens to read 'PK\x03\x04') or the legacy magic.
+ */
 export function looksLikeTorchFile(head: Uint8Array): boolean {
-  return looksLikeZip(head) || (head.length > 0 && head[0] === 0x80);
+  return (looksLikeZip(head) && head.length >= 6 && (head[4] !== 0 || head[5] !== 0)) || isLegacyTorch(head);
 }
 
 export interface TorchEntry {
@@ -263,7 +274,7 @@ export async function openTensorFile(path: string, op: string): Promise<TensorSo
   const { handle, size } = await openRegularFile(path, op);
   let head: Uint8Array;
   try {
-    head = await readExactly(handle, 0, Math.min(size, 8), op, path);
+    head = await readExactly(handle, 0, Math.min(size, SNIFF_BYTES), op, path);
   } finally {
     await handle.close().catch(() => undefined);
   }

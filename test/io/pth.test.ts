@@ -9,7 +9,7 @@
 // same reference test/io/import.test.ts uses: max |ours − torch| ≤ 1e-4 · max |torch|), and its
 // parameters must equal, bit for bit, those loaded from the case's safetensors file.
 import { existsSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
-import { copyFile, readFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 
 import { type Model, models, Tensor } from '../../lib/index.js';
-import { readSafetensors } from '../../lib/io/safetensors.js';
+import { encodeSafetensors, readSafetensors } from '../../lib/io/safetensors.js';
 import { TorchFile } from '../../lib/io/torch_file.js';
 import { loadTorchvision } from '../../lib/io/torchvision.js';
 import { expectCode } from '../support/expect_error.js';
@@ -152,8 +152,19 @@ describe('loadTorchvision on torch.save files', () => {
     await loadTorchvision(a, pthNamedSafetensors);
     await loadTorchvision(b, safetensorsNamedPth);
     expectSameParameters(a, b);
+    // A safetensors file whose header length starts with the byte 0x80 (a pickle's PROTO) is still safetensors.
+    const { tensors } = await readSafetensors(join(TV, 'resnet_basic.safetensors'));
+    const list = [...tensors].map(([name, t]) => ({ name, shape: t.shape, dtype: t.dtype, data: t.data }));
+    let encoded = encodeSafetensors(list);
+    for (let pad = 0; encoded[0] !== 0x80; pad++) encoded = encodeSafetensors(list, { pad: 'x'.repeat(pad) });
+    const tricky = join(tmp, 'tricky.pth');
+    await writeFile(tricky, encoded);
+    const c2 = torchModel(c);
+    await loadTorchvision(c2, tricky);
+    expectSameParameters(c2, b);
     a.dispose();
     b.dispose();
+    c2.dispose();
   });
 
   it('refuses a pickle that calls os.system, naming the file and the global, without running it', async () => {
