@@ -37,3 +37,5 @@ export {
 } from './safetensors.js';
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
+export { TorchFile, type TorchEntry } from './torch_file.js';
+export { fetchWeights, weightsDir, type FetchWeightsOptions } from './weights_cache.js';

@@ -321,6 +321,12 @@ describe('models.pretrained', () => {
       expect(requests.length).toBe(1);
       expect(again.getParameter('conv1.weight')).toEqual(conv1);
       again.dispose();
+
+      // Built for another input size, the transform keeps torchvision's resize / crop ratio (256 / 224).
+      const smaller = await models.pretrained('resnet18', { progress: false, inputShape: [160, 192, 3] });
+      expect(smaller.preprocessing).toMatchObject({ imageSize: [160, 192], resizeTo: Math.round((256 * 160) / 224) });
+      expect(requests.length).toBe(1);
+      smaller.dispose();
     } finally {
       restore();
       files.delete(resnet18.name);
