@@ -51,12 +51,12 @@ function isLegacyTorch(head: Uint8Array): boolean {
 }
 
 /**
- * True when the first SNIFF_BYTES bytes are those of a .pth: a zip's local header (whose
- * 'version needed' is never 0, unlike the high bytes of a safetensors header length that
- * happens to read 'PK\x03\x04') or the legacy magic.
+ * True when the first SNIFF_BYTES bytes are those of a .pth: a zip's local header signature
+ * (torch's writer leaves the rest of the header's first bytes zero; a safetensors file would
+ * need a header of exactly 67,324,752 bytes to start so) or the legacy magic.
  */
 export function looksLikeTorchFile(head: Uint8Array): boolean {
-  return (looksLikeZip(head) && head.length >= 6 && (head[4] !== 0 || head[5] !== 0)) || isLegacyTorch(head);
+  return looksLikeZip(head) || isLegacyTorch(head);
 }
 
 export interface TorchEntry {

@@ -71,9 +71,11 @@ function expectResNetError(error: unknown, where: string, path: string, codes: s
 
 const original = new Uint8Array(readFileSync(join(FIXTURES, 'resnet_basic.pth')));
 const entries = unzipSync(original);
-const pickle = entries['archive/data.pkl']!;
+const pickleName = Object.keys(entries).find((n) => n.endsWith('/data.pkl'))!; // '<stem>/data.pkl', torch names the folder after the file
+const prefix = pickleName.slice(0, -'data.pkl'.length);
+const pickle = entries[pickleName]!;
 const storages: Record<string, Uint8Array> = {};
-for (const [name, data] of Object.entries(entries)) if (name.startsWith('archive/data/')) storages[name.slice('archive/data/'.length)] = data;
+for (const [name, data] of Object.entries(entries)) if (name.startsWith(`${prefix}data/`)) storages[name.slice(`${prefix}data/`.length)] = data;
 
 describe('fuzzed .pth files', () => {
   it('every mutated archive or data.pkl loads or throws a ResNetError naming the file, within bounded memory', async () => {

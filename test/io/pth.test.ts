@@ -1,7 +1,7 @@
 // PyTorch .pth files (lib/io/torch_file.ts, lib/io/pytorch_pickle.ts) through io.loadTorchvision.
 //
-// test/fixtures/pytorch/ (scripts/make-pth-fixtures.py) holds the state_dicts of the
-// test/fixtures/torchvision/ cases written in torch.save's zip format: F32, F16 (HalfStorage),
+// test/fixtures/pytorch/ (scripts/make-pth-fixtures.py, torch.save of torch 2.13) holds the
+// state_dicts of the test/fixtures/torchvision/ cases: F32, F16 (HalfStorage),
 // BF16 (BFloat16Storage); one with non-contiguous views (a transposed fc.weight, a channels_last
 // conv1.weight, batch-norm tensors as slices of one shared storage, a stride-2 view, an F64
 // tensor); one nested in a training checkpoint; a malicious pickle; a TorchScript archive; the

@@ -1,5 +1,5 @@
-// Writing torch.save-format files from tests (what scripts/make-pth-fixtures.py writes with
-// Python's pickle, for state_dicts too large to commit and for hostile variants): a protocol-2
+// Writing torch.save-format files from tests (for state_dicts too large to commit and for
+// hostile variants; the committed fixtures of scripts/make-pth-fixtures.py are torch.save's own): a protocol-2
 // pickle of an OrderedDict of _rebuild_tensor_v2 calls over persistent-id storages, in a stored
 // zip under `archive/`. The byte-level pieces are exported so fuzz tests can assemble pickles
 // the writer would never produce.
