@@ -73,7 +73,9 @@ export class TorchFile {
   readonly #prefix: string;
   readonly #tensors: Map<string, TorchTensor>;
   readonly #where: string;
+  /** Converted storages that more than one tensor views (the others are not kept: a 500 MB file stays one copy). */
   readonly #storages = new Map<string, Float32Array>();
+  readonly #shared = new Set<string>();
 
   private constructor(path: string, zip: ZipArchive, prefix: string, tensors: Map<string, TorchTensor>, picked: string, where: string) {
     this.path = path;
@@ -82,6 +84,11 @@ export class TorchFile {
     this.#tensors = tensors;
     this.picked = picked;
     this.#where = where;
+    const seen = new Set<string>();
+    for (const t of tensors.values()) {
+      if (seen.has(t.storage.key)) this.#shared.add(t.storage.key);
+      seen.add(t.storage.key);
+    }
   }
 
   /** Reads and checks `path` (E_IO when it cannot be read, E_FORMAT when it is no state_dict .pth). */
@@ -170,7 +177,7 @@ export class TorchFile {
     return t;
   }
 
-  /** A storage's values as float32, read once (tensors may share a storage). */
+  /** A storage's values as float32 (read once when tensors share it). */
   #storage(s: TorchStorage, tensor: string): Float32Array {
     const cached = this.#storages.get(s.key);
     if (cached) return cached;
@@ -194,7 +201,7 @@ export class TorchFile {
       default:
         values = bfloat16ToFloat32(new Uint16Array(bytes.buffer, bytes.byteOffset, s.numel));
     }
-    this.#storages.set(s.key, values);
+    if (this.#shared.has(s.key)) this.#storages.set(s.key, values);
     return values;
   }
 }
