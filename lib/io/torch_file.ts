@@ -286,5 +286,16 @@ export async function openTensorFile(path: string, op: string): Promise<TensorSo
     await handle.close().catch(() => undefined);
   }
   if (looksLikeTorchFile(head)) return TorchFile.open(path, op);
-  return SafetensorsReader.open(path);
+  try {
+    return await SafetensorsReader.open(path);
+  } catch (err) {
+    // A file meant as PyTorch's that is neither of its formats (a bare pickle.dump, a tar): say so.
+    if (err instanceof ResNetError && err.code === 'E_FORMAT' && (/\.pth?$/i.test(path) || head[0] === 0x80)) {
+      throw new ResNetError(
+        'E_FORMAT',
+        `${op}: '${path}' is neither a PyTorch file (torch.save's zip archive, or its ${LEGACY_HINT.split(':')[0]}) nor safetensors (${err.message})`,
+      );
+    }
+    throw err;
+  }
 }

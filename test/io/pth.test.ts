@@ -180,6 +180,10 @@ describe('loadTorchvision on torch.save files', () => {
     const model = torchModel(byName('resnet_basic'));
     await expectCode(() => loadTorchvision(model, join(PTH, 'torchscript.pt')), 'E_FORMAT', 'torchscript.pt', 'TorchScript', 'state_dict()');
     await expectCode(() => loadTorchvision(model, join(PTH, 'legacy.pth')), 'E_FORMAT', 'legacy.pth', '_use_new_zipfile_serialization=True');
+    // A bare pickle (pickle.dump, not torch.save) named .pt.
+    const bare = join(tmp, 'bare.pt');
+    await writeFile(bare, Buffer.from([0x80, 0x04, 0x95, 0x0b, 0, 0, 0, 0, 0, 0, 0, 0x7d, 0x94, 0x2e]));
+    await expectCode(() => loadTorchvision(model, bare), 'E_FORMAT', 'bare.pt', 'neither a PyTorch file');
     model.dispose();
   });
 });
