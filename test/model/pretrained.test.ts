@@ -9,6 +9,7 @@
 // test/fixtures/torchvision/architectures.json, BF16 pattern values) is written as a .pth whose
 // name carries its own SHA-256 prefix, registered for resnet18 / IMAGENET1K_V1 through the
 // test-only overrideWeightSet, served by the mirror, and loaded by models.pretrained('resnet18').
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -79,6 +80,19 @@ beforeAll(async () => {
     } else if (route === 'truncated' && data) {
       res.writeHead(200, { 'content-length': data.length });
       res.write(data.subarray(0, data.length >> 1), () => res.socket?.destroy());
+    } else if (route === 'slow' && data) {
+      // 16 KiB every 40 ms: about 0.8 s for the small file, time enough to kill a download.
+      res.writeHead(200, { 'content-length': data.length });
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed) return clearInterval(timer);
+        if (at >= data.length) {
+          clearInterval(timer);
+          return res.end();
+        }
+        res.write(data.subarray(at, at + 16384));
+        at += 16384;
+      }, 40);
     } else if (route === 'mirror' && data) {
       res.writeHead(200, { 'content-length': data.length });
       // In pieces, so that two downloads at once interleave.
@@ -189,6 +203,51 @@ describe('fetchWeights: the download cache', () => {
     expect(a).toBe(b);
     expect(requests.length).toBe(2);
     expect(sha256(readFileSync(a))).toBe(sha256(small.data));
+    expect(cacheListing()).toEqual([small.name]);
+  });
+
+  it('two processes downloading one file both succeed; a process killed mid-download leaves nothing the next one keeps', async () => {
+    if (!existsSync(join(process.cwd(), 'dist', 'io', 'weights_cache.js'))) {
+      throw new Error('dist/ is missing: run `npm run build:ts` (the child processes load the built package)');
+    }
+    freshHome();
+    const child = join(HERE, '..', 'support', 'download_child.mjs');
+    const env = { ...process.env, RESNET_NATIVE_HOME: home };
+    const run = () =>
+      new Promise<{ status: number | null; out: string }>((resolve) => {
+        const p = spawn(process.execPath, [child, `${base}/slow/${small.name}`, small.name], { env });
+        let out = '';
+        p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        p.on('close', (status) => resolve({ status, out }));
+      });
+    const [a, b] = await Promise.all([run(), run()]);
+    expect(a).toEqual({ status: 0, out: `${join(home, 'weights', small.name)}\n` });
+    expect(b).toEqual(a);
+    expect(sha256(readFileSync(join(home, 'weights', small.name)))).toBe(sha256(small.data));
+    expect(cacheListing()).toEqual([small.name]);
+
+    // Killed mid-download: only its temporary file remains, and the next download removes it.
+    freshHome();
+    const victim = spawn(process.execPath, [child, `${base}/slow/${small.name}`, small.name], { env: { ...env, RESNET_NATIVE_HOME: home } });
+    const tmpName = await new Promise<string>((resolve, reject) => {
+      const poll = setInterval(() => {
+        const partial = cacheListing().find((n) => n.startsWith(`${small.name}.tmp-`));
+        if (partial && readFileSync(join(weightsDir(), partial)).length > 0) {
+          clearInterval(poll);
+          resolve(partial);
+        }
+      }, 20);
+      victim.on('close', () => {
+        clearInterval(poll);
+        reject(new Error('the download finished before it could be killed'));
+      });
+    });
+    victim.kill('SIGKILL');
+    await new Promise((resolve) => victim.on('close', resolve));
+    expect(cacheListing()).toEqual([tmpName]);
+    await expectCode(() => fetchWeights(`${base}/missing/${small.name}`, small.name, quiet), 'E_IO', 'HTTP 404');
+    expect(cacheListing()).toEqual([]); // the dead process's temporary file is gone, nothing else was written
+    await fetchWeights(`${base}/mirror/${small.name}`, small.name, quiet);
     expect(cacheListing()).toEqual([small.name]);
   });
 
