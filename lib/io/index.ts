@@ -15,6 +15,8 @@ export {
   type Checkpoint,
   type CheckpointSnapshot,
 } from './checkpoint.js';
+export { TorchFile, type TorchEntry } from './torch_file.js';
+export { fetchWeights, weightsDir, type FetchWeightsOptions } from './weights_cache.js';
 export {
   SafetensorsReader,
   readSafetensors,
@@ -37,5 +39,3 @@ export {
 } from './safetensors.js';
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
-export { TorchFile, type TorchEntry } from './torch_file.js';
-export { fetchWeights, weightsDir, type FetchWeightsOptions } from './weights_cache.js';
