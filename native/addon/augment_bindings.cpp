@@ -60,7 +60,9 @@ std::vector<float> channel_values(const Napi::Object& o, const char* key, int64_
 bool range_field(const Napi::Object& o, const char* key, double& lo, double& hi) {
   Napi::Value v = o.Get(key);
   if (v.IsNull() || v.IsUndefined()) return false;
-  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be [min, max]");
+  if (!v.IsArray() || v.As<Napi::Array>().Length() != 2) {
+    fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be [min, max]");
+  }
   Napi::Object a = v.As<Napi::Object>();
   double r[2];
   for (uint32_t i = 0; i < 2; ++i) {
@@ -90,7 +92,9 @@ void read_imagenet_options(const Napi::Object& o, cpu::AugmentParams& p) {
     }
   }
   if (Napi::Object cc = sub_object(o, "centerCrop"); !cc.IsEmpty()) {
-    if (p.crop != cpu::CropMode::Pad) fail(ErrorCode::InvalidArgument, kOp + ": pass randomResizedCrop or centerCrop, not both");
+    if (p.crop != cpu::CropMode::Pad) {
+      fail(ErrorCode::InvalidArgument, kOp + ": pass randomResizedCrop or centerCrop, not both");
+    }
     p.crop = cpu::CropMode::Center;
     p.resize = count_field(cc, "resize");
   }
@@ -108,7 +112,9 @@ void read_imagenet_options(const Napi::Object& o, cpu::AugmentParams& p) {
     Napi::Value v = o.Get(key);
     if (v.IsNull() || v.IsUndefined()) continue;
     const double a = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : std::nan("");
-    if (!(a >= 0.0 && a <= 1.0e6)) fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be a finite number ≥ 0");
+    if (!(a >= 0.0 && a <= 1.0e6)) {
+      fail(ErrorCode::InvalidArgument, kOp + ": " + key + " must be a finite number ≥ 0");
+    }
     (std::string(key) == "mixupAlpha" ? p.mixup_alpha : p.cutmix_alpha) = a;
   }
 }

@@ -334,9 +334,11 @@ MixArg mix_arg(const Napi::CallbackInfo& info, size_t at, const char* op) {
   MixArg m;
   if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return m;
   m.other = std::make_shared<std::vector<int32_t>>(labels_arg(info[at], op));
-  const double lambda = info.Length() > at + 1 && info[at + 1].IsNumber() ? info[at + 1].As<Napi::Number>().DoubleValue()
-                                                                           : std::nan("");
-  if (!(lambda >= 0.0 && lambda <= 1.0)) fail(ErrorCode::InvalidArgument, std::string(op) + ": lambda must be in [0, 1]");
+  const bool given = info.Length() > at + 1 && info[at + 1].IsNumber();
+  const double lambda = given ? info[at + 1].As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(lambda >= 0.0 && lambda <= 1.0)) {
+    fail(ErrorCode::InvalidArgument, std::string(op) + ": lambda must be in [0, 1]");
+  }
   m.lambda = static_cast<float>(lambda);
   return m;
 }

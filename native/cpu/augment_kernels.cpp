@@ -48,18 +48,21 @@ void check(const AugmentParams& p) {
   }
   if (p.crop == CropMode::Pad && ((p.out_height != 0 && p.out_height != p.height) ||
                                   (p.out_width != 0 && p.out_width != p.width))) {
-    fail(ErrorCode::InvalidShape, op + ": the output size differs from the image size; pass randomResizedCrop or centerCrop");
+    fail(ErrorCode::InvalidShape,
+         op + ": the output size differs from the image size; pass randomResizedCrop or centerCrop");
   }
   if (p.crop != CropMode::Pad && p.padding != 0) {
     fail(ErrorCode::InvalidArgument, op + ": padding cannot be combined with randomResizedCrop or centerCrop");
   }
-  if (p.crop != CropMode::Pad && (p.out_height < 1 || p.out_width < 1 || p.out_height > (1 << 24) || p.out_width > (1 << 24))) {
+  if (p.crop != CropMode::Pad &&
+      (p.out_height < 1 || p.out_width < 1 || p.out_height > (1 << 24) || p.out_width > (1 << 24))) {
     fail(ErrorCode::InvalidShape, op + ": the output size must be positive");
   }
   if (p.crop == CropMode::RandomResized &&
       !(p.scale_lo > 0.0 && p.scale_lo <= p.scale_hi && p.scale_hi <= 1.0 && p.ratio_lo > 0.0 &&
         p.ratio_lo <= p.ratio_hi && std::isfinite(p.ratio_hi))) {
-    fail(ErrorCode::InvalidArgument, op + ": randomResizedCrop needs 0 < scale[0] ≤ scale[1] ≤ 1 and 0 < ratio[0] ≤ ratio[1]");
+    fail(ErrorCode::InvalidArgument,
+         op + ": randomResizedCrop needs 0 < scale[0] ≤ scale[1] ≤ 1 and 0 < ratio[0] ≤ ratio[1]");
   }
   if (p.crop == CropMode::Center && (p.resize < std::max(p.out_height, p.out_width) || p.resize > (1 << 24))) {
     fail(ErrorCode::InvalidArgument, op + ": centerCrop's resize must be at least the output size");
@@ -384,7 +387,8 @@ AugmentMix augment_batch(const float* src, float* dst, const AugmentParams& p_in
           for (int op : order) {
             const JitterRange& r = *ranges[op];
             if (!r.on) continue;
-            const auto f = static_cast<float>(double(r.lo) + double(r.hi - r.lo) * unit(draw(key, kJitterFactorDraw + op)));
+            const double u = unit(draw(key, kJitterFactorDraw + static_cast<uint64_t>(op)));
+            const auto f = static_cast<float>(double(r.lo) + double(r.hi - r.lo) * u);
             jitter_op(op, f, out, pixels, c);
           }
         }
