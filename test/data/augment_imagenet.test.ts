@@ -3,6 +3,7 @@
 // halfPixelCenters (torch's interpolate(align_corners=False) convention, no antialiasing) on
 // the box sliced out; torchvision's ColorJitter formulas written out here in plain JS; the
 // mixed loss against λ·CE(a) + (1 − λ)·CE(b) from separate runs and finite differences.
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { augmentBatch, type AugmentOptions } from '../../lib/data/index.js';
 import type { Dataset } from '../../lib/data/dataset.js';
 import { Tensor } from '../../lib/index.js';
+import { packageRoot } from '../../lib/native.js';
 import { checkpoint } from '../../lib/train/callbacks.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { expectCode } from '../support/expect_error.js';
@@ -322,6 +324,44 @@ describe('reproducibility', () => {
     expect(Buffer.from(a.data.buffer).equals(Buffer.from(c.data.buffer))).toBe(false);
     const d = await run(src, 8, shape, [16, 16], { ...opts, seed: 8 });
     expect(Buffer.from(a.data.buffer).equals(Buffer.from(d.data.buffer))).toBe(false);
+  });
+
+  it('gives the same batch whatever the thread count (RESNET_NUM_THREADS 1 and 3 in child processes)', async () => {
+    const shape: Shape3 = [20, 24, 3];
+    const n = 8;
+    const src = images(n, shape, 12);
+    const native = {
+      randomResizedCrop: { scale: [0.08, 1], ratio: [3 / 4, 4 / 3] },
+      colorJitter: { brightness: [0.6, 1.4], contrast: [0.6, 1.4], saturation: [0.6, 1.4] },
+      mixupAlpha: 0.2,
+      cutmixAlpha: 1,
+    };
+    const here = await run(src, n, shape, [16, 16], {
+      flip: true,
+      randomResizedCrop: {},
+      colorJitter: { brightness: 0.4, contrast: 0.4, saturation: 0.4 },
+      mixup: { alpha: 0.2 },
+      cutmix: { alpha: 1 },
+    });
+    const script = `
+      const addon = process.env.RESNET_NATIVE_ADDON;
+      const b = addon ? require(addon) : require('node-gyp-build')(${JSON.stringify(packageRoot)});
+      const src = new Float32Array(Buffer.from(process.argv[1], 'base64').buffer.slice(0));
+      const dst = new b.NativeTensor(new Float32Array(${n * 16 * 16 * 3}), [${n}, 16, 16, 3]);
+      b.augmentBatch(src, dst, { count: ${n}, imageShape: [20, 24, 3], padding: 0, flip: true, mean: null, std: null,
+        seed: 7, step: 3, ...${JSON.stringify(native)} }).then((r) => {
+        process.stdout.write(JSON.stringify({ threads: b.runtimeInfo().threads, r,
+          out: Buffer.from(dst.toFloat32Array().buffer).toString('base64') }));
+      });`;
+    const srcB64 = Buffer.from(src.buffer, src.byteOffset, src.byteLength).toString('base64');
+    for (const threads of ['1', '3']) {
+      const res = JSON.parse(
+        execFileSync(process.execPath, ['-e', script, srcB64], { cwd: packageRoot, env: { ...process.env, RESNET_NUM_THREADS: threads } }).toString(),
+      ) as { threads: number; r: { lambda: number }; out: string };
+      expect(res.threads).toBe(Number(threads));
+      expect(res.r.lambda).toBe(here.result.lambda);
+      expect(Buffer.from(res.out, 'base64').equals(Buffer.from(here.data.buffer))).toBe(true);
+    }
   });
 });
 
