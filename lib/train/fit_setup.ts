@@ -125,6 +125,9 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   const padding = validate.integer(augment.padding ?? 0, op, 'augment.padding', 0, 1 << 20);
   const flip = validate.boolean(augment.flip ?? false, op, 'augment.flip');
   const imagenet = fitImagenetAugment(augment, padding, op);
+  if (imagenet.mixes && model.device !== 'cpu') {
+    throw new ResNetError('E_ARG', `${op}: augment.mixup / augment.cutmix train on the CPU only for now (the model is on ${model.device})`);
+  }
   const { stepSchedule, epochSchedule } = splitSchedule(options.schedule, op);
 
   const n = ds.length;
