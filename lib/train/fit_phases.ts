@@ -3,6 +3,7 @@
 // epoch (validation, history, onEpochEnd) and teardown. FitRun holds what changes as the run
 // goes (epoch, step, stop reason) and the TrainContext callbacks see.
 import { ResNetError } from '../errors.js';
+import type { LabelMix } from '../model/label_mix.js';
 import type { Model } from '../model/model.js';
 import * as validate from '../validate.js';
 import { BatchPipeline, eachBatch, type StagedBatch } from './batches.js';
@@ -206,11 +207,10 @@ export class FitRun {
     try {
       if (stepSchedule) lr = scheduled(stepSchedule.at(globalStep), `schedule.at(${globalStep})`);
       // Mixup / cutmix: the loss of the mixed targets (λ·CE(labels) + (1 − λ)·CE(mixLabels)).
-      const mix = this.#plan.imagenet.mixes ? { labels: slot.mixLabels, lambda: slot.lambda } : undefined;
-      const stepP =
-        stepSchedule || mix
-          ? model.trainStep(x, slot.labels, { ...(stepSchedule ? { lr } : {}), ...(mix ? { mix } : {}) })
-          : model.trainStep(x, slot.labels);
+      const options: { lr?: number; mix?: LabelMix } = {};
+      if (stepSchedule) options.lr = lr;
+      if (this.#plan.imagenet.mixes) options.mix = { labels: slot.mixLabels, lambda: slot.lambda };
+      const stepP = model.trainStep(x, slot.labels, options);
       // Batch k+1 loads (fill + augment, then the copy to the GPU) while step k runs natively.
       stageNext();
       return { r: await stepP, lr };
