@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { augmentBatch, type AugmentOptions } from '../../lib/data/index.js';
 import type { Dataset } from '../../lib/data/dataset.js';
 import { Tensor } from '../../lib/index.js';
-import { packageRoot } from '../../lib/native.js';
+import { native, packageRoot } from '../../lib/native.js';
 import { checkpoint } from '../../lib/train/callbacks.js';
 import { Trainer } from '../../lib/train/trainer.js';
 import { expectCode } from '../support/expect_error.js';
@@ -401,6 +401,35 @@ describe('hostile options', () => {
       }
     });
   }
+
+  it('the native binding itself refuses hostile values (E_ARG), whatever lib passes', async () => {
+    const dst = Tensor.zeros([2, 6, 6, 3]);
+    const same = Tensor.zeros([2, 8, 8, 3]); // for the options that keep the size
+    const base = { count: 2, imageShape: shape, padding: 0, flip: false, mean: null, std: null, seed: 0, step: 0 };
+    const nat = (o: object) => () =>
+      Promise.resolve().then(() =>
+        native.augmentBatch(src, ('randomResizedCrop' in o || 'centerCrop' in o ? dst : same).handle, { ...base, ...o } as never),
+      );
+    try {
+      const rrc = (scale: unknown, ratio: unknown) => ({ randomResizedCrop: { scale, ratio } });
+      await expectCode(nat(rrc([0, 1], [1, 1])), 'E_ARG', 'scale');
+      await expectCode(nat(rrc([0.5, 2], [1, 1])), 'E_ARG', 'scale');
+      await expectCode(nat(rrc([Number.NaN, 1], [1, 1])), 'E_ARG', 'scale');
+      await expectCode(nat(rrc([0.5, 1], [-1, 1])), 'E_ARG', 'ratio');
+      await expectCode(nat(rrc([0.5, 1], [1, Number.POSITIVE_INFINITY])), 'E_ARG', 'ratio');
+      await expectCode(nat(rrc([0.5, 1], 'wide')), 'E_ARG', 'ratio');
+      await expectCode(nat({ centerCrop: { resize: 3 } }), 'E_ARG', 'resize');
+      await expectCode(nat({ centerCrop: { resize: -3 } }), 'E_ARG', 'resize');
+      await expectCode(nat({ colorJitter: { brightness: [2, 1] } }), 'E_ARG', 'jitter');
+      await expectCode(nat({ colorJitter: { contrast: [Number.NaN, 1] } }), 'E_ARG', 'contrast');
+      await expectCode(nat({ mixupAlpha: -1 }), 'E_ARG', 'mixupAlpha');
+      await expectCode(nat({ cutmixAlpha: Number.NaN }), 'E_ARG', 'cutmixAlpha');
+      await expectCode(nat({ ...rrc([0.5, 1], [1, 1]), padding: 1 }), 'E_ARG', 'padding');
+    } finally {
+      dst.dispose();
+      same.dispose();
+    }
+  });
 
   it('refuses a dst of another size without a resampling crop, and a size that disagrees with dst (E_SHAPE)', async () => {
     const dst = Tensor.zeros([2, 6, 6, 3]);
