@@ -83,7 +83,7 @@ describe('randomResizedCrop', () => {
 
   it('crops a box of the asked area and ratio at a random place, matching tfjs on that box', async () => {
     const shape: Shape3 = [16, 16, 3];
-    const n = 12;
+    const n = 8;
     const src = images(n, shape, 2);
     const out: [number, number] = [10, 10];
     // area 0.375·256 = 96, ratio 1.5 → w = round(√144) = 12, h = round(√64) = 8.
