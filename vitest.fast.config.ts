@@ -25,6 +25,8 @@ export const SLOW = [
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
   'test/package/pack_install.test.ts',
+  // train --freeze end to end (14 s)
+  'test/package/cli_freeze.test.ts',
   'test/data/mnist_convergence.test.ts',
 ];
 

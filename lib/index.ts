@@ -15,6 +15,7 @@ export {
   type LossScaleOptions,
 } from './model/model.js';
 export type { ModelSpec, LayerSpec, LayerType } from './model/spec.js';
+export type { FreezeOptions, FreezePattern } from './model/freeze.js';
 export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamGroup } from './train/optimizers.js';
 export * as schedules from './train/schedules.js';
 export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';

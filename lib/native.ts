@@ -104,6 +104,8 @@ export interface NativeNetworkHandle {
   setOptimizer(config: NativeOptimizerConfig, labelSmoothing: number): void;
   setLearningRate(lr: number): void;
   setTraining(training: boolean): void;
+  /** The whole frozen state: these layers frozen, these frozen batch-norms on their running statistics (network_wrap.cpp). */
+  setFrozen(frozenLayers: string[], runningStatisticsLayers: string[]): void;
   trainStep(images: H, labels: Int32Array, mixLabels?: Int32Array, lambda?: number): Promise<NativeStepResult>;
   computeGradients(images: H, labels: Int32Array, labelSmoothing: number, mixLabels?: Int32Array, lambda?: number): Promise<NativeStepResult>;
   predict(images: H, softmax: boolean): Promise<H>;
@@ -118,6 +120,9 @@ export interface NativeNetworkHandle {
     precision: Precision;
     lossScale: number;
     skippedSteps: number;
+    /** The most recently used plan's fused steps, and how many run backward (a frozen prefix runs none). */
+    planSteps: number;
+    backwardSteps: number;
   };
   dispose(): void;
   isDisposed(): boolean;

@@ -28,6 +28,7 @@ import {
 } from './args.js';
 import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, NORMALISATION, TEST_SUBSET_SEED, type DatasetName } from './datasets.js';
 import { modelChoice, MODELS_HELP, type ModelChoice } from './models.js';
+import { layerMatcher } from '../model/freeze.js';
 import { NAME, printHelp, say } from './output.js';
 
 export const TRAIN_HELP = `Usage: ${NAME} train [options]
@@ -52,6 +53,9 @@ ${DATA_HELP}
   --out <dir>            where checkpoints go (default runs/<dataset>-<model>)
   --resume <file>        continue the run saved in this checkpoint (same data and options)
   --seed <n>             seed of the weights, shuffling and augmentation (default 1)
+  --freeze <glob>        freeze the layers it names: no gradient, no update, batch-norms on
+                         their running statistics (e.g. 'layer[1-3]', 'conv1,bn1,layer1';
+                         a glob names a layer and everything inside it)
 ${PLACEMENT_HELP}
   --limit <n>            train on n examples only (a seeded random subset)
   --test-limit <n>       evaluate on n test examples only (a fixed random subset)
@@ -83,6 +87,7 @@ const TRAIN_OPTIONS: Options = {
   limit: { type: 'string' },
   'test-limit': { type: 'string' },
   progress: { type: 'string' },
+  freeze: { type: 'string' },
 };
 
 /** Every train option, checked and with its default. */
@@ -106,6 +111,8 @@ interface TrainOptions {
   limit: number | undefined;
   testLimit: number | undefined;
   progress: 'auto' | 'bar' | 'log' | 'none';
+  /** --freeze: a glob of layer names (checked here, matched once the model exists). */
+  freeze: string | undefined;
 }
 
 /** Reads the options in the order today's messages are checked (the first bad one is reported). */
@@ -131,6 +138,7 @@ function readOptions(v: Values): TrainOptions {
   const limit = int(v, 'limit');
   const testLimit = int(v, 'test-limit');
   const progress = oneOf(v, 'progress', ['auto', 'bar', 'log', 'none'] as const, 'auto');
+  const freeze = freezeOption(v);
   if (datasetName !== 'folder' && (str(v, 'test-data') !== undefined || str(v, 'image-size') !== undefined)) {
     throw new UsageError('--test-data and --image-size apply to --dataset folder only');
   }
@@ -155,7 +163,20 @@ function readOptions(v: Values): TrainOptions {
     limit,
     testLimit,
     progress,
+    freeze,
   };
+}
+
+/** --freeze checked for its form (a malformed glob is reported before the slow loading). */
+function freezeOption(v: Values): string | undefined {
+  const glob = str(v, 'freeze');
+  if (glob === undefined) return undefined;
+  try {
+    layerMatcher(glob, '--freeze');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  return glob;
 }
 
 function compileOptions(o: TrainOptions): CompileOptions {
@@ -243,6 +264,15 @@ export async function run(args: string[]): Promise<void> {
   const model = o.resume
     ? await loadModel(o.resume, deviceOptions(v))
     : await o.choice.build({ classes: trainSet.classes, inputShape: [...trainSet.imageShape], seed: o.seed, ...deviceOptions(v) });
+  if (o.freeze !== undefined) {
+    try {
+      model.freeze(o.freeze);
+    } catch (err) {
+      model.dispose();
+      throw new UsageError(`--freeze: ${(err as Error).message.replace(/^freeze: /, '')}`);
+    }
+    say(`${NAME}: frozen ${model.frozen.length} layers (${model.frozenParameters().length} parameter tensors) matching --freeze '${o.freeze}'`);
+  }
   const stepsPerEpoch = Math.floor(trainSet.length / o.batchSize);
   if (stepsPerEpoch < 1) throw new UsageError(`--batch-size ${o.batchSize} is larger than the ${trainSet.length} training examples`);
   const { schedule, warmupSteps } = makeSchedule(schedules, o, stepsPerEpoch);

@@ -12,6 +12,7 @@ import { saveModelState } from '../io/checkpoint_writer.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 import { checkClassNames, checkPreprocessing, type Preprocessing } from './preprocessing.js';
+import { type FreezeOptions, type FreezePattern, type FrozenLayers, frozenAfterFreeze, frozenAfterUnfreeze, nativeFreezing } from './freeze.js';
 import { type LabelMix, labelMix } from './label_mix.js';
 
 export interface ModelInitOptions {
@@ -153,6 +154,7 @@ export class Model {
   #compileOptions: CompileOptions | undefined;
   #preprocessing: Readonly<Preprocessing> | undefined;
   #classNames: readonly string[] | undefined;
+  #frozen: FrozenLayers = new Map();
 
   /** @internal Use the builders in `models`, or Model.fromSpec. */
   constructor(spec: ModelSpec, network: NativeNetworkHandle) {
@@ -338,6 +340,49 @@ export class Model {
     return this.#training;
   }
 
+  /**
+   * Freezes the layers `pattern` names (see FreezePattern: a glob such as 'layer[1-3]', or a
+   * RegExp tested against layer names) on top of those already frozen. Their parameters get no
+   * gradient and no update (no weight decay; their optimizer state is kept for unfreeze), and a
+   * frozen prefix of the network (every layer from the input up to the first trainable one)
+   * costs no backward work at all. Frozen batch-norms keep their running statistics unless
+   * `batchNormStatistics: 'update'`. E_ARG when the pattern names no layer.
+   */
+  freeze(pattern: FreezePattern, options?: FreezeOptions): this {
+    this.#setFrozen(frozenAfterFreeze(this.#frozen, this.#layerNames(), pattern, options, 'freeze'));
+    return this;
+  }
+
+  /** Unfreezes the layers `pattern` names, or every layer when no pattern is given. */
+  unfreeze(pattern?: FreezePattern): this {
+    this.#setFrozen(frozenAfterUnfreeze(this.#frozen, this.#layerNames(), pattern, 'unfreeze'));
+    return this;
+  }
+
+  /** The frozen layers' names, in model order. */
+  get frozen(): readonly string[] {
+    return [...this.#frozen.keys()];
+  }
+
+  /** The trainable parameters of frozen layers (which get no gradient or update), in parameter order. */
+  frozenParameters(): string[] {
+    return this.network
+      .parameterTable()
+      .filter((p) => p.trainable && this.#frozen.has(p.layer))
+      .map((p) => p.name);
+  }
+
+  #layerNames(): string[] {
+    return this.spec.layers.map((l) => l.name);
+  }
+
+  #setFrozen(frozen: FrozenLayers): void {
+    const batchNorms = new Set(this.spec.layers.filter((l) => l.type === 'batchNorm').map((l) => l.name));
+    const [layers, running] = nativeFreezing(frozen, batchNorms);
+    this.network.setFrozen(layers, running);
+    this.#frozen = frozen;
+  }
+
   /** Forward, backward and one optimizer update: one native call. Metrics are of the batch before the update. */
   async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number; mix?: LabelMix } = {}): Promise<TrainStepMetrics> {
     validate.keys(options, 'trainStep', ['lr', 'mix']);
@@ -354,7 +399,7 @@ export class Model {
   }
 
   /**
-   * Loss and the gradient of every trainable parameter, without an update (training-mode
+   * Loss and the gradient of every trainable parameter (frozen ones left out), without an update (training-mode
    * batch-norm statistics, and their running averages, as a trainStep would).
    */
   async computeGradients(
@@ -373,7 +418,7 @@ export class Model {
     );
     const gradients = new Map<string, Float32Array>();
     for (const p of this.network.parameterTable()) {
-      if (p.trainable) gradients.set(p.name, this.network.getGradient(p.name));
+      if (p.trainable && !this.#frozen.has(p.layer)) gradients.set(p.name, this.network.getGradient(p.name));
     }
     return { ...metrics(r, this.spec.classes), gradients };
   }

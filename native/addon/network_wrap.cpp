@@ -97,6 +97,21 @@ std::vector<float> float_list(const Napi::Value& v, size_t expected, const std::
   return values;
 }
 
+// An array of strings (layer names), at most `limit` of them.
+std::vector<std::string> string_list(const Napi::Value& v, size_t limit, const std::string& op, const char* what) {
+  if (!v.IsArray()) fail(ErrorCode::InvalidArgument, op + ": " + what + " must be an array of layer names");
+  const Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > limit) fail(ErrorCode::InvalidArgument, op + ": " + what + " names more layers than the model has");
+  std::vector<std::string> out;
+  out.reserve(a.Length());
+  for (uint32_t i = 0; i < a.Length(); ++i) {
+    const Napi::Value e = a.Get(i);
+    if (!e.IsString()) fail(ErrorCode::InvalidArgument, op + ": " + what + " must be an array of layer names");
+    out.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
 }  // namespace
 
 void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
@@ -111,6 +126,7 @@ void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&NativeNetwork::set_optimizer>("setOptimizer"),
                                         InstanceMethod<&NativeNetwork::set_learning_rate>("setLearningRate"),
                                         InstanceMethod<&NativeNetwork::set_training>("setTraining"),
+                                        InstanceMethod<&NativeNetwork::set_frozen>("setFrozen"),
                                         InstanceMethod<&NativeNetwork::train_step>("trainStep"),
                                         InstanceMethod<&NativeNetwork::compute_gradients>("computeGradients"),
                                         InstanceMethod<&NativeNetwork::predict>("predict"),
@@ -314,6 +330,18 @@ Napi::Value NativeNetwork::set_training(const Napi::CallbackInfo& info) {
   });
 }
 
+// setFrozen(frozenLayers: string[], runningStatisticsLayers: string[]): the whole frozen state.
+Napi::Value NativeNetwork::set_frozen(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    auto lock = exclusive("freeze");
+    const size_t layers = net()->spec().layers.size();
+    const auto frozen = string_list(info[0], layers, "freeze", "frozen layers");
+    const auto running = string_list(info[1], layers, "freeze", "batch-norm layers on running statistics");
+    net()->set_freezing(frozen, running);
+    return info.Env().Undefined();
+  });
+}
+
 std::shared_ptr<NativeNetwork::KeepAlive> NativeNetwork::keep_alive(const Napi::CallbackInfo& info) {
   auto k = std::make_shared<KeepAlive>();
   k->owner = this;
@@ -488,6 +516,9 @@ Napi::Value NativeNetwork::stats(const Napi::CallbackInfo& info) {
     o.Set("arenaBytes", Napi::Number::New(info.Env(), double(net()->arena_bytes())));
     o.Set("trainable", Napi::Number::New(info.Env(), double(net()->trainable_count())));
     o.Set("nonTrainable", Napi::Number::New(info.Env(), double(net()->running_count())));
+    const auto [steps, backward_steps] = net()->last_plan_steps();
+    o.Set("planSteps", Napi::Number::New(info.Env(), steps));
+    o.Set("backwardSteps", Napi::Number::New(info.Env(), backward_steps));
     o.Set("device", Napi::String::New(info.Env(), device_));
     o.Set("backend", Napi::String::New(info.Env(), net()->backend().name()));
     o.Set("precision", Napi::String::New(info.Env(), net()->backend().precision()));

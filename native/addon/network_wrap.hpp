@@ -27,6 +27,7 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
   Napi::Value set_optimizer(const Napi::CallbackInfo& info);
   Napi::Value set_learning_rate(const Napi::CallbackInfo& info);
   Napi::Value set_training(const Napi::CallbackInfo& info);
+  Napi::Value set_frozen(const Napi::CallbackInfo& info);
   Napi::Value train_step(const Napi::CallbackInfo& info);
   Napi::Value compute_gradients(const Napi::CallbackInfo& info);
   Napi::Value predict(const Napi::CallbackInfo& info);

@@ -118,8 +118,51 @@ std::vector<LayerInfo> Network::describe(const Shape& input) {
 void Network::set_optimizer(OptimizerConfig config, float label_smoothing) {
   BackendCall call(backend_);
   optimizer_ = std::make_unique<Optimizer>(std::move(config), params_, trainable_.size(), backend_);
+  optimizer_->set_frozen(frozen_trainable());
   label_smoothing_ = label_smoothing;
   ++capture_generation_;
+}
+
+std::vector<bool> Network::frozen_trainable() const {
+  std::vector<bool> out;
+  for (const ParamInfo& p : params_) {
+    if (p.trainable) out.push_back(freezing_.is_frozen(p.layer));
+  }
+  return out;
+}
+
+void Network::set_freezing(const std::vector<std::string>& frozen, const std::vector<std::string>& running_statistics) {
+  std::unordered_map<std::string, int> layer_index;
+  for (size_t i = 0; i < spec_.layers.size(); ++i) layer_index.emplace(spec_.layers[i].name, static_cast<int>(i));
+  auto find_layer = [&](const std::string& name) {
+    auto it = layer_index.find(name);
+    if (it == layer_index.end())
+      fail(ErrorCode::InvalidArgument, "freeze: the model has no layer named '" + name + "'");
+    return it->second;
+  };
+  Freezing f;
+  f.frozen.assign(spec_.layers.size(), false);
+  f.running_statistics.assign(spec_.layers.size(), false);
+  for (const std::string& name : frozen) f.frozen[static_cast<size_t>(find_layer(name))] = true;
+  for (const std::string& name : running_statistics) {
+    const int i = find_layer(name);
+    if (!f.frozen[static_cast<size_t>(i)] || spec_.layers[static_cast<size_t>(i)].type != LayerType::BatchNorm) {
+      fail(ErrorCode::InvalidArgument,
+           "freeze: '" + name + "' keeps running statistics only as a frozen batch-norm layer");
+    }
+    f.running_statistics[static_cast<size_t>(i)] = true;
+  }
+  if (f == freezing_) return;
+  BackendCall call(backend_);
+  freezing_ = std::move(f);
+  plans_.clear();
+  ++capture_generation_;
+  // No plan writes a frozen parameter's gradient, so a zero now stays: the gradient norm (one
+  // sum over the whole buffer) and clipping see only the trainable ones.
+  for (const ParamInfo& p : params_) {
+    if (p.trainable && freezing_.is_frozen(p.layer)) backend_.fill_zero(grads_.data() + p.offset, p.numel);
+  }
+  if (optimizer_) optimizer_->set_frozen(frozen_trainable());
 }
 
 Optimizer& Network::optimizer() {
@@ -158,7 +201,7 @@ Plan& Network::plan_for(const Shape& input, PlanMode mode) {
     }
   }
   if (plans_.size() >= kMaxCachedPlans) plans_.erase(plans_.begin());
-  plans_.push_back(std::make_unique<Plan>(spec_, params_, input, mode, backend_, memory_budget_));
+  plans_.push_back(std::make_unique<Plan>(spec_, params_, input, mode, backend_, memory_budget_, freezing_));
   return *plans_.back();
 }
 

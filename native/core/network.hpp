@@ -7,6 +7,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "backend.hpp"
@@ -68,6 +69,14 @@ class Network {
   bool has_optimizer() const { return optimizer_ != nullptr; }
   void set_learning_rate(float lr);
   void set_training(bool training) { training_ = training; }
+  // Freezes exactly the layers named in `frozen` (every other layer trains); the batch-norms
+  // named in `running_statistics` (each frozen) normalise with their running statistics in
+  // training too, and keep them. E_ARG naming an unknown layer, or a running_statistics entry
+  // that is not a frozen batch-norm. Compiled plans are dropped (they are rebuilt frozen), the
+  // frozen parameters' gradients zeroed (they stay so: no plan writes them), and the optimizer
+  // told; its state is kept.
+  void set_freezing(const std::vector<std::string>& frozen, const std::vector<std::string>& running_statistics);
+  const Freezing& freezing() const { return freezing_; }
   // Loss scaling (mixed precision). The default suits the backend's precision: dynamic from
   // 2^16 for fp16, a fixed 1 for bf16 and fp32.
   LossScaler& loss_scaler() { return scaler_; }
@@ -92,6 +101,12 @@ class Network {
   std::mutex& mutex() { return mutex_; }
   int64_t plan_count() const { return static_cast<int64_t>(plans_.size()); }
   int64_t arena_bytes() const;
+  // The most recently used plan's fused steps, and how many of them run backward (0 for an
+  // inference plan; fewer than all for a frozen prefix); {0, 0} before any plan.
+  std::pair<int, int> last_plan_steps() const {
+    if (plans_.empty()) return {0, 0};
+    return {plans_.back()->step_count(), plans_.back()->backward_step_count()};
+  }
   // Parameters, gradients, running statistics, optimizer state and plan arenas.
   int64_t memory_bytes() const;
 
@@ -120,6 +135,9 @@ class Network {
   // Bumped whenever something a captured step bakes in changes (optimizer, loss-scale settings).
   uint64_t capture_generation_ = 0;
   bool training_ = true;
+  Freezing freezing_;
+  // One flag per trainable parameter (parameter_table order): its layer is frozen.
+  std::vector<bool> frozen_trainable() const;
   std::vector<std::unique_ptr<Plan>> plans_;  // most recently used last
   std::mutex mutex_;
 };

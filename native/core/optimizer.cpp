@@ -46,11 +46,22 @@ void Optimizer::write_slot(int index, const ParamInfo& p, const float* values) {
   backend_.upload(slot(index, p), values, p.numel * static_cast<int64_t>(sizeof(float)));
 }
 
+void Optimizer::set_frozen(std::vector<bool> frozen) {
+  if (!frozen.empty() && frozen.size() != trainable_.size()) {
+    fail(ErrorCode::Internal, "optimizer: one frozen flag per trainable parameter expected");
+  }
+  frozen_ = std::move(frozen);
+}
+
 const std::vector<ParamSlice>& Optimizer::slices() {
-  slices_.resize(trainable_.size());  // allocates on the first step only
+  slices_.clear();  // capacity kept: allocates on the first step (and after a change of frozen) only
+  slice_param_.clear();
   for (size_t i = 0; i < trainable_.size(); ++i) {
+    if (!frozen_.empty() && frozen_[i]) continue;
     const ParamInfo& p = *trainable_[i];
-    slices_[i] = {p.offset, p.numel, config_.lr * config_.lr_scale[i], config_.weight_decay * config_.decay_scale[i]};
+    slices_.push_back(
+        {p.offset, p.numel, config_.lr * config_.lr_scale[i], config_.weight_decay * config_.decay_scale[i]});
+    slice_param_.push_back(i);
   }
   return slices_;
 }
@@ -68,7 +79,7 @@ void Optimizer::fail_non_finite(double norm) {
 void Optimizer::fail_non_finite_update(int64_t slice) const {
   const std::string what = config_.type == OptimizerType::Sgd ? "SGD" : "AdamW";
   fail(ErrorCode::NaN,
-       "training step: the " + what + " update of '" + trainable_[static_cast<size_t>(slice)]->name +
+       "training step: the " + what + " update of '" + trainable_[slice_param_[static_cast<size_t>(slice)]]->name +
            "' would make it or its optimizer state non-finite, from finite gradients; the weights "
            "were left unchanged. Lower the learning rate, or check the optimizer's settings (eps > 0).");
 }
@@ -85,20 +96,21 @@ void Optimizer::apply(float* params, float* grads, double norm, float grad_scale
 
 // `step` is 1-based.
 int64_t Optimizer::update(float* params, float* grads, int64_t step) {
+  if (slices().empty()) return kUpdateApplied;  // everything frozen
   if (config_.type == OptimizerType::Sgd) {
     SgdArgs a;
     a.momentum = config_.momentum;
     a.nesterov = config_.nesterov;
     a.decoupled = config_.decoupled;
     a.first_step = step == 1;
-    return backend_.sgd_update_all(slices(), a, params, grads, state1_.data());
+    return backend_.sgd_update_all(slices_, a, params, grads, state1_.data());
   }
   AdamArgs a;
   a.beta1 = config_.beta1;
   a.beta2 = config_.beta2;
   a.eps = config_.eps;
   a.step = step;
-  return backend_.adamw_update_all(slices(), a, params, grads, state1_.data(), state2_.data());
+  return backend_.adamw_update_all(slices_, a, params, grads, state1_.data(), state2_.data());
 }
 
 StepInputs Optimizer::captured_inputs(StepCapture& capture, float inv_loss_scale) {

@@ -35,6 +35,10 @@ class Optimizer {
 
   const OptimizerConfig& config() const { return config_; }
   void set_lr(float lr) { config_.lr = lr; }
+  // Frozen parameters (one flag per trainable parameter, parameter_table order; empty: none)
+  // are left out of every update: no step, no weight decay, their state (momentum, moments)
+  // kept as it is for when they thaw.
+  void set_frozen(std::vector<bool> frozen);
   int64_t steps() const { return steps_; }
   int64_t state_floats() const { return state1_.size() + state2_.size(); }
 
@@ -83,6 +87,8 @@ class Optimizer {
   int64_t trainable_floats_ = 0;
   BackendBuffer state1_, state2_;
   std::vector<ParamSlice> slices_;
+  std::vector<bool> frozen_;         // by trainable index
+  std::vector<size_t> slice_param_;  // slices_[i] updates trainable_[slice_param_[i]]
   int64_t steps_ = 0;
 };
 

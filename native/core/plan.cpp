@@ -5,6 +5,7 @@
 #include <map>
 #include <queue>
 #include <set>
+#include <tuple>
 
 #include "error.hpp"
 
@@ -205,6 +206,17 @@ class LayerParams {
       : params_(params), first_(layer_count, params.size()) {
     for (size_t i = params.size(); i-- > 0;) first_[static_cast<size_t>(params[i].layer)] = i;
   }
+  // [lo, hi) over the layer's trainable parameters' offsets; {-1, -1} when it has none.
+  std::pair<int64_t, int64_t> trainable_span(int layer) const {
+    int64_t lo = -1, hi = -1;
+    for (size_t i = first_[static_cast<size_t>(layer)]; i < params_.size() && params_[i].layer == layer; ++i) {
+      const ParamInfo& p = params_[i];
+      if (!p.trainable) continue;
+      lo = lo < 0 ? p.offset : std::min(lo, p.offset);
+      hi = std::max(hi, p.offset + p.numel);
+    }
+    return {lo, hi};
+  }
   const ParamInfo* find(int layer, ParamRole role, int sub = 0) const {
     for (size_t i = first_[static_cast<size_t>(layer)]; i < params_.size() && params_[i].layer == layer; ++i) {
       if (params_[i].role == role && params_[i].sub == sub) return &params_[i];
@@ -220,14 +232,14 @@ class LayerParams {
 }  // namespace
 
 Plan::Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode,
-           Backend& backend, int64_t memory_budget)
+           Backend& backend, int64_t memory_budget, const Freezing& freezing)
     : input_shape_(input), mode_(mode), backend_(backend) {
   const std::vector<Shape> shapes = infer_shapes(spec, input);
   check_feature_counts(spec, params, shapes, input);
   if (memory_budget == kNoMemoryBudget) check_activation_growth(spec, shapes);
   output_ = spec.output;
   classes_ = spec.classes;
-  build_steps(spec, params, shapes);
+  build_steps(spec, params, shapes, freezing);
   plan_memory(memory_budget);
 }
 
@@ -267,7 +279,14 @@ struct Plan::StepBuild {
   std::vector<int> step_of_layer;                 // -1 for absorbed layers
 };
 
-void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes) {
+int Plan::backward_step_count() const {
+  int n = 0;
+  for (const Step& s : steps_) n += s.runs_backward ? 1 : 0;
+  return n;
+}
+
+void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes,
+                       const Freezing& freezing) {
   const size_t layer_count = spec.layers.size();
   values_.assign(layer_count + 1, Value{});
   values_[0].shape = shapes[0];
@@ -276,7 +295,7 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
   for (size_t i = 0; i < layer_count; ++i) {
     if (b.absorbed[i]) continue;
     const Layer& l = spec.layers[i];
-    Step s = layer_step(b, static_cast<int>(i), shapes[static_cast<size_t>(l.inputs[0])]);
+    Step s = layer_step(b, static_cast<int>(i), shapes[static_cast<size_t>(l.inputs[0])], freezing);
     if (l.type == LayerType::BatchNorm) fuse_batch_norm(s, b);
     if (l.type == LayerType::Add) fuse_add(s, b);
     b.materialized[static_cast<size_t>(s.out)] = true;
@@ -288,10 +307,22 @@ void Plan::build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& para
     steps_.push_back(s);
   }
   link_values(spec, b.materialized);
+  mark_gradient_needs();
   mark_accumulation();
 }
 
-Plan::Step Plan::layer_step(const StepBuild& b, int layer, const Shape& x) const {
+void Plan::mark_gradient_needs() {
+  for (Value& v : values_) v.needs_grad = false;
+  if (!mode_.backward) return;
+  for (Step& s : steps_) {
+    const bool trainable = s.params_lo >= 0 && !s.frozen;
+    s.runs_backward = trainable || values_[static_cast<size_t>(s.in)].needs_grad ||
+                      (s.in2 >= 0 && values_[static_cast<size_t>(s.in2)].needs_grad);
+    values_[static_cast<size_t>(s.out)].needs_grad = s.runs_backward;
+  }
+}
+
+Plan::Step Plan::layer_step(const StepBuild& b, int layer, const Shape& x, const Freezing& freezing) const {
   const Layer& l = b.spec.layers[static_cast<size_t>(layer)];
   const LayerParams& lp = b.layer_params;
   Step s;
@@ -299,6 +330,8 @@ Plan::Step Plan::layer_step(const StepBuild& b, int layer, const Shape& x) const
   s.layer = layer;
   s.in = l.inputs[0];
   s.out = layer + 1;
+  s.frozen = freezing.is_frozen(layer);
+  std::tie(s.params_lo, s.params_hi) = lp.trainable_span(layer);
   switch (l.type) {
     case LayerType::Conv2d: {
       Shape w{l.kh, l.kw, x[3] / l.groups, l.filters};
@@ -314,6 +347,7 @@ Plan::Step Plan::layer_step(const StepBuild& b, int layer, const Shape& x) const
       s.b = lp.find(layer, ParamRole::Beta)->offset;
       s.rmean = lp.find(layer, ParamRole::RunningMean)->offset;
       s.rvar = lp.find(layer, ParamRole::RunningVar)->offset;
+      s.batch_stats = mode_.batch_stats && !(s.frozen && freezing.uses_running_statistics(layer));
       break;
     case LayerType::Add:
       s.in2 = l.inputs[1];
@@ -366,7 +400,7 @@ void Plan::fuse_batch_norm(Step& s, StepBuild& b) {
       }
     }
   }
-  if (mode_.batch_stats && s.in > 0 && b.layer_consumers[static_cast<size_t>(s.in)].size() == 1) {
+  if (s.batch_stats && s.in > 0 && b.layer_consumers[static_cast<size_t>(s.in)].size() == 1) {
     const int producer = b.step_of_layer[static_cast<size_t>(s.in - 1)];
     if (producer >= 0 && steps_[static_cast<size_t>(producer)].type == LayerType::Conv2d &&
         steps_[static_cast<size_t>(producer)].out == s.in) {
@@ -405,6 +439,7 @@ void Plan::mark_accumulation() {
   std::vector<bool> written(values_.size(), false);
   for (size_t si = steps_.size(); si-- > 0;) {
     Step& s = steps_[si];
+    if (!s.runs_backward) continue;  // writes no gradient
     s.acc_in = written[static_cast<size_t>(s.in)];
     written[static_cast<size_t>(s.in)] = true;
     if (s.in2 >= 0) {
@@ -430,7 +465,8 @@ struct Plan::Buffers {
   std::vector<Interval*> items;        // to place, in this order (placement's ties depend on it)
   std::vector<int> grad_owner;         // in-place backward: the value whose grad buffer we share
   int64_t scratch = 0, max_value = 0;  // floats
-  Interval scratch_iv{}, acc_a{}, acc_b{};
+  int64_t sink = 0;                    // floats: the largest frozen layer whose backward runs
+  Interval scratch_iv{}, acc_a{}, acc_b{}, sink_iv{};
 };
 
 void Plan::plan_memory(int64_t memory_budget) {
@@ -443,6 +479,10 @@ void Plan::plan_memory(int64_t memory_budget) {
   m.items.push_back(&m.scratch_iv);
   m.items.push_back(&m.acc_a);
   m.items.push_back(&m.acc_b);
+  if (m.sink > 0) {
+    m.sink_iv = {aligned(m.sink), 0, m.end_of_step};
+    m.items.push_back(&m.sink_iv);
+  }
 
   const int64_t total = place_device_slots(place(m.items));
   check_memory_budget(total, memory_budget);
@@ -473,7 +513,7 @@ void Plan::forward_lifetimes(Buffers& m) const {
         break;
       case LayerType::BatchNorm:
         m.scratch = std::max(m.scratch, backend_.channel_scratch_floats(c));
-        if (mode_.batch_stats) {
+        if (s.batch_stats) {
           m.stats[si] = {aligned(2 * c), std::min<int64_t>(t, s.stats_in_conv ? t - 1 : t), m.end_of_step};
           if (s.stats_in_conv) m.stats[si].start = values_[static_cast<size_t>(s.in)].producer;
           m.items.push_back(&m.stats[si]);
@@ -494,9 +534,16 @@ void Plan::forward_lifetimes(Buffers& m) const {
 
 void Plan::gradient_lifetimes(Buffers& m) const {
   const int64_t S = m.S;
+  for (const Step& s : steps_) {
+    // A frozen layer whose backward runs still computes its parameters' gradients (the
+    // kernels take them together), into the sink; a convolution skips them instead.
+    if (s.runs_backward && s.frozen && s.params_lo >= 0 && s.type != LayerType::Conv2d) {
+      m.sink = std::max(m.sink, s.params_hi - s.params_lo);
+    }
+  }
   for (size_t v = 1; v < values_.size(); ++v) {
     const Value& val = values_[v];
-    if (val.producer < 0) continue;
+    if (val.producer < 0 || !val.needs_grad) continue;
     int64_t first_writer = -1;
     for (int c : val.consumers) first_writer = std::max<int64_t>(first_writer, c);
     const int64_t start = static_cast<int>(v) == output_ ? S : 2 * S - first_writer;
@@ -508,7 +555,9 @@ void Plan::gradient_lifetimes(Buffers& m) const {
   // its input is reached, so every value names that owner directly (no chains to follow).
   for (size_t si = steps_.size(); si-- > 0;) {
     const Step& s = steps_[si];
-    if ((s.type != LayerType::BatchNorm && s.type != LayerType::Relu) || s.in == 0 || s.acc_in) continue;
+    if ((s.type != LayerType::BatchNorm && s.type != LayerType::Relu) ||
+        !values_[static_cast<size_t>(s.in)].needs_grad || s.acc_in)
+      continue;
     if (values_[static_cast<size_t>(s.in)].numel != values_[static_cast<size_t>(s.out)].numel) continue;
     const int owner = m.grad_owner[static_cast<size_t>(s.out)];
     const int root = owner >= 0 ? owner : s.out;
@@ -519,7 +568,7 @@ void Plan::gradient_lifetimes(Buffers& m) const {
     r.end = std::max(r.end, g.end);
   }
   for (size_t v = 1; v < values_.size(); ++v) {
-    if (values_[v].producer >= 0 && m.grad_owner[v] < 0) m.items.push_back(&m.grads[v]);
+    if (values_[v].producer >= 0 && values_[v].needs_grad && m.grad_owner[v] < 0) m.items.push_back(&m.grads[v]);
   }
 }
 
@@ -557,14 +606,14 @@ void Plan::assign_offsets(const Buffers& m) {
   for (size_t v = 1; v < values_.size(); ++v) {
     if (values_[v].producer < 0) continue;
     values_[v].act = m.acts[v].offset;
-    if (mode_.backward) {
+    if (values_[v].needs_grad) {
       const int owner = m.grad_owner[v];
       values_[v].grad = m.grads[owner >= 0 ? static_cast<size_t>(owner) : v].offset;
     }
   }
   for (size_t si = 0; si < steps_.size(); ++si) {
     Step& s = steps_[si];
-    if (s.type == LayerType::BatchNorm && mode_.batch_stats) {
+    if (s.type == LayerType::BatchNorm && s.batch_stats) {
       s.mean = m.stats[si].offset;
       s.var = s.mean + values_[static_cast<size_t>(s.in)].shape.back();
     }
@@ -574,6 +623,7 @@ void Plan::assign_offsets(const Buffers& m) {
   scratch_floats_ = m.scratch;
   acc_a_ = m.acc_a.offset;
   acc_b_ = m.acc_b.offset;
+  sink_ = m.sink > 0 ? m.sink_iv.offset : -1;
 }
 
 const int32_t* Plan::stage_labels(const int32_t* labels) {
@@ -602,7 +652,7 @@ float* Plan::act(int v, const float* input) const {
 }
 
 float* Plan::grad(int v) const {
-  if (v == 0) return nullptr;
+  if (v == 0 || !values_[static_cast<size_t>(v)].needs_grad) return nullptr;
   return const_cast<float*>(arena_.data()) + values_[static_cast<size_t>(v)].grad;
 }
 

@@ -7,6 +7,11 @@
 // batch-norm backward. Gradient buffers are placed by lifetime (a buffer is reused once
 // its value's gradient is consumed), and batch-norm / ReLU backward write in place over
 // their incoming gradient.
+//
+// Freezing (Freezing below): a frozen layer's parameters get no gradient. Backward runs only
+// the steps whose output's gradient something trainable needs, so a frozen prefix of the
+// network (every layer from the input up to the first trainable one) costs no backward work
+// at all; a frozen layer behind a trainable one passes its input gradient on and nothing else.
 #pragma once
 
 #include <array>
@@ -29,6 +34,23 @@ struct PlanMode {
   bool backward = false;     // compute gradients (training or gradient evaluation)
   bool batch_stats = false;  // batch-norm uses (and updates) batch statistics
   bool operator==(const PlanMode& o) const { return backward == o.backward && batch_stats == o.batch_stats; }
+};
+
+// Which layers train, by graph layer (empty: every layer trains). A frozen layer's parameters
+// get no gradient (and so no update). A frozen batch-norm with `running_statistics` set
+// normalises with its running statistics in training too and leaves them as they are (as
+// PyTorch's eval() on that module or Keras' trainable = False): there it is an affine map, and
+// its backward is dx = dy · gamma / sqrt(running_var + eps).
+struct Freezing {
+  std::vector<bool> frozen;              // by graph layer
+  std::vector<bool> running_statistics;  // by graph layer: frozen batch-norms on their running statistics
+  bool is_frozen(int layer) const {
+    return static_cast<size_t>(layer) < frozen.size() && frozen[static_cast<size_t>(layer)];
+  }
+  bool uses_running_statistics(int layer) const {
+    return static_cast<size_t>(layer) < running_statistics.size() && running_statistics[static_cast<size_t>(layer)];
+  }
+  bool operator==(const Freezing& o) const { return frozen == o.frozen && running_statistics == o.running_statistics; }
 };
 
 struct LossResult {
@@ -55,7 +77,7 @@ class Plan {
   // E_ALLOC, before allocating, when the arena would exceed `memory_budget` bytes, or (with
   // no budget) when a layer's activations are absurd for its input (check_activation_growth).
   Plan(const GraphSpec& spec, const std::vector<ParamInfo>& params, const Shape& input, PlanMode mode, Backend& backend,
-       int64_t memory_budget = kNoMemoryBudget);
+       int64_t memory_budget = kNoMemoryBudget, const Freezing& freezing = Freezing{});
   ~Plan() {
     if (StepCapture* capture = backend_.step_capture()) capture->drop_captures(this);
   }
@@ -70,6 +92,8 @@ class Plan {
   // logits widened from the activation type); null on the CPU.
   float* output_scratch() { return probs_slot_ >= 0 ? arena_.data() + probs_slot_ : nullptr; }
   int step_count() const { return static_cast<int>(steps_.size()); }
+  // Steps whose backward runs (the others lie in a frozen prefix, or lead only to one).
+  int backward_step_count() const;
 
   // Forward pass; the logits (in the backend's activation type) stay in the arena until the
   // next run.
@@ -108,12 +132,16 @@ class Plan {
     int layer = 0;
     int in = -1, in2 = -1, out = -1;  // value ids; in2 = BN skip or the add's second operand
     bool relu = false;
+    bool frozen = false;                   // its parameters get no gradient (Freezing)
+    bool batch_stats = false;              // BN: normalises with (and updates) batch statistics
+    bool runs_backward = false;            // some trainable parameter needs the gradient of its output
     bool stats_in_conv = false;            // BN: its conv producer computed the batch statistics
     int stats_step = -1;                   // conv: the BN step whose statistics it computes
     bool acc_in = false, acc_in2 = false;  // backward accumulates into the inputs' gradients
     Conv2dGeometry conv{};
     Pool2dGeometry pool{};
     int64_t w = -1, b = -1, w2 = -1, b2 = -1;  // trainable offsets
+    int64_t params_lo = -1, params_hi = -1;    // trainable span of its layer (a frozen one's gradients go to the sink)
     int64_t rmean = -1, rvar = -1;             // running-statistics offsets
     int64_t mean = -1, var = -1;               // arena: batch statistics
     int64_t aux = -1;                          // arena: squeeze-excite saved activations
@@ -128,14 +156,20 @@ class Plan {
     int producer = -1;  // step index; -1 for the network input
     std::vector<int> consumers;
     int64_t act = -1, grad = -1;  // arena offsets
+    bool needs_grad = false;      // a trainable parameter's gradient depends on this value's
   };
 
   struct StepBuild;  // build_steps' bookkeeping: consumers, absorbed layers, materialized values (plan.cpp)
   struct Buffers;    // plan_memory's buffers to place, with the scratch and accumulation sizes (plan.cpp)
 
-  void build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes);
+  void build_steps(const GraphSpec& spec, const std::vector<ParamInfo>& params, const std::vector<Shape>& shapes,
+                   const Freezing& freezing);
   // The step of graph layer `layer` (input shape `x`), unfused: its geometry and parameter offsets.
-  Step layer_step(const StepBuild& b, int layer, const Shape& x) const;
+  Step layer_step(const StepBuild& b, int layer, const Shape& x, const Freezing& freezing) const;
+  // Forward over the steps: a value needs a gradient when its producer has trainable
+  // parameters or one of the producer's inputs needs one; a step runs backward when its
+  // output needs a gradient. The input never does.
+  void mark_gradient_needs();
   // Batch-norm → ReLU, or → add (other operand materialized earlier) [→ ReLU]; and its
   // statistics into the conv producing its input when it is that value's only user.
   void fuse_batch_norm(Step& s, StepBuild& b);
@@ -165,6 +199,10 @@ class Plan {
   // One step's backward, from grad(s.out) into its inputs' gradients and p.grads.
   void backward_step(const Step& s, ParamBuffers& p);
   void batch_norm_backward(const Step& s, ParamBuffers& p, float* dx);
+  // Where step s writes the gradient of its parameter at trainable offset `offset`: p.grads, or
+  // for a frozen layer whose backward must run (to pass its input gradient on) the sink, which
+  // nothing reads. Null for offset -1.
+  float* param_grad(const Step& s, ParamBuffers& p, int64_t offset);
   // Both operands receive the same gradient (past the ReLU when fused); finishes s.in itself.
   void add_backward(const Step& s, float* dx);
   // Where value v's gradient must be added to one already written (acc), the kernel writes to
@@ -182,6 +220,7 @@ class Plan {
   int64_t classes_ = 0;
   int64_t scratch_ = -1, scratch_floats_ = 0;
   int64_t acc_a_ = -1, acc_b_ = -1;  // gradient accumulation buffers
+  int64_t sink_ = -1;                // frozen layers' parameter gradients (discarded)
   // A device backend's copies of the host input and labels, and predict's probabilities.
   int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
   int64_t input_act_slot_ = -1;  // mixed precision: the input in the activation type

@@ -34,7 +34,7 @@ int Plan::first_nonfinite_batch_statistics() {
   if (!mode_.batch_stats) return kAllFinite;
   const float* arena = arena_.data();
   for (const Step& s : steps_) {
-    if (s.type != LayerType::BatchNorm) continue;
+    if (s.type != LayerType::BatchNorm || !s.batch_stats) continue;  // frozen on its running statistics
     const int64_t c = values_[static_cast<size_t>(s.in)].shape.back();
     if (!backend_.all_finite(c, arena + s.mean) || !backend_.all_finite(c, arena + s.var)) return s.layer;
   }

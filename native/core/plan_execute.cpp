@@ -61,7 +61,7 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
         a.channels = c;
         a.gamma = p.params + s.w;
         a.beta = p.params + s.b;
-        if (mode_.batch_stats) {
+        if (s.batch_stats) {
           if (!s.stats_in_conv) backend_.batch_norm_statistics(a.rows, c, x, arena + s.mean, arena + s.var, scratch);
           a.mean = arena + s.mean;
           a.var = arena + s.var;
@@ -113,7 +113,7 @@ void Plan::update_running_statistics(ParamBuffers& p) {
   if (!mode_.batch_stats) return;
   float* arena = arena_.data();
   for (const Step& s : steps_) {
-    if (s.type != LayerType::BatchNorm) continue;
+    if (s.type != LayerType::BatchNorm || !s.batch_stats) continue;  // a frozen one keeps its own
     const Value& xv = values_[static_cast<size_t>(s.in)];
     const int64_t c = xv.shape.back();
     backend_.batch_norm_update_running(xv.numel / c, c, arena + s.mean, arena + s.var, s.momentum, p.running + s.rmean,
@@ -152,6 +152,7 @@ void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, flo
   if (!mode_.backward) fail(ErrorCode::Internal, "Plan::backward on a forward-only plan");
   labels = stage_labels(labels);
   const Value& out = values_[static_cast<size_t>(output_)];
+  if (!out.needs_grad) return;  // everything is frozen
   const int64_t n = out.shape[0];
   if (mix.other == nullptr || mix.lambda == 1.0f) {
     backend_.softmax_cross_entropy_backward(n, classes_, act(output_, input_), labels, smoothing, loss_scale,
@@ -166,16 +167,26 @@ void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, flo
                                             loss_scale * (1.0f - mix.lambda), mix_grad_.data());
     backend_.accumulate(n * classes_, mix_grad_.data(), grad(output_));
   }
-  for (size_t si = steps_.size(); si-- > 0;) backward_step(steps_[si], p);
+  // Steps that do not run backward (a frozen prefix) are skipped: their output's gradient
+  // would reach no trainable parameter.
+  for (size_t si = steps_.size(); si-- > 0;) {
+    if (steps_[si].runs_backward) backward_step(steps_[si], p);
+  }
+}
+
+float* Plan::param_grad(const Step& s, ParamBuffers& p, int64_t offset) {
+  if (offset < 0) return nullptr;
+  return s.frozen ? arena_.data() + sink_ + (offset - s.params_lo) : p.grads + offset;
 }
 
 float* Plan::grad_target(int v, bool acc, int64_t slot) const {
-  if (v == 0) return nullptr;
+  if (v == 0 || !values_[static_cast<size_t>(v)].needs_grad) return nullptr;
   return acc ? const_cast<float*>(arena_.data()) + slot : grad(v);
 }
 
 void Plan::finish_grad(int v, bool acc, int64_t slot) {
-  if (v != 0 && acc) backend_.accumulate(values_[static_cast<size_t>(v)].numel, arena_.data() + slot, grad(v));
+  if (acc && grad(v) != nullptr)
+    backend_.accumulate(values_[static_cast<size_t>(v)].numel, arena_.data() + slot, grad(v));
 }
 
 void Plan::backward_step(const Step& s, ParamBuffers& p) {
@@ -189,7 +200,7 @@ void Plan::backward_step(const Step& s, ParamBuffers& p) {
   switch (s.type) {
     case LayerType::Conv2d:
       if (dx) backend_.conv2d_backward_input(s.conv, dy, p.params + s.w, dx, scratch);
-      backend_.conv2d_backward_weight(s.conv, x, dy, p.grads + s.w, s.b >= 0 ? p.grads + s.b : nullptr, scratch);
+      if (!s.frozen) backend_.conv2d_backward_weight(s.conv, x, dy, p.grads + s.w, param_grad(s, p, s.b), scratch);
       break;
     case LayerType::BatchNorm:
       batch_norm_backward(s, p, dx);
@@ -213,8 +224,8 @@ void Plan::backward_step(const Step& s, ParamBuffers& p) {
       if (dx) backend_.copy(xv.numel, dy, dx);
       break;
     case LayerType::Dense:
-      backend_.dense_backward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w, dy, dx, p.grads + s.w,
-                              s.b >= 0 ? p.grads + s.b : nullptr);
+      backend_.dense_backward(xv.shape[0], xv.shape[1], yv.shape[1], x, p.params + s.w, dy, dx, param_grad(s, p, s.w),
+                              param_grad(s, p, s.b));
       break;
     case LayerType::ZeroPad:
       if (dx) backend_.zero_pad_backward(xv.shape, s.pads.data(), dy, dx);
@@ -224,8 +235,8 @@ void Plan::backward_step(const Step& s, ParamBuffers& p) {
       break;
     case LayerType::SqueezeExcite: {
       float* dxs = dx ? dx : arena_.data() + acc_a_;
-      backend_.squeeze_excite_backward(se_args(s, p), x, dy, dxs, p.grads + s.w, p.grads + s.b, p.grads + s.w2,
-                                       p.grads + s.b2, scratch);
+      backend_.squeeze_excite_backward(se_args(s, p), x, dy, dxs, param_grad(s, p, s.w), param_grad(s, p, s.b),
+                                       param_grad(s, p, s.w2), param_grad(s, p, s.b2), scratch);
       break;
     }
   }
@@ -242,13 +253,21 @@ void Plan::batch_norm_backward(const Step& s, ParamBuffers& p, float* dx) {
   a.epsilon = s.epsilon;
   a.gamma = p.params + s.w;
   a.beta = p.params + s.b;
-  a.mean = mode_.batch_stats ? arena + s.mean : p.running + s.rmean;
-  a.var = mode_.batch_stats ? arena + s.var : p.running + s.rvar;
-  float* dskip = s.in2 >= 0 ? grad_target(s.in2, s.acc_in2, acc_b_) : nullptr;
+  a.mean = s.batch_stats ? arena + s.mean : p.running + s.rmean;
+  a.var = s.batch_stats ? arena + s.var : p.running + s.rvar;
+  // A skip operand whose gradient nothing needs (a frozen prefix) still gets one written: into
+  // the second accumulation buffer, which is free here and read by nobody.
+  float* dskip = nullptr;
+  if (s.in2 >= 0) {
+    dskip = grad_target(s.in2, s.acc_in2, acc_b_);
+    if (dskip == nullptr) dskip = arena + acc_b_;
+  }
   // The input gradient is needed for the batch-norm's own parameters even when x is the network input.
   float* dxb = dx ? dx : arena + acc_a_;
-  backend_.batch_norm_backward(a, mode_.batch_stats, act(s.in, input_), act(s.out, input_), s.relu, grad(s.out), dxb,
-                               dskip, p.grads + s.w, p.grads + s.b, arena + scratch_);
+  // Off batch statistics (inference mode, or a frozen batch-norm on its running ones) the
+  // kernel's backward is the affine map's: dx = dy · gamma / sqrt(running_var + eps).
+  backend_.batch_norm_backward(a, s.batch_stats, act(s.in, input_), act(s.out, input_), s.relu, grad(s.out), dxb, dskip,
+                               param_grad(s, p, s.w), param_grad(s, p, s.b), arena + scratch_);
   if (s.in2 >= 0) finish_grad(s.in2, s.acc_in2, acc_b_);
 }
 
@@ -262,7 +281,7 @@ void Plan::add_backward(const Step& s, float* dx) {
     backend_.copy(numel, dy, first);
   }
   finish_grad(s.in, s.acc_in, acc_a_);
-  if (s.in2 != 0) {
+  if (grad(s.in2) != nullptr) {
     if (s.acc_in2) {
       backend_.accumulate(numel, first, grad(s.in2));
     } else {
