@@ -16,6 +16,8 @@ export const SLOW = [
   'test/io/fuzz_import.test.ts',
   'test/io/fuzz_checkpoint.test.ts',
   'test/io/fuzz_data.test.ts',
+  // ONNX export of every family run in onnxruntime (wasm), full resnet18 and resnet50 (~45 s)
+  'test/io/onnx_export.test.ts',
   'test/train/hostile_options.test.ts',
   // worker threads, child processes, plans at scale, memory budgets (15–34 s each)
   'test/native/workers.test.ts',
@@ -24,10 +26,14 @@ export const SLOW = [
   'test/native/memory_budget.test.ts',
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)
   'test/package/cli.test.ts',
+  'test/package/cli_export.test.ts',
+  'test/package/cli_train_options.test.ts', // train --resume / --log runs (about 40 s)
   'test/package/pack_install.test.ts',
   // train --freeze end to end (14 s)
   'test/package/cli_freeze.test.ts',
   'test/data/mnist_convergence.test.ts',
+  // train → eval → report through the CLI, then the page in headless Chromium (about 18 s)
+  'test/package/report.test.ts',
 ];
 
 export default mergeConfig(

@@ -22,6 +22,7 @@ export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
 export type { AugmentResult, CenterCropOptions, ColorJitterOptions, MixOptions, RandomResizedCropOptions } from './data/index.js';
 export type { LabelMix } from './model/label_mix.js';
+export type { OnnxExportOptions, OnnxLayout } from './io/onnx_export.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
 export {
@@ -50,5 +51,7 @@ export {
   type CheckpointOptions,
   type MonitorName,
 } from './train/callbacks.js';
+export { csvLogger, type CsvLoggerOptions } from './train/csv_logger.js';
+export { tensorBoard, type TensorBoardOptions } from './train/tensorboard.js';
 export * as metrics from './train/metrics.js';
 export { Progress, type ProgressMode, type ProgressOptions, type ProgressStream } from './train/progress.js';

@@ -37,3 +37,4 @@ export {
 } from './safetensors.js';
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
+export { type OnnxExportOptions, type OnnxLayout } from './onnx_export.js';

@@ -9,6 +9,7 @@ import * as validate from '../validate.js';
 import type { Precision } from '../validate.js';
 import type { SaveModelOptions } from '../io/checkpoint_types.js';
 import { saveModelState } from '../io/checkpoint_writer.js';
+import { checkOnnxOptions, type OnnxExportOptions, writeOnnx } from '../io/onnx_export.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 import { checkClassNames, checkPreprocessing, type Preprocessing } from './preprocessing.js';
@@ -473,6 +474,23 @@ export class Model {
     const state = await this.#enqueue(async () => (this.isDisposed ? undefined : this.exportState({ optimizer })));
     // ...and encoded and written by io's checkpoint writer (which knows the state's type, not Model).
     await saveModelState(path, state, options, 'save');
+  }
+
+  /**
+   * Writes the model as an ONNX inference graph (onnxruntime, TensorRT, OpenVINO, …), atomically:
+   * input 'input' (NHWC by default, as predict takes it), outputs 'logits' and 'probabilities';
+   * batch-norms that follow a convolution are folded into it. See lib/io/onnx_export.ts.
+   */
+  async exportOnnx(path: string, options: OnnxExportOptions = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', 'exportOnnx: path must be a non-empty string');
+    const checked = checkOnnxOptions(options, 'exportOnnx');
+    // The parameters are copied in call order, as save's are.
+    const parameters = await this.#enqueue(async () =>
+      this.isDisposed ? undefined : new Map(this.parameters().map((p) => [p.name, p.values] as const)),
+    );
+    if (parameters === undefined) throw new ResNetError('E_DISPOSED', 'exportOnnx: the model was disposed');
+    const source = { spec: this.spec, parameters, preprocessing: this.#preprocessing, classNames: this.#classNames };
+    await writeOnnx(path, source, checked, 'exportOnnx');
   }
 
   /**

@@ -125,6 +125,12 @@ export class FitRun {
     const order = validate.allocate(Int32Array, n, op, 'the order of the examples');
     this.#res = { device, pipeline, valPipeline: this.#valPipeline, order, acc: new MetricAccumulator(), valAcc: new MetricAccumulator() };
 
+    const plateau = this.#plan.plateau;
+    if (plateau) {
+      // Its state is a function of the epochs so far: rebuilt from them (a resumed run continues exactly).
+      plateau.reset();
+      for (const log of this.history) plateau.step(this.#plateauMetric(log));
+    }
     for (const cb of this.#plan.callbacks) await cb.onTrainBegin?.(this.ctx);
     this.#progress.trainBegin(epochs, stepsPerEpoch);
     this.#model.train();
@@ -133,13 +139,16 @@ export class FitRun {
   /** Trains the next epoch, validates, and calls onEpochEnd. */
   async runEpoch(): Promise<void> {
     const res = this.#res!;
-    const { n, shuffle, epochSchedule, scheduled, callbacks } = this.#plan;
+    const { n, shuffle, epochSchedule, plateau, scheduled, callbacks } = this.#plan;
     const epochIndex = this.epoch; // 0-based index of the epoch being trained
     for (let i = 0; i < n; i++) res.order[i] = i;
     if (shuffle) this.#rng.shuffle(res.order);
     let lr = this.#model.learningRate;
     if (epochSchedule) {
       lr = scheduled(epochSchedule(epochIndex, this.history), `schedule(${epochIndex}, history)`);
+      this.#model.setLearningRate(lr);
+    } else if (plateau) {
+      lr = plateau.lr;
       this.#model.setLearningRate(lr);
     }
     for (const cb of callbacks) await cb.onEpochBegin?.(epochIndex + 1, this.ctx);
@@ -251,10 +260,17 @@ export class FitRun {
     entry.seconds = (performance.now() - t0) / 1000;
     this.epoch = epochIndex + 1;
     this.history.push(entry);
+    this.#plan.plateau?.step(this.#plateauMetric(entry));
     this.#progress.epochEnd(entry);
     for (const cb of callbacks) {
       if ((await cb.onEpochEnd?.(entry, this.ctx)) === false) this.ctx.stop('stopped by a callback');
     }
+  }
+
+  /** The value a ReduceLROnPlateau schedule monitors (planFit checked that epochs have it; NaN is a bad epoch). */
+  #plateauMetric(log: EpochLog): number {
+    const v = log[this.#plan.plateau!.monitor];
+    return typeof v === 'number' ? v : NaN;
   }
 
   /** Ends the progress output and frees the pipelines (eachBatch has waited for any batch still loading). */

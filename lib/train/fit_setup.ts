@@ -11,7 +11,7 @@ import type { Callback, EpochLog, History, TrainerState } from './callbacks.js';
 import { type CompileOptions, MAX_RATE } from './optimizers.js';
 import type { ProgressMode } from './progress.js';
 import { SeededRandom } from './random.js';
-import type { LrSchedule } from './schedules.js';
+import { type LrSchedule, ReduceLROnPlateau } from './schedules.js';
 
 /** A per-epoch learning rate: called before each epoch with its 0-based index and the history so far. */
 export type EpochSchedule = (epoch: number, history: readonly EpochLog[]) => number;
@@ -33,8 +33,12 @@ export interface FitOptions {
   augment?: TrainAugmentOptions | false;
   /** Normalisation when `augment` does not give mean/std. Default mean 0, std 1. */
   normalize?: NormalizeOptions;
-  /** Per step: an LrSchedule (`.at(globalStep)`, e.g. schedules.cosine). Per epoch: a function (epoch, history) → lr. Default: the compiled lr. */
-  schedule?: LrSchedule | EpochSchedule;
+  /**
+   * Per step: an LrSchedule (`.at(globalStep)`, e.g. schedules.cosine). Per epoch: a function
+   * (epoch, history) → lr, or a schedules.ReduceLROnPlateau, stepped on its `monitor` after
+   * every epoch. Default: the compiled lr.
+   */
+  schedule?: LrSchedule | EpochSchedule | ReduceLROnPlateau;
   /** Skip the last, short batch of each epoch. Default true. */
   dropLast?: boolean;
   /** Overrides the Trainer's progress mode for this fit. */
@@ -87,6 +91,8 @@ export interface FitPlan {
   imagenet: { train: ImagenetAugment; validation: ImagenetAugment; mixes: boolean };
   stepSchedule: LrSchedule | undefined;
   epochSchedule: EpochSchedule | undefined;
+  /** A ReduceLROnPlateau schedule: sets each epoch's lr, steps after each epoch. */
+  plateau: ReduceLROnPlateau | undefined;
   /** Training examples. */
   n: number;
   stepsPerEpoch: number;
@@ -128,7 +134,18 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   if (imagenet.mixes && model.device !== 'cpu') {
     throw new ResNetError('E_ARG', `${op}: augment.mixup / augment.cutmix train on the CPU only for now (the model is on ${model.device})`);
   }
-  const { stepSchedule, epochSchedule } = splitSchedule(options.schedule, op);
+  const { stepSchedule, epochSchedule, plateau } = splitSchedule(options.schedule, op);
+  if (plateau) {
+    const m = plateau.monitor;
+    if (m.startsWith('val') && !val)
+      throw new ResNetError('E_ARG', `${op}: the ReduceLROnPlateau schedule monitors '${m}': pass a validation dataset`);
+    if (m.endsWith('op5') && model.classes < 5) {
+      throw new ResNetError(
+        'E_ARG',
+        `${op}: the ReduceLROnPlateau schedule monitors '${m}', which needs 5 or more classes (the model has ${model.classes})`,
+      );
+    }
+  }
 
   const n = ds.length;
   const stepsPerEpoch = dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
@@ -158,6 +175,7 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
     imagenet,
     stepSchedule,
     epochSchedule,
+    plateau,
     n,
     stepsPerEpoch,
     tail,
@@ -165,12 +183,16 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   };
 }
 
-/** fit's `schedule`: a function is per epoch, an object with at(step) per step. */
-function splitSchedule(schedule: FitOptions['schedule'], op: string): { stepSchedule?: LrSchedule; epochSchedule?: EpochSchedule } {
+/** fit's `schedule`: a function is per epoch, a ReduceLROnPlateau per epoch on its metric, an object with at(step) per step. */
+function splitSchedule(
+  schedule: FitOptions['schedule'],
+  op: string,
+): { stepSchedule?: LrSchedule; epochSchedule?: EpochSchedule; plateau?: ReduceLROnPlateau } {
   if (typeof schedule === 'function') return { epochSchedule: schedule as EpochSchedule };
   if (schedule === undefined) return {};
+  if (schedule instanceof ReduceLROnPlateau) return { plateau: schedule };
   if (typeof schedule !== 'object' || schedule === null || typeof (schedule as LrSchedule).at !== 'function') {
-    throw new ResNetError('E_ARG', `${op}: schedule must be an LrSchedule (with at(step)) or a function (epoch, history) → lr`);
+    throw new ResNetError('E_ARG', `${op}: schedule must be an LrSchedule (with at(step)), a ReduceLROnPlateau or a function (epoch, history) → lr`);
   }
   return { stepSchedule: schedule as LrSchedule };
 }

@@ -102,6 +102,16 @@ export class Trainer {
       this.#stopReason = epoch < plan.epochs ? stopReason : undefined;
       for (const cb of plan.callbacks) await cb.onTrainEnd?.(history, ctx);
       return history;
+    } catch (err) {
+      // Callbacks close their files; their own failures here would hide the error that matters.
+      for (const cb of plan.callbacks) {
+        try {
+          await cb.onTrainAbort?.(err, run.ctx);
+        } catch {
+          // ignored: fit throws `err`
+        }
+      }
+      throw err;
     } finally {
       run.teardown();
       this.#running = false;
