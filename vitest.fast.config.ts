@@ -14,6 +14,10 @@ export const SLOW = [
   // torchvision / Keras imports, seeded fuzzing, hostile option values (13–24 s each)
   'test/io/import.test.ts',
   'test/io/fuzz_import.test.ts',
+  // seeded .pth fuzzing (22 s)
+  'test/io/fuzz_pth.test.ts',
+  // models.pretrained end to end: a 23 MB resnet18 .pth served, loaded twice (13 s)
+  'test/model/pretrained.test.ts',
   'test/io/fuzz_checkpoint.test.ts',
   'test/io/fuzz_data.test.ts',
   'test/io/fuzz_images.test.ts',

@@ -23,6 +23,8 @@ export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamG
 export * as schedules from './train/schedules.js';
 export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
+export type { AugmentResult, CenterCropOptions, ColorJitterOptions, MixOptions, RandomResizedCropOptions } from './data/index.js';
+export type { LabelMix } from './model/label_mix.js';
 export type { OnnxExportOptions, OnnxLayout } from './io/onnx_export.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';

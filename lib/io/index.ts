@@ -15,6 +15,8 @@ export {
   type Checkpoint,
   type CheckpointSnapshot,
 } from './checkpoint.js';
+export { TorchFile, type TorchEntry } from './torch_file.js';
+export { fetchWeights, weightsDir, type FetchWeightsOptions } from './weights_cache.js';
 export {
   SafetensorsReader,
   readSafetensors,

@@ -17,6 +17,7 @@ import { type ImagePrediction, predictImages, type PredictImagesOptions } from '
 import { replaceHead, type ReplaceHeadOptions } from './replace_head.js';
 import type { ImageSource } from '../io/decode_image.js';
 import { type FreezeOptions, type FreezePattern, type FrozenLayers, frozenAfterFreeze, frozenAfterUnfreeze, nativeFreezing } from './freeze.js';
+import { type LabelMix, labelMix } from './label_mix.js';
 
 export interface ModelInitOptions {
   /** Seed of the initial weights. Default: random. */
@@ -390,15 +391,16 @@ export class Model {
   }
 
   /** Forward, backward and one optimizer update: one native call. Metrics are of the batch before the update. */
-  async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number } = {}): Promise<TrainStepMetrics> {
-    validate.keys(options, 'trainStep', ['lr']);
+  async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number; mix?: LabelMix } = {}): Promise<TrainStepMetrics> {
+    validate.keys(options, 'trainStep', ['lr', 'mix']);
     if (!this.#compiled) throw new ResNetError('E_ARG', 'trainStep: compile the model with an optimizer first');
     const x = Tensor.check(images, 'trainStep', 'images');
     const y = int32Labels(labels, 'trainStep');
     const lr = options.lr === undefined ? undefined : validate.number(options.lr, 'trainStep', 'lr', 0, MAX_RATE);
+    const mix = labelMix(options.mix, y.length, 'trainStep');
     const r = await this.#enqueue(() => {
       if (lr !== undefined) this.setLearningRate(lr);
-      return this.network.trainStep(x.handle, y);
+      return mix ? this.network.trainStep(x.handle, y, mix.labels, mix.lambda) : this.network.trainStep(x.handle, y);
     });
     return { ...metrics(r, this.spec.classes), gradNorm: r.gradNorm, skipped: r.skipped, lossScale: r.lossScale };
   }
@@ -410,14 +412,17 @@ export class Model {
   async computeGradients(
     images: Tensor,
     labels: Int32Array,
-    options: { labelSmoothing?: number } = {},
+    options: { labelSmoothing?: number; mix?: LabelMix } = {},
   ): Promise<StepMetrics & { gradients: Map<string, Float32Array> }> {
-    validate.keys(options, 'computeGradients', ['labelSmoothing']);
+    validate.keys(options, 'computeGradients', ['labelSmoothing', 'mix']);
     const x = Tensor.check(images, 'computeGradients', 'images');
     const y = int32Labels(labels, 'computeGradients');
     const smoothing =
       options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 1, 'max');
-    const r = await this.#enqueue(() => this.network.computeGradients(x.handle, y, smoothing));
+    const mix = labelMix(options.mix, y.length, 'computeGradients');
+    const r = await this.#enqueue(() =>
+      mix ? this.network.computeGradients(x.handle, y, smoothing, mix.labels, mix.lambda) : this.network.computeGradients(x.handle, y, smoothing),
+    );
     const gradients = new Map<string, Float32Array>();
     for (const p of this.network.parameterTable()) {
       if (p.trainable && !this.#frozen.has(p.layer)) gradients.set(p.name, this.network.getGradient(p.name));

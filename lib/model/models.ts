@@ -61,11 +61,16 @@ export const resnet101v2 = (o: Preset = {}) => build(builders.resnet101v2, o);
 export const resnet152v2 = (o: Preset = {}) => build(builders.resnet152v2, o);
 export const resnext50_32x4d = (o: Preset = {}) => build(builders.resnext50_32x4d, o);
 export const resnext101_32x8d = (o: Preset = {}) => build(builders.resnext101_32x8d, o);
+export const resnext101_64x4d = (o: Preset = {}) => build(builders.resnext101_64x4d, o);
 export const wideResnet50_2 = (o: Preset = {}) => build(builders.wideResnet50_2, o);
 export const wideResnet101_2 = (o: Preset = {}) => build(builders.wideResnet101_2, o);
 export const seResnet50 = (o: Preset = {}) => build(builders.seResnet50, o);
 /** The CIFAR family: v1 = 6n+2 basic blocks, v2 = 9n+2 pre-activation bottlenecks (Keras' CIFAR-10 example). */
 export const resnetCifar = (o: builders.ResNetCifarOptions & Init) => build(builders.resnetCifar, o);
+
+/** torchvision's pretrained ImageNet weights by name (async: may download); see pretrained.ts. */
+export { pretrained, type PretrainedOptions } from './pretrained.js';
+export { PRETRAINED_WEIGHTS as pretrainedWeights, type WeightSet, type WeightsName } from './pretrained_weights.js';
 
 /** The spec builders alone (pure functions, no native memory), e.g. to edit a spec before Model.fromSpec. */
 export const specs = builders;

@@ -4,7 +4,7 @@ import type { Dataset } from '../data/dataset.js';
 import { ResNetError } from '../errors.js';
 import type { Model } from '../model/model.js';
 import * as validate from '../validate.js';
-import { BatchPipeline, channelList, checkDataset, eachBatch, type NormalizeOptions, type Slot } from './batches.js';
+import { BatchPipeline, channelList, checkDataset, eachBatch, type ImagenetAugment, type NormalizeOptions, type Slot } from './batches.js';
 import { ConfusionAccumulator, type ConfusionMatrix, type Misclassified } from './confusion.js';
 import { MetricAccumulator } from './metrics.js';
 
@@ -71,11 +71,11 @@ export async function evaluateModel(model: Model, dataset: Dataset, options: Eva
 
 /**
  * The pipeline evaluation reads `ds` through: batches of `batchSize` (one batch of every example
- * when the dataset is smaller), no augmentation, normalised with `mean` / `std`.
+ * when the dataset is smaller), no augmentation (but `crop`'s resize + centre crop, when given), normalised with `mean` / `std`.
  */
-export function evaluationPipeline(ds: Dataset, batchSize: number, mean: number[], std: number[], op: string): BatchPipeline {
+export function evaluationPipeline(ds: Dataset, batchSize: number, mean: number[], std: number[], op: string, crop?: ImagenetAugment): BatchPipeline {
   const b = Math.min(batchSize, ds.length);
-  return new BatchPipeline(ds, b, ds.length % b, { padding: 0, flip: false, mean, std, seed: 0 }, op);
+  return new BatchPipeline(ds, b, ds.length % b, { padding: 0, flip: false, mean, std, seed: 0 }, op, crop);
 }
 
 function checkLabels(slot: Slot, classes: number, order: Int32Array, start: number): void {

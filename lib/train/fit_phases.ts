@@ -3,6 +3,7 @@
 // epoch (validation, history, onEpochEnd) and teardown. FitRun holds what changes as the run
 // goes (epoch, step, stop reason) and the TrainContext callbacks see.
 import { ResNetError } from '../errors.js';
+import type { LabelMix } from '../model/label_mix.js';
 import type { Model } from '../model/model.js';
 import * as validate from '../validate.js';
 import { BatchPipeline, eachBatch, type StagedBatch } from './batches.js';
@@ -109,7 +110,7 @@ export class FitRun {
 
   /** Allocates the pipelines, calls onTrainBegin and puts the model in training mode. */
   async begin(): Promise<void> {
-    const { op, ds, val, n, batchSize, valBatchSize, tail, padding, flip, mean, std, epochs, stepsPerEpoch } = this.#plan;
+    const { op, ds, val, n, batchSize, valBatchSize, tail, padding, flip, mean, std, epochs, stepsPerEpoch, imagenet } = this.#plan;
     const device = this.#model.device; // on a GPU, each batch is copied there while the step before it runs
     // A batch larger than the dataset (dropLast: false) is one batch of every example.
     const pipeline = (this.#pipeline = new BatchPipeline(
@@ -118,8 +119,9 @@ export class FitRun {
       tail,
       { padding, flip, mean, std, seed: this.#augmentSeed },
       op,
+      imagenet.train,
     ));
-    if (val) this.#valPipeline = evaluationPipeline(val, valBatchSize, mean, std, op);
+    if (val) this.#valPipeline = evaluationPipeline(val, valBatchSize, mean, std, op, imagenet.validation);
     const order = validate.allocate(Int32Array, n, op, 'the order of the examples');
     this.#res = { device, pipeline, valPipeline: this.#valPipeline, order, acc: new MetricAccumulator(), valAcc: new MetricAccumulator() };
 
@@ -213,7 +215,11 @@ export class FitRun {
     const globalStep = this.globalStep;
     try {
       if (stepSchedule) lr = scheduled(stepSchedule.at(globalStep), `schedule.at(${globalStep})`);
-      const stepP = stepSchedule ? model.trainStep(x, slot.labels, { lr }) : model.trainStep(x, slot.labels);
+      // Mixup / cutmix: the loss of the mixed targets (λ·CE(labels) + (1 − λ)·CE(mixLabels)).
+      const options: { lr?: number; mix?: LabelMix } = {};
+      if (stepSchedule) options.lr = lr;
+      if (this.#plan.imagenet.mixes) options.mix = { labels: slot.mixLabels, lambda: slot.lambda };
+      const stepP = model.trainStep(x, slot.labels, options);
       // Batch k+1 loads (fill + augment, then the copy to the GPU) while step k runs natively.
       stageNext();
       return { r: await stepP, lr };

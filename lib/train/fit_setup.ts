@@ -5,7 +5,8 @@ import { ResNetError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import type { Model } from '../model/model.js';
 import * as validate from '../validate.js';
-import { channelList, checkDataset, type NormalizeOptions, type TrainAugmentOptions } from './batches.js';
+import { channelList, checkDataset, type ImagenetAugment, type NormalizeOptions, type TrainAugmentOptions } from './batches.js';
+import { fitImagenetAugment } from './fit_imagenet.js';
 import type { Callback, EpochLog, History, TrainerState } from './callbacks.js';
 import { type CompileOptions, MAX_RATE } from './optimizers.js';
 import type { ProgressMode } from './progress.js';
@@ -88,6 +89,8 @@ export interface FitPlan {
   normalizeGiven: boolean;
   padding: number;
   flip: boolean;
+  /** Random-resized-crop, colour jitter, mixup / cutmix of training batches, and validation's centre crop. */
+  imagenet: { train: ImagenetAugment; validation: ImagenetAugment; mixes: boolean };
   stepSchedule: LrSchedule | undefined;
   epochSchedule: EpochSchedule | undefined;
   /** A ReduceLROnPlateau schedule: sets each epoch's lr, steps after each epoch. */
@@ -122,7 +125,7 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   const c = ds.imageShape[2];
   const augment = options.augment === false || options.augment === undefined ? {} : options.augment;
   if (typeof augment !== 'object' || augment === null) throw new ResNetError('E_ARG', `${op}: augment must be { padding, flip, mean, std } or false`);
-  validate.keys(augment, `${op} augment`, ['padding', 'flip', 'mean', 'std']);
+  validate.keys(augment, `${op} augment`, ['padding', 'flip', 'mean', 'std', 'randomResizedCrop', 'centerCrop', 'colorJitter', 'mixup', 'cutmix']);
   const normalize = options.normalize ?? {};
   validate.keys(normalize, `${op} normalize`, ['mean', 'std']);
   const mean = channelList(augment.mean ?? normalize.mean, c, op, 'mean', 0);
@@ -130,6 +133,10 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   const normalizeGiven = (augment.mean ?? normalize.mean ?? augment.std ?? normalize.std) !== undefined;
   const padding = validate.integer(augment.padding ?? 0, op, 'augment.padding', 0, 1 << 20);
   const flip = validate.boolean(augment.flip ?? false, op, 'augment.flip');
+  const imagenet = fitImagenetAugment(augment, padding, op);
+  if (imagenet.mixes && model.device !== 'cpu') {
+    throw new ResNetError('E_ARG', `${op}: augment.mixup / augment.cutmix train on the CPU only for now (the model is on ${model.device})`);
+  }
   const { stepSchedule, epochSchedule, plateau } = splitSchedule(options.schedule, op);
   if (plateau) {
     const m = plateau.monitor;
@@ -169,6 +176,7 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
     normalizeGiven,
     padding,
     flip,
+    imagenet,
     stepSchedule,
     epochSchedule,
     plateau,
