@@ -408,8 +408,8 @@ Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
         info.Env(), "resnet-native:computeGradients",
         [network, images, labels, mix, result, smoothing] {
           std::lock_guard<std::mutex> lock(network->mutex());
-          *result = network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()),
-                                               smoothing, mix.get());
+          *result = network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing,
+                                               mix.get());
         },
         [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
           self->owner->sync_external_memory(env);

@@ -256,8 +256,8 @@ void Network::check_mix(const LabelMix& mix, int64_t count, int64_t batch, const
   check_labels(mix.other, count, batch, op);
 }
 
-StepResult Network::compute_gradients(const Tensor& images, const int32_t* labels, int64_t count,
-                                      float label_smoothing, const LabelMix& mix) {
+StepResult Network::compute_gradients(const Tensor& images, const int32_t* labels, int64_t count, float label_smoothing,
+                                      const LabelMix& mix) {
   check_images(images, "computeGradients");
   check_labels(labels, count, images.dim(0), "computeGradients");
   check_mix(mix, count, images.dim(0), "computeGradients");

@@ -225,7 +225,7 @@ class Plan {
   int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
   int64_t input_act_slot_ = -1;  // mixed precision: the input in the activation type
   BackendBuffer arena_;
-  std::vector<float> mix_grad_;  // the second targets' logit gradient (LabelMix), host memory
+  std::vector<float> mix_grad_;        // the second targets' logit gradient (LabelMix), host memory
   const float* input_ = nullptr;       // the last forward's input as the steps read it
   const float* input_fp32_ = nullptr;  // the same before conversion to the activation type
 };

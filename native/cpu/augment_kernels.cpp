@@ -46,8 +46,8 @@ void check(const AugmentParams& p) {
   if (p.padding < 0 || p.padding > (int64_t{1} << 24)) {
     fail(ErrorCode::InvalidArgument, op + ": padding must be in [0, 2^24], got " + std::to_string(p.padding));
   }
-  if (p.crop == CropMode::Pad && ((p.out_height != 0 && p.out_height != p.height) ||
-                                  (p.out_width != 0 && p.out_width != p.width))) {
+  if (p.crop == CropMode::Pad &&
+      ((p.out_height != 0 && p.out_height != p.height) || (p.out_width != 0 && p.out_width != p.width))) {
     fail(ErrorCode::InvalidShape,
          op + ": the output size differs from the image size; pass randomResizedCrop or centerCrop");
   }
@@ -84,7 +84,6 @@ void check(const AugmentParams& p) {
   }
 }
 
-
 // A uniform double in [0, 1) from 64 random bits (the top 53).
 inline double unit(uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1.0p-53; }
 
@@ -109,8 +108,8 @@ std::vector<Tap> taps(int64_t out, int64_t base, int64_t extent, int64_t offset,
 }
 
 // Bilinear resampling of image `in` (h×w×c) into `out` (oh×ow×c) through the taps; flip mirrors x.
-void resample(const float* in, float* out, int64_t w, int64_t c, const std::vector<Tap>& ty,
-              const std::vector<Tap>& tx, bool flip) {
+void resample(const float* in, float* out, int64_t w, int64_t c, const std::vector<Tap>& ty, const std::vector<Tap>& tx,
+              bool flip) {
   const auto oh = static_cast<int64_t>(ty.size()), ow = static_cast<int64_t>(tx.size());
   for (int64_t y = 0; y < oh; ++y) {
     const Tap& a = ty[static_cast<size_t>(y)];
@@ -215,8 +214,7 @@ CropBox random_resized_box(const AugmentParams& p, int64_t index) {
   return b;
 }
 
-namespace {
-}  // namespace
+namespace {}  // namespace
 
 AugmentDraw augment_draw(const AugmentParams& p, int64_t index) {
   AugmentDraw d;
