@@ -21,6 +21,7 @@ export { datasets, augmentBatch, type AugmentOptions } from './data/index.js';
 export type { Dataset } from './data/dataset.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
+export { loadKerasModel, type LoadKerasModelOptions } from './io/index.js';
 export {
   Trainer,
   evaluateModel,

@@ -41,6 +41,7 @@ import {
   writeCheckpoint,
 } from './checkpoint_writer.js';
 import { SafetensorsReader } from './safetensors.js';
+import { describeFile, wrongFormatErrorFor } from './file_kind.js';
 
 export type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 export { deserializeCompileOptions, serializeCompileOptions } from './compile_options_json.js';
@@ -290,6 +291,25 @@ async function restoreOptimizer(
 }
 
 /**
+ * Opens a checkpoint's safetensors; where that fails on a file of another format (a Keras
+ * model, a PyTorch file, a SavedModel folder, …), the E_FORMAT says what the file is and what
+ * to call instead (file_kind.ts).
+ */
+async function openCheckpoint(path: string, op: string): Promise<SafetensorsReader> {
+  try {
+    return await SafetensorsReader.open(path);
+  } catch (err) {
+    if (err instanceof ResNetError && (err.code === 'E_FORMAT' || err.code === 'E_IO')) {
+      const kind = await describeFile(path);
+      if (!['unknown', 'empty', 'directory', 'safetensors', 'checkpoint'].includes(kind.kind)) {
+        throw wrongFormatErrorFor(op, path, kind, 'a resnet-native checkpoint (safetensors written by saveModel)');
+      }
+    }
+    throw err;
+  }
+}
+
+/**
  * Reads a checkpoint written by saveModel: checks the file, the metadata and every tensor,
  * builds the model from the stored spec, sets its parameters and — when the file has an
  * optimizer and `optimizer` is not false — compiles it with the stored options and restores
@@ -300,7 +320,7 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
   const op = 'loadCheckpoint';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
   const { restoreOptimizer: withOptimizer, placement } = checkLoadOptions(options, op);
-  const reader = await SafetensorsReader.open(path);
+  const reader = await openCheckpoint(path, op);
   let model: Model | undefined;
   try {
     const meta = reader.metadata;

@@ -37,3 +37,5 @@ export {
 } from './safetensors.js';
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
+export { loadKerasModel, loadKerasModelWithInfo, type LoadKerasModelOptions, type KerasModelInfo } from './keras_model.js';
+export { describeFile, wrongFormatError, type FileDescription, type FileKind } from './file_kind.js';
