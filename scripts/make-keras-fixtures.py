@@ -239,6 +239,74 @@ def save_case(name, model, inputs, keras2):
     }
 
 
+def hostile_h5(base):
+    """Hostile variants of a valid Keras .h5 for test/io/fuzz_keras.test.ts (hostile/*.h5)."""
+    out = os.path.join(OUT, "hostile")
+    os.makedirs(out, exist_ok=True)
+
+    def variant(name, edit):
+        path = os.path.join(out, f"{name}.h5")
+        with open(base, "rb") as src, open(path, "wb") as dst:
+            dst.write(src.read())
+        with h5py.File(path, "r+") as f:
+            edit(f)
+
+    def cyclic_hard(f):  # a group that contains itself: model_weights/stem/loop → model_weights/stem
+        f["model_weights/stem/loop"] = f["model_weights/stem"]
+
+    def cyclic_soft(f):  # soft links that point at each other, and one at its own group
+        f["model_weights/stem/a"] = h5py.SoftLink("/model_weights/stem/b")
+        f["model_weights/stem/b"] = h5py.SoftLink("/model_weights/stem/a")
+        f["model_weights/stem/up"] = h5py.SoftLink("/model_weights")
+
+    def external(f):  # an external link to a file on the writer's disk
+        f["model_weights/stem/ext"] = h5py.ExternalLink("/etc/passwd", "/x")
+
+    def huge_dims(f):  # a dataset of 2^40 float32 declared, chunked, never written (a small file)
+        del f["model_weights/stem/stem/kernel"]
+        f["model_weights/stem/stem"].create_dataset("kernel", shape=(2**20, 2**20), dtype="f4", chunks=(64, 64))
+
+    def bomb(f):  # 64 MiB of zeros, gzip-compressed to a few kB
+        f["model_weights/stem/stem"].create_dataset("bomb", data=np.zeros((4096, 4096), "f4"), chunks=(1024, 1024), compression="gzip", compression_opts=9)
+
+    def int_kernel(f):
+        k = np.array(f["model_weights/stem/stem/kernel"])
+        del f["model_weights/stem/stem/kernel"]
+        f["model_weights/stem/stem"].create_dataset("kernel", data=k.astype("i4"))
+
+    def string_kernel(f):
+        del f["model_weights/stem/stem/kernel"]
+        f["model_weights/stem/stem"].create_dataset("kernel", data=np.array([b"not a weight"] * 4))
+
+    def missing_group(f):
+        del f["model_weights/stem"]
+
+    def deep(f):
+        g = f["model_weights/stem"]
+        for i in range(100):
+            g = g.create_group("d")
+
+    def nan_weights(f):
+        k = np.array(f["model_weights/stem/stem/kernel"])
+        k[0, 0, 0, 0] = np.nan
+        f["model_weights/stem/stem/kernel"][...] = k
+
+    def wrong_shape(f):
+        k = np.array(f["model_weights/stem/stem/kernel"])
+        del f["model_weights/stem/stem/kernel"]
+        f["model_weights/stem/stem"].create_dataset("kernel", data=k[:, :, :, :4])
+
+    def config_not_json(f):
+        f.attrs["model_config"] = "{ not json"
+
+    def no_config(f):
+        del f.attrs["model_config"]
+
+    for name, edit in list(locals().items()):
+        if callable(edit) and name not in ("variant",):
+            variant(name, edit)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     keras.utils.set_random_seed(19)
@@ -250,11 +318,13 @@ def main():
     cases["applications_resnet_v2_small"] = save_case("applications_resnet_v2_small", applications_small(True), x32, False)
     x20 = rng.uniform(0, 255, (BATCH, 20, 20, 3)).astype(np.float32)
     cases["features"] = save_case("features", features_model(), x20, False)
+    hostile_h5(os.path.join(OUT, "features.h5"))
     cases["_"] = {"tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__, "h5py": h5py.__version__}
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=2)
-    for n in sorted(os.listdir(OUT)):
-        print(n, os.path.getsize(os.path.join(OUT, n)))
+    for root, _, files in os.walk(OUT):
+        for n in sorted(files):
+            print(os.path.join(root, n), os.path.getsize(os.path.join(root, n)))
 
 
 if __name__ == "__main__":

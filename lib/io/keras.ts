@@ -478,9 +478,11 @@ export async function readKerasFile(
   const file = await resolveModelPath(path);
   const bytes = await readModelFile(file, op);
   const kind = describeBytes(bytes, file);
-  if (kind.kind === 'keras' || kind.kind === 'hdf5') {
+  // A zip of no known kind goes to the .keras reader too, whose error says what is wrong with it (CRC, truncation, no config.json).
+  if (kind.kind === 'keras' || kind.kind === 'hdf5' || kind.kind === 'zip') {
+    const isZip = kind.kind !== 'hdf5';
     const where = `${op}: '${file}'`;
-    const contents = kind.kind === 'keras' ? await readKerasArchive(bytes, where) : await readKerasH5(bytes, where);
+    const contents = isZip ? await readKerasArchive(bytes, where) : await readKerasH5(bytes, where);
     return { ...fromKerasFile(contents, file), file, topology: contents.topology, kerasVersion: contents.kerasVersion };
   }
   if (kind.kind !== 'json' && kind.kind !== 'tfjs-layers') throw wrongFormatErrorFor(op, file, kind, KERAS_EXPECTED);

@@ -34,7 +34,7 @@ import { Model, type ModelInitOptions } from '../model/model.js';
 import type { Preprocessing } from '../model/preprocessing.js';
 import type { LayerSpec, ModelSpec, SpecPadding } from '../model/spec.js';
 import * as validate from '../validate.js';
-import { type KerasGraph, loadKerasInto, readKerasFile } from './keras.js';
+import { type KerasFile, type KerasGraph, loadKerasInto, readKerasFile } from './keras.js';
 
 export interface LoadKerasModelOptions {
   /**
@@ -91,6 +91,8 @@ function outputLength(n: number, k: number, s: number, d: number, padding: SpecP
 
 interface Converted {
   spec: ModelSpec;
+  /** Each of our layers' output shape ('input' too). */
+  shapes: ReadonlyMap<string, Shape>;
   preprocessing: Preprocessing | undefined;
   info: Omit<KerasModelInfo, 'kerasVersion'>;
 }
@@ -201,7 +203,7 @@ export function kerasGraphToSpec(
             if (given === undefined) fail(`leaves the input size open (${fmt(dims)}); pass options.inputShape [height, width, channels]`);
             return given!;
           }
-          if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1) fail(`has input dimension ${JSON.stringify(d)}`);
+          if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 1 || d > 65536) fail(`has input dimension ${JSON.stringify(d)}`);
           if (given !== undefined && given !== d) {
             throw new ResNetError('E_ARG', `${OP}: options.inputShape ${fmt(inputShape!)} disagrees with the file's input ${fmt(dims)}`);
           }
@@ -448,7 +450,32 @@ export function kerasGraphToSpec(
         : { imageSize: [input[0], input[1]], channelOrder: 'rgb', mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] };
     preprocessingFrom = 'keras.applications';
   }
-  return { spec, preprocessing, info: { outputActivation, preprocessingFrom, skipped } };
+  return { spec, shapes, preprocessing, info: { outputActivation, preprocessingFrom, skipped } };
+}
+
+/**
+ * Every weighted layer's kernel in the file has the shape the spec implies, checked before the
+ * model is allocated: a config that asks for absurd layers (a billion filters) then fails
+ * here, since the file cannot hold their weights. loadKeras checks everything else after.
+ */
+function checkWeightShapes(spec: ModelSpec, shapes: ReadonlyMap<string, Shape>, file: KerasFile & { file: string }): void {
+  for (const l of spec.layers) {
+    const s = shapes.get(l.inputs[0]!) ?? [];
+    const inC = s[s.length - 1] ?? 0;
+    let expected: number[] | undefined;
+    if (l.type === 'conv2d') expected = [l.kernelSize[0], l.kernelSize[1], inC / l.groups, l.filters];
+    else if (l.type === 'dense') expected = [inC, l.units];
+    else if (l.type === 'batchNorm') expected = [inC];
+    if (!expected) continue;
+    const w = file.weights.get(l.name)?.get(l.type === 'batchNorm' ? 'moving_mean' : 'kernel');
+    if (!w) throw new ResNetError('E_FORMAT', `${OP}: '${file.file}' has no weights for layer '${l.name}' (${l.type})`);
+    if (!validate.sameShape(w.shape, expected)) {
+      throw new ResNetError(
+        'E_FORMAT',
+        `${OP}: '${file.file}': layer '${l.name}' needs a ${fmt(expected)} weight by its config, the file holds ${fmt(w.shape)}`,
+      );
+    }
+  }
 }
 
 /**
@@ -469,11 +496,12 @@ export async function loadKerasModelWithInfo(path: string, options: LoadKerasMod
     ];
   }
   const file = await readKerasFile(path, OP);
-  const { spec, preprocessing, info } = kerasGraphToSpec(file.graph, file.topology, file.file, inputShape);
+  const { spec, preprocessing, info, shapes } = kerasGraphToSpec(file.graph, file.topology, file.file, inputShape);
   const init: ModelInitOptions = { seed: 0 };
   if (options.device !== undefined) init.device = options.device;
   if (options.allowTf32 !== undefined) init.allowTf32 = options.allowTf32;
   if (options.memoryBudget !== undefined) init.memoryBudget = options.memoryBudget;
+  checkWeightShapes(spec, shapes, file);
   const model = Model.fromSpec(spec, init);
   try {
     loadKerasInto(model, file, 'name', false);
