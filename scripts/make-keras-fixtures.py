@@ -307,6 +307,28 @@ def hostile_h5(base):
             variant(name, edit)
 
 
+def without_var_names(src, dst):
+    """A copy of a .keras whose weights file lacks the vars groups' 'name' attributes, as Keras
+    3 releases before they were added wrote it: layers are then found by Keras' own keys."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(src) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    buf = io.BytesIO(entries["model.weights.h5"])
+    with h5py.File(buf, "r+") as f:
+        def strip(name, obj):
+            if "name" in obj.attrs:
+                del obj.attrs["name"]
+        f.visititems(strip)
+        if "name" in f["vars"].attrs:
+            del f["vars"].attrs["name"]
+    entries["model.weights.h5"] = buf.getvalue()
+    with zipfile.ZipFile(dst, "w") as z:
+        for n, data in entries.items():
+            z.writestr(n, data)
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     keras.utils.set_random_seed(19)
@@ -319,6 +341,8 @@ def main():
     x20 = rng.uniform(0, 255, (BATCH, 20, 20, 3)).astype(np.float32)
     cases["features"] = save_case("features", features_model(), x20, False)
     hostile_h5(os.path.join(OUT, "features.h5"))
+    without_var_names(os.path.join(OUT, "features.keras"), os.path.join(OUT, "features.nonames.keras"))
+    cases["features"]["files"].append("features.nonames.keras")
     cases["_"] = {"tensorflow": __import__("tensorflow").__version__, "keras": keras.__version__, "h5py": h5py.__version__}
     with open(os.path.join(OUT, "cases.json"), "w") as f:
         json.dump(cases, f, indent=2)

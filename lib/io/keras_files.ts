@@ -7,9 +7,9 @@
 //                     weights file each layer is a group `…/layers/<key>/vars` whose datasets
 //                     '0', '1', … are the layer's variables in the layer's own order; the key is
 //                     the snake-cased class name made unique ('conv2d', 'conv2d_1', …), and
-//                     the vars group names the layer in its 'name' attribute (written since
-//                     Keras 3.?; older files are matched by the key, walking the config's layers
-//                     in order as Keras does).
+//                     the vars group names the layer in its 'name' attribute (recent Keras 3
+//                     releases; files without it are matched by the key, computed from the
+//                     config's layers in order as Keras' saving code does).
 //   .h5 (Keras 2, tf.keras, and Keras 3's legacy writer)  HDF5: root attribute model_config
 //                     (the same config as JSON text), group model_weights with attribute
 //                     layer_names; each layer's group has attribute weight_names
@@ -87,6 +87,15 @@ function configLayers(topology: Record<string, unknown>, where: string, depth = 
   });
 }
 
+/** Keras' naming.to_snake_case: 'Conv2D' → 'conv2d', 'BatchNormalization' → 'batch_normalization', 'ReLU' → 're_lu'. */
+function snakeCase(name: string): string {
+  return name
+    .replace(/\W+/g, '')
+    .replace(/(.)([A-Z][a-z]+)/g, '$1_$2')
+    .replace(/([a-z])([A-Z])/g, '$1_$2')
+    .toLowerCase();
+}
+
 function parseConfig(text: string, where: string): Record<string, unknown> {
   const json = parseJsonText(text, where);
   if (!validate.isPlainObject(json)) throw formatError(where, 'must hold a JSON object (the model config)');
@@ -127,10 +136,7 @@ function kerasWeightsFromVars(
   const assignKeys = (prefix: string, list: ConfigLayer[]) => {
     const used = new Map<string, number>();
     for (const l of list) {
-      const base = l.className
-        .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-        .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
-        .toLowerCase();
+      const base = snakeCase(l.className);
       const n = used.get(base) ?? 0;
       used.set(base, n + 1);
       const key = `${prefix}/layers/${n === 0 ? base : `${base}_${n}`}`;
