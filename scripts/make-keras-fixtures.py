@@ -26,6 +26,8 @@ Cases:
                                          its fewest) blocks per stage, 32×32×3, 10 classes: the real ResNet50/50V2
                                          are ~100 MB (scripts/check-keras-applications.mjs
                                          checks those without committing them)
+  nested_functional, nested_sequential   transfer learning: that ResNet (include_top=False) as a
+                                         layer of a functional / Sequential model with a new head
   features                               the rest of the supported set: an input Rescaling,
                                          Conv2D without bias, dilated, grouped and 'valid'
                                          convolutions, ReLU layers, 'same' max pooling, a
@@ -168,8 +170,30 @@ def features_model():
     return keras.Model(inputs, outputs, name="features")
 
 
-def randomize_batch_norms(model):
+def nested(kind):
+    """Transfer learning: keras.applications' ResNet (reduced, include_top=False) as a layer of
+    a functional or a Sequential model, with a new head."""
+    def stack_fn(x):
+        x = apps.stack_residual_blocks_v1(x, 4, 1, stride1=1, name="conv2")
+        return apps.stack_residual_blocks_v1(x, 8, 1, name="conv3")
+
+    base = apps.ResNet(stack_fn, False, True, name="resnet50", weights=None, input_shape=(32, 32, 3), include_top=False)
+    if kind == "functional":
+        inputs = keras.Input((32, 32, 3))
+        x = layers.GlobalAveragePooling2D(name="gap")(base(inputs))
+        return keras.Model(inputs, layers.Dense(5, activation="softmax", name="head")(x), name="transfer")
+    return keras.Sequential([keras.Input((32, 32, 3)), base, layers.GlobalAveragePooling2D(name="gap"), layers.Dense(5, name="head")], name="transfer_seq")
+
+
+def all_layers(model):
     for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from all_layers(layer)
+
+
+def randomize_batch_norms(model):
+    for layer in all_layers(model):
         if isinstance(layer, layers.BatchNormalization):
             c = layer.gamma.shape[0]
             layer.set_weights([rng.uniform(0.5, 1.5, c), rng.normal(0, 0.2, c), rng.normal(0, 0.2, c), rng.uniform(0.5, 1.5, c)])
@@ -340,6 +364,10 @@ def main():
     cases["applications_resnet_v2_small"] = save_case("applications_resnet_v2_small", applications_small(True), x32, False)
     x20 = rng.uniform(0, 255, (BATCH, 20, 20, 3)).astype(np.float32)
     cases["features"] = save_case("features", features_model(), x20, False)
+    cases["nested_functional"] = save_case("nested_functional", nested("functional"), x32, False)
+    cases["nested_sequential"] = save_case("nested_sequential", nested("sequential"), x32, False)
+    os.remove(os.path.join(OUT, "nested_sequential.h5"))
+    cases["nested_sequential"]["files"].remove("nested_sequential.h5")
     hostile_h5(os.path.join(OUT, "features.h5"))
     without_var_names(os.path.join(OUT, "features.keras"), os.path.join(OUT, "features.nonames.keras"))
     cases["features"]["files"].append("features.nonames.keras")

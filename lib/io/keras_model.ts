@@ -111,8 +111,10 @@ const IMAGENET_CAFFE_MEAN = [103.939, 116.779, 123.68];
 function applicationsResNet(modelName: string, graph: KerasGraph): 'v1' | 'v2' | undefined {
   const has = (n: string) => graph.nodes.has(n);
   if (!has('conv1_pad') || !has('conv1_conv') || !has('pool1_pad') || !has('pool1_pool') || !has('conv2_block1_1_conv')) return undefined;
-  if (/^resnet(50|101|152)$/.test(modelName) && has('conv1_bn') && has('conv2_block1_0_conv')) return 'v1';
-  if (/^resnet(50|101|152)v2$/.test(modelName) && has('post_bn') && has('conv2_block1_preact_bn')) return 'v2';
+  // The model itself, or a nested one (transfer learning: the applications model as a layer, include_top=False).
+  const names = [modelName, ...[...graph.nodes.values()].filter((n) => n.className === 'NestedModelOutput').map((n) => n.name)];
+  if (names.some((n) => /^resnet(50|101|152)$/.test(n)) && has('conv1_bn') && has('conv2_block1_0_conv')) return 'v1';
+  if (names.some((n) => /^resnet(50|101|152)v2$/.test(n)) && has('conv2_block1_preact_bn')) return 'v2';
   return undefined;
 }
 
@@ -192,6 +194,11 @@ export function kerasGraphToSpec(
 
     switch (node.className) {
       case 'InputLayer': {
+        // A nested model's input reads what the outer model passed in (keras.ts flattened it).
+        if (node.inputs.length > 0) {
+          alias.set(name, from());
+          break;
+        }
         if (inputNode !== undefined) fail(`is a second input; a resnet-native model has one`);
         const batch = Array.isArray(c.batch_shape) ? c.batch_shape : Array.isArray(c.batch_input_shape) ? c.batch_input_shape : undefined;
         if (!batch || batch.length !== 4)

@@ -121,6 +121,16 @@ describe('loadKerasModel: what the file says besides the layers', () => {
     model.dispose();
   });
 
+  it("transfer learning: keras.applications' ResNet nested as a layer still gives its preprocessing", async () => {
+    for (const f of ['nested_functional.keras', 'nested_sequential.keras']) {
+      const { model, info } = await loadKerasModelWithInfo(join(FIXTURES, f));
+      expect(info.preprocessingFrom, f).toBe('keras.applications');
+      expect(model.preprocessing?.channelOrder).toBe('bgr');
+      expect(model.spec.layers.some((l) => l.name === 'conv2_block1_0_conv')).toBe(true);
+      model.dispose();
+    }
+  });
+
   it("keras.applications' ResNet v2 gets 'tf' preprocessing (x / 127.5 − 1)", async () => {
     const { model, info } = await loadKerasModelWithInfo(join(FIXTURES, 'applications_resnet_v2_small.h5'));
     expect(info.preprocessingFrom).toBe('keras.applications');
