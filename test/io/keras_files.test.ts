@@ -22,7 +22,7 @@ import { strToU8, zipSync } from 'fflate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { io, models, Tensor } from '../../lib/index.js';
-import { describeBytes, describeFile } from '../../lib/io/file_kind.js';
+import { describeBytes, describeFile, wrongFormatError } from '../../lib/io/file_kind.js';
 import { loadKeras } from '../../lib/io/keras.js';
 import { loadKerasModel, loadKerasModelWithInfo } from '../../lib/io/keras_model.js';
 import { Model } from '../../lib/model/model.js';
@@ -304,7 +304,14 @@ describe('errors that say what a file is', () => {
     await expectCode(() => io.loadModel(torch), 'E_FORMAT', 'PyTorch torch.save file');
     await expectCode(() => io.loadModel(saved), 'E_FORMAT', 'SavedModel');
     await expectCode(() => io.loadModel(tflite), 'E_FORMAT', 'TensorFlow Lite');
+    const small = models.resnetCifar({ depth: 8, classes: 10 } as never);
+    await expectCode(() => io.loadWeightsInto(small, script), 'E_FORMAT', 'TorchScript');
+    small.dispose();
     expect((await describeFile(script)).kind).toBe('torchscript');
+    // The helper other loaders call (loadTorchvision at merge time).
+    const err = await wrongFormatError('loadTorchvision', join(FIXTURES, 'features.keras'), undefined, 'a torchvision state_dict');
+    expect(err.code).toBe('E_FORMAT');
+    expect(err.message).toContain('is a Keras 3 .keras model, not a torchvision state_dict; build the model from it with io.loadKerasModel(path)');
     expect(describeBytes(new Uint8Array(0)).kind).toBe('empty');
     expect((await describeFile(join(FIXTURES, 'features.keras'))).kind).toBe('keras');
   });
