@@ -24,6 +24,9 @@ export const SLOW = [
   // ONNX export of every family run in onnxruntime (wasm), full resnet18 and resnet50 (~45 s)
   'test/io/onnx_export.test.ts',
   'test/train/hostile_options.test.ts',
+  // Keras .keras / .h5 files against Keras, and their fuzzing (HDF5 in a worker; 10–30 s each)
+  'test/io/keras_files.test.ts',
+  'test/io/fuzz_keras.test.ts',
   // worker threads, child processes, plans at scale, memory budgets (15–34 s each)
   'test/native/workers.test.ts',
   'test/native/kernels_vs_reference.test.ts',

@@ -28,6 +28,7 @@ export type { LabelMix } from './model/label_mix.js';
 export type { OnnxExportOptions, OnnxLayout } from './io/onnx_export.js';
 export * as io from './io/index.js';
 export { loadModel, loadCheckpoint, loadTorchvision, loadKeras, type SaveModelOptions, type LoadModelOptions, type Checkpoint } from './io/index.js';
+export { loadKerasModel, type LoadKerasModelOptions } from './io/index.js';
 export {
   Trainer,
   evaluateModel,

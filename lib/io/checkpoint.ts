@@ -49,6 +49,7 @@ import {
   writeCheckpoint,
 } from './checkpoint_writer.js';
 import { SafetensorsReader } from './safetensors.js';
+import { describeFile, wrongFormatErrorFor } from './file_kind.js';
 
 export type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 export { deserializeCompileOptions, serializeCompileOptions } from './compile_options_json.js';
@@ -298,6 +299,25 @@ async function restoreOptimizer(
 }
 
 /**
+ * Opens a checkpoint's safetensors; where that fails on a file of another format (a Keras
+ * model, a PyTorch file, a SavedModel folder, …), the E_FORMAT says what the file is and what
+ * to call instead (file_kind.ts).
+ */
+async function openSafetensors(path: string, op: string, expected: string): Promise<SafetensorsReader> {
+  try {
+    return await SafetensorsReader.open(path);
+  } catch (err) {
+    if (err instanceof ResNetError && (err.code === 'E_FORMAT' || err.code === 'E_IO')) {
+      const kind = await describeFile(path);
+      if (!['unknown', 'empty', 'directory', 'safetensors', 'checkpoint'].includes(kind.kind)) {
+        throw wrongFormatErrorFor(op, path, kind, expected);
+      }
+    }
+    throw err;
+  }
+}
+
+/**
  * Reads a checkpoint written by saveModel: checks the file, the metadata and every tensor,
  * builds the model from the stored spec, sets its parameters and — when the file has an
  * optimizer and `optimizer` is not false — compiles it with the stored options and restores
@@ -308,7 +328,7 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
   const op = 'loadCheckpoint';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
   const { restoreOptimizer: withOptimizer, placement } = checkLoadOptions(options, op);
-  const reader = await SafetensorsReader.open(path);
+  const reader = await openSafetensors(path, op, 'a resnet-native checkpoint (safetensors written by saveModel)');
   let model: Model | undefined;
   try {
     const meta = reader.metadata;
@@ -384,7 +404,7 @@ export async function loadWeightsInto(
   const strict = options.strict === undefined ? true : validate.boolean(options.strict, op, 'strict');
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${op}: the model was disposed`);
   const params = model.parameterInfo();
-  const reader = await SafetensorsReader.open(path);
+  const reader = await openSafetensors(path, op, 'a safetensors weights file');
   try {
     const isCheckpoint = reader.metadata.format === CHECKPOINT_FORMAT;
     const known = new Set(params.map((p) => p.name));

@@ -41,3 +41,5 @@ export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResul
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
 export { decodeImage, decodeImages, type DecodeImageOptions, type ImageSource, type ImageModel } from './decode_image.js';
 export { type OnnxExportOptions, type OnnxLayout } from './onnx_export.js';
+export { loadKerasModel, loadKerasModelWithInfo, type LoadKerasModelOptions, type KerasModelInfo } from './keras_model.js';
+export { describeFile, wrongFormatError, type FileDescription, type FileKind } from './file_kind.js';
