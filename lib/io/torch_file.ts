@@ -24,6 +24,7 @@ import { TorchStorage, TorchTensor, type PickleValue, STORAGE_TYPES, unpickle } 
 import { openRegularFile, readExactly, readRegularFile } from './read_file.js';
 import { SafetensorsReader } from './safetensors.js';
 import { looksLikeZip, ZipArchive } from './zip_archive.js';
+import { describeFile, wrongFormatErrorFor } from './file_kind.js';
 
 /** Keys of a training checkpoint that may hold the state_dict, tried in this order. */
 export const NESTED_KEYS = ['state_dict', 'model_state_dict', 'model', 'module', 'net', 'weights'] as const;
@@ -277,6 +278,8 @@ export interface TensorSource {
  * Opens a state_dict file by its content, not its name: a zip (or legacy pickle) is PyTorch's
  * format, anything else is tried as safetensors. `op` names the caller in errors.
  */
+const STATE_DICT = 'a torchvision state_dict (torch.save .pth / .pt, or safetensors)';
+
 export async function openTensorFile(path: string, op: string): Promise<TensorSource> {
   const { handle, size } = await openRegularFile(path, op);
   let head: Uint8Array;
@@ -285,7 +288,20 @@ export async function openTensorFile(path: string, op: string): Promise<TensorSo
   } finally {
     await handle.close().catch(() => undefined);
   }
-  if (looksLikeTorchFile(head)) return TorchFile.open(path, op);
+  if (looksLikeTorchFile(head)) {
+    try {
+      return await TorchFile.open(path, op);
+    } catch (err) {
+      // A zip of another kind (a Keras 3 .keras file, TorchScript's archive): say what it is.
+      const d = err instanceof ResNetError && err.code === 'E_FORMAT' && looksLikeZip(head) ? await describeFile(path) : undefined;
+      if (d && d.kind !== 'pytorch' && d.kind !== 'zip' && d.kind !== 'torchscript') throw wrongFormatErrorFor(op, path, d, STATE_DICT);
+      throw err;
+    }
+  }
+  // Other formats we know (Keras .h5, our own checkpoints, ONNX, TFLite, …) get their own words
+  // instead of safetensors' complaint about a header.
+  const d = await describeFile(path);
+  if (d.kind !== 'safetensors' && d.kind !== 'unknown' && d.kind !== 'pickle') throw wrongFormatErrorFor(op, path, d, STATE_DICT);
   try {
     return await SafetensorsReader.open(path);
   } catch (err) {
