@@ -251,6 +251,30 @@ describe('resnet-native train --weights', () => {
     expect(requests).toHaveLength(1);
   }, 300_000);
 
+  it('--weights <file.pth>: a torchvision-format file, its head left out for other classes', async () => {
+    const file = join(root, 'resnet18-local.pth');
+    writeFileSync(file, pth.data);
+    const out = join(root, 'from-file');
+    const r = await runCli(['train', '--model', 'resnet18', '--weights', file, ...RUN, '--epochs', '1', '--freeze', 'layer[1-3]', '--out', out], {
+      env,
+    });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`, weights ${file}`);
+    const model = await loadModel(join(out, 'model.safetensors'));
+    const reference = models.resnet18({ classes: 3, inputShape: [32, 32, 3] });
+    await io.loadTorchvision(reference, file, { exclude: /^fc\./ });
+    try {
+      expect(model.preprocessing).toMatchObject({ imageSize: [32, 32], resizeTo: 37, mean: [0.485, 0.456, 0.406] });
+      expect(model.classNames).toEqual([...CLASSES]);
+      const [got, want] = [model.getParameter('layer2.0.conv1.weight'), reference.getParameter('layer2.0.conv1.weight')];
+      expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(want.buffer, want.byteOffset, want.byteLength))).toBe(true);
+    } finally {
+      model.dispose();
+      reference.dispose();
+    }
+  }, 120_000);
+
   it('names the valid weight sets, and the models that have any, in one usage line', async () => {
     expectUsageError(
       await runCli(['train', '--model', 'resnet18', '--weights', 'IMAGENET1K_V2', ...RUN], { env }),
