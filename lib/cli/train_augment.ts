@@ -22,8 +22,8 @@ export const IMAGENET_AUGMENT_HELP = `  --random-resized-crop  train on random b
                          and evaluated on their centre crop)
   --crop-scale <lo,hi>   with --random-resized-crop: the box's share of the image area
                          (default 0.08,1)
-  --color-jitter <b[,c,s]>  colour jitter of training images: brightness, contrast,
-                         saturation factors in [1 - x, 1 + x] (one value: all three)
+  --color-jitter <x>     colour jitter of training images: brightness, contrast and
+                         saturation factors in [1 - x, 1 + x]; or b,c,s, one for each
   --mixup <alpha>        mixup of training batches, λ ~ Beta(alpha, alpha) (e.g. 0.2; CPU only)
   --cutmix <alpha>       CutMix of training batches (e.g. 1; with --mixup, one per batch)`;
 
