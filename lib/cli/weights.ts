@@ -97,7 +97,9 @@ export async function readWeightsOption(value: string | undefined, modelName: st
   }
   const arch = TORCHVISION_NAMES[modelName.toLowerCase()];
   if (arch === undefined) {
-    const withWeights = Object.keys(PRETRAINED_WEIGHTS).join(', ');
+    const withWeights = Object.keys(PRETRAINED_WEIGHTS)
+      .filter((m) => Object.values(TORCHVISION_NAMES).includes(m))
+      .join(', ');
     throw new UsageError(
       `--weights ${value}: torchvision publishes no weights for --model ${modelName}; models with weights: ${withWeights} ` +
         `(or pass a torchvision-format .pth / .safetensors file)`,
