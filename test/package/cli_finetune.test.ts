@@ -324,6 +324,11 @@ describe('resnet-native train --weights', () => {
     expect(model.inputShape).toEqual([32, 32, 3]);
     expect(model.preprocessing).toMatchObject({ imageSize: [32, 32], resizeTo: 37 });
     model.dispose();
+    // eval reads the test images as the checkpoint says (resize to 37, centre crop 32).
+    const e = await runCli(['eval', '--checkpoint', join(out, 'model.safetensors'), '--dataset', 'folder', '--data', data]);
+    expect(e.stderr).toBe('');
+    expect(e.code).toBe(0);
+    expect(e.stdout).toMatch(/accuracy: \d\.\d{4}/);
     expectUsageError(await runCli(['train', ...RUN, '--crop-scale', '0.5,1']), /--crop-scale applies to --random-resized-crop only/);
     expectUsageError(await runCli(['train', ...RUN, '--mixup', '0']), /--mixup must be a number > 0/);
     expectUsageError(await runCli(['train', ...RUN, '--no-augment', '--cutmix', '1']), /--no-augment contradicts/);
