@@ -40,6 +40,8 @@ export const SLOW = [
   'test/package/pack_install.test.ts',
   // train --freeze end to end (14 s)
   'test/package/cli_freeze.test.ts',
+  // train --weights from a local mirror, fine-tune on a folder, predict (about 45 s)
+  'test/package/cli_finetune.test.ts',
   'test/data/mnist_convergence.test.ts',
   // train → eval → report through the CLI, then the page in headless Chromium (about 18 s)
   'test/package/report.test.ts',

@@ -64,6 +64,7 @@ async function folderDir(v: Values, split: 'train' | 'test', command: string): P
 /**
  * `defaultSize`: folder images' [height, width] without --image-size (default 64×64); with it,
  * `resizeTo`: the shorter side before the centre crop (a checkpoint's preprocessing).
+ * `folder`: imageFolder's size and resizeTo exactly (then the two above are not used).
  */
 export async function loadDataset(
   v: Values,
@@ -72,6 +73,7 @@ export async function loadDataset(
   command: string,
   defaultSize: number | readonly [number, number] = 64,
   resizeTo?: number,
+  folder?: { size: number; resizeTo?: number },
 ): Promise<Dataset> {
   const { datasets } = await import('../data/index.js');
   switch (name) {
@@ -82,6 +84,8 @@ export async function loadDataset(
     case 'cifar100':
       return datasets.cifar100(required(v, 'data', `${command} --dataset cifar100`), { split });
     case 'folder': {
+      // train's own size and resize rule (--weights, --random-resized-crop), used as given.
+      if (folder) return datasets.imageFolder(await folderDir(v, split, command), folder);
       const size = int(v, 'image-size', 1, 16384) ?? (typeof defaultSize === 'number' ? defaultSize : ([...defaultSize] as [number, number]));
       // A checkpoint's resizeTo goes with its own image size (defaultSize), not with --image-size.
       const withResize = resizeTo !== undefined && str(v, 'image-size') === undefined;

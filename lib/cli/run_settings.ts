@@ -11,7 +11,7 @@ import { UsageError, type Values } from './args.js';
 export const RUN_SETTINGS_FILE = 'run.json';
 
 /** The options that decide the model and the data it sees; the order in which differences are named. */
-export const RUN_FLAGS = ['model', 'dataset', 'data', 'test-data', 'image-size', 'batch-size', 'limit', 'test-limit', 'seed'] as const;
+export const RUN_FLAGS = ['model', 'dataset', 'data', 'test-data', 'image-size', 'batch-size', 'limit', 'test-limit', 'seed', 'weights'] as const;
 export type RunFlag = (typeof RUN_FLAGS)[number];
 
 /** Each run flag's resolved value (null: not set; --seed is recorded with --limit only, whose subset it draws). */
@@ -28,6 +28,8 @@ export function runSettings(o: {
   limit: number | undefined;
   testLimit: number | undefined;
   seed: number;
+  /** --weights: the resolved weight set name or the file's absolute path. */
+  weights?: string | undefined;
 }): RunSettings {
   return {
     model: o.modelName.toLowerCase(),
@@ -39,6 +41,7 @@ export function runSettings(o: {
     limit: o.limit ?? null,
     'test-limit': o.testLimit ?? null,
     seed: o.limit === undefined ? null : o.seed,
+    weights: o.weights ?? null,
   };
 }
 

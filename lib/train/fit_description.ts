@@ -10,7 +10,9 @@
 // - preprocessing: kept when it already says what fit feeds (RGB, same image size, mean and
 //   std: its resizeTo stays, e.g. a pretrained model's 256 → 224 crop); otherwise replaced by
 //   { imageSize: the dataset's, resizeTo: its larger side (the dataset's images were resized to
-//   cover that size and centre-cropped, as imageFolder does), channelOrder: 'rgb', mean, std }.
+//   cover that size and centre-cropped, as imageFolder does), channelOrder: 'rgb', mean, std };
+//   with randomResizedCrop, the crop's size and validation's centre-crop resize instead (the
+//   model takes crops of the stored images).
 //   Datasets hold RGB images and fit feeds them as they are, so a 'bgr' model (Keras' caffe
 //   weights) is described as 'rgb' after fit, with its statistics reordered to match.
 // - classNames: the dataset's, when it has one name per class of the model; otherwise the
@@ -31,7 +33,10 @@ export function describeTrainingInputs(model: Model, plan: FitPlan): void {
     plan.mean = order(current.mean);
     plan.std = order(current.std);
   }
-  const [height, width] = plan.ds.imageShape;
+  // With random-resized-crops the model takes the crops: validation's centre crop of the stored
+  // images (resized so their shorter side is centerCrop.resize) is what predicting must do.
+  const crop = plan.imagenet.validation;
+  const [height, width] = crop.outputSize ?? plan.ds.imageShape;
   const fits =
     current !== undefined &&
     current.channelOrder === 'rgb' &&
@@ -42,7 +47,7 @@ export function describeTrainingInputs(model: Model, plan: FitPlan): void {
   if (!fits) {
     const described: Preprocessing = {
       imageSize: [height, width],
-      resizeTo: Math.max(height, width),
+      resizeTo: crop.options.centerCrop?.resize ?? Math.max(height, width),
       channelOrder: 'rgb',
       mean: [...plan.mean],
       std: [...plan.std],
