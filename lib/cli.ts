@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `resnet-native` command: train | eval | predict | summary | bench | doctor.
+// The `resnet-native` command: train | eval | predict | export | report | summary | bench | doctor.
 // This file is the entry (package.json "bin" → dist/cli.js): it dispatches to lib/cli/<command>.ts.
 // Commands are imported only when run, and each parses its arguments (node:util parseArgs)
 // before the library (and its native addon) is loaded, so that --help needs no addon and
@@ -22,6 +22,8 @@ const COMMANDS: Record<string, () => Promise<{ run: Command }>> = {
   summary: () => import('./cli/summary.js'),
   bench: () => import('./cli/bench.js'),
   doctor: () => import('./cli/doctor.js'),
+  report: () => import('./cli/report.js'),
+  export: () => import('./cli/export.js'),
 };
 
 async function version(): Promise<string> {
@@ -48,7 +50,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(`${NAME}: error: ${message.split('\n')[0]}\n`);
+    // One prefix: messages that already start with the command's name (the addon loader's) lose theirs.
+    const line = message.split('\n')[0]!.replace(new RegExp(`^(${NAME}: (error: )?)+`), '');
+    process.stderr.write(`${NAME}: error: ${line}\n`);
     return err instanceof UsageError ? 2 : 1;
   }
 }

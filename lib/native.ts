@@ -106,8 +106,8 @@ export interface NativeNetworkHandle {
   setTraining(training: boolean): void;
   /** The whole frozen state: these layers frozen, these frozen batch-norms on their running statistics (network_wrap.cpp). */
   setFrozen(frozenLayers: string[], runningStatisticsLayers: string[]): void;
-  trainStep(images: H, labels: Int32Array): Promise<NativeStepResult>;
-  computeGradients(images: H, labels: Int32Array, labelSmoothing: number): Promise<NativeStepResult>;
+  trainStep(images: H, labels: Int32Array, mixLabels?: Int32Array, lambda?: number): Promise<NativeStepResult>;
+  computeGradients(images: H, labels: Int32Array, labelSmoothing: number, mixLabels?: Int32Array, lambda?: number): Promise<NativeStepResult>;
   predict(images: H, softmax: boolean): Promise<H>;
   evaluate(images: H, labels: Int32Array): Promise<NativeStepResult>;
   stats(): {
@@ -145,6 +145,11 @@ export interface NativeAugmentOptions {
   std: number[] | null;
   seed: number;
   step: number;
+  randomResizedCrop?: { scale: [number, number]; ratio: [number, number] };
+  centerCrop?: { resize: number };
+  colorJitter?: { brightness: [number, number] | null; contrast: [number, number] | null; saturation: [number, number] | null };
+  mixupAlpha?: number;
+  cutmixAlpha?: number;
 }
 
 /** What the CUDA side looks like (native/addon/device_bindings.cpp). */
@@ -202,7 +207,7 @@ export interface NativeBinding {
   denseBackward(x: H, w: H, dy: H, withBias: boolean): Promise<{ dx: H; dw: H; db?: H }>;
   softmaxCrossEntropy(logits: H, labels: Int32Array, labelSmoothing: number): Promise<number>;
   softmaxCrossEntropyBackward(logits: H, labels: Int32Array, labelSmoothing: number, dloss: number): Promise<H>;
-  augmentBatch(src: Float32Array, dst: H, opts: NativeAugmentOptions): Promise<void>;
+  augmentBatch(src: Float32Array, dst: H, opts: NativeAugmentOptions): Promise<{ kind: 'none' | 'mixup' | 'cutmix'; lambda: number }>;
 }
 
 /** The package root: dist/.. once built, lib/.. when run from source. */

@@ -36,10 +36,38 @@ export const PLACEMENT_HELP = `  --threads <n>          native threads (default:
   --allow-tf32           on a GPU, let fp32 convolutions use TF32 tensor cores
   --precision P          on a GPU: fp32 (default), or fp16 / bf16 mixed precision`;
 
+/** A negative number (-1, -0.5, -.5, -1e-3): a value, not an option, after an option that takes one. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d)/;
+
+/**
+ * `--lr -1` as `--lr=-1`: parseArgs takes any argument starting with '-' for an option (and
+ * reports "needs a value"), so a value-taking option's negative-number value is joined to it
+ * and reaches the range check, which says what is wrong with it.
+ */
+function joinNegativeValues(args: string[], options: Options): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const next = args[i + 1];
+    const name = a.startsWith('--') ? a.slice(2) : undefined;
+    if (name !== undefined && options[name]?.type === 'string' && next !== undefined && NEGATIVE_NUMBER.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+    if (a === '--') {
+      out.push(...args.slice(i + 1));
+      break;
+    }
+  }
+  return out;
+}
+
 /** parseArgs (strict) with its errors turned into UsageErrors that name the command. */
 export function parse(command: string, args: string[], options: Options, positionals = false): { values: Values; positionals: string[] } {
   try {
-    const r = parseArgs({ args, options: { ...COMMON, ...options }, strict: true, allowPositionals: positionals });
+    const r = parseArgs({ args: joinNegativeValues(args, options), options: { ...COMMON, ...options }, strict: true, allowPositionals: positionals });
     return { values: r.values as Values, positionals: r.positionals };
   } catch (err) {
     const e = err as Error & { code?: string };

@@ -12,6 +12,8 @@ Measures images/s of trainStep (forward, backward, SGD update) and of predict on
   --classes <n>          default: 10 / 1000
   --batch-size <n>       default 128
   --steps <n>            timed steps of each (default 10, after 2 untimed ones)
+  --quick                a short smoke run, as npm run bench -- --quick: batch 16, 3 timed
+                         steps after 1 untimed (--batch-size / --steps still apply)
 ${PLACEMENT_HELP}
   -h, --help             show this help
 `;
@@ -25,13 +27,16 @@ export async function run(args: string[]): Promise<void> {
     classes: { type: 'string' },
     'batch-size': { type: 'string' },
     steps: { type: 'string' },
+    quick: { type: 'boolean' },
   });
   if (v.help) return printHelp(BENCH_HELP);
   const name = str(v, 'model') ?? 'resnet20';
   const choice = modelChoice(name);
   const { inputShape, classes } = modelShape(v, choice);
-  const batchSize = int(v, 'batch-size') ?? 128;
-  const steps = int(v, 'steps') ?? 10;
+  const quick = v.quick === true;
+  const batchSize = int(v, 'batch-size') ?? (quick ? 16 : 128);
+  const steps = int(v, 'steps') ?? (quick ? 3 : 10);
+  const warmup = quick ? 1 : 2;
   applyThreads(v);
   const [{ Tensor }, { runtimeInfo }, { SeededRandom }, validate] = await Promise.all([
     import('../tensor.js'),
@@ -53,7 +58,7 @@ export async function run(args: string[]): Promise<void> {
       `${model.name}: input [${inputShape.join(', ')}], ${classes} classes, ${model.paramCount().toLocaleString('en-US')} parameters; batch ${batchSize}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : `${model.device} ${model.precision}`}`,
     );
     const time = async (what: string, step: () => Promise<unknown>) => {
-      for (let i = 0; i < 2; i++) await step();
+      for (let i = 0; i < warmup; i++) await step();
       const t0 = performance.now();
       for (let i = 0; i < steps; i++) await step();
       const seconds = (performance.now() - t0) / 1000;

@@ -11,7 +11,8 @@ export const DATA_HELP = `  --dataset <name>       mnist (default) | cifar10 | c
                          folder: a folder with train/ and test/ (or val/) subfolders, one
                          subfolder per class inside each (or --test-data for the test set)
   --test-data <dir>      folder: the test images' folder (class subfolders)
-  --image-size <n>       folder: images are resized to n×n (default 64)`;
+  --image-size <n>       folder: images are resized to n×n (default: train 64, eval the
+                         checkpoint's image size)`;
 
 export const DATA: Options = {
   dataset: { type: 'string' },
@@ -60,7 +61,20 @@ async function folderDir(v: Values, split: 'train' | 'test', command: string): P
   throw new UsageError(`--data ${root} has no train/ and test/ subfolders; pass --test-data <dir> for the test images`);
 }
 
-export async function loadDataset(v: Values, name: DatasetName, split: 'train' | 'test', command: string): Promise<Dataset> {
+/**
+ * `defaultSize`: folder images' [height, width] without --image-size (default 64×64); with it,
+ * `resizeTo`: the shorter side before the centre crop (a checkpoint's preprocessing).
+ * `folder`: imageFolder's size and resizeTo exactly (then the two above are not used).
+ */
+export async function loadDataset(
+  v: Values,
+  name: DatasetName,
+  split: 'train' | 'test',
+  command: string,
+  defaultSize: number | readonly [number, number] = 64,
+  resizeTo?: number,
+  folder?: { size: number; resizeTo?: number },
+): Promise<Dataset> {
   const { datasets } = await import('../data/index.js');
   switch (name) {
     case 'mnist':
@@ -70,8 +84,12 @@ export async function loadDataset(v: Values, name: DatasetName, split: 'train' |
     case 'cifar100':
       return datasets.cifar100(required(v, 'data', `${command} --dataset cifar100`), { split });
     case 'folder': {
-      const size = int(v, 'image-size', 1, 16384) ?? 64;
-      return datasets.imageFolder(await folderDir(v, split, command), { size });
+      // train's own size and resize rule (--weights, --random-resized-crop), used as given.
+      if (folder) return datasets.imageFolder(await folderDir(v, split, command), folder);
+      const size = int(v, 'image-size', 1, 16384) ?? (typeof defaultSize === 'number' ? defaultSize : ([...defaultSize] as [number, number]));
+      // A checkpoint's resizeTo goes with its own image size (defaultSize), not with --image-size.
+      const withResize = resizeTo !== undefined && str(v, 'image-size') === undefined;
+      return datasets.imageFolder(await folderDir(v, split, command), { size, ...(withResize ? { resizeTo } : {}) });
     }
   }
 }

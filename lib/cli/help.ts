@@ -12,6 +12,8 @@ Commands:
   summary   a model's layers, output shapes and parameter counts
   bench     images/s of training and inference on random data
   doctor    which native addon loaded (prebuild or source build), CPU features, threads, CUDA
+  report    one HTML page of a run: curves, confusion matrix, per-class F1, misclassified images
+  export    write a checkpoint's model as ONNX (onnxruntime, TensorRT, OpenVINO)
 
 Options:
   -h, --help     show this help (or a command's: ${NAME} <command> --help)

@@ -1,5 +1,5 @@
 // `resnet-native train`: trains a model on a dataset, evaluating on its test split after every
-// epoch; writes <out>/model.safetensors, best.safetensors and history.json.
+// epoch; writes <out>/model.safetensors, best.safetensors, history.json and steps.jsonl.
 //
 // In phases: read and check every option (before the slow data and model loading), load the
 // data, build or resume the model, derive the schedule and augmentation, print what is about
@@ -29,7 +29,18 @@ import {
 import { DATA, DATA_HELP, DATASETS, limitDataset, loadDataset, NORMALISATION, TEST_SUBSET_SEED, type DatasetName } from './datasets.js';
 import { modelChoice, MODELS_HELP, type ModelChoice } from './models.js';
 import { layerMatcher } from '../model/freeze.js';
+import {
+  describeImagenetAugment,
+  IMAGENET_AUGMENT,
+  IMAGENET_AUGMENT_HELP,
+  type ImagenetAugmentFlags,
+  imagenetAugmentOptions,
+  imagenetFitOptions,
+  storedSize,
+} from './train_augment.js';
+import { describeWeights, modelFromWeights, readWeightsOption, weightsResizeTo, weightsSetting, type WeightsChoice } from './weights.js';
 import { NAME, printHelp, say } from './output.js';
+import { differences, fillFromRun, recordedSettings, runSettings, type RunSettings, writeRunSettings } from './run_settings.js';
 
 export const TRAIN_HELP = `Usage: ${NAME} train [options]
 
@@ -50,8 +61,21 @@ ${DATA_HELP}
   --augment              random crops (padding: mnist 2, else size/8) and, except for mnist,
                          horizontal flips (default)
   --no-augment           no augmentation (inputs are still normalised)
+${IMAGENET_AUGMENT_HELP}
+  --weights <name|file>  start from torchvision's ImageNet weights: a weight set of --model
+                         (IMAGENET1K_V1, IMAGENET1K_V2 or DEFAULT; downloaded once into
+                         $RESNET_NATIVE_HOME, default ~/.cache/resnet-native; RESNET_WEIGHTS_URL
+                         names a mirror) or a torchvision-format .pth / .safetensors file.
+                         The head is replaced for the data's classes; the run keeps the
+                         weights' preprocessing (ImageNet mean/std, their resize + centre-crop
+                         ratio; --image-size defaults to their crop size, 224)
   --out <dir>            where checkpoints go (default runs/<dataset>-<model>)
-  --resume <file>        continue the run saved in this checkpoint (same data and options)
+  --resume <file>        continue the run saved in this checkpoint: model and data options
+                         left out are the run's (its run.json); different ones are refused
+  --force                with --resume: continue although the model or data options differ
+  --log <list>           also write csv (<out>/log.csv, Keras' CSVLogger columns) and/or
+                         tensorboard (<out>/tensorboard: tensorboard --logdir <out>), e.g.
+                         --log csv,tensorboard
   --seed <n>             seed of the weights, shuffling and augmentation (default 1)
   --freeze <glob>        freeze the layers it names: no gradient, no update, batch-norms on
                          their running statistics (e.g. 'layer[1-3]', 'conv1,bn1,layer1';
@@ -83,17 +107,22 @@ const TRAIN_OPTIONS: Options = {
   'no-augment': { type: 'boolean' },
   out: { type: 'string' },
   resume: { type: 'string' },
+  force: { type: 'boolean' },
+  log: { type: 'string' },
   seed: { type: 'string' },
   limit: { type: 'string' },
   'test-limit': { type: 'string' },
   progress: { type: 'string' },
   freeze: { type: 'string' },
+  weights: { type: 'string' },
+  ...IMAGENET_AUGMENT,
 };
 
 /** Every train option, checked and with its default. */
 interface TrainOptions {
   datasetName: DatasetName;
   isMnist: boolean;
+  modelName: string;
   choice: ModelChoice;
   epochs: number;
   batchSize: number;
@@ -111,8 +140,32 @@ interface TrainOptions {
   limit: number | undefined;
   testLimit: number | undefined;
   progress: 'auto' | 'bar' | 'log' | 'none';
+  /** --log: the extra logs to write. */
+  logs: LogFormat[];
+  force: boolean;
+  allowTf32: boolean;
   /** --freeze: a glob of layer names (checked here, matched once the model exists). */
   freeze: string | undefined;
+  /** --random-resized-crop, --crop-scale, --color-jitter, --mixup, --cutmix. */
+  imagenet: ImagenetAugmentFlags;
+  /** --weights, checked against --model (set after readOptions: the check may read the disk). */
+  weights?: WeightsChoice | undefined;
+  /** --dataset folder: the side of the images the model takes (--image-size, or the weights' crop, or 64). */
+  imageSize?: number | undefined;
+}
+
+const LOG_FORMATS = ['csv', 'tensorboard'] as const;
+type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** --log csv,tensorboard (each at most once). */
+function logFormats(v: Values): LogFormat[] {
+  const s = str(v, 'log');
+  if (s === undefined) return [];
+  const items = s.split(',').map((x) => x.trim());
+  for (const x of items) {
+    if (!(LOG_FORMATS as readonly string[]).includes(x)) throw new UsageError(`--log takes csv and/or tensorboard, comma-separated, got '${s}'`);
+  }
+  return [...new Set(items)] as LogFormat[];
 }
 
 /** Reads the options in the order today's messages are checked (the first bad one is reported). */
@@ -138,7 +191,14 @@ function readOptions(v: Values): TrainOptions {
   const limit = int(v, 'limit');
   const testLimit = int(v, 'test-limit');
   const progress = oneOf(v, 'progress', ['auto', 'bar', 'log', 'none'] as const, 'auto');
+  const logs = logFormats(v);
+  const force = v.force === true;
+  if (force && resume === undefined) throw new UsageError('--force applies to --resume only');
   const freeze = freezeOption(v);
+  const imagenet = imagenetAugmentOptions(v);
+  if (!augmentOn && (imagenet.randomResizedCrop || imagenet.colorJitter || imagenet.mixup !== undefined || imagenet.cutmix !== undefined)) {
+    throw new UsageError('--no-augment contradicts --random-resized-crop, --color-jitter, --mixup and --cutmix');
+  }
   if (datasetName !== 'folder' && (str(v, 'test-data') !== undefined || str(v, 'image-size') !== undefined)) {
     throw new UsageError('--test-data and --image-size apply to --dataset folder only');
   }
@@ -146,6 +206,7 @@ function readOptions(v: Values): TrainOptions {
   return {
     datasetName,
     isMnist,
+    modelName,
     choice,
     epochs,
     batchSize,
@@ -163,8 +224,36 @@ function readOptions(v: Values): TrainOptions {
     limit,
     testLimit,
     progress,
+    logs,
+    force,
+    allowTf32: v['allow-tf32'] === true,
     freeze,
+    imagenet,
   };
+}
+
+/** The model and data options as run.json records them. */
+function settingsOf(o: TrainOptions, v: Values): RunSettings {
+  return runSettings({
+    modelName: o.modelName,
+    datasetName: o.datasetName,
+    data: o.isMnist ? undefined : str(v, 'data'),
+    testData: str(v, 'test-data'),
+    imageSize: o.imageSize,
+    batchSize: o.batchSize,
+    limit: o.limit,
+    testLimit: o.testLimit,
+    seed: o.seed,
+    weights: weightsSetting(o.weights),
+  });
+}
+
+/** With --resume: the run's recorded settings (run.json beside the checkpoint), filled into the options the command line leaves out. */
+async function resumeSettings(v: Values): Promise<RunSettings | undefined> {
+  const resume = str(v, 'resume');
+  const recorded = resume === undefined ? undefined : await recordedSettings(resume);
+  if (recorded) fillFromRun(v, recorded);
+  return recorded;
 }
 
 /** --freeze checked for its form (a malformed glob is reported before the slow loading). */
@@ -209,18 +298,21 @@ function makeSchedule(
   return { schedule, warmupSteps };
 }
 
-/** Random crops and flips, and the dataset's normalisation (one value per channel). */
-function augmentation(o: TrainOptions, trainSet: Dataset): { padding: number; flip: boolean; mean: number[]; std: number[] } {
-  const norm = NORMALISATION[o.datasetName];
+/**
+ * Random crops (padded, or random-resized to `side`) and flips, the ImageNet-style flags, and
+ * the normalisation (the weights', else the dataset's; one value per channel).
+ */
+function augmentation(o: TrainOptions, trainSet: Dataset, side: number): { padding: number; flip: boolean; mean: number[]; std: number[] } {
+  const norm = o.weights ? { mean: [...o.weights.transform.mean], std: [...o.weights.transform.std] } : NORMALISATION[o.datasetName];
   const channels = trainSet.imageShape[2];
   const mean = norm.mean.length === channels ? norm.mean : new Array<number>(channels).fill(norm.mean[0]!);
   const std = norm.std.length === channels ? norm.std : new Array<number>(channels).fill(norm.std[0]!);
-  const padding = o.augmentOn ? (o.isMnist ? 2 : Math.max(1, Math.round(trainSet.imageShape[0] / 8))) : 0;
+  const padding = o.augmentOn && !o.imagenet.randomResizedCrop ? (o.isMnist ? 2 : Math.max(1, Math.round(trainSet.imageShape[0] / 8))) : 0;
   const flip = o.augmentOn && !o.isMnist;
-  return { padding, flip, mean, std };
+  return { padding, flip, mean, std, ...imagenetFitOptions(o.imagenet, side, trainSet.imageShape[0]) };
 }
 
-/** The two lines that say what is about to run. */
+/** The two lines that say what is about to run: the data and model, then every training option. */
 function printPlan(
   o: TrainOptions,
   model: Model,
@@ -235,35 +327,93 @@ function printPlan(
     `${NAME}: ${o.resume ? 'resuming' : 'training'} ${model.name} (${model.paramCount().toLocaleString('en-US')} parameters) on ${o.datasetName}: ` +
       `${trainSet.length} train / ${testSet.length} test images [${trainSet.imageShape.join('×')}], ${trainSet.classes} classes`,
   );
+  const optimizer = o.optimizer === 'sgd' ? `sgd momentum ${o.momentum}${o.momentum > 0 ? ' nesterov' : ''}` : 'adamw';
+  const placement =
+    model.device === 'cpu'
+      ? `${info.threads} threads (${info.simd})`
+      : `${model.device}${model.precision !== 'fp32' ? ` ${model.precision}` : ''}${o.allowTf32 ? ' tf32' : ''}`;
   say(
-    `${o.epochs} epochs × ${stepsPerEpoch} steps of ${o.batchSize}, ${o.optimizer} lr ${o.lr} ${o.scheduleName}` +
+    `${o.epochs} epochs × ${stepsPerEpoch} steps of ${o.batchSize}, ${optimizer} lr ${o.lr} ${o.scheduleName}` +
       `${o.scheduleName === 'cosine' && warmupSteps > 0 ? ` (warmup ${warmupSteps} steps)` : ''}, weight decay ${o.weightDecay}, ` +
-      `augment ${o.augmentOn ? `padding ${aug.padding}${aug.flip ? ' + flip' : ''}` : 'off'}, seed ${o.seed}, ${model.device === 'cpu' ? `${info.threads} threads (${info.simd})` : model.device}`,
+      `label smoothing ${o.labelSmoothing}, augment ${augmentWords(o, aug, trainSet)}, seed ${o.seed}, ` +
+      `${placement}, out ${o.out}${o.logs.length > 0 ? `, logs ${o.logs.join(' + ')}` : ''}${o.freeze !== undefined ? `, freeze '${o.freeze}'` : ''}` +
+      `${o.weights ? `, ${describeWeights(o.weights)}` : ''}`,
   );
+}
+
+/** The settings line's augmentation: padded crops or random-resized ones, flips, jitter, mixing. */
+function augmentWords(o: TrainOptions, aug: { padding: number; flip: boolean }, trainSet: Dataset): string {
+  if (!o.augmentOn) return 'off';
+  const crops = o.imagenet.randomResizedCrop ? '' : `padding ${aug.padding}`;
+  const words = [crops, describeImagenetAugment(o.imagenet, trainSet.imageShape[0]), aug.flip ? 'flip' : ''].filter((w) => w !== '');
+  return words.join(' + ');
+}
+
+/** --dataset folder: imageFolder's size and resize rule for --image-size, --weights and --random-resized-crop. */
+function folderLoading(o: TrainOptions): { size: number; resizeTo?: number } | undefined {
+  if (o.datasetName !== 'folder' || o.imageSize === undefined) return undefined;
+  const side = o.imageSize;
+  if (o.imagenet.randomResizedCrop) return { size: o.weights ? weightsResizeTo(o.weights, side) : storedSize(side) };
+  return o.weights ? { size: side, resizeTo: weightsResizeTo(o.weights, side) } : { size: side };
 }
 
 export async function run(args: string[]): Promise<void> {
   const { values: v } = parse('train', args, TRAIN_OPTIONS);
   if (v.help) return printHelp(TRAIN_HELP);
   // Everything is checked before the (slow) data and model loading.
+  const givenModel = str(v, 'model') !== undefined;
+  const recorded = await resumeSettings(v);
   const o = readOptions(v);
+  o.weights = await readWeightsOption(str(v, 'weights'), o.modelName, o.resume !== undefined);
+  if (o.weights && o.isMnist) throw new UsageError('--weights needs colour images: mnist is greyscale (use cifar10, cifar100 or folder)');
+  if (o.datasetName === 'folder') o.imageSize = int(v, 'image-size', 1, 16384) ?? (o.weights ? o.weights.transform.cropSize : 64);
+  const settings = settingsOf(o, v);
+  if (recorded && !o.force) {
+    const differ = differences(recorded, settings);
+    if (differ.length > 0) {
+      throw new UsageError(
+        `--resume ${o.resume} continues a run with other model or data options: ${differ.join(', ')}; resume with the run's options, or pass --force`,
+      );
+    }
+  }
   applyThreads(v);
 
   const started = performance.now();
-  const trainSet = await limitDataset(await loadDataset(v, o.datasetName, 'train', 'train'), o.limit, o.seed);
-  const testSet = await limitDataset(await loadDataset(v, o.datasetName, 'test', 'train'), o.testLimit, TEST_SUBSET_SEED);
-  const [{ Trainer }, { checkpoint }, schedules, { runtimeInfo }, { loadModel }] = await Promise.all([
+  const folder = folderLoading(o);
+  const trainSet = await limitDataset(await loadDataset(v, o.datasetName, 'train', 'train', 64, undefined, folder), o.limit, o.seed);
+  const testSet = await limitDataset(await loadDataset(v, o.datasetName, 'test', 'train', 64, undefined, folder), o.testLimit, TEST_SUBSET_SEED);
+  const { stepLog, STEP_LOG_FILE } = await import('../train/step_log.js');
+  const [{ Trainer }, { checkpoint }, schedules, { runtimeInfo }, { loadModel }, { csvLogger }, { tensorBoard }] = await Promise.all([
     import('../train/trainer.js'),
     import('../train/callbacks.js'),
     import('../train/schedules.js'),
     import('../runtime.js'),
     import('../io/checkpoint.js'),
+    import('../train/csv_logger.js'),
+    import('../train/tensorboard.js'),
   ]);
 
   // --precision is checked here, after the data, as it always was (the first error reported stays the same).
-  const model = o.resume
-    ? await loadModel(o.resume, deviceOptions(v))
-    : await o.choice.build({ classes: trainSet.classes, inputShape: [...trainSet.imageShape], seed: o.seed, ...deviceOptions(v) });
+  // Resuming, a --model given is built and the checkpoint's state copied into it, which fit
+  // refuses (naming both models) when they differ; without --model, the checkpoint's own model.
+  // The model's input: the data's images, or with --random-resized-crop the crops of them.
+  const side = o.imageSize ?? trainSet.imageShape[0];
+  const inputShape: [number, number, number] = o.imagenet.randomResizedCrop ? [side, side, trainSet.imageShape[2]] : [...trainSet.imageShape];
+  const build = () => o.choice.build({ classes: trainSet.classes, inputShape, seed: o.seed, ...deviceOptions(v) });
+  // --weights initialise a fresh run only: resuming, the checkpoint's weights win.
+  const model =
+    o.resume && !givenModel
+      ? await loadModel(o.resume, deviceOptions(v))
+      : o.weights && !o.resume
+        ? await modelFromWeights(o.weights, {
+            build,
+            trainSet,
+            inputShape,
+            seed: o.seed,
+            placement: deviceOptions(v),
+            progress: o.progress !== 'none',
+          })
+        : await build();
   if (o.freeze !== undefined) {
     try {
       model.freeze(o.freeze);
@@ -274,12 +424,20 @@ export async function run(args: string[]): Promise<void> {
     say(`${NAME}: frozen ${model.frozen.length} layers (${model.frozenParameters().length} parameter tensors) matching --freeze '${o.freeze}'`);
   }
   const stepsPerEpoch = Math.floor(trainSet.length / o.batchSize);
-  if (stepsPerEpoch < 1) throw new UsageError(`--batch-size ${o.batchSize} is larger than the ${trainSet.length} training examples`);
+  if (stepsPerEpoch < 1) {
+    model.dispose();
+    throw new UsageError(`--batch-size ${o.batchSize} is larger than the ${trainSet.length} training examples`);
+  }
   const { schedule, warmupSteps } = makeSchedule(schedules, o, stepsPerEpoch);
-  const aug = augmentation(o, trainSet);
+  const aug = augmentation(o, trainSet, side);
   printPlan(o, model, trainSet, testSet, stepsPerEpoch, warmupSteps, aug, runtimeInfo());
 
   await mkdir(o.out, { recursive: true });
+  await writeRunSettings(o.out, settings, args);
+  // steps.jsonl before the checkpoint: a resumed run trims the lines past the checkpoint's step.
+  const callbacks = [stepLog(join(o.out, STEP_LOG_FILE)), checkpoint({ dir: o.out, saveLast: true, saveBest: 'valAccuracy' })];
+  if (o.logs.includes('csv')) callbacks.push(csvLogger({ path: join(o.out, LOG_FILES.csv), append: o.resume !== undefined }));
+  if (o.logs.includes('tensorboard')) callbacks.push(tensorBoard({ logDir: join(o.out, LOG_FILES.tensorboard) }));
   const trainer = new Trainer(model, { compile: compileOptions(o), progress: o.progress });
   let history;
   try {
@@ -291,7 +449,7 @@ export async function run(args: string[]): Promise<void> {
       seed: o.seed,
       augment: aug,
       schedule,
-      callbacks: [checkpoint({ dir: o.out, saveLast: true, saveBest: 'valAccuracy' })],
+      callbacks,
       ...(o.resume ? { resumeFrom: o.resume } : {}),
     });
   } finally {
@@ -306,3 +464,6 @@ export async function run(args: string[]): Promise<void> {
   );
   say(`test accuracy: ${last.valAccuracy!.toFixed(4)}`);
 }
+
+/** Where --log writes, inside --out. */
+export const LOG_FILES = { csv: 'log.csv', tensorboard: 'tensorboard' } as const;

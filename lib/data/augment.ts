@@ -2,6 +2,16 @@
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
 import * as validate from '../validate.js';
+import {
+  type AugmentResult,
+  type CenterCropOptions,
+  type ColorJitterOptions,
+  imagenetOptions,
+  type MixOptions,
+  type RandomResizedCropOptions,
+} from './imagenet_augment.js';
+
+export type { AugmentResult } from './imagenet_augment.js';
 
 export interface AugmentOptions {
   /** Images to process: src holds at least count·h·w·c floats; dst's batch dimension is ≥ count. */
@@ -20,6 +30,16 @@ export interface AugmentOptions {
   seed: number;
   /** Training step (or any counter): an integer in [0, 2^53); different steps draw differently. */
   step: number;
+  /** Random-resized-crop to dst's [height, width] (which may differ from imageShape's). Not with padding. */
+  randomResizedCrop?: RandomResizedCropOptions & { size?: number | readonly [number, number] };
+  /** Resize (shorter side → resize) and centre-crop to dst's [height, width]: evaluation's transform. */
+  centerCrop?: CenterCropOptions & { size?: number | readonly [number, number] };
+  /** Colour jitter before the normalisation (source values in [0, 1]). */
+  colorJitter?: ColorJitterOptions;
+  /** Mix image i with image count − 1 − i (λ per batch, see the result). */
+  mixup?: MixOptions;
+  /** Paste a box of image count − 1 − i into image i (λ = the share of i's pixels left). With mixup: one of the two per batch. */
+  cutmix?: MixOptions;
 }
 
 const OP = 'augmentBatch';
@@ -43,12 +63,18 @@ function channelValues(v: unknown, name: string, channels: number, positive: boo
  * The crop offset and flip of image i depend only on (seed, step, i) — a splitmix64 hash —
  * so results are reproducible and independent of the thread count.
  *
+ * With randomResizedCrop or centerCrop, a window of each source image is resampled
+ * (bilinear, half-pixel centres, no antialiasing) to dst's [height, width]; then flip,
+ * colour jitter, normalisation, and mixup / cutmix across the batch (image i with image
+ * count − 1 − i, λ per batch from (seed, step)). Resolves to what the mixing did, so that
+ * the loss can use the matching targets (Model.trainStep's `mix`).
+ *
  * Runs off the JS thread on a copy of the `count` images it reads from `src`, taken before
  * it returns: src may be written, resized or transferred at once. Do not use dst until the
  * promise settles. Bad arguments reject with a ResNetError
  * (E_ARG, E_SHAPE, E_DTYPE, E_DISPOSED).
  */
-export async function augmentBatch(src: Float32Array, dst: Tensor, options: AugmentOptions): Promise<void> {
+export async function augmentBatch(src: Float32Array, dst: Tensor, options: AugmentOptions): Promise<AugmentResult> {
   if (!(src instanceof Float32Array)) {
     validate.fail(
       'E_DTYPE',
@@ -58,7 +84,21 @@ export async function augmentBatch(src: Float32Array, dst: Tensor, options: Augm
   const out = Tensor.check(dst, OP, 'dst');
   if (options === undefined || options === null) validate.fail('E_ARG', `${OP}: options { count, imageShape, seed, step } are required`);
   const o = validate.options<AugmentOptions>(options, OP);
-  validate.keys(o, OP, ['count', 'imageShape', 'padding', 'flip', 'mean', 'std', 'seed', 'step']);
+  validate.keys(o, OP, [
+    'count',
+    'imageShape',
+    'padding',
+    'flip',
+    'mean',
+    'std',
+    'seed',
+    'step',
+    'randomResizedCrop',
+    'centerCrop',
+    'colorJitter',
+    'mixup',
+    'cutmix',
+  ]);
   const count = validate.integer(o.count, OP, 'count', 0);
   const shape = o.imageShape;
   if (!Array.isArray(shape) || shape.length !== 3 || !shape.every((d) => Number.isInteger(d) && d >= 1 && d <= 2 ** 24)) {
@@ -73,12 +113,16 @@ export async function augmentBatch(src: Float32Array, dst: Tensor, options: Augm
   const step = validate.integer(o.step, OP, 'step', 0, Number.MAX_SAFE_INTEGER);
 
   const ds = out.shape;
-  if (ds.length !== 4 || ds[1] !== h || ds[2] !== w || ds[3] !== c) {
+  const extra = imagenetOptions(o, OP, [ds[1] ?? h, ds[2] ?? w]);
+  const resamples = extra.randomResizedCrop !== undefined || extra.centerCrop !== undefined;
+  if (resamples && padding !== 0) validate.fail('E_ARG', `${OP}: padding cannot be combined with randomResizedCrop or centerCrop`);
+  if (ds.length !== 4 || ds[3] !== c || (!resamples && (ds[1] !== h || ds[2] !== w))) {
     validate.fail('E_SHAPE', `${OP}: dst has shape [${ds.join(', ')}] but imageShape [${h}, ${w}, ${c}] needs [n, ${h}, ${w}, ${c}]`);
   }
   if (count > ds[0]!) validate.fail('E_SHAPE', `${OP}: count ${count} is above dst's batch size (dst shape [${ds.join(', ')}])`);
   if (src.length < count * h * w * c) {
     validate.fail('E_SHAPE', `${OP}: src has ${src.length} floats but ${count} images of [${h}, ${w}, ${c}] need ${count * h * w * c}`);
   }
-  await native.augmentBatch(src, out.handle, { count, imageShape: [h, w, c], padding, flip, mean, std, seed, step });
+  const r = await native.augmentBatch(src, out.handle, { count, imageShape: [h, w, c], padding, flip, mean, std, seed, step, ...extra });
+  return { mix: r.kind, lambda: r.lambda };
 }

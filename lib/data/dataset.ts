@@ -17,4 +17,10 @@ export interface Dataset {
    * async (decoding files); the caller awaits it before using the buffers.
    */
   fill(indices: ArrayLike<number>, images: Float32Array, labels: Int32Array): void | Promise<void>;
+  /**
+   * Optional: the examples the trainer fills next, in order (a view of the epoch's order
+   * after the batch being filled; empty when the run ends), so that a dataset which decodes
+   * files (imageFolder) can decode a bounded number of them ahead. Must not throw.
+   */
+  prefetch?(upcoming: Int32Array, batchSize: number): void;
 }

@@ -4,3 +4,4 @@ export type { Dataset } from './dataset.js';
 export * as datasets from './datasets.js';
 export type { MnistOptions, CifarOptions, Cifar100Options, ImageFolderOptions } from './datasets.js';
 export { augmentBatch, type AugmentOptions } from './augment.js';
+export type { AugmentResult, CenterCropOptions, ColorJitterOptions, MixOptions, RandomResizedCropOptions } from './imagenet_augment.js';

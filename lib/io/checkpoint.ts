@@ -16,6 +16,13 @@
 //   optimizerSteps  decimal step count of the optimizer (AdamW's bias correction, SGD's first step)
 //   learningRate    the learning rate in force (a schedule may have moved it from optimizer.lr)
 //   training        JSON of the trainer's state ({ epoch, step, rngState, history?, … }), when given
+//   preprocessing   JSON of Model.preprocessing ({ imageSize, resizeTo?, channelOrder, mean, std }), when set
+//   classNames      JSON array of Model.classNames, when set
+//
+// preprocessing and classNames are optional additions to version 1: older files without them
+// still load (a trainer's state with `normalize` / `imageShape` / `classNames`, as the
+// checkpoint callback and the CLI stored them before, stands in for them), and older readers
+// ignore them.
 //
 // What goes in comes from Model.exportState and goes back through Model's own setters: nothing
 // here touches the native handle. Model.save reaches this module by dynamic import (no cycle).
@@ -29,6 +36,7 @@ import { isPlainObject, type Precision, sameShape } from '../validate.js';
 import type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 import { deserializeCompileOptions } from './compile_options_json.js';
 import { jsonDepth, MAX_JSON_DEPTH } from './json_text.js';
+import { storedDescription } from './model_description.js';
 import {
   CHECKPOINT_FORMAT,
   CHECKPOINT_VERSION,
@@ -41,6 +49,7 @@ import {
   writeCheckpoint,
 } from './checkpoint_writer.js';
 import { SafetensorsReader } from './safetensors.js';
+import { describeFile, wrongFormatErrorFor } from './file_kind.js';
 
 export type { SaveModelOptions, TrainingState } from './checkpoint_types.js';
 export { deserializeCompileOptions, serializeCompileOptions } from './compile_options_json.js';
@@ -189,7 +198,7 @@ function readMetadata(path: string, meta: Record<string, string>): StoredMetadat
   if (meta.version !== CHECKPOINT_VERSION)
     throw fmt(path, `version ${JSON.stringify(meta.version)} is not supported (this library reads version ${CHECKPOINT_VERSION})`);
   // The JSON documents end up in the model and the trainer, which walk them recursively.
-  for (const key of ['spec', 'optimizer', 'training']) {
+  for (const key of ['spec', 'optimizer', 'training', 'preprocessing', 'classNames']) {
     const depth = meta[key] === undefined ? 0 : jsonDepth(meta[key]);
     if (depth > MAX_JSON_DEPTH)
       throw fmt(path, `metadata '${key}' nests arrays and objects ${depth} levels deep, above the limit of ${MAX_JSON_DEPTH}`);
@@ -290,6 +299,25 @@ async function restoreOptimizer(
 }
 
 /**
+ * Opens a checkpoint's safetensors; where that fails on a file of another format (a Keras
+ * model, a PyTorch file, a SavedModel folder, …), the E_FORMAT says what the file is and what
+ * to call instead (file_kind.ts).
+ */
+async function openSafetensors(path: string, op: string, expected: string): Promise<SafetensorsReader> {
+  try {
+    return await SafetensorsReader.open(path);
+  } catch (err) {
+    if (err instanceof ResNetError && (err.code === 'E_FORMAT' || err.code === 'E_IO')) {
+      const kind = await describeFile(path);
+      if (!['unknown', 'empty', 'directory', 'safetensors', 'checkpoint'].includes(kind.kind)) {
+        throw wrongFormatErrorFor(op, path, kind, expected);
+      }
+    }
+    throw err;
+  }
+}
+
+/**
  * Reads a checkpoint written by saveModel: checks the file, the metadata and every tensor,
  * builds the model from the stored spec, sets its parameters and — when the file has an
  * optimizer and `optimizer` is not false — compiles it with the stored options and restores
@@ -300,7 +328,7 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
   const op = 'loadCheckpoint';
   if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', `${op}: path must be a non-empty string`);
   const { restoreOptimizer: withOptimizer, placement } = checkLoadOptions(options, op);
-  const reader = await SafetensorsReader.open(path);
+  const reader = await openSafetensors(path, op, 'a resnet-native checkpoint (safetensors written by saveModel)');
   let model: Model | undefined;
   try {
     const meta = reader.metadata;
@@ -323,6 +351,9 @@ export async function loadCheckpoint(path: string, options: LoadModelOptions = {
     checkTensorNames(path, reader, params, slots);
     await restoreParameters(path, reader, model, params);
     if (meta.mode === 'eval') model.eval();
+    const described = storedDescription(path, meta, stored.training, model.inputShape, model.classes);
+    if (described.preprocessing) model.preprocessing = described.preprocessing;
+    if (described.classNames) model.classNames = described.classNames;
 
     let optimizerRestored = false;
     if (compileOptions && withOptimizer) {
@@ -373,7 +404,7 @@ export async function loadWeightsInto(
   const strict = options.strict === undefined ? true : validate.boolean(options.strict, op, 'strict');
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${op}: the model was disposed`);
   const params = model.parameterInfo();
-  const reader = await SafetensorsReader.open(path);
+  const reader = await openSafetensors(path, op, 'a safetensors weights file');
   try {
     const isCheckpoint = reader.metadata.format === CHECKPOINT_FORMAT;
     const known = new Set(params.map((p) => p.name));

@@ -58,6 +58,8 @@ export function encodeState(state: ModelState, saved: { withOptimizer: boolean; 
     mode: state.training ? 'train' : 'eval',
   };
   if (saved.training !== undefined) metadata.training = saved.training;
+  if (state.preprocessing) metadata.preprocessing = JSON.stringify(state.preprocessing);
+  if (state.classNames) metadata.classNames = JSON.stringify(state.classNames);
   const tensors: SafetensorsTensorInput[] = state.parameters.map((p) => ({ name: p.name, shape: [...p.shape], dtype: 'F32', data: p.values }));
 
   const optimizer = saved.withOptimizer ? state.optimizer : undefined;

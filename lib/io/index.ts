@@ -15,6 +15,8 @@ export {
   type Checkpoint,
   type CheckpointSnapshot,
 } from './checkpoint.js';
+export { TorchFile, type TorchEntry } from './torch_file.js';
+export { fetchWeights, weightsDir, type FetchWeightsOptions } from './weights_cache.js';
 export {
   SafetensorsReader,
   readSafetensors,
@@ -37,3 +39,7 @@ export {
 } from './safetensors.js';
 export { loadTorchvision, type LoadTorchvisionOptions, type LoadTorchvisionResult } from './torchvision.js';
 export { loadKeras, type LoadKerasOptions, type LoadKerasResult, type KerasEpsilonMismatch } from './keras.js';
+export { decodeImage, decodeImages, type DecodeImageOptions, type ImageSource, type ImageModel } from './decode_image.js';
+export { type OnnxExportOptions, type OnnxLayout } from './onnx_export.js';
+export { loadKerasModel, loadKerasModelWithInfo, type LoadKerasModelOptions, type KerasModelInfo } from './keras_model.js';
+export { describeFile, wrongFormatError, type FileDescription, type FileKind } from './file_kind.js';

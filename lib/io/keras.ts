@@ -1,5 +1,6 @@
-// Weights from Keras / TensorFlow.js: a model saved in the tfjs "layers-model" format
-// (tfjs-layers' `model.save('file://dir')`, or `tensorflowjs_converter --input_format keras`):
+// Weights from Keras / TensorFlow.js: Keras' own .keras and .h5 files (keras_files.ts reads
+// them), or a model saved in the tfjs "layers-model" format (tfjs-layers'
+// `model.save('file://dir')`, or `tensorflowjs_converter --input_format keras`):
 //
 //   model.json   { modelTopology: the Keras model config (class_name, config.layers with
 //                  inbound_nodes, …), weightsManifest: [{ paths: [shard files], weights:
@@ -54,8 +55,12 @@ import type { LayerSpec } from '../model/spec.js';
 import * as validate from '../validate.js';
 import { parseJsonText } from './json_text.js';
 import { checkParameterValues } from './parameter_values.js';
-import { openRegularFile, readError, readInto, readRegularFile } from './read_file.js';
+import { openRegularFile, readError, readExactly, readInto } from './read_file.js';
+import { looksLikeHdf5 } from './hdf5.js';
+import { looksLikeZip } from './zip_archive.js';
 import { float16ToFloat32 } from './half_float.js';
+import { describeBytes, describeFile, wrongFormatErrorFor } from './file_kind.js';
+import { type KerasFileContents, MAX_WEIGHTS_BYTES, readKerasArchive, readKerasH5 } from './keras_files.js';
 
 export interface LoadKerasOptions {
   /** 'auto' (default): 'name' when every weighted layer of ours has a Keras layer of its name, else 'structure'. */
@@ -146,7 +151,7 @@ function setText(names: Iterable<string>): string {
 // ---------------------------------------------------------------------------------------
 // The Keras graph: every layer (nested models flattened) with the layers it reads.
 
-interface KerasNode {
+export interface KerasNode {
   name: string;
   className: string;
   config: Record<string, unknown>;
@@ -154,7 +159,7 @@ interface KerasNode {
   inputs: string[];
 }
 
-class KerasGraph {
+export class KerasGraph {
   readonly nodes = new Map<string, KerasNode>();
   /** Node names in the order the topology lists them (topological). */
   readonly order: string[] = [];
@@ -273,7 +278,7 @@ interface KerasWeight {
   decode: () => Float32Array;
 }
 
-interface KerasFile {
+export interface KerasFile {
   graph: KerasGraph;
   /** Keras layer name → its weights by short name (kernel, gamma, …). */
   weights: Map<string, Map<string, KerasWeight>>;
@@ -284,17 +289,51 @@ const BYTES: Record<string, number> = { float32: 4, int32: 4, bool: 1, uint8: 1,
 /** model.json holds the topology and the manifest only (a ResNet-152's is about 1 MB). */
 const MAX_MODEL_JSON_BYTES = 64 << 20;
 
-async function readJsonFile(path: string): Promise<{ json: Record<string, unknown>; file: string }> {
+/** Where the caller's path leads: a tfjs model folder means its model.json. */
+async function resolveModelPath(path: string): Promise<string> {
   let file = path.startsWith('file://') ? path.slice('file://'.length) : path;
   try {
-    if ((await stat(file)).isDirectory()) file = join(file, 'model.json');
-  } catch {
-    // reported by readRegularFile below
+    if ((await stat(file)).isDirectory()) {
+      const json = join(file, 'model.json');
+      const saved = await describeFile(file);
+      if (saved.kind === 'savedmodel') throw wrongFormatErrorFor(OP, file, saved, 'a Keras model');
+      file = json;
+    }
+  } catch (err) {
+    if (err instanceof ResNetError) throw err;
+    // reported by readRegularFile
   }
-  const text = (await readRegularFile(file, { op: OP, maxBytes: MAX_MODEL_JSON_BYTES, what: 'a model.json' })).toString('utf8');
-  const json = parseJsonText(text, `${OP}: '${file}'`);
+  return file;
+}
+
+/**
+ * The whole file, under the cap of what its first bytes say it is: a .keras zip or an HDF5
+ * file may be as large as a model's weights, anything else (a model.json) 64 MiB — checked
+ * before the rest is read.
+ */
+async function readModelFile(file: string, op: string): Promise<Uint8Array> {
+  const { handle, size } = await openRegularFile(file, op);
+  try {
+    const head = await readExactly(handle, 0, Math.min(size, 4096), op, file);
+    const binary = looksLikeZip(head) || looksLikeHdf5(head);
+    const max = binary ? MAX_WEIGHTS_BYTES : MAX_MODEL_JSON_BYTES;
+    if (size > max) {
+      throw new ResNetError(
+        'E_FORMAT',
+        `${op}: ${file} is ${size} bytes, above the limit of ${max} bytes for ${binary ? 'a Keras model file' : 'a model.json'}`,
+      );
+    }
+    return size === head.length ? head : await readExactly(handle, 0, size, op, file);
+  } finally {
+    await handle.close().catch(() => undefined);
+  }
+}
+
+/** The JSON of a tfjs model.json already read. */
+function parseModelJson(bytes: Uint8Array, file: string): Record<string, unknown> {
+  const json = parseJsonText(new TextDecoder().decode(bytes), `${OP}: '${file}'`);
   if (!validate.isPlainObject(json)) throw formatError(`'${file}' must hold a JSON object`);
-  return { json, file };
+  return json;
 }
 
 /**
@@ -413,8 +452,41 @@ function decodeWeight(bytes: Uint8Array, dtype: string, quant: Record<string, un
   return new Float32Array(buf, 0, numel);
 }
 
-async function readKerasFile(path: string): Promise<KerasFile & { file: string }> {
-  const { json, file } = await readJsonFile(path);
+/** The graph and weights of a .keras / .h5 file (keras_files.ts read it). */
+function fromKerasFile(contents: KerasFileContents, file: string): KerasFile {
+  const graph = new KerasGraph();
+  addModel(graph, contents.topology, [], `'${file}' config`);
+  const weights = new Map<string, Map<string, KerasWeight>>();
+  for (const [layer, own] of contents.weights) {
+    if (!graph.nodes.has(layer)) throw formatError(`'${file}' holds weights for a layer '${layer}' that its config does not define`);
+    weights.set(layer, new Map([...own].map(([short, w]) => [short, { name: `${layer}/${short}`, shape: w.shape, decode: () => w.data }])));
+  }
+  return { graph, weights };
+}
+
+const KERAS_EXPECTED = 'a Keras model (.keras, .h5, or a TensorFlow.js model.json)';
+
+/**
+ * Reads a Keras model of any of the kinds this module knows: a .keras archive, a Keras HDF5
+ * file, or a tfjs layers model.json (with its shards). Anything else is an E_FORMAT that says
+ * what the file is (file_kind.ts).
+ */
+export async function readKerasFile(
+  path: string,
+  op = OP,
+): Promise<KerasFile & { file: string; topology: Record<string, unknown>; kerasVersion?: string | undefined }> {
+  const file = await resolveModelPath(path);
+  const bytes = await readModelFile(file, op);
+  const kind = describeBytes(bytes, file);
+  // A zip of no known kind goes to the .keras reader too, whose error says what is wrong with it (CRC, truncation, no config.json).
+  if (kind.kind === 'keras' || kind.kind === 'hdf5' || kind.kind === 'zip') {
+    const isZip = kind.kind !== 'hdf5';
+    const where = `${op}: '${file}'`;
+    const contents = isZip ? await readKerasArchive(bytes, where) : await readKerasH5(bytes, where);
+    return { ...fromKerasFile(contents, file), file, topology: contents.topology, kerasVersion: contents.kerasVersion };
+  }
+  if (kind.kind !== 'json' && kind.kind !== 'tfjs-layers') throw wrongFormatErrorFor(op, file, kind, KERAS_EXPECTED);
+  const json = parseModelJson(bytes, file);
   let topology = json.modelTopology;
   if (validate.isPlainObject(topology) && validate.isPlainObject(topology.model_config)) topology = topology.model_config;
   if (!validate.isPlainObject(topology)) throw formatError(`'${file}' has no modelTopology (a weights-only manifest cannot be mapped onto layers)`);
@@ -470,7 +542,7 @@ async function readKerasFile(path: string): Promise<KerasFile & { file: string }
       own.set(short, { name: s.name, shape: s.shape, decode: () => decodeWeight(bytes, s.dtype, s.quant, s.numel, s.name) });
     }
   }
-  return { graph, weights, file };
+  return { graph, weights, file, topology };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -736,9 +808,9 @@ function pairOf(v: unknown): [number, number] | undefined {
 }
 
 /**
- * Sets every parameter of `model` from a Keras / tfjs-layers model saved in the tfjs layers
- * format (`modelJsonPath`: its model.json, or the folder holding it). Returns the mapping
- * used. Throws ResNetError 'E_ARG' (arguments), 'E_IO' (model.json or a shard cannot be
+ * Sets every parameter of `model` from a Keras model: a Keras 3 `.keras` file, a Keras HDF5
+ * `.h5` file (Keras 2 / tf.keras / Keras 3 legacy), or a model saved in the tfjs layers format
+ * (`modelJsonPath`: its model.json, or the folder holding it). Returns the mapping used. Throws ResNetError 'E_ARG' (arguments), 'E_IO' (model.json or a shard cannot be
  * read), 'E_FORMAT' (malformed files, weights that do not fit the model, epsilon mismatches);
  * nothing is set then.
  */
@@ -751,7 +823,16 @@ export async function loadKeras(model: Model, modelJsonPath: string, options: Lo
     options.allowEpsilonMismatch === undefined ? false : validate.boolean(options.allowEpsilonMismatch, OP, 'allowEpsilonMismatch');
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${OP}: the model was disposed`);
 
-  const file = await readKerasFile(modelJsonPath);
+  return loadKerasInto(model, await readKerasFile(modelJsonPath), mode, allowEpsilon);
+}
+
+/** loadKeras on a file already read (loadKerasModel reads it once for the config and the weights). */
+export function loadKerasInto(
+  model: Model,
+  file: KerasFile & { file: string },
+  mode: 'auto' | 'name' | 'structure',
+  allowEpsilon: boolean,
+): LoadKerasResult {
   const ours = ourUnits(model);
   const keras = kerasUnits(file);
   const kerasNames = new Set(keras.map((k) => k.name));

@@ -1,6 +1,8 @@
 // Weights from torchvision: a ResNet / ResNeXt / Wide-ResNet state_dict saved as safetensors
-// (`safetensors.torch.save_file(model.state_dict(), path)`), onto a Model whose spec has the
-// same architecture (models.resnet18(), models.resnext50_32x4d(), models.resnet({...}), …).
+// (`safetensors.torch.save_file(model.state_dict(), path)`) or by torch.save (.pth / .pt,
+// lib/io/torch_file.ts; which of the two is told by the file's first bytes, not its name),
+// onto a Model whose spec has the same architecture (models.resnet18(),
+// models.resnext50_32x4d(), models.resnet({...}), …).
 //
 // Our parameter names are torchvision's state_dict keys (lib/model/spec.ts), so the mapping
 // is a lookup; only the layouts differ and are converted here:
@@ -11,6 +13,9 @@
 //   biases, batch-norm weight / bias / running_mean / running_var: unchanged.
 // `*.num_batches_tracked` (an integer counter PyTorch keeps per batch norm) is ignored; so is a
 // 'module.' prefix on every key (nn.DataParallel / DistributedDataParallel checkpoints).
+// `exclude` (a RegExp on our parameter names, e.g. /^fc\./ to keep a replaced head) leaves
+// the parameters it matches as they are and skips the file's tensors of those names, whatever
+// their shapes.
 //
 // Checks, all before any parameter is changed (a failed load leaves the model as it was):
 // every parameter of the model has a tensor, every tensor of the file is a parameter (unless
@@ -23,7 +28,7 @@ import { Model } from '../model/model.js';
 import type { LayerSpec } from '../model/spec.js';
 import * as validate from '../validate.js';
 import { checkParameterValues } from './parameter_values.js';
-import { SafetensorsReader } from './safetensors.js';
+import { openTensorFile, type TensorSource } from './torch_file.js';
 
 export interface LoadTorchvisionOptions {
   /**
@@ -32,6 +37,13 @@ export interface LoadTorchvisionOptions {
    * model lacks are skipped (listed in the result); shapes and dtypes are still checked.
    */
   strict?: boolean;
+  /**
+   * Parameters whose names match are not loaded (they keep their values, and a file's tensors
+   * of those names are skipped whatever their shapes, listed in `excluded`): e.g. /^fc\./ to
+   * keep a replaced classifier head. Tested against our parameter names, which are
+   * torchvision's state_dict keys.
+   */
+  exclude?: RegExp;
 }
 
 export interface LoadTorchvisionResult {
@@ -43,6 +55,8 @@ export interface LoadTorchvisionResult {
   unexpected: string[];
   /** Tensors skipped on purpose: every `*.num_batches_tracked`. */
   ignored: string[];
+  /** File tensors skipped because `exclude` matched their names (empty without it). */
+  excluded: string[];
 }
 
 const OP = 'loadTorchvision';
@@ -133,7 +147,7 @@ function toOurs(layout: Layout, data: Float32Array, ours: readonly number[]): Fl
 
 /** What keeps the file from fitting the model, one sentence per kind (empty: it fits). */
 function fitProblems(
-  reader: SafetensorsReader,
+  reader: TensorSource,
   { badShapes, badDtypes, missing, others }: { badShapes: string[]; badDtypes: string[]; missing: string[]; others: string[] },
 ): string[] {
   const problems: string[] = [];
@@ -151,32 +165,39 @@ function fitProblems(
 }
 
 /**
- * Sets every parameter of `model` from a torchvision state_dict saved as safetensors
- * (`file`). Returns what was loaded and skipped. Throws ResNetError: 'E_ARG' for bad
+ * Sets every parameter of `model` from a torchvision state_dict saved as safetensors or with
+ * torch.save (`file`, .safetensors / .pth / .pt, told apart by content). Returns what was loaded and skipped. Throws ResNetError: 'E_ARG' for bad
  * arguments, 'E_IO' when the file cannot be read, 'E_FORMAT' for a malformed file or one
  * whose tensors do not fit the model (names and shapes listed); nothing is set then.
  */
 export async function loadTorchvision(model: Model, file: string, options: LoadTorchvisionOptions = {}): Promise<LoadTorchvisionResult> {
   if (!(model instanceof Model)) throw new ResNetError('E_ARG', `${OP}: model must be a Model`);
   validate.string(file, OP, 'file');
-  validate.keys(options, OP, ['strict']);
+  validate.keys(options, OP, ['strict', 'exclude']);
   const strict = options.strict === undefined ? true : validate.boolean(options.strict, OP, 'strict');
+  const exclude = options.exclude;
+  if (exclude !== undefined && !(exclude instanceof RegExp)) validate.invalid(exclude, OP, 'exclude', 'a RegExp (e.g. /^fc\\./)');
+  // A /g or /y RegExp keeps state between test() calls; a fresh copy without those flags does not.
+  const re = exclude === undefined ? undefined : new RegExp(exclude.source, exclude.flags.replace(/[gy]/g, ''));
+  const excludes = (name: string): boolean => re !== undefined && re.test(name);
   if (model.isDisposed) throw new ResNetError('E_DISPOSED', `${OP}: the model was disposed`);
 
   const layers = new Map(model.spec.layers.map((l) => [l.name, l]));
-  const params = model.parameterInfo();
+  const params = model.parameterInfo().filter((p) => !excludes(p.name));
 
-  const reader = await SafetensorsReader.open(file);
+  const reader = await openTensorFile(file, OP);
   try {
     const names = reader.names();
     const prefix = names.length > 0 && names.every((n) => n.startsWith('module.')) ? 'module.' : '';
     const byKey = new Map<string, string>(); // our name → file key
     const ignored: string[] = [];
+    const excluded: string[] = [];
     const others: string[] = [];
     const ours = new Set(params.map((p) => p.name));
     for (const key of names) {
       const name = key.slice(prefix.length);
       if (name === 'num_batches_tracked' || name.endsWith('.num_batches_tracked')) ignored.push(key);
+      else if (excludes(name)) excluded.push(key);
       else if (ours.has(name)) byKey.set(name, key);
       else others.push(key);
     }
@@ -224,6 +245,7 @@ export async function loadTorchvision(model: Model, file: string, options: LoadT
       missing: strict ? [] : missing,
       unexpected: strict ? [] : others,
       ignored,
+      excluded,
     };
   } finally {
     await reader.close();

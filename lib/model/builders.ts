@@ -56,6 +56,7 @@ export {
   resnet152v2,
   resnext50_32x4d,
   resnext101_32x8d,
+  resnext101_64x4d,
   wideResnet50_2,
   wideResnet101_2,
   seResnet50,

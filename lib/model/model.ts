@@ -9,10 +9,15 @@ import * as validate from '../validate.js';
 import type { Precision } from '../validate.js';
 import type { SaveModelOptions } from '../io/checkpoint_types.js';
 import { saveModelState } from '../io/checkpoint_writer.js';
+import { checkOnnxOptions, type OnnxExportOptions, writeOnnx } from '../io/onnx_export.js';
 import type { ModelSpec } from './spec.js';
 import { formatSummary } from './summary.js';
 import { checkClassNames, checkPreprocessing, type Preprocessing } from './preprocessing.js';
+import { type ImagePrediction, predictImages, type PredictImagesOptions } from './predict_images.js';
+import { replaceHead, type ReplaceHeadOptions } from './replace_head.js';
+import type { ImageSource } from '../io/decode_image.js';
 import { type FreezeOptions, type FreezePattern, type FrozenLayers, frozenAfterFreeze, frozenAfterUnfreeze, nativeFreezing } from './freeze.js';
+import { type LabelMix, labelMix } from './label_mix.js';
 
 export interface ModelInitOptions {
   /** Seed of the initial weights. Default: random. */
@@ -104,6 +109,9 @@ export interface ModelState {
   parameters: Parameter[];
   /** When the model was compiled (and the optimizer was asked for). */
   optimizer?: OptimizerState;
+  /** Model.preprocessing and Model.classNames, when set. */
+  preprocessing?: Readonly<Preprocessing>;
+  classNames?: readonly string[];
 }
 
 /** @internal The optimizer part of a ModelState. */
@@ -383,15 +391,16 @@ export class Model {
   }
 
   /** Forward, backward and one optimizer update: one native call. Metrics are of the batch before the update. */
-  async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number } = {}): Promise<TrainStepMetrics> {
-    validate.keys(options, 'trainStep', ['lr']);
+  async trainStep(images: Tensor, labels: Int32Array, options: { lr?: number; mix?: LabelMix } = {}): Promise<TrainStepMetrics> {
+    validate.keys(options, 'trainStep', ['lr', 'mix']);
     if (!this.#compiled) throw new ResNetError('E_ARG', 'trainStep: compile the model with an optimizer first');
     const x = Tensor.check(images, 'trainStep', 'images');
     const y = int32Labels(labels, 'trainStep');
     const lr = options.lr === undefined ? undefined : validate.number(options.lr, 'trainStep', 'lr', 0, MAX_RATE);
+    const mix = labelMix(options.mix, y.length, 'trainStep');
     const r = await this.#enqueue(() => {
       if (lr !== undefined) this.setLearningRate(lr);
-      return this.network.trainStep(x.handle, y);
+      return mix ? this.network.trainStep(x.handle, y, mix.labels, mix.lambda) : this.network.trainStep(x.handle, y);
     });
     return { ...metrics(r, this.spec.classes), gradNorm: r.gradNorm, skipped: r.skipped, lossScale: r.lossScale };
   }
@@ -403,14 +412,17 @@ export class Model {
   async computeGradients(
     images: Tensor,
     labels: Int32Array,
-    options: { labelSmoothing?: number } = {},
+    options: { labelSmoothing?: number; mix?: LabelMix } = {},
   ): Promise<StepMetrics & { gradients: Map<string, Float32Array> }> {
-    validate.keys(options, 'computeGradients', ['labelSmoothing']);
+    validate.keys(options, 'computeGradients', ['labelSmoothing', 'mix']);
     const x = Tensor.check(images, 'computeGradients', 'images');
     const y = int32Labels(labels, 'computeGradients');
     const smoothing =
       options.labelSmoothing === undefined ? 0 : validate.number(options.labelSmoothing, 'computeGradients', 'labelSmoothing', 0, 1, 'max');
-    const r = await this.#enqueue(() => this.network.computeGradients(x.handle, y, smoothing));
+    const mix = labelMix(options.mix, y.length, 'computeGradients');
+    const r = await this.#enqueue(() =>
+      mix ? this.network.computeGradients(x.handle, y, smoothing, mix.labels, mix.lambda) : this.network.computeGradients(x.handle, y, smoothing),
+    );
     const gradients = new Map<string, Float32Array>();
     for (const p of this.network.parameterTable()) {
       if (p.trainable && !this.#frozen.has(p.layer)) gradients.set(p.name, this.network.getGradient(p.name));
@@ -424,6 +436,26 @@ export class Model {
     const x = Tensor.check(images, 'predict', 'images');
     const softmax = options.softmax === undefined ? false : validate.boolean(options.softmax, 'predict', 'softmax');
     return new Tensor(await this.#enqueue(() => this.network.predict(x.handle, softmax)));
+  }
+
+  /**
+   * The top classes of image files (paths, or Buffers of their bytes; PNG, JPEG, WebP, GIF),
+   * decoded with this model's preprocessing (see io.decodeImage): per image, `topK` (default 5)
+   * `{ index, className, probability }`, most probable first — what the CLI's predict prints.
+   */
+  predictImages(sources: readonly ImageSource[], options: PredictImagesOptions = {}): Promise<ImagePrediction[][]> {
+    return predictImages(this, sources, options);
+  }
+
+  /**
+   * A new model with a fresh classifier of `classes` outputs in place of the last dense layer
+   * (initialised from `seed`), every other parameter and batch-norm statistic copied from this
+   * one, and this one's preprocessing; `classNames` are the new model's. This model is left as
+   * it was (still usable; dispose it when done). The new model is not compiled and has no
+   * frozen layers (call freeze on it after replaceHead).
+   */
+  replaceHead(options: ReplaceHeadOptions): Model {
+    return replaceHead(this, options, (spec, init) => Model.fromSpec(spec, init));
   }
 
   /** Loss and accuracy in inference mode (no update). */
@@ -471,6 +503,23 @@ export class Model {
   }
 
   /**
+   * Writes the model as an ONNX inference graph (onnxruntime, TensorRT, OpenVINO, …), atomically:
+   * input 'input' (NHWC by default, as predict takes it), outputs 'logits' and 'probabilities';
+   * batch-norms that follow a convolution are folded into it. See lib/io/onnx_export.ts.
+   */
+  async exportOnnx(path: string, options: OnnxExportOptions = {}): Promise<void> {
+    if (typeof path !== 'string' || path.length === 0) throw new ResNetError('E_ARG', 'exportOnnx: path must be a non-empty string');
+    const checked = checkOnnxOptions(options, 'exportOnnx');
+    // The parameters are copied in call order, as save's are.
+    const parameters = await this.#enqueue(async () =>
+      this.isDisposed ? undefined : new Map(this.parameters().map((p) => [p.name, p.values] as const)),
+    );
+    if (parameters === undefined) throw new ResNetError('E_DISPOSED', 'exportOnnx: the model was disposed');
+    const source = { spec: this.spec, parameters, preprocessing: this.#preprocessing, classNames: this.#classNames };
+    await writeOnnx(path, source, checked, 'exportOnnx');
+  }
+
+  /**
    * @internal The optimizer's state slots per trainable parameter (0: plain SGD, 1: SGD with
    * momentum, 2: AdamW) and its step count. E_ARG before compile.
    */
@@ -500,6 +549,8 @@ export class Model {
    */
   exportState(options: { optimizer?: boolean } = {}): ModelState {
     const state: ModelState = { spec: this.spec, training: this.#training, parameters: this.parameters() };
+    if (this.#preprocessing) state.preprocessing = this.#preprocessing;
+    if (this.#classNames) state.classNames = this.#classNames;
     if (options.optimizer === false) return state;
     let info: { slots: number; steps: number };
     try {

@@ -22,6 +22,14 @@ export interface Preprocessing {
   std: number[];
 }
 
+/** The builders' options that describe a model's inputs and outputs (Model.preprocessing, Model.classNames). */
+export interface ModelDescriptionOptions {
+  /** How images become the model's inputs (see Preprocessing). Default: not described. */
+  preprocessing?: Preprocessing;
+  /** One name per class. Default: none (predictions name classes by index). */
+  classNames?: readonly string[];
+}
+
 /** The identity transform: [0, 1] values in, unchanged. What a file without preprocessing implies. */
 export function identityPreprocessing(imageSize: [number, number], channels: number): Preprocessing {
   return { imageSize, channelOrder: 'rgb', mean: new Array<number>(channels).fill(0), std: new Array<number>(channels).fill(1) };

@@ -143,6 +143,12 @@ export function resnext101_32x8d(options?: ResNetPresetOptions): ModelSpec {
   return imagenetPreset('resnext101_32x8d', [3, 4, 23, 3], 'bottleneck', defaults, options);
 }
 
+/** ResNeXt-101 64×4d (torchvision): 64 groups, 4 channels per group; 83,455,272 parameters. */
+export function resnext101_64x4d(options?: ResNetPresetOptions): ModelSpec {
+  const defaults = { name: 'resnext101_64x4d', groups: 64, widthPerGroup: 4 };
+  return imagenetPreset('resnext101_64x4d', [3, 4, 23, 3], 'bottleneck', defaults, options);
+}
+
 /** Wide ResNet-50-2 (torchvision): bottlenecks twice as wide inside; 68,883,240 parameters. */
 export function wideResnet50_2(options?: ResNetPresetOptions): ModelSpec {
   return imagenetPreset('wideResnet50_2', [3, 4, 6, 3], 'bottleneck', { name: 'wide_resnet50_2', widthPerGroup: 128 }, options);

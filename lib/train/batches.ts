@@ -1,8 +1,9 @@
 // The batch pipeline: two preallocated slots per batch size, each filled from a Dataset,
 // augmented natively and, for a model on a GPU, copied there, so the next batch is ready
 // while the current step runs. Also the checks every Dataset passes before it is used.
-import { augmentBatch } from '../data/augment.js';
+import { type AugmentOptions, augmentBatch } from '../data/augment.js';
 import type { Dataset } from '../data/dataset.js';
+import type { CenterCropOptions, ColorJitterOptions, MixOptions, RandomResizedCropOptions } from '../data/imagenet_augment.js';
 import { ResNetError } from '../errors.js';
 import type { Model } from '../model/model.js';
 import { Tensor } from '../tensor.js';
@@ -20,6 +21,25 @@ export interface TrainAugmentOptions extends NormalizeOptions {
   padding?: number;
   /** Random horizontal flip. Default false. */
   flip?: boolean;
+  /** torchvision's RandomResizedCrop to `size` (the model's input size); validation then uses `centerCrop`. Not with padding. */
+  randomResizedCrop?: RandomResizedCropOptions & { size: number | readonly [number, number] };
+  /**
+   * Validation's transform: resize (shorter side → resize) and centre-crop to `size`. Default with
+   * randomResizedCrop: its size, resize = round(size / 0.875) (torchvision's 256 → 224).
+   */
+  centerCrop?: CenterCropOptions & { size?: number | readonly [number, number] };
+  /** Colour jitter of training images (before the normalisation). */
+  colorJitter?: ColorJitterOptions;
+  /** Mixup of training batches, with the matching mixed-target loss. */
+  mixup?: MixOptions;
+  /** CutMix of training batches (with mixup: one of the two per batch). */
+  cutmix?: MixOptions;
+}
+
+/** The ImageNet-style part of a pipeline's augmentation: augmentBatch's options, and the output size when it resamples. */
+export interface ImagenetAugment {
+  outputSize?: [number, number];
+  options: Pick<AugmentOptions, 'randomResizedCrop' | 'centerCrop' | 'colorJitter' | 'mixup' | 'cutmix'>;
 }
 
 /** mean or std per channel, checked as augmentBatch checks them (std divides, so it must be > 0). */
@@ -39,18 +59,12 @@ export interface Slot {
   indices: Int32Array;
   src: Float32Array;
   labels: Int32Array;
+  /** Mixup / cutmix: each example's second label (labels reversed) and the batch's λ (1: unmixed). */
+  mixLabels: Int32Array;
+  lambda: number;
   x: Tensor;
   /** The options object passed to augmentBatch, reused (only `step` and `count` change). */
-  aug: {
-    count: number;
-    imageShape: [number, number, number];
-    padding: number;
-    flip: boolean;
-    mean: number[];
-    std: number[];
-    seed: number;
-    step: number;
-  };
+  aug: AugmentOptions & { imageShape: [number, number, number] };
 }
 
 /**
@@ -66,6 +80,7 @@ export class BatchPipeline {
   #tail: Slot | undefined;
   readonly #shape: [number, number, number];
   readonly #template: Omit<Slot['aug'], 'count' | 'step'>;
+  readonly #outShape: [number, number, number];
 
   /** `op` names the caller in errors (a batch too large to allocate is E_ALLOC). */
   constructor(
@@ -74,11 +89,14 @@ export class BatchPipeline {
     tailSize: number,
     aug: { padding: number; flip: boolean; mean: number[]; std: number[]; seed: number },
     readonly op: string,
+    imagenet?: ImagenetAugment,
   ) {
     this.#dataset = dataset;
     this.#shape = [...dataset.imageShape] as [number, number, number];
     this.#perImage = this.#shape[0] * this.#shape[1] * this.#shape[2];
-    this.#template = { imageShape: this.#shape, ...aug };
+    this.#template = { imageShape: this.#shape, ...aug, ...imagenet?.options };
+    const out = imagenet?.outputSize;
+    this.#outShape = out ? [out[0], out[1], this.#shape[2]] : this.#shape;
     try {
       for (let i = 0; i < 2; i++) this.#slots.push(this.#makeSlot(batchSize));
       if (tailSize > 0 && tailSize !== batchSize) this.#tail = this.#makeSlot(tailSize);
@@ -94,7 +112,9 @@ export class BatchPipeline {
       indices: validate.allocate(Int32Array, n, op, `the indices of a batch of ${n}`),
       src: validate.allocate(Float32Array, n * this.#perImage, op, `a batch of ${n} images [${this.#shape.join(', ')}]`),
       labels: validate.allocate(Int32Array, n, op, `the labels of a batch of ${n}`),
-      x: Tensor.zeros([n, ...this.#shape]),
+      mixLabels: validate.allocate(Int32Array, n, op, `the labels of a batch of ${n}`),
+      lambda: 1,
+      x: Tensor.zeros([n, ...this.#outShape]),
       aug: { ...this.#template, count: n, step: 0 },
     };
   }
@@ -110,9 +130,13 @@ export class BatchPipeline {
   async load(slot: Slot, order: Int32Array, start: number, step: number): Promise<void> {
     const n = slot.indices.length;
     for (let i = 0; i < n; i++) slot.indices[i] = order[start + i]!;
-    await this.#dataset.fill(slot.indices, slot.src, slot.labels);
+    const filled = this.#dataset.fill(slot.indices, slot.src, slot.labels);
+    this.#dataset.prefetch?.(order.subarray(start + n), this.batchSize); // the batches after this one
+    await filled;
     slot.aug.step = step;
-    await augmentBatch(slot.src, slot.x, slot.aug);
+    const { lambda } = await augmentBatch(slot.src, slot.x, slot.aug);
+    slot.lambda = lambda;
+    for (let i = 0; i < n; i++) slot.mixLabels[i] = slot.labels[n - 1 - i]!; // image i was mixed with image n − 1 − i
   }
 
   /**
@@ -127,6 +151,7 @@ export class BatchPipeline {
   }
 
   dispose(): void {
+    this.#dataset.prefetch?.(new Int32Array(0), this.batchSize); // the run is over: stop decoding ahead
     for (const s of this.#slots) s.x.dispose();
     this.#tail?.x.dispose();
   }

@@ -18,10 +18,7 @@ export interface EpochLog {
   loss: number;
   /** Training top-1 accuracy over the epoch (each batch before its update). */
   accuracy: number;
-  /**
-   * Training top-5 accuracy. trainStep reports top-1 only, so fit() leaves this out; it is
-   * here for loops that compute it themselves. (Validation top-5 is `valTop5`.)
-   */
+  /** Training top-5 accuracy over the epoch (each batch before its update); with 5 or more classes. (Validation top-5 is `valTop5`.) */
   top5?: number;
   valLoss?: number;
   valAccuracy?: number;
@@ -115,6 +112,12 @@ export interface Callback {
   onBatchEnd?(batch: BatchLog, ctx: TrainContext): void | Promise<void>;
   onEpochEnd?(log: EpochLog, ctx: TrainContext): void | boolean | Promise<void | boolean>;
   onTrainEnd?(history: History, ctx: TrainContext): void | Promise<void>;
+  /**
+   * fit is failing (an error in a step, validation or another hook): release what
+   * onTrainBegin opened (files, handles). Called instead of onTrainEnd; what it throws is
+   * ignored, fit rethrows the original error.
+   */
+  onTrainAbort?(error: unknown, ctx: TrainContext): void | Promise<void>;
 }
 
 const MONITORS: readonly MonitorName[] = ['loss', 'accuracy', 'top5', 'valLoss', 'valAccuracy', 'valTop5'];

@@ -3,6 +3,7 @@
 // epoch (validation, history, onEpochEnd) and teardown. FitRun holds what changes as the run
 // goes (epoch, step, stop reason) and the TrainContext callbacks see.
 import { ResNetError } from '../errors.js';
+import type { LabelMix } from '../model/label_mix.js';
 import type { Model } from '../model/model.js';
 import * as validate from '../validate.js';
 import { BatchPipeline, eachBatch, type StagedBatch } from './batches.js';
@@ -109,7 +110,7 @@ export class FitRun {
 
   /** Allocates the pipelines, calls onTrainBegin and puts the model in training mode. */
   async begin(): Promise<void> {
-    const { op, ds, val, n, batchSize, valBatchSize, tail, padding, flip, mean, std, epochs, stepsPerEpoch } = this.#plan;
+    const { op, ds, val, n, batchSize, valBatchSize, tail, padding, flip, mean, std, epochs, stepsPerEpoch, imagenet } = this.#plan;
     const device = this.#model.device; // on a GPU, each batch is copied there while the step before it runs
     // A batch larger than the dataset (dropLast: false) is one batch of every example.
     const pipeline = (this.#pipeline = new BatchPipeline(
@@ -118,11 +119,18 @@ export class FitRun {
       tail,
       { padding, flip, mean, std, seed: this.#augmentSeed },
       op,
+      imagenet.train,
     ));
-    if (val) this.#valPipeline = evaluationPipeline(val, valBatchSize, mean, std, op);
+    if (val) this.#valPipeline = evaluationPipeline(val, valBatchSize, mean, std, op, imagenet.validation);
     const order = validate.allocate(Int32Array, n, op, 'the order of the examples');
     this.#res = { device, pipeline, valPipeline: this.#valPipeline, order, acc: new MetricAccumulator(), valAcc: new MetricAccumulator() };
 
+    const plateau = this.#plan.plateau;
+    if (plateau) {
+      // Its state is a function of the epochs so far: rebuilt from them (a resumed run continues exactly).
+      plateau.reset();
+      for (const log of this.history) plateau.step(this.#plateauMetric(log));
+    }
     for (const cb of this.#plan.callbacks) await cb.onTrainBegin?.(this.ctx);
     this.#progress.trainBegin(epochs, stepsPerEpoch);
     this.#model.train();
@@ -131,13 +139,16 @@ export class FitRun {
   /** Trains the next epoch, validates, and calls onEpochEnd. */
   async runEpoch(): Promise<void> {
     const res = this.#res!;
-    const { n, shuffle, epochSchedule, scheduled, callbacks } = this.#plan;
+    const { n, shuffle, epochSchedule, plateau, scheduled, callbacks } = this.#plan;
     const epochIndex = this.epoch; // 0-based index of the epoch being trained
     for (let i = 0; i < n; i++) res.order[i] = i;
     if (shuffle) this.#rng.shuffle(res.order);
     let lr = this.#model.learningRate;
     if (epochSchedule) {
       lr = scheduled(epochSchedule(epochIndex, this.history), `schedule(${epochIndex}, history)`);
+      this.#model.setLearningRate(lr);
+    } else if (plateau) {
+      lr = plateau.lr;
       this.#model.setLearningRate(lr);
     }
     for (const cb of callbacks) await cb.onEpochBegin?.(epochIndex + 1, this.ctx);
@@ -204,7 +215,11 @@ export class FitRun {
     const globalStep = this.globalStep;
     try {
       if (stepSchedule) lr = scheduled(stepSchedule.at(globalStep), `schedule.at(${globalStep})`);
-      const stepP = stepSchedule ? model.trainStep(x, slot.labels, { lr }) : model.trainStep(x, slot.labels);
+      // Mixup / cutmix: the loss of the mixed targets (λ·CE(labels) + (1 − λ)·CE(mixLabels)).
+      const options: { lr?: number; mix?: LabelMix } = {};
+      if (stepSchedule) options.lr = lr;
+      if (this.#plan.imagenet.mixes) options.mix = { labels: slot.mixLabels, lambda: slot.lambda };
+      const stepP = model.trainStep(x, slot.labels, options);
       // Batch k+1 loads (fill + augment, then the copy to the GPU) while step k runs natively.
       stageNext();
       return { r: await stepP, lr };
@@ -245,10 +260,17 @@ export class FitRun {
     entry.seconds = (performance.now() - t0) / 1000;
     this.epoch = epochIndex + 1;
     this.history.push(entry);
+    this.#plan.plateau?.step(this.#plateauMetric(entry));
     this.#progress.epochEnd(entry);
     for (const cb of callbacks) {
       if ((await cb.onEpochEnd?.(entry, this.ctx)) === false) this.ctx.stop('stopped by a callback');
     }
+  }
+
+  /** The value a ReduceLROnPlateau schedule monitors (planFit checked that epochs have it; NaN is a bad epoch). */
+  #plateauMetric(log: EpochLog): number {
+    const v = log[this.#plan.plateau!.monitor];
+    return typeof v === 'number' ? v : NaN;
   }
 
   /** Ends the progress output and frees the pipelines (eachBatch has waited for any batch still loading). */

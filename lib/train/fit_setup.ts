@@ -5,12 +5,13 @@ import { ResNetError } from '../errors.js';
 import { loadCheckpoint } from '../io/checkpoint.js';
 import type { Model } from '../model/model.js';
 import * as validate from '../validate.js';
-import { channelList, checkDataset, type NormalizeOptions, type TrainAugmentOptions } from './batches.js';
+import { channelList, checkDataset, type ImagenetAugment, type NormalizeOptions, type TrainAugmentOptions } from './batches.js';
+import { fitImagenetAugment } from './fit_imagenet.js';
 import type { Callback, EpochLog, History, TrainerState } from './callbacks.js';
 import { type CompileOptions, MAX_RATE } from './optimizers.js';
 import type { ProgressMode } from './progress.js';
 import { SeededRandom } from './random.js';
-import type { LrSchedule } from './schedules.js';
+import { type LrSchedule, ReduceLROnPlateau } from './schedules.js';
 
 /** A per-epoch learning rate: called before each epoch with its 0-based index and the history so far. */
 export type EpochSchedule = (epoch: number, history: readonly EpochLog[]) => number;
@@ -32,8 +33,12 @@ export interface FitOptions {
   augment?: TrainAugmentOptions | false;
   /** Normalisation when `augment` does not give mean/std. Default mean 0, std 1. */
   normalize?: NormalizeOptions;
-  /** Per step: an LrSchedule (`.at(globalStep)`, e.g. schedules.cosine). Per epoch: a function (epoch, history) → lr. Default: the compiled lr. */
-  schedule?: LrSchedule | EpochSchedule;
+  /**
+   * Per step: an LrSchedule (`.at(globalStep)`, e.g. schedules.cosine). Per epoch: a function
+   * (epoch, history) → lr, or a schedules.ReduceLROnPlateau, stepped on its `monitor` after
+   * every epoch. Default: the compiled lr.
+   */
+  schedule?: LrSchedule | EpochSchedule | ReduceLROnPlateau;
   /** Skip the last, short batch of each epoch. Default true. */
   dropLast?: boolean;
   /** Overrides the Trainer's progress mode for this fit. */
@@ -80,10 +85,16 @@ export interface FitPlan {
   mode: ProgressMode;
   mean: number[];
   std: number[];
+  /** Whether the caller gave mean / std (otherwise the model's preprocessing may supply them). */
+  normalizeGiven: boolean;
   padding: number;
   flip: boolean;
+  /** Random-resized-crop, colour jitter, mixup / cutmix of training batches, and validation's centre crop. */
+  imagenet: { train: ImagenetAugment; validation: ImagenetAugment; mixes: boolean };
   stepSchedule: LrSchedule | undefined;
   epochSchedule: EpochSchedule | undefined;
+  /** A ReduceLROnPlateau schedule: sets each epoch's lr, steps after each epoch. */
+  plateau: ReduceLROnPlateau | undefined;
   /** Training examples. */
   n: number;
   stepsPerEpoch: number;
@@ -114,14 +125,30 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   const c = ds.imageShape[2];
   const augment = options.augment === false || options.augment === undefined ? {} : options.augment;
   if (typeof augment !== 'object' || augment === null) throw new ResNetError('E_ARG', `${op}: augment must be { padding, flip, mean, std } or false`);
-  validate.keys(augment, `${op} augment`, ['padding', 'flip', 'mean', 'std']);
+  validate.keys(augment, `${op} augment`, ['padding', 'flip', 'mean', 'std', 'randomResizedCrop', 'centerCrop', 'colorJitter', 'mixup', 'cutmix']);
   const normalize = options.normalize ?? {};
   validate.keys(normalize, `${op} normalize`, ['mean', 'std']);
   const mean = channelList(augment.mean ?? normalize.mean, c, op, 'mean', 0);
   const std = channelList(augment.std ?? normalize.std, c, op, 'std', 1);
+  const normalizeGiven = (augment.mean ?? normalize.mean ?? augment.std ?? normalize.std) !== undefined;
   const padding = validate.integer(augment.padding ?? 0, op, 'augment.padding', 0, 1 << 20);
   const flip = validate.boolean(augment.flip ?? false, op, 'augment.flip');
-  const { stepSchedule, epochSchedule } = splitSchedule(options.schedule, op);
+  const imagenet = fitImagenetAugment(augment, padding, op);
+  if (imagenet.mixes && model.device !== 'cpu') {
+    throw new ResNetError('E_ARG', `${op}: augment.mixup / augment.cutmix train on the CPU only for now (the model is on ${model.device})`);
+  }
+  const { stepSchedule, epochSchedule, plateau } = splitSchedule(options.schedule, op);
+  if (plateau) {
+    const m = plateau.monitor;
+    if (m.startsWith('val') && !val)
+      throw new ResNetError('E_ARG', `${op}: the ReduceLROnPlateau schedule monitors '${m}': pass a validation dataset`);
+    if (m.endsWith('op5') && model.classes < 5) {
+      throw new ResNetError(
+        'E_ARG',
+        `${op}: the ReduceLROnPlateau schedule monitors '${m}', which needs 5 or more classes (the model has ${model.classes})`,
+      );
+    }
+  }
 
   const n = ds.length;
   const stepsPerEpoch = dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
@@ -146,10 +173,13 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
     mode,
     mean,
     std,
+    normalizeGiven,
     padding,
     flip,
+    imagenet,
     stepSchedule,
     epochSchedule,
+    plateau,
     n,
     stepsPerEpoch,
     tail,
@@ -157,12 +187,16 @@ export function planFit(model: Model, train: Dataset, options: FitOptions, defau
   };
 }
 
-/** fit's `schedule`: a function is per epoch, an object with at(step) per step. */
-function splitSchedule(schedule: FitOptions['schedule'], op: string): { stepSchedule?: LrSchedule; epochSchedule?: EpochSchedule } {
+/** fit's `schedule`: a function is per epoch, a ReduceLROnPlateau per epoch on its metric, an object with at(step) per step. */
+function splitSchedule(
+  schedule: FitOptions['schedule'],
+  op: string,
+): { stepSchedule?: LrSchedule; epochSchedule?: EpochSchedule; plateau?: ReduceLROnPlateau } {
   if (typeof schedule === 'function') return { epochSchedule: schedule as EpochSchedule };
   if (schedule === undefined) return {};
+  if (schedule instanceof ReduceLROnPlateau) return { plateau: schedule };
   if (typeof schedule !== 'object' || schedule === null || typeof (schedule as LrSchedule).at !== 'function') {
-    throw new ResNetError('E_ARG', `${op}: schedule must be an LrSchedule (with at(step)) or a function (epoch, history) → lr`);
+    throw new ResNetError('E_ARG', `${op}: schedule must be an LrSchedule (with at(step)), a ReduceLROnPlateau or a function (epoch, history) → lr`);
   }
   return { stepSchedule: schedule as LrSchedule };
 }
@@ -245,6 +279,9 @@ function copyModelState(from: Model, to: Model, op: string): void {
     }
   }
   for (const p of a) to.setParameter(p.name, from.getParameter(p.name));
+  // The run's description of its inputs, unless the model being trained has its own.
+  if (to.preprocessing === undefined && from.preprocessing !== undefined) to.preprocessing = from.preprocessing;
+  if (to.classNames === undefined && from.classNames !== undefined) to.classNames = from.classNames;
   if (!from.compileOptions) return;
   const src = { slots, steps: from.optimizerStateInfo().steps };
   for (const p of a) {

@@ -120,3 +120,13 @@ export class MetricAccumulator {
     return this.count > 0 ? this.correctTop5 / this.count : NaN;
   }
 }
+
+export {
+  confusionMatrix,
+  classificationReport,
+  ConfusionAccumulator,
+  type ConfusionMatrix,
+  type ClassMetrics,
+  type ClassificationReport,
+  type Misclassified,
+} from './confusion.js';

@@ -125,25 +125,49 @@ export class Progress {
     this.#clearLine();
   }
 
-  #statusLine(step: number, loss: number, accuracy: number, images: number, now: number): string {
+  /** The status fields, in the order printed; ETA last. */
+  #status(step: number, loss: number, accuracy: number, images: number, now: number) {
     const elapsed = (now - this.#epochStart) / 1000;
     const rate = elapsed > 0 ? images / elapsed : 0;
     const eta = step > 0 ? (elapsed / step) * (this.#steps - step) : NaN;
-    return (
-      `epoch ${this.#epoch}/${this.#epochs}  ${String(step).padStart(String(this.#steps).length)}/${this.#steps}` +
-      `  loss ${fmt(loss)}  acc ${fmt(accuracy)}  ${rate.toFixed(1)} img/s  ETA ${formatDuration(eta)}`
-    );
+    return {
+      epoch: `epoch ${this.#epoch}/${this.#epochs}`,
+      step: `${String(step).padStart(String(this.#steps).length)}/${this.#steps}`,
+      loss: `loss ${fmt(loss)}`,
+      acc: `acc ${fmt(accuracy)}`,
+      rate: `${rate.toFixed(1)} img/s`,
+      eta: `ETA ${formatDuration(eta)}`,
+    };
   }
 
+  #statusLine(step: number, loss: number, accuracy: number, images: number, now: number): string {
+    const f = this.#status(step, loss, accuracy, images, now);
+    return `${f.epoch}  ${f.step}  ${f.loss}  ${f.acc}  ${f.rate}  ${f.eta}`;
+  }
+
+  /**
+   * The live line within the terminal's width (one column is left free so it never wraps): the
+   * bar goes first, then img/s, accuracy and loss, so that the step count and the ETA stay.
+   */
   #barLine(step: number, loss: number, accuracy: number, images: number, now: number): string {
-    const status = this.#statusLine(step, loss, accuracy, images, now);
+    const f = this.#status(step, loss, accuracy, images, now);
     const columns = this.#stream.columns ?? 100;
-    const width = Math.min(30, columns - status.length - 4);
-    if (width < 10) return status.slice(0, Math.max(0, columns - 1));
-    const done = this.#steps > 0 ? Math.floor((width * step) / this.#steps) : width;
-    const bar = '='.repeat(Math.max(0, done - 1)) + (done >= width ? '=' : done > 0 ? '>' : '') + ' '.repeat(width - done);
-    const head = `epoch ${this.#epoch}/${this.#epochs} [${bar}]`;
-    return `${head}${status.slice(`epoch ${this.#epoch}/${this.#epochs}`.length)}`;
+    const rest = `  ${f.step}  ${f.loss}  ${f.acc}  ${f.rate}  ${f.eta}`;
+    const width = Math.min(30, columns - 1 - (f.epoch.length + 3 + rest.length));
+    if (width >= 10) {
+      const done = this.#steps > 0 ? Math.floor((width * step) / this.#steps) : width;
+      const bar = '='.repeat(Math.max(0, done - 1)) + (done >= width ? '=' : done > 0 ? '>' : '') + ' '.repeat(width - done);
+      return `${f.epoch} [${bar}]${rest}`;
+    }
+    const optional = [f.loss, f.acc, f.rate];
+    for (;;) {
+      const line = [f.epoch, f.step, ...optional, f.eta].join('  ');
+      if (line.length <= columns - 1) return line;
+      if (optional.length === 0) break;
+      optional.pop();
+    }
+    const short = `${f.step}  ${f.eta}`;
+    return short.length <= columns - 1 ? short : short.slice(-Math.max(0, columns - 1));
   }
 
   #draw(line: string): void {

@@ -15,6 +15,9 @@
  * `at(0)` is the lr PyTorch sets when the scheduler is constructed (used by the first
  * optimizer step), `at(k)` the lr after `k` calls of `scheduler.step()`.
  *
+ * Past the end of a schedule with an end (`cosine`, `oneCycle`: `step >= totalSteps`) `at`
+ * returns the schedule's final value; the others have no end.
+ *
  * Every factory and constructor validates its options and throws
  * `ResNetError('E_ARG', …)` naming the offending option; `at` throws the same for a step
  * that is negative, NaN or infinite.
@@ -23,6 +26,7 @@
  */
 import { ResNetError } from '../errors.js';
 import * as validate from '../validate.js';
+import type { MonitorName } from './callbacks.js';
 
 /** A learning-rate schedule: a pure function of the step index. */
 export interface LrSchedule {
@@ -191,7 +195,10 @@ export interface CosineOptions {
   totalSteps: number;
   /** Linear-warmup length (an integer, 0 ≤ warmupSteps < totalSteps). Default 0. */
   warmupSteps?: number;
-  /** lr at step 0 when warming up (finite, ≥ 0). Default 0. */
+  /**
+   * lr at step 0 when warming up (finite, ≥ 0). Default `lr / warmupSteps`, so the first step
+   * already learns (PyTorch's LinearLR idea of a `start_factor` above 0; 0 would waste a step).
+   */
   warmupStartLr?: number;
   /** Floor reached at `totalSteps` and held after it (finite, 0 ≤ minLr ≤ lr). Default 0. */
   minLr?: number;
@@ -221,7 +228,7 @@ export function cosine(opts: CosineOptions): LrSchedule {
   if (warmupSteps >= totalSteps) {
     fail(where, `warmupSteps must be < totalSteps, got warmupSteps=${warmupSteps}, totalSteps=${totalSteps}`);
   }
-  const warmupStartLr = nonNegative(o.warmupStartLr ?? 0, where, 'warmupStartLr');
+  const warmupStartLr = nonNegative(o.warmupStartLr ?? (warmupSteps > 0 ? lr / warmupSteps : 0), where, 'warmupStartLr');
   const minLr = nonNegative(o.minLr ?? 0, where, 'minLr');
   if (minLr > lr) fail(where, `minLr must be <= lr, got minLr=${minLr}, lr=${lr}`);
   const decaySteps = totalSteps - warmupSteps;
@@ -268,15 +275,15 @@ export interface OneCycleOptions {
 /** A one-cycle schedule: the lr plus the momentum PyTorch cycles alongside it. */
 export interface OneCycleSchedule extends LrSchedule {
   /**
-   * The lr for optimizer step `step`, `0 <= step < totalSteps`. Throws E_ARG for
-   * `step >= totalSteps` (PyTorch raises past `total_steps` too; it also computes, but
-   * never uses, an extrapolated value at exactly `total_steps`, which is not offered here).
+   * The lr for optimizer step `step`. From `totalSteps - 1` on it is the final lr, `minLr`:
+   * past the end every schedule here holds its final value (PyTorch raises past
+   * `total_steps` instead).
    */
   at(step: number): number;
   /**
    * The momentum (SGD momentum or Adam beta1) for step `step`, as PyTorch's
    * `OneCycleLR(cycle_momentum=True)` sets it: cycled inversely to the lr, from
-   * `maxMomentum` down to `baseMomentum` at the lr peak and back. Same step range as `at`.
+   * `maxMomentum` down to `baseMomentum` at the lr peak and back; past the end, the final momentum.
    */
   momentumAt(step: number): number;
   /** `maxLr / divFactor`: the lr at step 0. */
@@ -361,7 +368,7 @@ export function oneCycle(opts: OneCycleOptions): OneCycleSchedule {
   /** The phase holding `step` and how far into it `step` is. */
   function locate(step: number): { phase: Phase; pct: number } {
     checkStep(step, where);
-    if (step >= totalSteps) fail(where, `step must be < totalSteps (${totalSteps}), got ${step}`);
+    step = Math.min(step, totalSteps - 1); // past the end: the final value (see at)
     let start = 0;
     for (let i = 0; i < phases.length; i++) {
       const phase = phases[i]!;
@@ -397,7 +404,15 @@ export function oneCycle(opts: OneCycleOptions): OneCycleSchedule {
 export interface ReduceLROnPlateauOptions {
   /** Starting lr (finite, ≥ 0). */
   lr: number;
-  /** 'min': the metric should fall (a loss); 'max': it should rise (an accuracy). Default 'min'. */
+  /**
+   * As Trainer.fit's `schedule`: the epoch-log metric stepped on after every epoch. Default
+   * 'valLoss' (Keras' default monitor). Calling step() yourself, it is not used.
+   */
+  monitor?: MonitorName;
+  /**
+   * 'min': the metric should fall (a loss); 'max': it should rise (an accuracy). Default 'min',
+   * or with a `monitor` that is not a loss, 'max'.
+   */
   mode?: 'min' | 'max';
   /** New lr = lr * factor (finite, 0 ≤ factor < 1). Default 0.1. */
   factor?: number;
@@ -421,8 +436,19 @@ export interface ReduceLROnPlateauOptions {
   eps?: number;
 }
 
+const MONITORS: readonly MonitorName[] = ['loss', 'accuracy', 'top5', 'valLoss', 'valAccuracy', 'valTop5'];
+
 /**
  * Cut the lr when a metric stops improving, as PyTorch's `ReduceLROnPlateau`.
+ *
+ * Passed as Trainer.fit's `schedule`, fit sets each epoch's lr to {@link ReduceLROnPlateau.lr}
+ * and calls step() with the epoch log's `monitor` after every epoch (a resumed run replays its
+ * history first, so it continues exactly):
+ *
+ * ```ts
+ * await trainer.fit(train, { epochs: 50, batchSize: 128, validation: test,
+ *   schedule: new schedules.ReduceLROnPlateau({ lr: 0.1, monitor: 'valLoss', patience: 3 }) });
+ * ```
  *
  * Call {@link ReduceLROnPlateau.step} once per epoch with the monitored metric; it returns
  * the lr to use next. Per call, exactly as PyTorch:
@@ -437,6 +463,7 @@ export interface ReduceLROnPlateauOptions {
  * improves. A NaN metric compares as not better (a bad epoch), as in PyTorch.
  */
 export class ReduceLROnPlateau {
+  readonly monitor: MonitorName;
   readonly mode: 'min' | 'max';
   readonly factor: number;
   readonly patience: number;
@@ -446,6 +473,7 @@ export class ReduceLROnPlateau {
   readonly minLr: number;
   readonly eps: number;
 
+  readonly #initialLr: number;
   #lr: number;
   #best: number;
   #numBadEpochs = 0;
@@ -454,8 +482,10 @@ export class ReduceLROnPlateau {
   constructor(opts: ReduceLROnPlateauOptions) {
     const where = 'ReduceLROnPlateau';
     const o = options(opts, where);
-    this.#lr = nonNegative(o.lr, where, 'lr');
-    this.mode = validate.oneOf(o.mode ?? 'min', where, 'mode', ['min', 'max'] as const);
+    this.#lr = this.#initialLr = nonNegative(o.lr, where, 'lr');
+    this.monitor = validate.oneOf(o.monitor ?? 'valLoss', where, 'monitor', MONITORS);
+    const defaultMode = o.monitor === undefined || this.monitor.toLowerCase().endsWith('loss') ? 'min' : 'max';
+    this.mode = validate.oneOf(o.mode ?? defaultMode, where, 'mode', ['min', 'max'] as const);
     this.factor = validate.number(o.factor ?? 0.1, where, 'factor', 0, 1, 'max');
     this.patience = integer(o.patience ?? 10, where, 'patience', 0);
     this.threshold = nonNegative(o.threshold ?? 1e-4, where, 'threshold');
@@ -464,6 +494,14 @@ export class ReduceLROnPlateau {
     this.minLr = nonNegative(o.minLr ?? 0, where, 'minLr');
     this.eps = nonNegative(o.eps ?? 1e-8, where, 'eps');
     this.#best = this.mode === 'min' ? Infinity : -Infinity;
+  }
+
+  /** Back to the state the constructor made (Trainer.fit does this, then replays a resumed run's history). */
+  reset(): void {
+    this.#lr = this.#initialLr;
+    this.#best = this.mode === 'min' ? Infinity : -Infinity;
+    this.#numBadEpochs = 0;
+    this.#cooldownCounter = 0;
   }
 
   /** The current lr. */

@@ -12,6 +12,7 @@ import * as validate from '../validate.js';
 import type { Dataset } from '../data/dataset.js';
 import type { History } from './callbacks.js';
 import { FitRun } from './fit_phases.js';
+import { describeTrainingInputs } from './fit_description.js';
 import { type FitOptions, planFit, progressMode, startPoint } from './fit_setup.js';
 import type { CompileOptions } from './optimizers.js';
 import { Progress, type ProgressMode, type ProgressStream } from './progress.js';
@@ -88,6 +89,7 @@ export class Trainer {
     if (!model.compileOptions) {
       throw new ResNetError('E_ARG', `${op}: compile the model first (model.compile or new Trainer(model, { compile }))`);
     }
+    describeTrainingInputs(model, plan);
 
     const progress = new Progress({ mode: plan.mode, ...(this.#stream ? { stream: this.#stream } : {}) });
     this.#running = true;
@@ -102,6 +104,16 @@ export class Trainer {
       this.#stopReason = epoch < plan.epochs ? stopReason : undefined;
       for (const cb of plan.callbacks) await cb.onTrainEnd?.(history, ctx);
       return history;
+    } catch (err) {
+      // Callbacks close their files; their own failures here would hide the error that matters.
+      for (const cb of plan.callbacks) {
+        try {
+          await cb.onTrainAbort?.(err, run.ctx);
+        } catch {
+          // ignored: fit throws `err`
+        }
+      }
+      throw err;
     } finally {
       run.teardown();
       this.#running = false;

@@ -1,6 +1,7 @@
 #include "network_wrap.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -349,17 +350,40 @@ std::shared_ptr<NativeNetwork::KeepAlive> NativeNetwork::keep_alive(const Napi::
   return k;
 }
 
+namespace {
+// trainStep / computeGradients' optional mixup targets: (otherLabels, lambda) at args `at`, `at`+1.
+struct MixArg {
+  std::shared_ptr<std::vector<int32_t>> other;
+  float lambda = 1.0f;
+  LabelMix get() const { return other ? LabelMix{other->data(), lambda} : LabelMix{}; }
+};
+
+MixArg mix_arg(const Napi::CallbackInfo& info, size_t at, const char* op) {
+  MixArg m;
+  if (info.Length() <= at || info[at].IsUndefined() || info[at].IsNull()) return m;
+  m.other = std::make_shared<std::vector<int32_t>>(labels_arg(info[at], op));
+  const bool given = info.Length() > at + 1 && info[at + 1].IsNumber();
+  const double lambda = given ? info[at + 1].As<Napi::Number>().DoubleValue() : std::nan("");
+  if (!(lambda >= 0.0 && lambda <= 1.0)) {
+    fail(ErrorCode::InvalidArgument, std::string(op) + ": lambda must be in [0, 1]");
+  }
+  m.lambda = static_cast<float>(lambda);
+  return m;
+}
+}  // namespace
+
 Napi::Value NativeNetwork::train_step(const Napi::CallbackInfo& info) {
   return guarded(info.Env(), [&]() -> Napi::Value {
     TensorPtr images = NativeTensor::unwrap(info[0], "trainStep", "images", true);
     auto labels = std::make_shared<std::vector<int32_t>>(labels_arg(info[1], "trainStep"));
+    const MixArg mix = mix_arg(info, 2, "trainStep");
     auto network = net();
     auto result = std::make_shared<StepResult>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:trainStep",
-        [network, images, labels, result] {
+        [network, images, labels, mix, result] {
           std::lock_guard<std::mutex> lock(network->mutex());
-          *result = network->train_step(*images, labels->data(), static_cast<int64_t>(labels->size()));
+          *result = network->train_step(*images, labels->data(), static_cast<int64_t>(labels->size()), mix.get());
         },
         [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
           self->owner->sync_external_memory(env);
@@ -377,14 +401,15 @@ Napi::Value NativeNetwork::compute_gradients(const Napi::CallbackInfo& info) {
     const float smoothing = static_cast<float>(info[2].As<Napi::Number>().DoubleValue());
     if (!(smoothing >= 0.0f && smoothing < 1.0f))
       fail(ErrorCode::InvalidArgument, "computeGradients: labelSmoothing must be in [0, 1)");
+    const MixArg mix = mix_arg(info, 3, "computeGradients");
     auto network = net();
     auto result = std::make_shared<StepResult>();
     return AsyncOp::queue(
         info.Env(), "resnet-native:computeGradients",
-        [network, images, labels, result, smoothing] {
+        [network, images, labels, mix, result, smoothing] {
           std::lock_guard<std::mutex> lock(network->mutex());
-          *result =
-              network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing);
+          *result = network->compute_gradients(*images, labels->data(), static_cast<int64_t>(labels->size()), smoothing,
+                                               mix.get());
         },
         [result, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
           self->owner->sync_external_memory(env);

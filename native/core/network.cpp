@@ -259,26 +259,35 @@ void check_batch_statistics(const GraphSpec& spec, Plan& plan, const char* op) {
 
 }  // namespace
 
-StepResult Network::compute_gradients(const Tensor& images, const int32_t* labels, int64_t count,
-                                      float label_smoothing) {
+void Network::check_mix(const LabelMix& mix, int64_t count, int64_t batch, const char* op) const {
+  if (mix.other == nullptr) return;
+  if (!(mix.lambda >= 0.0f && mix.lambda <= 1.0f)) {
+    fail(ErrorCode::InvalidArgument, std::string(op) + ": the mix weight lambda must be in [0, 1]");
+  }
+  check_labels(mix.other, count, batch, op);
+}
+
+StepResult Network::compute_gradients(const Tensor& images, const int32_t* labels, int64_t count, float label_smoothing,
+                                      const LabelMix& mix) {
   check_images(images, "computeGradients");
   check_labels(labels, count, images.dim(0), "computeGradients");
+  check_mix(mix, count, images.dim(0), "computeGradients");
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
-  LossResult l = plan.loss(labels, label_smoothing);
+  LossResult l = plan.loss(labels, label_smoothing, mix);
   if (std::isfinite(l.loss)) check_batch_statistics(spec_, plan, "computeGradients");
   // Scaled like a training step's (fp16 gradients underflow otherwise), then unscaled. An
   // overflow backs the scale off as a training step would, and backward runs again (the
   // forward's activations are still in the arena).
   float loss_scale = scaler_.scale();
-  plan.backward(labels, label_smoothing, p, loss_scale);
+  plan.backward(labels, label_smoothing, p, loss_scale, mix);
   while (loss_scale != 1.0f && std::isfinite(l.loss) && scaler_.can_skip() &&
          !std::isfinite(backend_.sum_of_squares(grads_.size(), p.grads))) {
     scaler_.update(false);
     loss_scale = scaler_.scale();
-    plan.backward(labels, label_smoothing, p, loss_scale);
+    plan.backward(labels, label_smoothing, p, loss_scale, mix);
   }
   if (loss_scale != 1.0f) backend_.scale(grads_.size(), 1.0f / loss_scale, p.grads);
   if (std::isfinite(l.loss)) plan.update_running_statistics(p);
@@ -308,20 +317,26 @@ bool Network::gradients_apply(double norm) {
   return verdict == LossScaler::Verdict::Apply;  // Skip: fp16 overflow, the scale was halved
 }
 
-StepResult Network::train_step(const Tensor& images, const int32_t* labels, int64_t count) {
+StepResult Network::train_step(const Tensor& images, const int32_t* labels, int64_t count, const LabelMix& mix) {
   if (!optimizer_) fail(ErrorCode::InvalidArgument, "trainStep: compile the model with an optimizer first");
   check_images(images, "trainStep");
   check_labels(labels, count, images.dim(0), "trainStep");
+  check_mix(mix, count, images.dim(0), "trainStep");
   BackendCall call(backend_);
   Plan& plan = plan_for(images.shape(), {true, training_});
-  if (StepCapture* capture = backend_.step_capture()) return train_step_captured(*capture, plan, images, labels, count);
+  if (StepCapture* capture = backend_.step_capture()) {
+    if (mix.other != nullptr) {
+      fail(ErrorCode::InvalidArgument, "trainStep: mixup / cutmix targets are supported on the CPU only");
+    }
+    return train_step_captured(*capture, plan, images, labels, count);
+  }
   ParamBuffers p = buffers();
   plan.forward(images.data(), p, images.device() != nullptr);
-  LossResult l = plan.loss(labels, label_smoothing_);
+  LossResult l = plan.loss(labels, label_smoothing_, mix);
   if (!std::isfinite(l.loss)) fail_nonfinite_loss(spec_, plan, images, l.loss);
   check_batch_statistics(spec_, plan, "trainStep");
   const float loss_scale = scaler_.scale();
-  plan.backward(labels, label_smoothing_, p, loss_scale);
+  plan.backward(labels, label_smoothing_, p, loss_scale, mix);
   const double norm = optimizer_->gradient_norm(p.grads) / loss_scale;
   const LossScaler scaler_before = scaler_;
   const bool skipped = !gradients_apply(norm);

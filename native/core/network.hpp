@@ -89,9 +89,10 @@ class Network {
   // One step: forward, loss, backward, optimizer update. E_NAN (weights, optimizer state,
   // running statistics and step count untouched) when the loss or the gradients are not
   // finite, or when the update would make a weight or its optimizer state non-finite.
-  StepResult train_step(const Tensor& images, const int32_t* labels, int64_t count);
+  StepResult train_step(const Tensor& images, const int32_t* labels, int64_t count, const LabelMix& mix = {});
   // Forward and backward only; gradients are left in place for read_gradient.
-  StepResult compute_gradients(const Tensor& images, const int32_t* labels, int64_t count, float label_smoothing);
+  StepResult compute_gradients(const Tensor& images, const int32_t* labels, int64_t count, float label_smoothing,
+                               const LabelMix& mix = {});
   // Inference-mode forward: logits or probabilities [n, classes].
   TensorPtr predict(const Tensor& images, bool softmax);
   // Inference-mode loss and accuracy.
@@ -118,6 +119,8 @@ class Network {
   bool gradients_apply(double norm);
   void check_images(const Tensor& images, const char* op) const;
   void check_labels(const int32_t* labels, int64_t count, int64_t batch, const char* op) const;
+  // The second labels (same count) and λ ∈ [0, 1] of mixup / cutmix targets.
+  void check_mix(const LabelMix& mix, int64_t count, int64_t batch, const char* op) const;
   // For a call that may write parameters or running statistics (training): bumps the generation.
   ParamBuffers buffers();
   // For an inference plan's forward, which writes none: the folded weights (allocated on first

@@ -77,6 +77,15 @@ struct LossResult {
   int64_t correct5 = 0;
 };
 
+// Mixup / cutmix targets: every example's target is λ·onehot(labels) + (1 − λ)·onehot(other),
+// so the loss is λ·CE(labels) + (1 − λ)·CE(other) (each with the label smoothing) and its
+// gradient the same blend. Accuracy counts the dominant label (labels when λ ≥ 1/2, else
+// other). `other` null: plain targets. Host backends only (the second labels are not staged).
+struct LabelMix {
+  const int32_t* other = nullptr;
+  float lambda = 1.0f;
+};
+
 // The most bytes one plan's arena may take (Model.fromSpec's memoryBudget); kNoMemoryBudget
 // when the user set none, and then check_activation_growth (graph.hpp) guards instead.
 constexpr int64_t kNoMemoryBudget = 0;
@@ -116,10 +125,11 @@ class Plan {
   // Separate from forward so a step rejected for a non-finite loss leaves them untouched.
   void update_running_statistics(ParamBuffers& p);
   // Loss and accuracy of the last forward's logits.
-  LossResult loss(const int32_t* labels, float smoothing);
+  LossResult loss(const int32_t* labels, float smoothing, const LabelMix& mix = {});
   // Backward from the last forward into p.grads (needs mode.backward), of the loss multiplied
   // by `loss_scale` (mixed precision; the gradients come out scaled by it).
-  void backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale = 1.0f);
+  void backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale = 1.0f,
+                const LabelMix& mix = {});
   // After a forward whose loss was not finite (plan_diagnose.cpp): the index of the graph layer
   // whose step first produced a non-finite value, kInputNonFinite when the input already held
   // one, or kAllFinite when every activation is finite (the loss alone overflowed).
@@ -138,6 +148,7 @@ class Plan {
   const int32_t* stage_labels(const int32_t* labels);
 
  private:
+  void check_mix_host() const;  // E_ARG: LabelMix on a device backend
   struct Step {
     LayerType type = LayerType::Relu;  // of the graph layer it runs (fused layers ride along)
     int layer = 0;
@@ -256,6 +267,7 @@ class Plan {
   int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
   int64_t input_act_slot_ = -1;  // mixed precision: the input in the activation type
   BackendBuffer arena_;
+  std::vector<float> mix_grad_;        // the second targets' logit gradient (LabelMix), host memory
   const float* input_ = nullptr;       // the last forward's input as the steps read it
   const float* input_fp32_ = nullptr;  // the same before conversion to the activation type
 };

@@ -134,22 +134,52 @@ void Plan::update_running_statistics(ParamBuffers& p) {
   }
 }
 
-LossResult Plan::loss(const int32_t* labels, float smoothing) {
+LossResult Plan::loss(const int32_t* labels, float smoothing, const LabelMix& mix) {
   labels = stage_labels(labels);
   const Value& out = values_[static_cast<size_t>(output_)];
   LossResult r;
   r.loss = backend_.softmax_cross_entropy(out.shape[0], classes_, act(output_, input_), labels, smoothing, &r.correct,
                                           &r.correct5);
+  if (mix.other != nullptr) {
+    check_mix_host();
+    LossResult b;
+    b.loss = backend_.softmax_cross_entropy(out.shape[0], classes_, act(output_, input_), mix.other, smoothing,
+                                            &b.correct, &b.correct5);
+    r.loss = double(mix.lambda) * r.loss + (1.0 - double(mix.lambda)) * b.loss;
+    if (mix.lambda < 0.5f) {
+      r.correct = b.correct;
+      r.correct5 = b.correct5;
+    }
+  }
   return r;
 }
 
-void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale) {
+void Plan::check_mix_host() const {
+  if (labels_slot_ >= 0) {
+    fail(ErrorCode::InvalidArgument,
+         "trainStep: mixup / cutmix targets are supported on the CPU only (this model is on a device)");
+  }
+}
+
+void Plan::backward(const int32_t* labels, float smoothing, ParamBuffers& p, float loss_scale, const LabelMix& mix) {
   if (!mode_.backward) fail(ErrorCode::Internal, "Plan::backward on a forward-only plan");
   labels = stage_labels(labels);
   const Value& out = values_[static_cast<size_t>(output_)];
   if (!out.needs_grad) return;  // everything is frozen
-  backend_.softmax_cross_entropy_backward(out.shape[0], classes_, act(output_, input_), labels, smoothing, loss_scale,
-                                          grad(output_));
+  const int64_t n = out.shape[0];
+  if (mix.other == nullptr || mix.lambda == 1.0f) {
+    backend_.softmax_cross_entropy_backward(n, classes_, act(output_, input_), labels, smoothing, loss_scale,
+                                            grad(output_));
+  } else {
+    // The loss is linear in the targets: λ·∂CE(labels) + (1 − λ)·∂CE(other).
+    check_mix_host();
+    backend_.softmax_cross_entropy_backward(n, classes_, act(output_, input_), labels, smoothing,
+                                            loss_scale * mix.lambda, grad(output_));
+    mix_grad_.resize(static_cast<size_t>(n * classes_));
+    backend_.softmax_cross_entropy_backward(n, classes_, act(output_, input_), mix.other, smoothing,
+                                            loss_scale * (1.0f - mix.lambda), mix_grad_.data());
+    backend_.accumulate(n * classes_, mix_grad_.data(), grad(output_));
+  }
   // Steps that do not run backward (a frozen prefix) are skipped: their output's gradient
   // would reach no trainable parameter.
   for (size_t si = steps_.size(); si-- > 0;) {

@@ -234,6 +234,13 @@ const COUNT_CASES: CountCase[] = [
     features: 2048,
   },
   {
+    name: 'resnext101_64x4d',
+    build: () => models.resnext101_64x4d({ seed: 1 }),
+    trainable: 83_455_272,
+    total: 83_455_272 + tv(B101, true, 64, 4),
+    features: 2048,
+  },
+  {
     name: 'wideResnet50_2',
     build: () => models.wideResnet50_2({ seed: 1 }),
     trainable: 68_883_240,

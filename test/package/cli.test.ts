@@ -206,7 +206,7 @@ describe('resnet-native CLI', () => {
       expect(pl[i * 6]).toBe(file);
       const rows = pl.slice(i * 6 + 1, i * 6 + 6);
       const probs = rows.map((row, rank) => {
-        const m = /^ {2}(\d)\. (\d) +(0\.\d{4}|1\.0000)$/.exec(row);
+        const m = /^ {2}(\d)\. (\d) +(0\.\d{6}|1\.000000)$/.exec(row);
         expect(m, row).not.toBeNull();
         expect(Number(m![1])).toBe(rank + 1);
         return Number(m![3]);

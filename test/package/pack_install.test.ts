@@ -5,12 +5,13 @@
 //
 // Slow on a clean checkout: builds the prebuild first when prebuilds/<platform>-<arch>/ is
 // empty (npm run prebuild, its own CMake tree).
-import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { execFile, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -81,6 +82,23 @@ const probs = await model.predict(x, { softmax: true });
 console.log(JSON.stringify({ shape: probs.shape, values: Array.from(probs.toFloat32Array()) }));
 `;
 
+// The same model from CommonJS (require(esm): Node ≥ 20.19 / 22.12 load the ES module graph
+// synchronously) and from a static ES import; each prints its probabilities as JSON.
+const PREDICT_TAIL = `
+const model = rn.models.resnetCifar({ depth: 8, inputShape: [8, 8, 3], classes: 3, seed: 5 });
+const data = new Float32Array(2 * 8 * 8 * 3).map((_, i) => Math.cos(i * 0.21));
+const x = rn.Tensor.fromArray(data, [2, 8, 8, 3]);
+model.predict(x, { softmax: true }).then((p) => {
+  console.log(JSON.stringify({ error: rn.ResNetError.name, values: Array.from(p.toFloat32Array()) }));
+});
+`;
+const REQUIRE_CJS = `'use strict';\nconst rn = require('resnet-native');\n${PREDICT_TAIL}`;
+const IMPORT_MJS = `import * as rn from 'resnet-native';\n${PREDICT_TAIL}`;
+// Types for both: a CommonJS (.cts) and an ES (.mts) consumer type-check against the installed
+// package under module nodenext (TypeScript ≥ 5.8 types require() of ES modules).
+const TYPES_CTS = `import rn = require('resnet-native');\nconst m: rn.Model = rn.models.resnetCifar({ depth: 8 });\nexport const classes: number = m.classes;\n`;
+const TYPES_MTS = `import { models, type Model } from 'resnet-native';\nconst m: Model = models.resnetCifar({ depth: 8 });\nexport const classes: number = m.classes;\n`;
+
 beforeAll(async () => {
   if (!supported) return;
   tmp = await mkdtemp(join(tmpdir(), 'rn-pack-'));
@@ -115,6 +133,25 @@ beforeAll(async () => {
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'resnet-native-install-check', version: '1.0.0', private: true, type: 'module' }));
   writeFileSync(join(app, 'predict.mjs'), PREDICT);
+  writeFileSync(join(app, 'require.cjs'), REQUIRE_CJS);
+  writeFileSync(join(app, 'import.mjs'), IMPORT_MJS);
+  writeFileSync(join(app, 'types.cts'), TYPES_CTS);
+  writeFileSync(join(app, 'types.mts'), TYPES_MTS);
+  writeFileSync(
+    join(app, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'nodenext',
+        moduleResolution: 'nodenext',
+        target: 'es2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: true,
+        types: [],
+      },
+      files: ['types.cts', 'types.mts'],
+    }),
+  );
 }, 1_200_000);
 
 afterAll(async () => {
@@ -189,6 +226,30 @@ describe.runIf(supported)('npm pack + install without a compiler', () => {
     }
     // Same sources, flags and kernels (one thread): only the build tree differs.
     for (let i = 0; i < a.values.length; i++) expect(Math.abs(a.values[i]! - b.values[i]!)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('require() from a .cjs file and import from a .mjs file give the same model, without warnings', () => {
+    const env = cleanEnv({ RESNET_NUM_THREADS: '1' });
+    const required = sh(process.execPath, ['require.cjs'], app, env);
+    expect(required.status, required.stderr).toBe(0);
+    expect(required.stderr).toBe(''); // no ExperimentalWarning
+    const imported = sh(process.execPath, ['import.mjs'], app, env);
+    expect(imported.status, imported.stderr).toBe(0);
+    expect(imported.stderr).toBe('');
+    const a = JSON.parse(required.stdout) as { error: string; values: number[] };
+    const b = JSON.parse(imported.stdout) as { error: string; values: number[] };
+    expect(a.error).toBe('ResNetError');
+    expect(a.values).toHaveLength(6);
+    expect(a.values).toEqual(b.values);
+  });
+
+  it('types resolve for CommonJS (.cts) and ES module (.mts) consumers', async () => {
+    // Asynchronous: a type check takes seconds, and a blocked worker misses vitest's RPC deadlines.
+    const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+    const r = await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.json'], { cwd: app, env: cleanEnv() }).catch(
+      (err: { stdout?: string; stderr?: string }) => ({ stdout: err.stdout ?? '', stderr: `${err.stderr ?? ''}\n${String(err)}`, failed: true }),
+    );
+    expect('failed' in r, `${r.stdout}\n${r.stderr}`).toBe(false);
   });
 
   it('without a matching prebuild, install says why and that the source build needs cmake and a compiler', () => {

@@ -131,13 +131,19 @@ describe('cosine', () => {
     close(s.at(1000), 0.2);
   });
 
-  it('warms up from 0 by default and is non-increasing after warmup', () => {
+  it('warms up from lr / warmupSteps by default (not 0), and is non-increasing after warmup', () => {
+    // warmupStartLr = 0.4 / 4 = 0.1, then linear to 0.4 at step 4: 0.1 + 0.3 * k / 4.
     const s = cosine({ lr: 0.4, totalSteps: 20, warmupSteps: 4 });
-    expect(s.at(0)).toBe(0);
-    close(s.at(1), 0.1);
-    close(s.at(3), 0.3);
+    close(s.at(0), 0.1);
+    close(s.at(1), 0.175);
+    close(s.at(2), 0.25);
+    close(s.at(3), 0.325);
     close(s.at(4), 0.4);
     for (let k = 5; k <= 25; k++) expect(s.at(k)).toBeLessThanOrEqual(s.at(k - 1));
+    // An explicit warmupStartLr, 0 included, is kept.
+    expect(cosine({ lr: 0.4, totalSteps: 20, warmupSteps: 4, warmupStartLr: 0 }).at(0)).toBe(0);
+    // Without warmup, step 0 is lr.
+    close(cosine({ lr: 0.4, totalSteps: 20 }).at(0), 0.4);
   });
 
   it('rejects bad options', () => {
@@ -234,9 +240,9 @@ describe('oneCycle (OneCycleLR)', () => {
     close(s.at(0), 4e-6);
   });
 
-  it('rejects bad options and out-of-range steps', () => {
-    expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100 }).at(100), 'oneCycle', 'step', 'totalSteps');
-    expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100 }).momentumAt(-1), 'step');
+  it('rejects bad options and negative steps', () => {
+    expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100 }).momentumAt(-1), 'oneCycle', 'step');
+    expectArg(() => oneCycle({ maxLr: 1, totalSteps: 100 }).at(Number.NaN), 'step');
     expectArg(() => oneCycle({ maxLr: 0, totalSteps: 100 }), 'maxLr');
     expectArg(() => oneCycle({ maxLr: Number.NaN, totalSteps: 100 }), 'maxLr');
     expectArg(() => oneCycle({ maxLr: 1, totalSteps: 0 }), 'totalSteps');
@@ -252,7 +258,53 @@ describe('oneCycle (OneCycleLR)', () => {
   });
 });
 
+describe('past the end', () => {
+  // One rule for every schedule: past its end a schedule holds its final value; schedules
+  // without an end follow their formula at any step.
+  const far = [1e3, 1e6, 1e9 + 0.5];
+
+  it('cosine: minLr at totalSteps and after', () => {
+    const s = cosine({ lr: 0.1, totalSteps: 100, warmupSteps: 10, minLr: 0.001 });
+    for (const k of [100, 100.5, 101, ...far]) expect(s.at(k)).toBe(0.001);
+  });
+
+  it('oneCycle: the final lr (initialLr / finalDivFactor) and momentum from totalSteps - 1 on, never an error', () => {
+    for (const threePhase of [false, true]) {
+      for (const annealStrategy of ['cos', 'linear'] as const) {
+        const s = oneCycle({ maxLr: 1, totalSteps: 100, threePhase, annealStrategy });
+        close(s.at(99), 1 / 25 / 1e4, 1e-9); // linear interpolation rounds in the last bits
+        for (const k of [99.5, 100, 101, ...far]) {
+          expect(s.at(k)).toBe(s.at(99));
+          close(s.momentumAt(k), 0.95, 1e-9);
+        }
+      }
+    }
+  });
+
+  it('constant, stepDecay, multiStep: their formula (they have no end)', () => {
+    for (const k of far) {
+      expect(constant(0.3).at(k)).toBe(0.3);
+      expect(stepDecay({ lr: 1, stepSize: 1e5, gamma: 0.5 }).at(k)).toBe(0.5 ** Math.floor(k / 1e5));
+      expect(multiStep({ lr: 1, milestones: [10, 20], gamma: 0.5 }).at(k)).toBe(0.25);
+    }
+  });
+});
+
 describe('ReduceLROnPlateau', () => {
+  it('monitor: valLoss by default; mode follows it unless given; reset() restores the start', () => {
+    expect(new ReduceLROnPlateau({ lr: 0.1 })).toMatchObject({ monitor: 'valLoss', mode: 'min' });
+    expect(new ReduceLROnPlateau({ lr: 0.1, monitor: 'valAccuracy' })).toMatchObject({ monitor: 'valAccuracy', mode: 'max' });
+    expect(new ReduceLROnPlateau({ lr: 0.1, monitor: 'loss' }).mode).toBe('min');
+    expect(new ReduceLROnPlateau({ lr: 0.1, monitor: 'top5', mode: 'min' }).mode).toBe('min');
+    expectArg(() => new ReduceLROnPlateau({ lr: 0.1, monitor: 'val_loss' as never }), 'ReduceLROnPlateau', 'monitor');
+    const s = new ReduceLROnPlateau({ lr: 1, patience: 0, factor: 0.5, cooldown: 1, threshold: 0 });
+    s.step(1);
+    s.step(2);
+    expect([s.lr, s.best, s.cooldownCounter]).toEqual([0.5, 1, 1]);
+    s.reset();
+    expect([s.lr, s.best, s.numBadEpochs, s.cooldownCounter]).toEqual([1, Infinity, 0, 0]);
+  });
+
   const run = (s: ReduceLROnPlateau, metrics: number[]) => metrics.map((m) => s.step(m));
 
   it('starts with the given lr and a worst-possible best', () => {

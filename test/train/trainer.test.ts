@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import type { Dataset } from '../../lib/data/dataset.js';
 import { allocationStats, type Model, ResNetError, schedules, Tensor } from '../../lib/index.js';
-import { type Callback, checkpoint, earlyStopping, type EpochLog } from '../../lib/train/callbacks.js';
+import { type Callback, checkpoint, earlyStopping, type EpochLog, type History } from '../../lib/train/callbacks.js';
 import { crossEntropySum, MetricAccumulator, topK, topKCorrect } from '../../lib/train/metrics.js';
 import { formatDuration, Progress } from '../../lib/train/progress.js';
 import { evaluateModel, SeededRandom, Trainer } from '../../lib/train/trainer.js';
@@ -281,6 +281,10 @@ describe('Trainer.fit', () => {
           const v: unknown = Reflect.get(target, key, target);
           return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
         },
+        // Setters (fit describes the model: preprocessing, classNames) write the real model's private fields.
+        set(target, key, value) {
+          return Reflect.set(target, key, value, target);
+        },
       });
       return { model, inputs };
     };
@@ -365,6 +369,45 @@ describe('Trainer.fit', () => {
     [a, b, other].forEach((m) => m.dispose());
   });
 
+  it('takes a ReduceLROnPlateau as its schedule: each epoch at its lr, stepped on the monitored metric; resumed exactly', async () => {
+    const train = patternDataset(64, 20);
+    const val = patternDataset(24, 21);
+    // threshold 10 (rel, min): better means loss < best * (1 - 10), which no epoch is, not even
+    // the first (Infinity * -9 = -Infinity, as in PyTorch). With patience 1 the lr halves after
+    // every second epoch: 0.05 for epochs 1–2, 0.025 for 3–4, 0.0125 for 5–6.
+    const plateau = () => new schedules.ReduceLROnPlateau({ lr: 0.05, monitor: 'loss', patience: 1, factor: 0.5, threshold: 10 });
+    const dirRun = join(dir, 'plateau');
+    const opts = { batchSize: 16, validation: val, seed: 4 };
+    const a = tinyModel(9, { classes: CLASSES, side: SIDE });
+    const full = await new Trainer(a, { compile: SGD, progress: 'none' }).fit(train, {
+      ...opts,
+      epochs: 6,
+      schedule: plateau(),
+      callbacks: [checkpoint({ dir: dirRun, everyEpoch: true })],
+    });
+    expect(full.map((h) => h.lr)).toEqual([0.05, 0.05, 0.025, 0.025, 0.0125, 0.0125]);
+    expect(a.learningRate).toBe(0.0125);
+    // Resumed after epoch 4 with a new scheduler: the history replayed, the same lrs and results.
+    const b = tinyModel(9, { classes: CLASSES, side: SIDE });
+    const resumed = await new Trainer(b, { compile: SGD, progress: 'none' }).fit(train, {
+      ...opts,
+      epochs: 6,
+      schedule: plateau(),
+      resumeFrom: join(dirRun, 'epoch-4.safetensors'),
+    });
+    const strip = (h: History) => h.map(({ seconds: _s, imagesPerSecond: _i, ...rest }) => rest);
+    expect(strip(resumed)).toEqual(strip(full));
+    // 'valAccuracy' follows the validation accuracy in 'max' mode; a validation metric needs a validation set.
+    const s = new schedules.ReduceLROnPlateau({ lr: 0.05, monitor: 'valAccuracy', patience: 0 });
+    const one = await new Trainer(b, { progress: 'none' }).fit(train, { ...opts, epochs: 1, schedule: s });
+    expect(s.mode).toBe('max');
+    expect(s.best).toBe(one[0]!.valAccuracy);
+    await expect(
+      new Trainer(b, { progress: 'none' }).fit(train, { epochs: 1, batchSize: 16, schedule: new schedules.ReduceLROnPlateau({ lr: 0.05 }) }),
+    ).rejects.toMatchObject({ code: 'E_ARG', message: expect.stringMatching(/monitors 'valLoss': pass a validation dataset/) });
+    [a, b].forEach((m) => m.dispose());
+  });
+
   it('writes progress as a live bar on a TTY and as lines elsewhere', async () => {
     const chunks: string[] = [];
     const tty = { isTTY: true, columns: 120, write: (s: string) => void chunks.push(s) };
@@ -388,6 +431,26 @@ describe('Trainer.fit', () => {
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^epoch 1\/2  loss .* img\/s  [\d.]+s\n$/);
     model.dispose();
+  });
+
+  const ERASE_LINE_END = new RegExp(`${String.fromCharCode(27)}\\[K$`);
+  it('keeps the live line within the terminal width, dropping the bar and then img/s, acc and loss before the ETA', async () => {
+    const lines = (columns: number): string[] => {
+      const chunks: string[] = [];
+      const progress = new Progress({ mode: 'bar', redrawMs: 0, stream: { isTTY: true, columns, write: (s: string) => void chunks.push(s) } });
+      progress.trainBegin(30, 390);
+      progress.epochBegin(12);
+      progress.batch(123, 1.23456, 0.5, 123 * 128);
+      return chunks.map((c) => c.replace(/^\r/, '').replace(ERASE_LINE_END, ''));
+    };
+    for (const columns of [120, 100, 80, 60, 50, 40, 24]) {
+      const [line] = lines(columns);
+      expect(line!.length, `${columns} columns: '${line}'`).toBeLessThanOrEqual(columns - 1);
+      expect(line, `${columns} columns`).toMatch(/123\/390 .*ETA (\d+:\d\d|--:--)$/);
+    }
+    expect(lines(120)[0]).toMatch(/^epoch 12\/30 \[=+> *\]  123\/390  loss 1\.2346  acc 0\.5000  [\d.]+ img\/s  ETA /);
+    expect(lines(60)[0]).toMatch(/^epoch 12\/30  123\/390  loss 1\.2346  acc 0\.5000  ETA /); // no bar, no img/s
+    expect(lines(24)[0]).toMatch(/^123\/390  ETA /);
   });
 
   it('rejects bad arguments with a ResNetError that names them', async () => {
