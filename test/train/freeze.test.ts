@@ -273,8 +273,8 @@ describe('a frozen batch-norm in inference mode between trainable layers', () =>
     }
   });
 
-  // The method and tolerance of test/model/model_gradcheck.test.ts (see its header): central
-  // differences of the training-mode loss at three steps, or a one-sided one at the smallest.
+  // The tolerance of test/model/model_gradcheck.test.ts (see its header): central differences
+  // of the training-mode loss at three steps, or a one-sided one at any of them (see below).
   it('the gradients of the layers before and after it agree with finite differences', async () => {
     const STEPS = [1e-3, 2.5e-4, 6.25e-5];
     const tolerance = (a: number, b: number, h: number) => 3e-2 * Math.max(Math.abs(a), Math.abs(b)) + 2e-8 / h;
@@ -316,11 +316,14 @@ describe('a frozen batch-norm in inference mode between trainable layers', () =>
             const down = p0[i]! - p[i]!;
             const central = (plus - minus) / (up + down);
             best = Math.min(best, Math.abs(central - g[i]!) / tolerance(central, g[i]!, h));
-            if (h === STEPS[STEPS.length - 1]) {
-              const right = (plus - loss0) / up;
-              const left = (loss0 - minus) / down;
-              best = Math.min(best, Math.abs(right - g[i]!) / tolerance(right, g[i]!, h / 2), Math.abs(left - g[i]!) / tolerance(left, g[i]!, h / 2));
-            }
+            // One-sided differences at every step, not only the smallest: conv1 feeds every
+            // ReLU of the model, and a kink within 1e-3 on one side at all three steps was seen
+            // (the ASan build's rounding: right 4.6e-3, 6.8e-3, 9.7e-3 against left 8.12e-3,
+            // 8.23e-3 and an analytic 8.27e-3). The clean side still agrees; a wrong gradient
+            // agrees with neither.
+            const right = (plus - loss0) / up;
+            const left = (loss0 - minus) / down;
+            best = Math.min(best, Math.abs(right - g[i]!) / tolerance(right, g[i]!, h / 2), Math.abs(left - g[i]!) / tolerance(left, g[i]!, h / 2));
           }
           model.setParameter(name, p0);
           checked++;
