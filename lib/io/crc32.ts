@@ -4,50 +4,54 @@
 // 1.2 GB/s). Checkpoints carry it over their data section (lib/io/safetensors.ts).
 import * as zlib from 'node:zlib';
 
-const POLY = 0xedb88320; // reversed 0x04C11DB7
-
-let tables: Uint32Array | undefined;
-
-/** Eight 256-entry tables: [k][b] is the CRC of byte b followed by k zero bytes. */
-function slicingTables(): Uint32Array {
-  if (tables) return tables;
-  const t = new Uint32Array(8 * 256);
-  for (let b = 0; b < 256; b++) {
-    let c = b;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ POLY : c >>> 1;
-    t[b] = c >>> 0;
-  }
-  for (let b = 0; b < 256; b++) {
-    let c = t[b]!;
-    for (let k = 1; k < 8; k++) {
-      c = t[c & 0xff]! ^ (c >>> 8);
-      t[k * 256 + b] = c;
+/**
+ * A table-driven (slicing-by-8) CRC for the reversed polynomial `poly`, incrementally: f(b, f(a))
+ * is the CRC of a followed by b. Tables are built on first use. crc32c.ts makes CRC-32C with it.
+ */
+export function slicingCrc(poly: number): (bytes: Uint8Array, crc?: number) => number {
+  let tables: Uint32Array | undefined;
+  /** Eight 256-entry tables: [k][b] is the CRC of byte b followed by k zero bytes. */
+  const slicingTables = (): Uint32Array => {
+    if (tables) return tables;
+    const t = new Uint32Array(8 * 256);
+    for (let b = 0; b < 256; b++) {
+      let c = b;
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ poly : c >>> 1;
+      t[b] = c >>> 0;
     }
-  }
-  return (tables = t);
+    for (let b = 0; b < 256; b++) {
+      let c = t[b]!;
+      for (let k = 1; k < 8; k++) {
+        c = t[c & 0xff]! ^ (c >>> 8);
+        t[k * 256 + b] = c;
+      }
+    }
+    return (tables = t);
+  };
+  return (bytes, crc = 0) => {
+    const t = slicingTables();
+    let c = ~crc >>> 0;
+    const n = bytes.length;
+    let i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const lo = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) ^ c;
+      c =
+        t[1792 + (lo & 0xff)]! ^
+        t[1536 + ((lo >>> 8) & 0xff)]! ^
+        t[1280 + ((lo >>> 16) & 0xff)]! ^
+        t[1024 + (lo >>> 24)]! ^
+        t[768 + bytes[i + 4]!]! ^
+        t[512 + bytes[i + 5]!]! ^
+        t[256 + bytes[i + 6]!]! ^
+        t[bytes[i + 7]!]!;
+    }
+    for (; i < n; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+    return ~c >>> 0;
+  };
 }
 
 /** @internal The JavaScript implementation (exported for the test that compares it with zlib's). */
-export function crc32Js(bytes: Uint8Array, crc = 0): number {
-  const t = slicingTables();
-  let c = ~crc >>> 0;
-  const n = bytes.length;
-  let i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const lo = (bytes[i]! | (bytes[i + 1]! << 8) | (bytes[i + 2]! << 16) | (bytes[i + 3]! << 24)) ^ c;
-    c =
-      t[1792 + (lo & 0xff)]! ^
-      t[1536 + ((lo >>> 8) & 0xff)]! ^
-      t[1280 + ((lo >>> 16) & 0xff)]! ^
-      t[1024 + (lo >>> 24)]! ^
-      t[768 + bytes[i + 4]!]! ^
-      t[512 + bytes[i + 5]!]! ^
-      t[256 + bytes[i + 6]!]! ^
-      t[bytes[i + 7]!]!;
-  }
-  for (; i < n; i++) c = t[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  return ~c >>> 0;
-}
+export const crc32Js = slicingCrc(0xedb88320); // reversed 0x04C11DB7
 
 const native = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
 

@@ -3,82 +3,12 @@
 // OperatorSetIdProto, StringStringEntryProto and the tensor TypeProto). Field numbers are
 // onnx/onnx.proto's (IR version 7–10). Writing only: nothing here parses a file.
 //
-// Messages are built bottom-up as lists of byte chunks with their total length, so that a
-// nested message's length prefix is known without re-encoding it, and tensor data (hundreds of
-// megabytes for the large ResNets) is referenced, never copied, until the file is written.
+// The wire format is lib/io/protobuf.ts's (shared with TensorBoard's event files): messages
+// are built bottom-up and tensor data is referenced, never copied, until the file is written.
 
-/** A message under construction: its bytes are `parts` in order, `length` of them. */
-export class ProtoMessage {
-  readonly parts: Uint8Array[] = [];
-  length = 0;
+import { ProtoMessage } from './protobuf.js';
 
-  #push(bytes: Uint8Array): void {
-    this.parts.push(bytes);
-    this.length += bytes.length;
-  }
-
-  #key(field: number, wireType: number): void {
-    this.#push(varint(field * 8 + wireType));
-  }
-
-  /** An unsigned varint field (int64, int32, enum, bool); ONNX's counts and sizes are never negative here. */
-  uint(field: number, value: number): this {
-    this.#key(field, 0);
-    this.#push(varint(value));
-    return this;
-  }
-
-  /** A float (fixed32) field. */
-  float(field: number, value: number): this {
-    this.#key(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, value, true);
-    this.#push(b);
-    return this;
-  }
-
-  /** A length-delimited field of raw bytes (referenced, not copied). */
-  bytes(field: number, value: Uint8Array): this {
-    this.#key(field, 2);
-    this.#push(varint(value.length));
-    this.#push(value);
-    return this;
-  }
-
-  string(field: number, value: string): this {
-    return this.bytes(field, new TextEncoder().encode(value));
-  }
-
-  /** A nested message. */
-  message(field: number, value: ProtoMessage): this {
-    this.#key(field, 2);
-    this.#push(varint(value.length));
-    for (const p of value.parts) this.#push(p);
-    return this;
-  }
-
-  /** A packed repeated unsigned varint field (proto3's default for repeated int64). */
-  packedUints(field: number, values: readonly number[]): this {
-    const encoded = values.map(varint);
-    this.#key(field, 2);
-    this.#push(varint(encoded.reduce((n, b) => n + b.length, 0)));
-    for (const b of encoded) this.#push(b);
-    return this;
-  }
-}
-
-/** Base-128 varint of a non-negative safe integer. */
-function varint(value: number): Uint8Array {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`onnx_proto: cannot encode ${value} as an unsigned varint`);
-  const out: number[] = [];
-  let v = value;
-  while (v >= 0x80) {
-    out.push((v % 0x80) | 0x80);
-    v = Math.floor(v / 0x80);
-  }
-  out.push(v);
-  return Uint8Array.from(out);
-}
+export { ProtoMessage };
 
 // ---------------------------------------------------------------------------------------
 // onnx.proto's messages

@@ -19,23 +19,23 @@ import { join } from 'node:path';
 
 import { ResNetError } from '../errors.js';
 import { tfRecord } from '../io/tfrecord.js';
-import { ProtoWriter } from './protobuf.js';
+import { ProtoMessage } from '../io/protobuf.js';
 
 export const FILE_VERSION = 'brain.Event:2';
 
 /** Seconds since the epoch, as Event.wall_time holds them. */
 const now = (): number => Date.now() / 1000;
 
-function event(step: number, wallTime: number, fill: (w: ProtoWriter) => void): Uint8Array {
-  const w = new ProtoWriter().double(1, wallTime).int64(2, step);
+function event(step: number, wallTime: number, fill: (w: ProtoMessage) => void): Uint8Array {
+  const w = new ProtoMessage().double(1, wallTime).int64(2, step);
   fill(w);
   return w.finish();
 }
 
 /** An Event with one scalar (Summary.Value.simple_value, a float32). */
 export function scalarEvent(tag: string, value: number, step: number, wallTime = now()): Uint8Array {
-  const summaryValue = new ProtoWriter().string(1, tag).float(2, value).finish();
-  const summary = new ProtoWriter().bytes(1, summaryValue).finish();
+  const summaryValue = new ProtoMessage().string(1, tag).float(2, value).finish();
+  const summary = new ProtoMessage().bytes(1, summaryValue).finish();
   return event(step, wallTime, (w) => w.bytes(5, summary));
 }
 
@@ -86,7 +86,7 @@ export function histogram(values: ArrayLike<number>, buckets = 30): Histogram | 
 
 /** An Event with one histogram (Summary.Value.histo). */
 export function histogramEvent(tag: string, h: Histogram, step: number, wallTime = now()): Uint8Array {
-  const histo = new ProtoWriter()
+  const histo = new ProtoMessage()
     .double(1, h.min)
     .double(2, h.max)
     .double(3, h.num)
@@ -95,15 +95,15 @@ export function histogramEvent(tag: string, h: Histogram, step: number, wallTime
     .packedDoubles(6, h.bucketLimit)
     .packedDoubles(7, h.bucket)
     .finish();
-  const summaryValue = new ProtoWriter().string(1, tag).bytes(5, histo).finish();
-  const summary = new ProtoWriter().bytes(1, summaryValue).finish();
+  const summaryValue = new ProtoMessage().string(1, tag).bytes(5, histo).finish();
+  const summary = new ProtoMessage().bytes(1, summaryValue).finish();
   return event(step, wallTime, (w) => w.bytes(5, summary));
 }
 
 /** The first Event of every file: the format version and who wrote the file. */
 export function fileVersionEvent(wallTime = now(), writer = 'resnet-native'): Uint8Array {
-  const sourceMetadata = new ProtoWriter().string(1, writer).finish();
-  return new ProtoWriter().double(1, wallTime).string(3, FILE_VERSION).bytes(10, sourceMetadata).finish();
+  const sourceMetadata = new ProtoMessage().string(1, writer).finish();
+  return new ProtoMessage().double(1, wallTime).string(3, FILE_VERSION).bytes(10, sourceMetadata).finish();
 }
 
 /**
@@ -112,7 +112,7 @@ export function fileVersionEvent(wallTime = now(), writer = 'resnet-native'): Ui
  * curves do not double back.
  */
 export function sessionStartEvent(step: number, wallTime = now()): Uint8Array {
-  const sessionLog = new ProtoWriter().int64(1, 1).finish();
+  const sessionLog = new ProtoMessage().int64(1, 1).finish();
   return event(step, wallTime, (w) => w.bytes(7, sessionLog));
 }
 
