@@ -128,9 +128,10 @@ const frameworks = ['resnet-native', ...(py.torch ? ['pytorch'] : []), ...(py.on
 const references = frameworks.slice(1);
 
 let nativeRuntime;
-const loads = [];
+const runs = []; // per run, in sequence order: the load average before it and its wall seconds
 const { results, sequence } = alternate(opts.models, frameworks, opts.rounds, (model, framework, round) => {
-  loads.push(os.loadavg());
+  const info = { loadAverage: os.loadavg(), seconds: 0 };
+  runs.push(info);
   process.stderr.write(`${model} round ${round + 1}/${opts.rounds}: ${framework} … `);
   const t0 = performance.now();
   let r;
@@ -145,10 +146,12 @@ const { results, sequence } = alternate(opts.models, frameworks, opts.rounds, (m
   } catch (e) {
     process.stderr.write(`failed\n`);
     throw e;
+  } finally {
+    info.seconds = (performance.now() - t0) / 1000;
   }
   const s = (x, unit) => (x ? ` ${unit === 'ms' ? fmt(x.msMedian) : fmt((SHAPES[model].batch * 1000) / x.msMedian)} ${unit}` : '');
   process.stderr.write(
-    `${((performance.now() - t0) / 1000).toFixed(0)} s:${r.train ? ` train${s(r.train, 'img/s')},` : ''} infer${s(r.infer, 'img/s')}, batch-1${s(r.latency, 'ms')}\n`,
+    `${info.seconds.toFixed(0)} s:${r.train ? ` train${s(r.train, 'img/s')},` : ''} infer${s(r.infer, 'img/s')}, batch-1${s(r.latency, 'ms')}\n`,
   );
   return r;
 });
@@ -184,8 +187,10 @@ log(
 for (const n of notes) log(`note: ${n}`);
 log(`\n${roundsTable(rows, ['resnet-native'], references)}\n`);
 log(
-  `Each cell: ${opts.rounds > 1 ? `the median (min–max) over ${opts.rounds} rounds of each round's median step` : "the round's median step"}; ` +
-    '÷ columns: resnet-native ÷ the reference from the medians (latency: their ms ÷ ours); > 1 means resnet-native is faster.',
+  `Each cell: ${opts.rounds > 1 ? `the median (min–max) over ${opts.rounds} rounds of each round's median step` : "the round's median step"}.` +
+    (references.length
+      ? ' ÷ columns: resnet-native ÷ the reference from the medians (latency: their ms ÷ ours); > 1 means resnet-native is faster.'
+      : ''),
 );
 log(`wall time ${((Date.now() - started.getTime()) / 1000).toFixed(0)} s; load average now ${fmtLoad(os.loadavg())}`);
 
@@ -220,7 +225,7 @@ writeJson(file, {
   versions,
   notes,
   frameworks,
-  sequence: sequence.map((s, i) => ({ ...s, loadAverage: loads[i] })),
+  sequence: sequence.map((s, i) => ({ ...s, ...runs[i] })),
   rounds: results,
   summary: Object.fromEntries(
     rows.map((r) => [
