@@ -3,7 +3,7 @@
 // img/s beside onnxruntime and PyTorch, and batch-1 latency beside onnxruntime and PyTorch.
 //
 // Fair and repeatable: per model, resnet-native, PyTorch and onnxruntime run alternately, each in
-// its own fresh process (nothing shares the cores with the one being timed), for R rounds in the
+// its own fresh process (no other run of the suite is alive while one is timed), for R rounds in the
 // order A B C, C B A, … (bench/suite/rounds.mjs: a load that drifts steadily favours no one). Each
 // round's figure is that process's median step; the table gives per figure the median over rounds
 // and the spread (min–max), by wall time and by CPU time (images per CPU-second × threads: the
@@ -13,14 +13,15 @@
 // onnxruntime's intra-op threads. onnxruntime runs the model PyTorch exported once (ONNX, opset 17)
 // in processes that never import torch. Writes bench/results/<date>.json. Reports; asserts nothing.
 //
-//   npx tsc -p tsconfig.json   (the suite imports dist/)
+//   npm run build:ts   (the suite imports dist/)
 //   RESNET_NUM_THREADS=2 npm run bench -- [--rounds 2] [--seconds 5] [--models resnet20,resnet18,resnet50]
 //                                         [--python /path/to/python] [--quick] [--tfjs] [--out FILE]
 //   npm run bench -- --device cuda     the GPU suite: ResNet-50 batch 256 beside PyTorch (bench/cuda.mjs)
 //   npm run bench -- --help            the options
 //
 // Without a Python that imports torch (and onnxruntime) — CI has none — the run prints a note
-// saying so and measures resnet-native alone. About 8 minutes at the defaults on the 2-core machine.
+// saying so and measures resnet-native alone. About 6 minutes at the defaults on a quiet 2-core
+// machine (2 rounds × 3 models × 3 processes); far longer when other work shares the cores.
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
