@@ -35,6 +35,21 @@ RN_SIMD_CLONES void max_pool_rows(const Pool2dGeometry& g, const float* x, float
   }
 }
 
+constexpr int64_t kAvgBlock = 64;  // channels per task: their double sums fit in registers / L1
+
+// Channels [c0, c1) of image b: each channel's double sum over the pixels in pixel order, as
+// the reference adds them, but a block of channels at a time (contiguous loads).
+RN_SIMD_CLONES void global_avg_block(int64_t hw, int64_t c, const float* x, float* y, int64_t c0, int64_t c1) {
+  double sum[kAvgBlock];
+  const int64_t width = c1 - c0;
+  for (int64_t k = 0; k < width; ++k) sum[k] = 0.0;
+  for (int64_t p = 0; p < hw; ++p) {
+    const float* __restrict row = x + p * c + c0;
+    for (int64_t k = 0; k < width; ++k) sum[k] += double(row[k]);
+  }
+  for (int64_t k = 0; k < width; ++k) y[c0 + k] = static_cast<float>(sum[k] / double(hw));
+}
+
 }  // namespace
 
 void max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) {
@@ -45,6 +60,20 @@ void max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) {
   const int64_t chunks = (rows + grain - 1) / grain;
   parallel_for(chunks,
                [&](int64_t begin, int64_t end) { max_pool_rows(g, x, y, begin * grain, std::min(rows, end * grain)); });
+}
+
+}  // namespace rn::cpu
+
+namespace rn::cpu {
+
+void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) {
+  const int64_t blocks = (c + kAvgBlock - 1) / kAvgBlock;
+  parallel_for(n * blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / blocks, c0 = t % blocks * kAvgBlock;
+      global_avg_block(hw, c, x + b * hw * c, y + b * c, c0, std::min(c, c0 + kAvgBlock));
+    }
+  });
 }
 
 }  // namespace rn::cpu
