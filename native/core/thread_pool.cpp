@@ -47,22 +47,55 @@ std::chrono::nanoseconds configured_spin() {
   return std::chrono::microseconds(us);
 }
 
-// Spins until done() or `budget` has passed; true when done() held. Past the first few
-// microseconds it also yields, so that on an oversubscribed machine the thread it waits for
-// (perhaps queued on this very core) gets to run.
+// Spinning only pays while both threads of a hand-off own a core. On an oversubscribed machine
+// a spinner burns the time slice the thread it waits for needs, and sleeping on a condition
+// variable (woken threads are scheduled promptly) is faster. A spinner that finds it was
+// descheduled mid-spin (a gap of kPreempted between two looks at the clock, where 32 pauses take
+// about a microsecond) turns spinning off for every thread for kSpinOff.
+constexpr std::chrono::nanoseconds kPreempted = std::chrono::microseconds(20);
+constexpr std::chrono::nanoseconds kSpinOff = std::chrono::milliseconds(100);
+std::atomic<int64_t> g_spin_off_until{0};  // steady_clock nanoseconds
+
+int64_t nanos(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// A waiter's spin budget adapts to what spinning buys it: halved (down to kMinSpin) each time
+// the wait outlasts it, so a thread whose waits are long (serial work between calls, a loaded
+// machine) soon sleeps almost at once, and doubled (up to the configured bound) each time the
+// wait ends within it.
+constexpr std::chrono::nanoseconds kMinSpin = std::chrono::microseconds(1);
+thread_local std::chrono::nanoseconds t_spin{-1};  // this thread's budget; -1: not yet set
+
+// Spins until done() or this thread's budget (at most `bound`) has passed; true when done()
+// held. Past the first few microseconds it also yields, so that the thread it waits for, if
+// queued on this very core, gets to run.
 template <typename Done>
-bool spin_until(Done done, std::chrono::nanoseconds budget) {
-  if (budget.count() <= 0) return done();
-  const auto start = std::chrono::steady_clock::now();
-  const auto yield_after = start + std::min(budget, std::chrono::nanoseconds(5000));
-  const auto deadline = start + budget;
+bool spin_until(Done done, std::chrono::nanoseconds bound) {
+  if (bound.count() <= 0) return done();
+  if (t_spin.count() < 0) t_spin = bound;
+  auto last = std::chrono::steady_clock::now();
+  if (nanos(last) < g_spin_off_until.load(std::memory_order_relaxed)) return done();
+  const auto yield_after = last + std::min(t_spin, std::chrono::nanoseconds(5000));
+  const auto deadline = last + t_spin;
   for (;;) {
     for (int i = 0; i < 32; ++i) {
-      if (done()) return true;
+      if (done()) {
+        t_spin = std::min(bound, t_spin * 2);
+        return true;
+      }
       RN_CPU_RELAX();
     }
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return done();
+    if (now - last >= kPreempted) {
+      g_spin_off_until.store(nanos(now + kSpinOff), std::memory_order_relaxed);
+      return done();
+    }
+    last = now;
+    if (now >= deadline) {
+      t_spin = std::max(kMinSpin, t_spin / 2);
+      return done();
+    }
     if (now >= yield_after) std::this_thread::yield();
   }
 }
@@ -102,8 +135,10 @@ class ThreadPool {
     pending_.store(threads_ - 1, std::memory_order_relaxed);
     generation_.fetch_add(1);  // seq_cst: publishes the task; paired with sleepers_ below
     if (sleepers_.load() > 0) {
-      // Taking the mutex orders this notify after a sleeper's last look at generation_.
-      std::lock_guard<std::mutex> lock(mutex_);
+      // Taking the mutex orders this notify after a sleeper's last look at generation_ (it holds
+      // the mutex from its count in sleepers_ until it blocks); notifying after releasing it
+      // spares the woken worker from blocking on the mutex at once.
+      { std::lock_guard<std::mutex> lock(mutex_); }
       wake_.notify_all();
     }
     run_chunk(0);
@@ -154,7 +189,7 @@ class ThreadPool {
       if (stopping_.load()) return;
       if (index < task_chunks_) run_chunk(index);
       if (pending_.fetch_sub(1) == 1 && caller_waiting_.load()) {  // seq_cst: see wait_for_workers
-        std::lock_guard<std::mutex> lock(mutex_);
+        { std::lock_guard<std::mutex> lock(mutex_); }  // as in run: the caller is blocked or sees pending_ 0
         done_.notify_one();
       }
     }
