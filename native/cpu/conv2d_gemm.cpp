@@ -24,11 +24,14 @@ bool pointwise(const Conv2dGeometry& g) {
          g.pad_bottom == 0 && g.pad_right == 0 && g.groups == 1;
 }
 
-// Rows of the weight-gradient tile: enough to amortise updating the K×N partial, capped so
-// the transposed tile stays cache-sized.
+// Rows of the weight-gradient tile on the row-split path (small K): enough to amortise
+// updating the K×N partial, capped so the transposed tile stays cache-sized.
 int64_t weight_tile_rows(const Conv2dGeometry& g) {
   return std::clamp<int64_t>(align16(131072 / std::max<int64_t>(1, k_of(g))), 32, 1024);
 }
+
+// Depth (output pixels) per step of the K-split weight gradient: as gemm's depth block.
+constexpr int64_t kWeightDepth = 256;
 
 int threads() { return num_threads(); }
 
@@ -92,6 +95,32 @@ RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_
   }
 }
 
+// im2col rows [m0, m0 + rows) restricted to columns [k0, k1) of K into col [rows × (k1 − k0)]:
+// the K-split weight gradient's share of a tile.
+RN_SIMD_CLONES void im2col_columns(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows,
+                                   int64_t k0, int64_t k1, float* col) {
+  const int64_t ipg = g.in_per_group(), width = k1 - k0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t m = m0 + r;
+    const int64_t ow = m % g.out_w, rest = m / g.out_w;
+    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+    float* dst = col + r * width - k0;  // dst[kk] for kk in [k0, k1)
+    for (int64_t tap = k0 / ipg; tap * ipg < k1; ++tap) {
+      const int64_t ky = tap / g.kw, kx = tap % g.kw;
+      const int64_t c0 = std::max<int64_t>(0, k0 - tap * ipg), c1 = std::min(ipg, k1 - tap * ipg);
+      float* __restrict d = dst + tap * ipg;
+      const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
+      const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
+      if (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) {
+        const float* __restrict src = x + ((b * g.h + ih) * g.w + iw) * g.c_in + grp * ipg;
+        for (int64_t c = c0; c < c1; ++c) d[c] = src[c];
+      } else {
+        for (int64_t c = c0; c < c1; ++c) d[c] = 0.0f;
+      }
+    }
+  }
+}
+
 // The forward reads a zero-padded copy of the input instead of im2col tiles (see
 // conv2d_implicit_avx512.hpp); 1×1 stride-1 convolutions need neither.
 bool implicit_forward(const Conv2dGeometry& g) { return !pointwise(g) && conv2d_implicit_available(g); }
@@ -135,12 +164,11 @@ bool input_grad_as_forward(const Conv2dGeometry& g, Conv2dGeometry* t) {
 }
 
 struct InputGradLayout {
-  int64_t transposed, packed, col, total;
+  int64_t packed, col, total;
 };
 InputGradLayout input_grad_layout(const Conv2dGeometry& g) {
   InputGradLayout l;
-  l.transposed = 0;
-  l.packed = align16(k_of(g) * g.out_per_group());
+  l.packed = 0;
   l.col = l.packed + align16(g.groups * packed_b_floats(g.out_per_group(), k_of(g)));
   l.total = l.col + align16(kTileRows * k_of(g)) * threads();
   Conv2dGeometry t;
@@ -150,17 +178,43 @@ InputGradLayout input_grad_layout(const Conv2dGeometry& g) {
   return l;
 }
 
+// The weight gradient dW_g = colᵀ · dY_g splits the K rows of dW across the threads when there
+// are enough of them (deep layers: K in the thousands, M a few hundred pixels): every thread
+// runs over all pixels for its rows, so there are no per-thread K × N partials to clear and add
+// up, and the GEMM's depth is kWeightDepth rather than the few dozen rows that kept a full
+// K-wide transposed tile cache-sized. Small K keeps the pixel split with partial sums.
+int weight_grad_k_parts(const Conv2dGeometry& g) {
+  const int64_t k = k_of(g);
+  const int t = threads();
+  // Measured (kernel bench, 2 threads): from K ≈ 1024 on (3×3 × 128 channels) the K split
+  // wins, up to 2× at K = 2048 and 4608; below it the pixel split is 10–40 % faster (it
+  // packs only its own share of dY, and its partials are small).
+  return k >= 1024 && k >= 96 * t ? t : 0;
+}
+
 struct WeightGradLayout {
-  int64_t partial, part_size, colT, packed, total;
+  int64_t partial, part_size, colT, col_size, packed, packed_size, total;
 };
 WeightGradLayout weight_grad_layout(const Conv2dGeometry& g) {
-  const int64_t rows = weight_tile_rows(g);
+  const int64_t k = k_of(g);
   WeightGradLayout l;
+  if (const int parts = weight_grad_k_parts(g)) {
+    l.partial = l.part_size = 0;
+    l.colT = 0;
+    l.col_size = align16(kWeightDepth * ((k + parts - 1) / parts + kGemmPanel));
+    l.packed = l.colT + l.col_size * parts;
+    l.packed_size = align16(packed_b_floats(kWeightDepth, g.out_per_group()));
+    l.total = l.packed + l.packed_size * parts;
+    return l;
+  }
+  const int64_t rows = weight_tile_rows(g);
   l.partial = 0;
-  l.part_size = align16(k_of(g) * g.c_out + g.c_out);
+  l.part_size = align16(k * g.c_out + g.c_out);
   l.colT = l.partial + l.part_size * threads();
-  l.packed = l.colT + align16(rows * k_of(g)) * threads();
-  l.total = l.packed + align16(packed_b_floats(rows, g.out_per_group())) * threads();
+  l.col_size = align16(rows * k);
+  l.packed = l.colT + l.col_size * threads();
+  l.packed_size = align16(packed_b_floats(rows, g.out_per_group()));
+  l.total = l.packed + l.packed_size * threads();
   return l;
 }
 
@@ -179,7 +233,14 @@ int64_t conv2d_gemm_prepared_floats(const Conv2dGeometry& g) {
 void conv2d_gemm_prepare(const Conv2dGeometry& g, const float* w, float* prepared) {
   const int64_t k = k_of(g), opg = g.out_per_group();
   const int64_t group_packed = packed_b_floats(k, opg);
-  for (int64_t grp = 0; grp < g.groups; ++grp) pack_b(k, opg, w + grp * opg, g.c_out, prepared + grp * group_packed);
+  const int64_t panels = (opg + kGemmPanel - 1) / kGemmPanel;
+  // Panel by panel over the pool: the input gradient packs 2.4 M floats per call at 3×3 512.
+  parallel_for(g.groups * panels, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t grp = i / panels, j0 = i % panels * kGemmPanel;
+      pack_b(k, std::min(kGemmPanel, opg - j0), w + grp * opg + j0, g.c_out, prepared + grp * group_packed + j0 * k);
+    }
+  });
 }
 
 void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
@@ -237,43 +298,56 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
   Conv2dGeometry t;
   if (input_grad_as_forward(g, &t)) {
-    float* flipped = scratch;  // HWIO of the transposed convolution: [kh][kw][c_out][c_in]
-    for (int64_t ky = 0; ky < g.kh; ++ky) {
-      for (int64_t kx = 0; kx < g.kw; ++kx) {
-        const float* src = w + ((g.kh - 1 - ky) * g.kw + (g.kw - 1 - kx)) * g.c_in * g.c_out;
-        float* dst = flipped + (ky * g.kw + kx) * g.c_out * g.c_in;
-        for (int64_t ic = 0; ic < g.c_in; ++ic) {
-          for (int64_t oc = 0; oc < g.c_out; ++oc) dst[oc * g.c_in + ic] = src[ic * g.c_out + oc];
-        }
+    // HWIO of the transposed convolution: [kh][kw][c_out][c_in], each tap's [c_in × c_out]
+    // block transposed, in blocks of 64 input channels over the pool.
+    float* flipped = scratch;
+    const int64_t taps_n = taps(g), chunk = 64, chunks = (g.c_in + chunk - 1) / chunk;
+    parallel_for(taps_n * chunks, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t tap = i / chunks, ic0 = i % chunks * chunk, ics = std::min(chunk, g.c_in - ic0);
+        const float* src = w + (taps_n - 1 - tap) * g.c_in * g.c_out + ic0 * g.c_out;
+        transpose_matrix(ics, g.c_out, src, g.c_out, flipped + tap * g.c_out * g.c_in + ic0, g.c_in);
       }
-    }
+    });
     return conv2d_gemm_forward(t, dy, flipped, nullptr, dx, nullptr, nullptr, scratch + align16(k_of(g) * g.c_out));
   }
   const InputGradLayout l = input_grad_layout(g);
   const int64_t k = k_of(g), opg = g.out_per_group();
   const int64_t group_packed = packed_b_floats(opg, k);
-  // W_g^T [opg × K] per group, packed as the B of dA = dY · W^T.
-  float* wt = scratch + l.transposed;
-  for (int64_t grp = 0; grp < g.groups; ++grp) {
-    for (int64_t kk = 0; kk < k; ++kk) {
-      for (int64_t oc = 0; oc < opg; ++oc) wt[oc * k + kk] = w[kk * g.c_out + grp * opg + oc];
+  // W_gᵀ [opg × K] per group, packed as the B of dA = dY · Wᵀ in one transposing pass, panel
+  // by panel over the pool.
+  const int64_t panels = (k + kGemmPanel - 1) / kGemmPanel;
+  parallel_for(g.groups * panels, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t grp = i / panels, j0 = i % panels * kGemmPanel;
+      pack_b_transposed(opg, std::min(kGemmPanel, k - j0), w + j0 * g.c_out + grp * opg, g.c_out,
+                        scratch + l.packed + grp * group_packed + j0 * opg);
     }
-    pack_b(opg, k, wt, k, scratch + l.packed + grp * group_packed);
-  }
+  });
   const int64_t pixels = g.out_h * g.out_w;  // output rows per image
   const int64_t image = g.h * g.w * g.c_in;
-  const bool direct = pointwise(g);
+  if (pointwise(g)) {
+    // dX = dY · Wᵀ over every pixel of the batch at once, its rows split across the threads in
+    // multiples of the micro-kernel's 12 (not image by image: 49-row GEMMs at 7×7).
+    const int64_t m = g.n * pixels, blocks = (m + 11) / 12;
+    const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), blocks)));
+    parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
+      for (int64_t p = pbegin; p < pend; ++p) {
+        const int64_t m0 = std::min(m, blocks * p / parts * 12), m1 = std::min(m, blocks * (p + 1) / parts * 12);
+        if (m1 > m0) {
+          gemm_packed(m1 - m0, g.c_in, g.c_out, dy + m0 * g.c_out, g.c_out, scratch + l.packed, dx + m0 * g.c_in,
+                      g.c_in, false);
+        }
+      }
+    });
+    return;
+  }
   // Images are split across threads, so col2im's scattered adds never race.
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), g.n)));
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
       float* col = scratch + l.col + p * align16(kTileRows * k);
       for (int64_t b = g.n * p / parts; b < g.n * (p + 1) / parts; ++b) {
-        if (direct) {
-          gemm_packed(pixels, g.c_in, g.c_out, dy + b * pixels * g.c_out, g.c_out, scratch + l.packed, dx + b * image,
-                      g.c_in, false);
-          continue;
-        }
         std::memset(dx + b * image, 0, static_cast<size_t>(image) * sizeof(float));
         for (int64_t t0 = 0; t0 < pixels; t0 += kTileRows) {
           const int64_t rows = std::min(kTileRows, pixels - t0);
@@ -293,6 +367,37 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
                                  float* scratch) {
   const WeightGradLayout l = weight_grad_layout(g);
   const int64_t k = k_of(g), opg = g.out_per_group(), c = g.c_out;
+  if (const int kparts = weight_grad_k_parts(g)) {
+    const int64_t m = g.n * g.out_h * g.out_w, blocks = (k + 11) / 12;
+    parallel_for(kparts, [&](int64_t pbegin, int64_t pend) {
+      for (int64_t p = pbegin; p < pend; ++p) {
+        // dW rows [k0, k1), in multiples of the micro-kernel's 12, and db channels [c0, c1).
+        const int64_t k0 = std::min(k, blocks * p / kparts * 12), k1 = std::min(k, blocks * (p + 1) / kparts * 12);
+        const int64_t c0 = c * p / kparts, c1 = c * (p + 1) / kparts;
+        float* colT = scratch + l.colT + p * l.col_size;
+        float* packed = scratch + l.packed + p * l.packed_size;
+        if (db != nullptr) {
+          std::fill(db + c0, db + c1, 0.0f);
+          for (int64_t r = 0; r < m; ++r) {
+            for (int64_t ch = c0; ch < c1; ++ch) db[ch] += dy[r * c + ch];
+          }
+        }
+        if (k1 <= k0) continue;
+        for (int64_t m0 = 0; m0 < m; m0 += kWeightDepth) {
+          const int64_t rows = std::min(kWeightDepth, m - m0);
+          const float* d = dy + m0 * c;
+          for (int64_t grp = 0; grp < g.groups; ++grp) {
+            // Aᵀ = the tile's im2col columns [k0, k1), copied even for 1×1 convolutions: read in
+            // place, each 12-row block of dW touches `rows` lines of x a whole input row apart.
+            im2col_columns(g, x, grp, m0, rows, k0, k1, colT);
+            pack_b(rows, opg, d + grp * opg, c, packed);
+            gemm_packed_at(k1 - k0, opg, rows, colT, k1 - k0, packed, dw + k0 * c + grp * opg, c, m0 > 0);
+          }
+        }
+      }
+    });
+    return;
+  }
   const int64_t tile = weight_tile_rows(g);
   const int64_t m = g.n * g.out_h * g.out_w;
   const int64_t tiles = (m + tile - 1) / tile;
