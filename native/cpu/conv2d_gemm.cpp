@@ -55,9 +55,19 @@ RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp,
     const int64_t ow = m % g.out_w, rest = m / g.out_w;
     const int64_t oh = rest % g.out_h, b = rest / g.out_h;
     float* dst = col + r * k;
+    const int64_t iw0 = ow * g.stride_w - g.pad_left;
+    // A whole row of taps inside the input is one contiguous run of kw·c_in floats (one group,
+    // no dilation): a single copy instead of kw copies of c_in floats (3 for the stem).
+    const bool run = g.groups == 1 && g.dilation_w == 1 && iw0 >= 0 && iw0 + g.kw <= g.w;
     for (int64_t ky = 0; ky < g.kh; ++ky) {
       const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
       const bool row_inside = ih >= 0 && ih < g.h;
+      if (row_inside && run) {
+        const float* __restrict src = x + ((b * g.h + ih) * g.w + iw0) * g.c_in;
+        float* __restrict d = dst + ky * g.kw * ipg;
+        for (int64_t i = 0; i < g.kw * ipg; ++i) d[i] = src[i];
+        continue;
+      }
       for (int64_t kx = 0; kx < g.kw; ++kx) {
         float* __restrict d = dst + (ky * g.kw + kx) * ipg;
         const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
@@ -81,9 +91,17 @@ RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_
     const int64_t ow = m % g.out_w, rest = m / g.out_w;
     const int64_t oh = rest % g.out_h, b = rest / g.out_h;
     const float* src = col + r * k;
+    const int64_t iw0 = ow * g.stride_w - g.pad_left;
+    const bool run = g.groups == 1 && g.dilation_w == 1 && iw0 >= 0 && iw0 + g.kw <= g.w;  // as in im2col
     for (int64_t ky = 0; ky < g.kh; ++ky) {
       const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
       if (ih < 0 || ih >= g.h) continue;
+      if (run) {
+        float* __restrict d = dx + ((b * g.h + ih) * g.w + iw0) * g.c_in;
+        const float* __restrict s = src + ky * g.kw * ipg;
+        for (int64_t i = 0; i < g.kw * ipg; ++i) d[i] += s[i];
+        continue;
+      }
       for (int64_t kx = 0; kx < g.kw; ++kx) {
         const int64_t iw = ow * g.stride_w - g.pad_left + kx * g.dilation_w;
         if (iw < 0 || iw >= g.w) continue;
@@ -402,6 +420,7 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
   const int64_t m = g.n * g.out_h * g.out_w;
   const int64_t tiles = (m + tile - 1) / tile;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
+  const bool direct = pointwise(g);
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
       float* part = scratch + l.partial + p * l.part_size;  // dW [K × c] then db [c]
@@ -416,9 +435,14 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
           for (int64_t ch = 0; ch < c; ++ch) bpart[ch] += d[r * c + ch];
         }
         for (int64_t grp = 0; grp < g.groups; ++grp) {
-          im2col(g, x, grp, m0, rows, colT);  // [rows × K], which is (dWᵀ's A)ᵀ
+          // [rows × K], which is (dWᵀ's A)ᵀ: for 1×1 stride-1 convolutions the input itself.
+          const float* at = x + m0 * g.c_in;
+          if (!direct) {
+            im2col(g, x, grp, m0, rows, colT);
+            at = colT;
+          }
           pack_b(rows, opg, d + grp * opg, c, packed);
-          gemm_packed_at(k, opg, rows, colT, k, packed, part + grp * opg, c, true);
+          gemm_packed_at(k, opg, rows, at, direct ? g.c_in : k, packed, part + grp * opg, c, true);
         }
       }
     }
