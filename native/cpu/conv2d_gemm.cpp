@@ -50,10 +50,13 @@ int64_t balanced_tile_rows(int64_t m) {
 // HWIO. Plain loops rather than memcpy: a tap is often only 16–64 floats.
 RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows, float* col) {
   const int64_t ipg = g.in_per_group(), k = k_of(g);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t m = m0 + r;
-    const int64_t ow = m % g.out_w, rest = m / g.out_w;
-    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+  // The output pixel (b, oh, ow) of row m0 + r, stepped rather than divided out per row.
+  int64_t ow = m0 % g.out_w, oh = m0 / g.out_w % g.out_h, b = m0 / g.out_w / g.out_h;
+  for (int64_t r = 0; r < rows; ++r, ow = ow + 1 < g.out_w ? ow + 1 : 0) {
+    if (r > 0 && ow == 0 && ++oh == g.out_h) {
+      oh = 0;
+      ++b;
+    }
     float* dst = col + r * k;
     const int64_t iw0 = ow * g.stride_w - g.pad_left;
     // A whole row of taps inside the input is one contiguous run of kw·c_in floats (one group,
@@ -86,10 +89,13 @@ RN_SIMD_CLONES void im2col(const Conv2dGeometry& g, const float* x, int64_t grp,
 RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_t grp, int64_t m0, int64_t rows,
                                float* dx) {
   const int64_t ipg = g.in_per_group(), k = k_of(g);
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t m = m0 + r;
-    const int64_t ow = m % g.out_w, rest = m / g.out_w;
-    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+  // The output pixel (b, oh, ow) of row m0 + r, stepped rather than divided out per row.
+  int64_t ow = m0 % g.out_w, oh = m0 / g.out_w % g.out_h, b = m0 / g.out_w / g.out_h;
+  for (int64_t r = 0; r < rows; ++r, ow = ow + 1 < g.out_w ? ow + 1 : 0) {
+    if (r > 0 && ow == 0 && ++oh == g.out_h) {
+      oh = 0;
+      ++b;
+    }
     const float* src = col + r * k;
     const int64_t iw0 = ow * g.stride_w - g.pad_left;
     const bool run = g.groups == 1 && g.dilation_w == 1 && iw0 >= 0 && iw0 + g.kw <= g.w;  // as in im2col
@@ -118,10 +124,13 @@ RN_SIMD_CLONES void col2im_add(const Conv2dGeometry& g, const float* col, int64_
 RN_SIMD_CLONES void im2col_columns(const Conv2dGeometry& g, const float* x, int64_t grp, int64_t m0, int64_t rows,
                                    int64_t k0, int64_t k1, float* col) {
   const int64_t ipg = g.in_per_group(), width = k1 - k0;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t m = m0 + r;
-    const int64_t ow = m % g.out_w, rest = m / g.out_w;
-    const int64_t oh = rest % g.out_h, b = rest / g.out_h;
+  // The output pixel (b, oh, ow) of row m0 + r, stepped rather than divided out per row.
+  int64_t ow = m0 % g.out_w, oh = m0 / g.out_w % g.out_h, b = m0 / g.out_w / g.out_h;
+  for (int64_t r = 0; r < rows; ++r, ow = ow + 1 < g.out_w ? ow + 1 : 0) {
+    if (r > 0 && ow == 0 && ++oh == g.out_h) {
+      oh = 0;
+      ++b;
+    }
     float* dst = col + r * width - k0;  // dst[kk] for kk in [k0, k1)
     for (int64_t tap = k0 / ipg; tap * ipg < k1; ++tap) {
       const int64_t ky = tap / g.kw, kx = tap % g.kw;
