@@ -25,9 +25,11 @@ bool pointwise(const Conv2dGeometry& g) {
 }
 
 // Rows of the weight-gradient tile on the row-split path (small K): enough to amortise
-// updating the K×N partial, capped so the transposed tile stays cache-sized.
+// updating the K×N partial, capped so the transposed tile and the packed output-gradient tile
+// (rows × c_out: 1 MiB at 1024 × 256, which spilled from L2 and made pack_b a fifth of the
+// time) stay cache-sized together.
 int64_t weight_tile_rows(const Conv2dGeometry& g) {
-  return std::clamp<int64_t>(align16(131072 / std::max<int64_t>(1, k_of(g))), 32, 1024);
+  return std::clamp<int64_t>(align16(131072 / std::max<int64_t>(1, k_of(g) + g.c_out)), 32, 1024);
 }
 
 // Depth (output pixels) per step of the K-split weight gradient: as gemm's depth block.
@@ -44,6 +46,15 @@ int64_t balanced_tile_rows(int64_t m) {
   int64_t tiles = (m + kTileRows - 1) / kTileRows;
   tiles = (tiles + t - 1) / t * t;
   return std::max<int64_t>(1, (m + tiles - 1) / tiles);
+}
+
+// sum[j] += Σ_r d[r·ld + j] for j < cols: the bias gradient's column sums.
+RN_SIMD_CLONES void add_rows(int64_t rows, int64_t cols, const float* d, int64_t ld, float* sum) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* __restrict row = d + r * ld;
+    float* __restrict s = sum;
+    for (int64_t j = 0; j < cols; ++j) s[j] += row[j];
+  }
 }
 
 // im2col rows [m0, m0 + rows) for group `grp` into col [rows × K], K ordered (tap, channel) as
@@ -405,9 +416,7 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
         float* packed = scratch + l.packed + p * l.packed_size;
         if (db != nullptr) {
           std::fill(db + c0, db + c1, 0.0f);
-          for (int64_t r = 0; r < m; ++r) {
-            for (int64_t ch = c0; ch < c1; ++ch) db[ch] += dy[r * c + ch];
-          }
+          add_rows(m, c1 - c0, dy + c0, c, db + c0);
         }
         if (k1 <= k0) continue;
         for (int64_t m0 = 0; m0 < m; m0 += kWeightDepth) {
@@ -440,9 +449,7 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
       for (int64_t t = tiles * p / parts; t < tiles * (p + 1) / parts; ++t) {
         const int64_t m0 = t * tile, rows = std::min(tile, m - m0);
         const float* d = dy + m0 * c;
-        for (int64_t r = 0; r < rows; ++r) {
-          for (int64_t ch = 0; ch < c; ++ch) bpart[ch] += d[r * c + ch];
-        }
+        if (db != nullptr) add_rows(rows, c, d, c, bpart);  // (as costly as a 16th of the GEMM)
         for (int64_t grp = 0; grp < g.groups; ++grp) {
           // [rows × K], which is (dWᵀ's A)ᵀ: for 1×1 stride-1 convolutions the input itself.
           const float* at = x + m0 * g.c_in;

@@ -62,16 +62,20 @@ inline __attribute__((always_inline)) void micro_kernel(int64_t k, const float* 
 
 }  // namespace
 
-void pack_b(int64_t k, int64_t n, const float* b, int64_t ldb, float* packed) {
-  const int64_t panels = (n + kGemmPanel - 1) / kGemmPanel;
-  for (int64_t q = 0; q < panels; ++q) {
-    const int64_t j0 = q * kGemmPanel, cols = std::min(kGemmPanel, n - j0);
-    float* dst = packed + q * k * kGemmPanel;
-    for (int64_t p = 0; p < k; ++p) {
-      const float* src = b + p * ldb + j0;
-      float* d = dst + p * kGemmPanel;
+RN_SIMD_CLONES void pack_b(int64_t k, int64_t n, const float* b, int64_t ldb, float* packed) {
+  const int64_t full = n / kGemmPanel, tail = n - full * kGemmPanel;
+  // Row by row: B is read front to back (a strided pass per panel left the hardware prefetcher
+  // behind on output-gradient tiles coming from memory), each panel written as its own stream.
+  for (int64_t p = 0; p < k; ++p) {
+    const float* src = b + p * ldb;
+    float* dst = packed + p * kGemmPanel;
+    for (int64_t q = 0; q < full; ++q) {  // fixed-size copies: vector moves, no loop
+      std::memcpy(dst + q * k * kGemmPanel, src + q * kGemmPanel, kGemmPanel * sizeof(float));
+    }
+    if (tail > 0) {
+      float* d = dst + full * k * kGemmPanel;
       int64_t j = 0;
-      for (; j < cols; ++j) d[j] = src[j];
+      for (; j < tail; ++j) d[j] = src[full * kGemmPanel + j];
       for (; j < kGemmPanel; ++j) d[j] = 0.0f;
     }
   }
