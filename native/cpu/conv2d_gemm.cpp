@@ -439,9 +439,14 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
   const int64_t tiles = (m + tile - 1) / tile;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
   const bool direct = pointwise(g);
+  // 1×1 with more output than input channels: dWᵀ = dYᵀ · X instead, packing the narrower X
+  // and reading dY in place, so that the larger stream from memory overlaps the FMAs instead
+  // of stalling pack_b (64 → 256: 1.2× faster; 128 → 512: 1.05×). The partials are then
+  // [c × K]. Not past 512 channels: dY rows 4 KiB apart alias in L1 (256 → 1024: 0.85×).
+  const bool swapped = direct && c > k && c <= 512;
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
-      float* part = scratch + l.partial + p * l.part_size;  // dW [K × c] then db [c]
+      float* part = scratch + l.partial + p * l.part_size;  // dW [K × c] (or dWᵀ) then db [c]
       float* colT = scratch + l.colT + p * align16(tile * k);
       float* packed = scratch + l.packed + p * align16(packed_b_floats(tile, opg));
       std::fill(part, part + k * c + c, 0.0f);
@@ -450,6 +455,11 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
         const int64_t m0 = t * tile, rows = std::min(tile, m - m0);
         const float* d = dy + m0 * c;
         if (db != nullptr) add_rows(rows, c, d, c, bpart);  // (as costly as a 16th of the GEMM)
+        if (swapped) {                                      // one group
+          pack_b(rows, k, x + m0 * g.c_in, g.c_in, packed);
+          gemm_packed_at(c, k, rows, d, c, packed, part, k, true);
+          continue;
+        }
         for (int64_t grp = 0; grp < g.groups; ++grp) {
           // [rows × K], which is (dWᵀ's A)ᵀ: for 1×1 stride-1 convolutions the input itself.
           const float* at = x + m0 * g.c_in;
@@ -465,8 +475,9 @@ void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const 
   });
   parallel_for(k * c + c, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
+      const int64_t at = swapped && i < k * c ? i % c * k + i / c : i;
       float s = 0.0f;
-      for (int p = 0; p < parts; ++p) s += scratch[l.partial + p * l.part_size + i];
+      for (int p = 0; p < parts; ++p) s += scratch[l.partial + p * l.part_size + at];
       if (i < k * c) {
         dw[i] = s;
       } else if (db != nullptr) {

@@ -242,7 +242,7 @@ function winogradConvs(): ConvCase[] {
  */
 function gemmConvs(): ConvCase[] {
   const grng = new Rng(20261207);
-  const make = (label: string, n: number, h: number, w: number, cin: number, cout: number, k: number, s: number, groups = 1): ConvCase => {
+  const make = (label: string, n: number, h: number, w: number, cin: number, cout: number, k: number, s: number, groups = 1, bias = false): ConvCase => {
     const oh = Math.ceil(h / s);
     const ow = Math.ceil(w / s);
     const xShape = [n, h, w, cin];
@@ -253,6 +253,7 @@ function gemmConvs(): ConvCase[] {
       x: job(grng.array(size(xShape)), xShape),
       w: job(grng.array(size(wShape)), wShape),
       dy: job(grng.array(size(yShape)), yShape),
+      ...(bias ? { bias: job(grng.array(cout), [cout]) } : {}),
       opts: { strides: [s, s], padding: 'same', dilations: [1, 1], groups },
       dims: { n, kh: k, kw: k, cin, cout, groups, oh, ow },
     };
@@ -263,6 +264,8 @@ function gemmConvs(): ConvCase[] {
     make('3×3/2 120→40 9×9 n2 (K = 1080 split by rows of dW)', 2, 9, 9, 120, 40, 3, 2),
     make('3×3/1 240→48 6×7 n1 groups 2 (K = 1080 per group)', 1, 6, 7, 240, 48, 3, 1, 2),
     make('3×3/1 70→20 6×5 n2 (flipped weights: 64 + 6 input channels)', 2, 6, 5, 70, 20, 3, 1),
+    make('1×1/1 20→72 19×19 n3 +bias (weight gradient as dWᵀ = dYᵀ·X; two pixel tiles)', 3, 19, 19, 20, 72, 1, 1, 1, true),
+    make('3×3/2 120→40 9×9 n2 +bias (K-split bias gradient)', 2, 9, 9, 120, 40, 3, 2, 1, true),
   ];
 }
 
