@@ -37,6 +37,13 @@ constexpr int64_t kWeightDepth = 256;
 
 int threads() { return num_threads(); }
 
+// Weight preparation over the pool only when there is enough of it: waking the workers costs
+// more than packing a CIFAR layer's few thousand floats.
+void prepare_range(int64_t n, int64_t floats, RangeFn fn) {
+  if (floats >= (int64_t{1} << 16)) return parallel_for(n, fn);
+  fn(0, n);
+}
+
 // Output pixels per forward tile without the batch-statistics epilogue (inference): at most
 // kTileRows, and as many tiles as a multiple of the threads, so that small outputs (batch 1 at
 // 7×7 or 14×14: one or four 64-row tiles) still keep every thread busy with equal shares.
@@ -273,7 +280,7 @@ void conv2d_gemm_prepare(const Conv2dGeometry& g, const float* w, float* prepare
   const int64_t group_packed = packed_b_floats(k, opg);
   const int64_t panels = (opg + kGemmPanel - 1) / kGemmPanel;
   // Panel by panel over the pool: the input gradient packs 2.4 M floats per call at 3×3 512.
-  parallel_for(g.groups * panels, [&](int64_t begin, int64_t end) {
+  prepare_range(g.groups * panels, g.groups * group_packed, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t grp = i / panels, j0 = i % panels * kGemmPanel;
       pack_b(k, std::min(kGemmPanel, opg - j0), w + grp * opg + j0, g.c_out, prepared + grp * group_packed + j0 * k);
@@ -340,7 +347,7 @@ void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const 
     // block transposed, in blocks of 64 input channels over the pool.
     float* flipped = scratch;
     const int64_t taps_n = taps(g), chunk = 64, chunks = (g.c_in + chunk - 1) / chunk;
-    parallel_for(taps_n * chunks, [&](int64_t begin, int64_t end) {
+    prepare_range(taps_n * chunks, k_of(g) * g.c_out, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const int64_t tap = i / chunks, ic0 = i % chunks * chunk, ics = std::min(chunk, g.c_in - ic0);
         const float* src = w + (taps_n - 1 - tap) * g.c_in * g.c_out + ic0 * g.c_out;
@@ -355,7 +362,7 @@ void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const 
   // W_gᵀ [opg × K] per group, packed as the B of dA = dY · Wᵀ in one transposing pass, panel
   // by panel over the pool.
   const int64_t panels = (k + kGemmPanel - 1) / kGemmPanel;
-  parallel_for(g.groups * panels, [&](int64_t begin, int64_t end) {
+  prepare_range(g.groups * panels, g.groups * group_packed, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       const int64_t grp = i / panels, j0 = i % panels * kGemmPanel;
       pack_b_transposed(opg, std::min(kGemmPanel, k - j0), w + j0 * g.c_out + grp * opg, g.c_out,
