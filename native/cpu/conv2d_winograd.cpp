@@ -18,7 +18,7 @@ namespace {
 constexpr int64_t kElements = 16;      // F(2×2): 4×4 transformed tile
 constexpr int64_t kElements4 = 36;     // F(4×4): 6×6 transformed tile
 constexpr int64_t kStatsPixels = 128;  // pixels whose statistics are summed in float before going to double
-constexpr int64_t kWeightRows = 16;    // input channels per weight-transform block
+constexpr int64_t kWeightRows = 16;    // input channels per weight-transform part
 
 #define RN_INLINE inline __attribute__((always_inline))
 
@@ -83,7 +83,7 @@ Conv2dGeometry transposed(const Conv2dGeometry& g) {
 }
 
 struct Layout {
-  int64_t packed, element_size, temp, temp_size, stats, fsums, zeros, v, m, dump, per_thread, total;
+  int64_t packed, element_size, stats, fsums, zeros, v, m, dump, per_thread, total;
   int64_t chunk;
 };
 Layout layout(const Conv2dGeometry& g, int tile) {
@@ -92,9 +92,7 @@ Layout layout(const Conv2dGeometry& g, int tile) {
   l.chunk = chunk_tiles(g, tile);
   l.element_size = align16(packed_b_floats(g.c_in, g.c_out)) + 16;  // off powers of two (see element_stride)
   l.packed = 0;
-  l.temp = l.packed + ne * l.element_size;  // weight-transform block per thread
-  l.temp_size = align16(ne * kWeightRows * g.c_out);
-  l.stats = l.temp + l.temp_size * t;            // double sum, sum of squares per thread
+  l.stats = l.packed + ne * l.element_size;      // double sum, sum of squares per thread
   l.fsums = l.stats + align16(4 * g.c_out * t);  // float block sums per thread
   l.zeros = l.fsums + align16(2 * g.c_out * t);  // zeros: padding reads, absent bias
   l.v = l.zeros + align16(std::max(g.c_in, g.c_out));
@@ -104,67 +102,6 @@ Layout layout(const Conv2dGeometry& g, int tile) {
   l.per_thread = l.dump + align16(tile * tile * g.c_out);
   l.total = l.v + l.per_thread * t;
   return l;
-}
-
-// G·g·Gᵀ (G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]) of input channels [ci0, ci1) into the 16 packed B
-// matrices (pack_b's layout: panels [c_out/16][c_in][16], zero past c_out). Blocks of
-// kWeightRows channels: the weights' rows are read contiguously, transformed into `temp`
-// [16][kWeightRows][c_out], then copied into the panels as runs of kWeightRows·16 floats.
-RN_SIMD_CLONES void transform_weights(int64_t cin, int64_t cout, const float* w, int64_t ci0, int64_t ci1,
-                                      float* packed, int64_t element_size, float* temp) {
-  const int64_t size = cin * cout;
-  const int64_t panels = (cout + kGemmPanel - 1) / kGemmPanel;
-  const int64_t es = kWeightRows * cout;  // temp's element stride
-  for (int64_t b0 = ci0; b0 < ci1; b0 += kWeightRows) {
-    const int64_t rows = std::min(kWeightRows, ci1 - b0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* __restrict g = w + (b0 + r) * cout;
-      float* __restrict u = temp + r * cout;
-      RN_INDEPENDENT
-      for (int64_t q = 0; q < cout; ++q) {
-        const float g00 = g[0 * size + q], g01 = g[1 * size + q], g02 = g[2 * size + q];
-        const float g10 = g[3 * size + q], g11 = g[4 * size + q], g12 = g[5 * size + q];
-        const float g20 = g[6 * size + q], g21 = g[7 * size + q], g22 = g[8 * size + q];
-        // G·g: rows t0..t3, columns 0..2
-        const float t00 = g00, t01 = g01, t02 = g02;
-        const float t10 = 0.5f * (g00 + g10 + g20), t11 = 0.5f * (g01 + g11 + g21), t12 = 0.5f * (g02 + g12 + g22);
-        const float t20 = 0.5f * (g00 - g10 + g20), t21 = 0.5f * (g01 - g11 + g21), t22 = 0.5f * (g02 - g12 + g22);
-        const float t30 = g20, t31 = g21, t32 = g22;
-        // (G·g)·Gᵀ
-        u[0 * es + q] = t00;
-        u[1 * es + q] = 0.5f * (t00 + t01 + t02);
-        u[2 * es + q] = 0.5f * (t00 - t01 + t02);
-        u[3 * es + q] = t02;
-        u[4 * es + q] = t10;
-        u[5 * es + q] = 0.5f * (t10 + t11 + t12);
-        u[6 * es + q] = 0.5f * (t10 - t11 + t12);
-        u[7 * es + q] = t12;
-        u[8 * es + q] = t20;
-        u[9 * es + q] = 0.5f * (t20 + t21 + t22);
-        u[10 * es + q] = 0.5f * (t20 - t21 + t22);
-        u[11 * es + q] = t22;
-        u[12 * es + q] = t30;
-        u[13 * es + q] = 0.5f * (t30 + t31 + t32);
-        u[14 * es + q] = 0.5f * (t30 - t31 + t32);
-        u[15 * es + q] = t32;
-      }
-    }
-    for (int64_t e = 0; e < kElements; ++e) {
-      for (int64_t panel = 0; panel < panels; ++panel) {
-        const int64_t co0 = panel * kGemmPanel, width = std::min(kGemmPanel, cout - co0);
-        float* dst = packed + e * element_size + (panel * cin + b0) * kGemmPanel;
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* src = temp + e * es + r * cout + co0;
-          float* d = dst + r * kGemmPanel;
-          if (width == kGemmPanel) {
-            for (int64_t q = 0; q < kGemmPanel; ++q) d[q] = src[q];
-          } else {
-            for (int64_t q = 0; q < kGemmPanel; ++q) d[q] = q < width ? src[q] : 0.0f;
-          }
-        }
-      }
-    }
-  }
 }
 
 // Bᵀ·d·B of tiles [t0, t0 + count) into V [16][chunk][c_in]; Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
@@ -492,51 +429,85 @@ void output_transform4(const Conv2dGeometry& g, const float* m, const float* bia
   output_transform4_v8(g, m, bias, t0, count, estride, y, dump, sum, sq, fs, fq, epilogue);
 }
 
-// G·g·Gᵀ of input channels [ci0, ci1) into the 36 packed B matrices (as transform_weights).
-RN_SIMD_CLONES void transform_weights4(int64_t cin, int64_t cout, const float* w, int64_t ci0, int64_t ci1,
-                                       float* packed, int64_t element_size, float* temp) {
-  const int64_t size = cin * cout;
-  const int64_t panels = (cout + kGemmPanel - 1) / kGemmPanel;
-  const int64_t es = kWeightRows * cout;  // temp's element stride
-  const auto gcol = [](float a, float b, float c, float* u) {
-    u[0] = 0.25f * a;
-    u[1] = (-1.0f / 6.0f) * (a + b + c);
-    u[2] = (-1.0f / 6.0f) * (a - b + c);
-    u[3] = (1.0f / 24.0f) * a + (1.0f / 12.0f) * b + (1.0f / 6.0f) * c;
-    u[4] = (1.0f / 24.0f) * a - (1.0f / 12.0f) * b + (1.0f / 6.0f) * c;
-    u[5] = c;
-  };
-  for (int64_t b0 = ci0; b0 < ci1; b0 += kWeightRows) {
-    const int64_t rows = std::min(kWeightRows, ci1 - b0);
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* __restrict g = w + (b0 + r) * cout;
-      float* __restrict u = temp + r * cout;
-      for (int64_t q = 0; q < cout; ++q) {
-        float t[6][3];  // G·g
-        for (int j = 0; j < 3; ++j) {
-          float col[6];
-          gcol(g[(0 * 3 + j) * size + q], g[(1 * 3 + j) * size + q], g[(2 * 3 + j) * size + q], col);
-          for (int i = 0; i < 6; ++i) t[i][j] = col[i];
-        }
-        for (int i = 0; i < 6; ++i) {  // (G·g)·Gᵀ
-          float row[6];
-          gcol(t[i][0], t[i][1], t[i][2], row);
-          for (int k = 0; k < 6; ++k) u[(i * 6 + k) * es + q] = row[k];
-        }
-      }
-    }
-    for (int64_t e = 0; e < kElements4; ++e) {
-      for (int64_t panel = 0; panel < panels; ++panel) {
-        const int64_t co0 = panel * kGemmPanel, width = std::min(kGemmPanel, cout - co0);
-        float* dst = packed + e * element_size + (panel * cin + b0) * kGemmPanel;
-        for (int64_t r = 0; r < rows; ++r) {
-          const float* src = temp + e * es + r * cout + co0;
-          float* d = dst + r * kGemmPanel;
-          for (int64_t q = 0; q < kGemmPanel; ++q) d[q] = q < width ? src[q] : 0.0f;
-        }
-      }
-    }
+// G·g·Gᵀ of the weights. F(2×2): G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1]; F(4×4): G above. Written
+// straight into the packed B matrices (pack_b's layout: panels [c_out/16][c_in][16], zero past
+// c_out), vectorised over output channels: a vector of lanes never crosses a 16-wide panel.
+template <class V>
+RN_INLINE void gcol(const V& a, const V& b, const V& c, V (&u)[4]) {
+  u[0] = a;
+  u[1] = 0.5f * (a + b + c);
+  u[2] = 0.5f * (a - b + c);
+  u[3] = c;
+}
+template <class V>
+RN_INLINE void gcol(const V& a, const V& b, const V& c, V (&u)[6]) {
+  u[0] = 0.25f * a;
+  u[1] = (-1.0f / 6.0f) * (a + b + c);
+  u[2] = (-1.0f / 6.0f) * (a - b + c);
+  u[3] = (1.0f / 24.0f) * a + (1.0f / 12.0f) * b + (1.0f / 6.0f) * c;
+  u[4] = (1.0f / 24.0f) * a - (1.0f / 12.0f) * b + (1.0f / 6.0f) * c;
+  u[5] = c;
+}
+
+// One input channel's output channels [q, q + lanes): g = w + ci·cout + q (taps `size` apart),
+// out = the packed position of (element 0, ci, q).
+template <int N, class V>
+RN_INLINE void weight_lanes(const float* g, int64_t size, float* out, int64_t element_size) {
+  V t[N][3];
+  for (int j = 0; j < 3; ++j) {
+    V col[N];
+    gcol(load_v<V>(g + j * size), load_v<V>(g + (3 + j) * size), load_v<V>(g + (6 + j) * size), col);
+    for (int i = 0; i < N; ++i) t[i][j] = col[i];
   }
+  for (int i = 0; i < N; ++i) {
+    V row[N];
+    gcol(t[i][0], t[i][1], t[i][2], row);
+    for (int k = 0; k < N; ++k) store_v<V>(out + (i * N + k) * element_size, row[k]);
+  }
+}
+
+// Input channels [ci0, ci1); N = 4 (F(2×2)) or 6 (F(4×4)).
+template <int N, class V>
+RN_INLINE void transform_weights_body(int64_t cin, int64_t cout, const float* w, int64_t ci0, int64_t ci1,
+                                      float* packed, int64_t element_size) {
+  constexpr int64_t lanes = sizeof(V) / sizeof(float);
+  const int64_t size = cin * cout;
+  const int64_t tail = cout % kGemmPanel, last = cout / kGemmPanel;
+  for (int64_t ci = ci0; ci < ci1; ++ci) {
+    if (tail != 0) {  // the last panel's padding
+      for (int64_t e = 0; e < N * N; ++e) {
+        float* d = packed + e * element_size + (last * cin + ci) * kGemmPanel;
+        for (int64_t q = tail; q < kGemmPanel; ++q) d[q] = 0.0f;
+      }
+    }
+    const float* g = w + ci * cout;
+    const auto at = [&](int64_t q) { return packed + ((q / kGemmPanel) * cin + ci) * kGemmPanel + q % kGemmPanel; };
+    int64_t q = 0;
+    for (; q + lanes <= cout; q += lanes) weight_lanes<N, V>(g + q, size, at(q), element_size);
+    for (; q < cout; ++q) weight_lanes<N, float>(g + q, size, at(q), element_size);
+  }
+}
+
+RN_SIMD_CLONES void transform_weights_v8(int tile, int64_t cin, int64_t cout, const float* w, int64_t ci0, int64_t ci1,
+                                         float* packed, int64_t element_size) {
+  if (tile == 4) return transform_weights_body<6, v8f>(cin, cout, w, ci0, ci1, packed, element_size);
+  transform_weights_body<4, v8f>(cin, cout, w, ci0, ci1, packed, element_size);
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) void transform_weights_v16(int tile, int64_t cin, int64_t cout, const float* w,
+                                                              int64_t ci0, int64_t ci1, float* packed,
+                                                              int64_t element_size) {
+  if (tile == 4) return transform_weights_body<6, v16f>(cin, cout, w, ci0, ci1, packed, element_size);
+  transform_weights_body<4, v16f>(cin, cout, w, ci0, ci1, packed, element_size);
+}
+#endif
+
+void transform_weights(int tile, int64_t cin, int64_t cout, const float* w, int64_t ci0, int64_t ci1, float* packed,
+                       int64_t element_size) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (gemm_avx512_enabled()) return transform_weights_v16(tile, cin, cout, w, ci0, ci1, packed, element_size);
+#endif
+  transform_weights_v8(tile, cin, cout, w, ci0, ci1, packed, element_size);
 }
 
 }  // namespace
@@ -598,7 +569,7 @@ int64_t conv2d_winograd_prepared_floats(const Conv2dGeometry& g) {
 
 namespace {
 
-void prepare(const Conv2dGeometry& g, int tile, const float* w, float* prepared, float* scratch) {
+void prepare(const Conv2dGeometry& g, int tile, const float* w, float* prepared) {
   const Layout l = layout(g, tile);
   const int64_t cin = g.c_in, cout = g.c_out;
   // Weights: 16 or 36 transformed matrices, each packed as the GEMM's B.
@@ -608,12 +579,7 @@ void prepare(const Conv2dGeometry& g, int tile, const float* w, float* prepared,
     for (int64_t p = pbegin; p < pend; ++p) {
       const int64_t ci0 = wblocks * p / wparts * kWeightRows;
       const int64_t ci1 = std::min(cin, wblocks * (p + 1) / wparts * kWeightRows);
-      float* temp = scratch + l.temp + p * l.temp_size;
-      if (tile == 4) {
-        transform_weights4(cin, cout, w, ci0, ci1, prepared, l.element_size, temp);
-      } else {
-        transform_weights(cin, cout, w, ci0, ci1, prepared, l.element_size, temp);
-      }
+      transform_weights(tile, cin, cout, w, ci0, ci1, prepared, l.element_size);
     }
   });
 }
@@ -625,7 +591,7 @@ void forward(const Conv2dGeometry& g, int tile, const float* x, const float* w, 
   float* zeros = scratch + l.zeros;
   std::fill(zeros, zeros + std::max(cin, cout), 0.0f);
   if (prepared == nullptr) {
-    prepare(g, tile, w, scratch + l.packed, scratch);
+    prepare(g, tile, w, scratch + l.packed);
     prepared = scratch + l.packed;
   }
   const int64_t tiles = g.n * tiles_h(g, tile) * tiles_w(g, tile);
@@ -668,8 +634,8 @@ void forward(const Conv2dGeometry& g, int tile, const float* x, const float* w, 
 
 }  // namespace
 
-void conv2d_winograd_prepare(const Conv2dGeometry& g, const float* w, float* prepared, float* scratch) {
-  prepare(g, conv2d_winograd_tile(g), w, prepared, scratch);
+void conv2d_winograd_prepare(const Conv2dGeometry& g, const float* w, float* prepared, float* /*scratch*/) {
+  prepare(g, conv2d_winograd_tile(g), w, prepared);
 }
 
 void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
