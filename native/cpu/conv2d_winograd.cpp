@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "../core/thread_pool.hpp"
 #include "batch_norm_kernels.hpp"
@@ -510,6 +513,53 @@ void transform_weights(int tile, int64_t cin, int64_t cout, const float* w, int6
   transform_weights_v8(tile, cin, cout, w, ci0, ci1, packed, element_size);
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+// C[m × 16] = A[m × k] · B[k × 16] for one 16-wide panel (c_out = 16: the narrow layers, whose
+// GEMMs are too thin for the general kernel's 12×32 blocks): 16 rows of B stay in registers while
+// blocks of 8 rows of A stream past, each element of A a broadcast operand of one FMA.
+__attribute__((target("avx512f"))) void gemm_panel16(int64_t m, int64_t k, const float* a, int64_t lda, const float* b,
+                                                     float* c) {
+  constexpr int kRows = 8;
+  for (int64_t k0 = 0; k0 < k; k0 += 16) {
+    const int64_t kb = std::min<int64_t>(16, k - k0);
+    __m512 bv[16];
+    for (int64_t q = 0; q < 16; ++q) bv[q] = q < kb ? _mm512_loadu_ps(b + (k0 + q) * kGemmPanel) : _mm512_setzero_ps();
+    int64_t r = 0;
+    for (; r + kRows <= m; r += kRows) {
+      __m512 acc[kRows];
+      for (int i = 0; i < kRows; ++i) acc[i] = k0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(c + (r + i) * 16);
+      if (kb == 16) {
+        for (int q = 0; q < 16; ++q) {
+          for (int i = 0; i < kRows; ++i) {
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[(r + i) * lda + k0 + q]), bv[q], acc[i]);
+          }
+        }
+      } else {
+        for (int64_t q = 0; q < kb; ++q) {
+          for (int i = 0; i < kRows; ++i) {
+            acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(a[(r + i) * lda + k0 + q]), bv[q], acc[i]);
+          }
+        }
+      }
+      for (int i = 0; i < kRows; ++i) _mm512_storeu_ps(c + (r + i) * 16, acc[i]);
+    }
+    for (; r < m; ++r) {
+      __m512 acc = k0 == 0 ? _mm512_setzero_ps() : _mm512_loadu_ps(c + r * 16);
+      for (int64_t q = 0; q < kb; ++q) acc = _mm512_fmadd_ps(_mm512_set1_ps(a[r * lda + k0 + q]), bv[q], acc);
+      _mm512_storeu_ps(c + r * 16, acc);
+    }
+  }
+}
+#endif
+
+// The element GEMMs' C[m × n] = A[m × k] · B (packed).
+void element_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, float* c) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (n == kGemmPanel && gemm_avx512_enabled()) return gemm_panel16(m, k, a, lda, b, c);
+#endif
+  gemm_packed(m, n, k, a, lda, b, c, n, false);
+}
+
 }  // namespace
 
 bool conv2d_winograd_eligible(const Conv2dGeometry& g) {
@@ -619,7 +669,7 @@ void forward(const Conv2dGeometry& g, int tile, const float* x, const float* w, 
           input_transform(g, x, zeros, t0, count, l.chunk, v);
         }
         for (int64_t e = 0; e < ne; ++e) {
-          gemm_packed(count, cout, cin, v + e * ein, cin, prepared + e * l.element_size, m + e * eout, cout, false);
+          element_gemm(count, cout, cin, v + e * ein, cin, prepared + e * l.element_size, m + e * eout);
         }
         if (tile == 4) {
           output_transform4(g, m, b, t0, count, eout, y, dump, sum, sq, fs, fs + cout, epilogue);

@@ -87,6 +87,7 @@ const convCases = [
   conv(1, 1, 1, 512, 512, [1, 1, 1, 1], true),
   conv(2, 13, 11, 33, 17, [1, 1, 1, 1], true), // lanes left over on both sides
   conv(1, 9, 6, 3, 16, [3, 0, 2, 1], false),
+  conv(3, 9, 10, 40, 16, [1, 1, 1, 1], true), // 16 output channels, K = 40: the register-blocked 16-column GEMM's depth blocks
 ];
 
 const modelSpec = (): ModelSpec => models.specs.resnetCifar({ depth: 8, inputShape: [13, 15, 3], convBias: true });
