@@ -50,7 +50,7 @@ int64_t tiles_w(const Conv2dGeometry& g, int m = 2) { return (g.out_w + m - 1) /
 // Tiles per chunk: the chunk's transformed input and GEMM output (elements × tiles × (c_in +
 // c_out) floats) stay within about 1 MiB of L2.
 int64_t chunk_tiles(const Conv2dGeometry& g, int m) {
-  return std::clamp<int64_t>(16384 * 16 / elements(m) / std::max<int64_t>(1, g.c_in + g.c_out) / 8 * 8, 32, 256);
+  return std::clamp<int64_t>(16384 * 16 / elements(m) / std::max<int64_t>(1, g.c_in + g.c_out) / 8 * 8, 16, 256);
 }
 
 // RESNET_WINOGRAD: -1 unset (heuristic), 0 never, 1 always where eligible (the tile the heuristic
@@ -569,22 +569,31 @@ bool conv2d_winograd_eligible(const Conv2dGeometry& g) {
 
 namespace {
 
-// The tile the measurements prefer for an eligible g once Winograd runs (RESNET_WINOGRAD=1 too).
-int preferred_tile(const Conv2dGeometry& g) {
-  (void)g;
-  return 2;
-}
+// Products (transformed-tile elements) per image: F(4×4) does 36 per 16 pixels, F(2×2) 16 per 4,
+// both counted over whole tiles, so odd edges cost what they compute.
+int64_t products(const Conv2dGeometry& g, int tile) { return elements(tile) * tiles_h(g, tile) * tiles_w(g, tile); }
+
+// The tile for an eligible g once Winograd runs (RESNET_WINOGRAD=1 too): F(4×4) unless it needs
+// more products than F(2×2) (outputs of 1 or 2 pixels a side).
+int preferred_tile(const Conv2dGeometry& g) { return products(g, 4) <= products(g, 2) ? 4 : 2; }
 
 // The measured choice (RESNET_WINOGRAD unset): 0 (the direct / implicit-GEMM kernels), 2 or 4.
+// Measured (bench/RESULTS.md, issue 20: best of 3 interleaved runs, CPU clock, 2 threads, for
+// CIFAR 16/32/64 channels at N 32 and 128 and the ResNet-18/50 3×3 layers at N 1, 8 and 16):
+// F(4×4) beats the direct / implicit GEMM from 16 channels up (1.6–2.6× with 16–64 channels, up
+// to 3× on 128) wherever each thread gets at least 8 tiles; F(2×2) only where F(4×4) does not
+// run. Neither when the tiles' products exceed 6 per output pixel (the direct kernel's 9, less
+// the transforms' cost): 1×1 maps. ResNet layer4 (512 channels, 7×7) at batch 1 has 4 tiles of
+// 4×4 and 49 pixels: direct.
 int heuristic_tile(const Conv2dGeometry& g) {
-  // Measured (bench/RESULTS.md, issue 5, AVX-512 machine): with 16 and 32 channels the 16 GEMMs
-  // (K = c_in) are too thin to beat the implicit GEMM (K = 9·c_in); from 64 channels up Winograd
-  // wins. The weight transform is paid per call, so it needs enough pixels to amortise it, and
-  // the 2×2 tiles must not waste too much at odd edges (16 products per tile ≤ 6 per pixel).
   const int64_t pixels = g.out_h * g.out_w;
-  if (g.c_in >= 64 && g.c_out >= 64 && g.n * pixels >= 256 && 16 * tiles_h(g) * tiles_w(g) <= 6 * pixels) {
-    return preferred_tile(g);
+  if (preferred_tile(g) == 4 && products(g, 4) <= 6 * pixels && g.c_in >= 16 && g.c_out >= 16 &&
+      g.n * tiles_h(g, 4) * tiles_w(g, 4) >= 16) {
+    return 4;
   }
+  // F(2×2) (issue 5): with 16 and 32 channels its 16 GEMMs (K = c_in) were too thin to beat the
+  // implicit GEMM; the weight transform is paid per call, so it needs enough pixels to amortise it.
+  if (products(g, 2) <= 6 * pixels && g.c_in >= 64 && g.c_out >= 64 && g.n * pixels >= 256) return 2;
   return 0;
 }
 
