@@ -553,35 +553,50 @@ __attribute__((target("avx512f"))) void gemm_panel16(int64_t m, int64_t k, const
 #endif
 
 #if defined(__x86_64__) && defined(__GNUC__)
-// C[Rows × 32] = A[Rows × k] · B for two 16-wide panels (c_out = 32), B streamed from L1 (k·32
-// floats), A read in place (no packing: with K = 32 the general GEMM spends as much on packing
-// A as on arithmetic): each broadcast of A feeds two FMAs.
-template <int Rows>
-__attribute__((target("avx512f"))) inline __attribute__((always_inline)) void panel32_rows(int64_t k, const float* a,
-                                                                                           int64_t lda, const float* b,
-                                                                                           int64_t panel_stride,
-                                                                                           float* c) {
-  __m512 acc[Rows][2];
-  for (int i = 0; i < Rows; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+// C[Rows × Panels·16] = A[Rows × k] · B for Panels 16-wide panels (B streamed from L1: k ≤ 128),
+// A read in place (no packing: with K ≤ 128 the general GEMM spends about as much on packing A
+// as on arithmetic): each broadcast of A feeds Panels FMAs.
+template <int Rows, int Panels>
+__attribute__((target("avx512f"))) inline __attribute__((always_inline)) void panel_rows(int64_t k, const float* a,
+                                                                                         int64_t lda, const float* b,
+                                                                                         int64_t panel_stride, float* c,
+                                                                                         int64_t ldc) {
+  __m512 acc[Rows][Panels];
+  for (int i = 0; i < Rows; ++i) {
+    for (int j = 0; j < Panels; ++j) acc[i][j] = _mm512_setzero_ps();
+  }
   for (int64_t q = 0; q < k; ++q) {
-    const __m512 b0 = _mm512_loadu_ps(b + q * kGemmPanel), b1 = _mm512_loadu_ps(b + panel_stride + q * kGemmPanel);
+    __m512 bv[Panels];
+    for (int j = 0; j < Panels; ++j) bv[j] = _mm512_loadu_ps(b + j * panel_stride + q * kGemmPanel);
     for (int i = 0; i < Rows; ++i) {
       const __m512 av = _mm512_set1_ps(a[i * lda + q]);
-      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
-      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+      for (int j = 0; j < Panels; ++j) acc[i][j] = _mm512_fmadd_ps(av, bv[j], acc[i][j]);
     }
   }
   for (int i = 0; i < Rows; ++i) {
-    _mm512_storeu_ps(c + i * 32, acc[i][0]);
-    _mm512_storeu_ps(c + i * 32 + 16, acc[i][1]);
+    for (int j = 0; j < Panels; ++j) _mm512_storeu_ps(c + i * ldc + j * kGemmPanel, acc[i][j]);
   }
 }
-__attribute__((target("avx512f"))) void gemm_panel32(int64_t m, int64_t k, const float* a, int64_t lda, const float* b,
-                                                     float* c) {
+template <int Rows, int Panels>
+__attribute__((target("avx512f"))) inline __attribute__((always_inline)) void panel_columns(int64_t m, int64_t k,
+                                                                                            const float* a, int64_t lda,
+                                                                                            const float* b, float* c,
+                                                                                            int64_t ldc) {
   const int64_t panel_stride = k * kGemmPanel;
   int64_t r = 0;
-  for (; r + 12 <= m; r += 12) panel32_rows<12>(k, a + r * lda, lda, b, panel_stride, c + r * 32);
-  for (; r < m; ++r) panel32_rows<1>(k, a + r * lda, lda, b, panel_stride, c + r * 32);
+  for (; r + Rows <= m; r += Rows) panel_rows<Rows, Panels>(k, a + r * lda, lda, b, panel_stride, c + r * ldc, ldc);
+  for (; r < m; ++r) panel_rows<1, Panels>(k, a + r * lda, lda, b, panel_stride, c + r * ldc, ldc);
+}
+// n a multiple of 16: groups of 4 panels (6 rows), then 2 (12 rows), then 1 (12 rows).
+__attribute__((target("avx512f"))) void gemm_panels(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                                                    const float* b, float* c) {
+  int64_t col = 0;
+  for (; col + 4 * kGemmPanel <= n; col += 4 * kGemmPanel) panel_columns<6, 4>(m, k, a, lda, b + col * k, c + col, n);
+  if (col + 2 * kGemmPanel <= n) {
+    panel_columns<12, 2>(m, k, a, lda, b + col * k, c + col, n);
+    col += 2 * kGemmPanel;
+  }
+  if (col < n) panel_columns<12, 1>(m, k, a, lda, b + col * k, c + col, n);
 }
 #endif
 
@@ -589,7 +604,7 @@ __attribute__((target("avx512f"))) void gemm_panel32(int64_t m, int64_t k, const
 void element_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, float* c) {
 #if defined(__x86_64__) && defined(__GNUC__)
   if (n == kGemmPanel && gemm_avx512_enabled()) return gemm_panel16(m, k, a, lda, b, c);
-  if (n == 2 * kGemmPanel && gemm_avx512_enabled()) return gemm_panel32(m, k, a, lda, b, c);
+  if (n % kGemmPanel == 0 && k <= 128 && gemm_avx512_enabled()) return gemm_panels(m, n, k, a, lda, b, c);
 #endif
   gemm_packed(m, n, k, a, lda, b, c, n, false);
 }

@@ -90,6 +90,8 @@ const convCases = [
   conv(3, 9, 10, 40, 16, [1, 1, 1, 1], true), // 16 output channels, K = 40: the register-blocked 16-column GEMM's depth blocks
   conv(2, 11, 9, 32, 32, [1, 1, 1, 1], true), // 32 output channels: the two-panel GEMM
   conv(1, 6, 7, 24, 32, [2, 1, 0, 1], false),
+  conv(1, 9, 9, 20, 48, [1, 1, 1, 1], true), // 48 and 80 output channels: groups of 4, 2 and 1 panels
+  conv(2, 8, 8, 96, 80, [1, 1, 1, 1], false),
 ];
 
 const modelSpec = (): ModelSpec => models.specs.resnetCifar({ depth: 8, inputShape: [13, 15, 3], convBias: true });
