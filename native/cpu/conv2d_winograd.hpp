@@ -33,7 +33,7 @@ bool conv2d_use_winograd(const Conv2dGeometry& g);
 // Whether g's input gradient runs on Winograd (as the forward of the transposed convolution).
 bool conv2d_use_winograd_backward_input(const Conv2dGeometry& g);
 
-// Scratch for both passes of an eligible g.
+// Scratch for both passes of g (each with the tile it runs with; 0 where neither is on Winograd).
 int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g);
 
 // `prepared` (inference plans): the weights already transformed by conv2d_winograd_prepare, so
@@ -41,8 +41,8 @@ int64_t conv2d_winograd_scratch_floats(const Conv2dGeometry& g);
 void conv2d_winograd_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias, float* y,
                              float* mean, float* var, float* scratch, const ConvEpilogue& epilogue = {},
                              const float* prepared = nullptr);
-// Floats of the transformed, GEMM-packed weights of an eligible g, and the transform itself
-// (scratch: conv2d_winograd_scratch_floats).
+// Floats of the transformed, GEMM-packed weights of g (0 where its forward is not on Winograd;
+// the tile conv2d_winograd_tile picks), and the transform itself (`scratch` is not used).
 int64_t conv2d_winograd_prepared_floats(const Conv2dGeometry& g);
 void conv2d_winograd_prepare(const Conv2dGeometry& g, const float* w, float* prepared, float* scratch);
 void conv2d_winograd_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
