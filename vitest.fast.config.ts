@@ -30,6 +30,7 @@ export const SLOW = [
   // worker threads, child processes, plans at scale, memory budgets (15–34 s each)
   'test/native/workers.test.ts',
   'test/native/kernels_vs_reference.test.ts',
+  'test/native/winograd4_vs_reference.test.ts', // 512-channel 3×3 convolutions on the reference kernels (~45 s)
   'test/native/plan_scaling.test.ts',
   'test/native/memory_budget.test.ts',
   // the CLI end to end, pack + install into an empty project, MNIST training (10–18 s each)

@@ -6,7 +6,7 @@
 // in child processes (test/support/kernels_child.mjs): one on the reference kernels, one on the
 // optimized kernels as dispatched on this CPU (AVX-512 GEMM where the CPU has it) and one with
 // RESNET_SIMD=avx2 (the AVX2 GEMM), and one with RESNET_WINOGRAD=1 (every 3×3 stride-1 forward and
-// input gradient on Winograd F(2×2, 3×3), native/cpu/conv2d_winograd.cpp, with extra shapes for
+// input gradient on Winograd, F(4×4, 3×3) or F(2×2, 3×3), native/cpu/conv2d_winograd.cpp, with extra shapes for
 // it: odd sizes, 1×1 spatial, 1/3/16/33 channels, asymmetric pads), and every value of each
 // optimized run is compared with the reference run's.
 //
