@@ -2,9 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
-#include "gemm.hpp"
 #include "avx512_tile.hpp"
+#include "gemm.hpp"
 #include "gemm_avx512.hpp"
 
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -12,124 +13,278 @@
 namespace rn::cpu {
 namespace {
 
-int64_t padded_h(const Conv2dGeometry& g) { return g.h + g.pad_top + g.pad_bottom; }
-int64_t padded_w(const Conv2dGeometry& g) { return g.w + g.pad_left + g.pad_right; }
+// How the K loop is cut: `count` segments of `length` floats, contiguous in the input and in
+// the packed weights (a kernel row when dilation_w = 1, else one tap).
+struct Segments {
+  int64_t count, length, pixels_wide;  // pixels_wide: input pixels one output pixel's segment spans
+};
+Segments segments_of(const Conv2dGeometry& g) {
+  if (g.dilation_w == 1) return {g.kh, g.kw * g.c_in, g.kw};
+  return {g.kh * g.kw, g.c_in, 1};
+}
+
+// The register blocks: Q pixels × 2 panels (Q ≤ 14: 28 accumulators + 2 B vectors + a
+// broadcast in the 32 zmm registers) while two panels remain, Q pixels × 1 panel for the last
+// odd one; a single-panel output (c_out ≤ 16) takes up to 28 pixels, so a broadcast of A is
+// shared by as many FMAs as registers allow.
+constexpr int kTwoPanelQ[] = {1, 2, 4, 6, 7, 8, 10, 12, 14};
+constexpr int kOnePanelQ[] = {1, 2, 4, 8, 12, 16, 20, 24, 28};
+constexpr int kMaxQ = 28;
+
+// Pixels per block for output rows `width` wide: the fewest block-pixel slots (dummy pixels of
+// a short block are computed and not stored) plus a per-block overhead of about two pixels.
+int block_pixels(int64_t width, bool one_panel) {
+  int best = 1;
+  int64_t best_cost = std::numeric_limits<int64_t>::max();
+  auto consider = [&](int q) {
+    const int64_t blocks = (width + q - 1) / q;
+    const int64_t cost = blocks * (q + 2);
+    if (cost <= best_cost) best = q, best_cost = cost;
+  };
+  if (one_panel) {
+    for (int q : kOnePanelQ) consider(q);
+  } else {
+    for (int q : kTwoPanelQ) consider(q);
+  }
+  return best;
+}
+
+// Floats one block's segment reads from its base: (Q − 1) pixel strides plus the segment.
+int64_t piece_floats(const Conv2dGeometry& g) {
+  const Segments s = segments_of(g);
+  return ((kMaxQ - 1) * g.stride_w + s.pixels_wide) * g.c_in;
+}
+
+int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 
 }  // namespace
 
+int64_t conv2d_implicit_thread_floats(const Conv2dGeometry& g) {
+  const Segments s = segments_of(g);
+  // pointer table (two floats per pointer), the zero piece, one piece per segment
+  return align16(2 * s.count) + align16(piece_floats(g)) * (1 + s.count);
+}
+
 #if defined(__x86_64__) && defined(__GNUC__)
+}  // namespace rn::cpu
+
+#include <immintrin.h>
+
+namespace rn::cpu {
 namespace {
 
 using avx512::load16;
 using avx512::v16;
-constexpr int kPixels = 12;  // 12 pixels × 2 panels = 24 accumulators, as the AVX-512 GEMM
 
-// Pixels × (Panels·16) outputs. px[r] is pixel r's input at tap (0, 0) (the pixels may lie
-// on different output rows, so small maps still fill the register block); tap (ky, kx) is
-// ky·row_step + kx·tap_step floats further.
-template <int Pixels, int Panels>
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void implicit_kernel(const Conv2dGeometry& g,
-                                                                            const float* const* px, int64_t row_step,
-                                                                            int64_t tap_step, const float* panel,
-                                                                            int64_t panel_stride, float* c, int64_t ldc,
-                                                                            int64_t cols, bool accumulate) {
-  v16 acc[Pixels][Panels];
-  for (int r = 0; r < Pixels; ++r) {
-    for (int j = 0; j < Panels; ++j) acc[r][j] = v16{};
+struct BlockArgs {
+  const float* const* base;  // per segment: pixel 0's first float; pixel q's is q·ps further
+  int64_t segments, length, ps;
+  const float* panel;  // the first panel's packed weights; the second is panel_stride further
+  int64_t panel_stride;
+  const float* bias;  // at the first panel (zero-padded), or null
+  int64_t pixels;     // pixels stored (≤ Q)
+  float* y;           // pixel 0's output at the first panel; row stride ldc
+  int64_t ldc, cols;  // cols: real columns in the last panel
+  const float* skip;  // with y's layout, or null
+  bool relu;
+};
+
+// Q pixels × Panels·16 channels. PS: the pixel stride stride_w·c_in when it is one of the
+// compiled constants (then every A address is base + a constant and no pointer per pixel is
+// held), else 0 and args.ps is used.
+template <int Q, int Panels, int PS>
+RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel(const BlockArgs& args) {
+  v16 acc[Q][Panels];
+  for (int j = 0; j < Panels; ++j) {
+    const v16 start = args.bias != nullptr ? load16(args.bias + j * kGemmPanel) : v16{};
+    for (int q = 0; q < Q; ++q) acc[q][j] = start;
   }
-  const int64_t cin = g.c_in;
-  for (int64_t ky = 0; ky < g.kh; ++ky) {
-    for (int64_t kx = 0; kx < g.kw; ++kx) {
-      const int64_t offset = ky * row_step + kx * tap_step;
-      const float* at[Pixels];
-      for (int r = 0; r < Pixels; ++r) at[r] = px[r] + offset;
-      const float* bt = panel + (ky * g.kw + kx) * cin * kGemmPanel;
-      for (int64_t ic = 0; ic < cin; ++ic) {
-        v16 b[Panels];
-        for (int j = 0; j < Panels; ++j) b[j] = load16(bt + j * panel_stride + ic * kGemmPanel);
-        for (int r = 0; r < Pixels; ++r) {
-          const float av = at[r][ic];
-          for (int j = 0; j < Panels; ++j) acc[r][j] += b[j] * av;
-        }
+  const int64_t ps = PS > 0 ? PS : args.ps;
+  const int64_t length = args.length, panel_stride = args.panel_stride;
+  const float* bseg = args.panel;
+  for (int64_t s = 0; s < args.segments; ++s, bseg += length * kGemmPanel) {
+    const float* a = args.base[s];
+    for (int64_t kk = 0; kk < length; ++kk) {
+      v16 b[Panels];
+      for (int j = 0; j < Panels; ++j) b[j] = load16(bseg + j * panel_stride + kk * kGemmPanel);
+      for (int q = 0; q < Q; ++q) {
+        const float av = a[q * ps + kk];
+        for (int j = 0; j < Panels; ++j) acc[q][j] += b[j] * av;
       }
     }
   }
-  avx512::store_tile<Pixels, Panels>(acc, c, ldc, cols, accumulate);
-}
-
-template <int Pixels, int Panels>
-RN_TARGET_AVX512 inline __attribute__((always_inline)) void kernel_for_pixels(
-    int64_t pixels, const Conv2dGeometry& g, const float* const* px, int64_t row_step, int64_t tap_step,
-    const float* panel, int64_t panel_stride, float* c, int64_t ldc, int64_t cols, bool accumulate) {
-  if constexpr (Pixels > 0) {
-    if (pixels == Pixels) {
-      return implicit_kernel<Pixels, Panels>(g, px, row_step, tap_step, panel, panel_stride, c, ldc, cols, accumulate);
+  // The epilogue while the accumulators are in registers.
+  const __mmask16 last = static_cast<__mmask16>((1u << args.cols) - 1u);
+  const v16 zero{};
+  for (int q = 0; q < Q; ++q) {
+    if (q >= args.pixels) break;
+    float* row = args.y + q * args.ldc;
+    const float* skip = args.skip != nullptr ? args.skip + q * args.ldc : nullptr;
+    for (int j = 0; j < Panels; ++j) {
+      const __mmask16 mask = j == Panels - 1 ? last : static_cast<__mmask16>(0xffff);
+      v16 v = acc[q][j];
+      if (mask == 0xffff) {
+        if (skip != nullptr) v += load16(skip + j * kGemmPanel);
+        if (args.relu) v = v < zero ? zero : v;  // NaN stays NaN, as relu_forward
+        avx512::store16(row + j * kGemmPanel, v);
+      } else {
+        if (skip != nullptr) v += reinterpret_cast<v16>(_mm512_maskz_loadu_ps(mask, skip + j * kGemmPanel));
+        if (args.relu) v = v < zero ? zero : v;
+        _mm512_mask_storeu_ps(row + j * kGemmPanel, mask, reinterpret_cast<__m512>(v));
+      }
     }
-    kernel_for_pixels<Pixels - 1, Panels>(pixels, g, px, row_step, tap_step, panel, panel_stride, c, ldc, cols,
-                                          accumulate);
   }
 }
 
-// Up to kPixels consecutive output pixels (in flattened order), every output channel.
-RN_TARGET_AVX512 void implicit_segment(const Conv2dGeometry& g, const float* const* px, int64_t pixels,
-                                       const float* packed_w, float* c, bool accumulate) {
-  const int64_t row_step = g.dilation_h * padded_w(g) * g.c_in;
-  const int64_t tap_step = g.dilation_w * g.c_in;
-  const int64_t k = g.kh * g.kw * g.c_in;
-  const int64_t panel_stride = k * kGemmPanel;
-  const int64_t panels = (g.c_out + kGemmPanel - 1) / kGemmPanel;
-  int64_t q = 0;
-  for (; q + 2 <= panels; q += 2) {
-    const int64_t cols = std::min(kGemmPanel, g.c_out - (q + 1) * kGemmPanel);
-    kernel_for_pixels<kPixels, 2>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride, panel_stride,
-                                  c + q * kGemmPanel, g.c_out, cols, accumulate);
+using BlockKernel = void (*)(const BlockArgs&);
+
+template <int Panels, int PS>
+BlockKernel kernel_for_q(int q) {
+  if constexpr (Panels == 2) {
+    switch (q) {
+      case 1:
+        return block_kernel<1, 2, PS>;
+      case 2:
+        return block_kernel<2, 2, PS>;
+      case 4:
+        return block_kernel<4, 2, PS>;
+      case 6:
+        return block_kernel<6, 2, PS>;
+      case 7:
+        return block_kernel<7, 2, PS>;
+      case 8:
+        return block_kernel<8, 2, PS>;
+      case 10:
+        return block_kernel<10, 2, PS>;
+      case 12:
+        return block_kernel<12, 2, PS>;
+      default:
+        return block_kernel<14, 2, PS>;
+    }
+  } else {
+    switch (q) {
+      case 1:
+        return block_kernel<1, 1, PS>;
+      case 2:
+        return block_kernel<2, 1, PS>;
+      case 4:
+        return block_kernel<4, 1, PS>;
+      case 6:
+        return block_kernel<6, 1, PS>;
+      case 7:
+        return block_kernel<7, 1, PS>;
+      case 8:
+        return block_kernel<8, 1, PS>;
+      case 10:
+        return block_kernel<10, 1, PS>;
+      case 12:
+        return block_kernel<12, 1, PS>;
+      case 14:
+        return block_kernel<14, 1, PS>;
+      case 16:
+        return block_kernel<16, 1, PS>;
+      case 20:
+        return block_kernel<20, 1, PS>;
+      case 24:
+        return block_kernel<24, 1, PS>;
+      default:
+        return block_kernel<28, 1, PS>;
+    }
   }
-  if (q < panels) {
-    const int64_t cols = std::min(kGemmPanel, g.c_out - q * kGemmPanel);
-    kernel_for_pixels<kPixels, 1>(pixels, g, px, row_step, tap_step, packed_w + q * panel_stride, panel_stride,
-                                  c + q * kGemmPanel, g.c_out, cols, accumulate);
+}
+
+template <int Panels>
+BlockKernel kernel_for(int q, int64_t ps) {
+  switch (ps) {
+    case 6:
+      return kernel_for_q<Panels, 6>(q);  // the stem: 3 channels, stride 2
+    case 16:
+      return kernel_for_q<Panels, 16>(q);
+    case 32:
+      return kernel_for_q<Panels, 32>(q);
+    case 64:
+      return kernel_for_q<Panels, 64>(q);
+    case 128:
+      return kernel_for_q<Panels, 128>(q);
+    default:
+      return kernel_for_q<Panels, 0>(q);
   }
+}
+
+// Where a block's segment starts: in x when its input row is inside the image and its whole
+// pixel range [iw0, iw_end) too; the zero piece above or below the image; otherwise `piece`,
+// filled with the row's range and zeros outside it.
+const float* segment_base(const Conv2dGeometry& g, const float* x, int64_t b, int64_t ih, int64_t iw0, int64_t iw_end,
+                          const float* zero, float* piece) {
+  if (ih < 0 || ih >= g.h) return zero;
+  const float* row = x + (b * g.h + ih) * g.w * g.c_in;
+  if (iw0 >= 0 && iw_end <= g.w) return row + iw0 * g.c_in;
+  const int64_t lo = std::clamp<int64_t>(iw0, 0, g.w), hi = std::clamp<int64_t>(iw_end, lo, g.w);
+  const int64_t c = g.c_in;
+  std::fill(piece, piece + (lo - iw0) * c, 0.0f);
+  std::copy(row + lo * c, row + hi * c, piece + (lo - iw0) * c);
+  std::fill(piece + (hi - iw0) * c, piece + (iw_end - iw0) * c, 0.0f);
+  return piece;
 }
 
 }  // namespace
 
 bool conv2d_implicit_available(const Conv2dGeometry& g) { return g.groups == 1 && gemm_avx512_enabled(); }
 
-void conv2d_implicit_rows(const Conv2dGeometry& g, const float* xp, const float* packed_w, int64_t m0, int64_t rows,
-                          float* y, bool accumulate) {
-  const int64_t hp = padded_h(g), wp = padded_w(g);
-  const float* px[kPixels];
-  for (int64_t m = m0; m < m0 + rows; m += kPixels) {
-    const int64_t pixels = std::min(int64_t{kPixels}, m0 + rows - m);
-    for (int64_t r = 0; r < pixels; ++r) {
-      const int64_t ow = (m + r) % g.out_w, rest = (m + r) / g.out_w;
-      const int64_t oh = rest % g.out_h, b = rest / g.out_h;
-      px[r] = xp + ((b * hp + oh * g.stride_h) * wp + ow * g.stride_w) * g.c_in;
+void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* packed_w, const ImplicitStore& store,
+                          int64_t r0, int64_t r1, float* y, float* scratch) {
+  const Segments seg = segments_of(g);
+  const int64_t piece = align16(piece_floats(g));
+  auto** base = reinterpret_cast<const float**>(scratch);
+  float* zero = scratch + align16(2 * seg.count);
+  float* pieces = zero + piece;
+  const int64_t panels = (g.c_out + kGemmPanel - 1) / kGemmPanel;
+  const int q = block_pixels(g.out_w, panels == 1);
+  const int64_t ps = g.stride_w * g.c_in;
+  const BlockKernel two = kernel_for<2>(q, ps), one = kernel_for<1>(q, ps);
+  // The last pixel a block's segment reads, counted from its first: (q − 1) strides on.
+  const int64_t reach = (q - 1) * g.stride_w + seg.pixels_wide;
+  std::fill(zero, zero + (q - 1) * ps + seg.length, 0.0f);
+
+  BlockArgs args{};
+  args.base = base;
+  args.segments = seg.count;
+  args.length = seg.length;
+  args.ps = ps;
+  args.panel_stride = g.kh * g.kw * g.c_in * kGemmPanel;
+  args.ldc = g.c_out;
+  args.relu = store.epilogue.relu;
+  const int64_t blocks = (g.out_w + q - 1) / q;
+  for (int64_t r = r0; r < r1; ++r) {
+    const int64_t b = r / g.out_h, oh = r % g.out_h;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t ow0 = g.out_w * blk / blocks, ow1 = g.out_w * (blk + 1) / blocks;
+      for (int64_t s = 0; s < seg.count; ++s) {
+        const int64_t ky = g.dilation_w == 1 ? s : s / g.kw, kx = g.dilation_w == 1 ? 0 : s % g.kw;
+        const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
+        const int64_t iw0 = ow0 * g.stride_w - g.pad_left + kx * g.dilation_w;
+        base[s] = segment_base(g, x, b, ih, iw0, iw0 + reach, zero, pieces + s * piece);
+      }
+      const int64_t m = r * g.out_w + ow0;
+      args.pixels = ow1 - ow0;
+      for (int64_t p = 0; p < panels;) {
+        const bool pair = p + 2 <= panels;
+        const int64_t last_panel = p + (pair ? 1 : 0);
+        args.panel = packed_w + p * args.panel_stride;
+        args.bias = store.bias != nullptr ? store.bias + p * kGemmPanel : nullptr;
+        args.y = y + m * g.c_out + p * kGemmPanel;
+        args.skip = store.epilogue.skip != nullptr ? store.epilogue.skip + m * g.c_out + p * kGemmPanel : nullptr;
+        args.cols = std::min(kGemmPanel, g.c_out - last_panel * kGemmPanel);
+        (pair ? two : one)(args);
+        p += pair ? 2 : 1;
+      }
     }
-    implicit_segment(g, px, pixels, packed_w, y + (m - m0) * g.c_out, accumulate);
   }
 }
 #else
 bool conv2d_implicit_available(const Conv2dGeometry&) { return false; }
-void conv2d_implicit_rows(const Conv2dGeometry&, const float*, const float*, int64_t, int64_t, float*, bool) {}
+void conv2d_implicit_rows(const Conv2dGeometry&, const float*, const float*, const ImplicitStore&, int64_t, int64_t,
+                          float*, float*) {}
 #endif
-
-int64_t conv2d_padded_input_floats(const Conv2dGeometry& g) { return g.n * padded_h(g) * padded_w(g) * g.c_in; }
-
-void conv2d_pad_input(const Conv2dGeometry& g, const float* x, float* xp, int64_t b_begin, int64_t b_end) {
-  const int64_t hp = padded_h(g), wp = padded_w(g), c = g.c_in;
-  const size_t row_bytes = static_cast<size_t>(g.w * c) * sizeof(float);
-  for (int64_t b = b_begin; b < b_end; ++b) {
-    float* image = xp + b * hp * wp * c;
-    std::memset(image, 0, static_cast<size_t>(g.pad_top * wp * c) * sizeof(float));
-    for (int64_t ih = 0; ih < g.h; ++ih) {
-      float* row = image + (g.pad_top + ih) * wp * c;
-      std::memset(row, 0, static_cast<size_t>(g.pad_left * c) * sizeof(float));
-      std::memcpy(row + g.pad_left * c, x + (b * g.h + ih) * g.w * c, row_bytes);
-      std::memset(row + (g.pad_left + g.w) * c, 0, static_cast<size_t>(g.pad_right * c) * sizeof(float));
-    }
-    std::memset(image + (g.pad_top + g.h) * wp * c, 0, static_cast<size_t>(g.pad_bottom * wp * c) * sizeof(float));
-  }
-}
 
 }  // namespace rn::cpu
