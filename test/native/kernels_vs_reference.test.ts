@@ -235,6 +235,51 @@ function winogradConvs(): ConvCase[] {
   return out;
 }
 
+/**
+ * Shape classes of the AVX-512 implicit-GEMM forward (own seed, so the other cases keep theirs):
+ * one 16-channel panel with 16- and 28-pixel blocks, the 7×7/2 stem into four panels, odd
+ * widths and channel counts (a partial last panel), per-tap segments (dilation 2), pixel strides
+ * without a compiled constant, batch 1, and maps so small that every pixel reads the border or
+ * rows outside the image (1×1, 2×2, 2×3 with padding 2).
+ */
+function implicitConvs(): ConvCase[] {
+  const irng = new Rng(20261207);
+  const make = (
+    n: number, h: number, w: number, cin: number, cout: number, k: number, s: number, dilation: number,
+    pad: number | 'same' | 'valid', withBias: boolean, note: string,
+  ): ConvCase => {
+    const pads: [number, number] | 'same' = pad === 'same' ? 'same' : pad === 'valid' ? [0, 0] : [pad, pad];
+    const oh = outputSize(h, k, s, dilation, pads);
+    const ow = outputSize(w, k, s, dilation, pads);
+    const xShape = [n, h, w, cin];
+    const wShape = [k, k, cin, cout];
+    const yShape = [n, oh, ow, cout];
+    return {
+      label: `implicit ${k}×${k}/${s}${dilation > 1 ? ` dil ${dilation}` : ''} ${cin}→${cout} ${h}×${w} n${n} pad ` +
+        `${JSON.stringify(pad)}${withBias ? ' +bias' : ''} (${note})`,
+      x: job(irng.array(size(xShape)), xShape),
+      w: job(irng.array(size(wShape)), wShape),
+      dy: job(irng.array(size(yShape)), yShape),
+      ...(withBias ? { bias: job(irng.array(cout), [cout]) } : {}),
+      opts: { strides: [s, s], padding: pad, dilations: [dilation, dilation], groups: 1 },
+      dims: { n, kh: k, kw: k, cin, cout, groups: 1, oh, ow },
+    };
+  };
+  return [
+    make(2, 9, 32, 16, 16, 3, 1, 1, 'same', true, '16 channels: 16-pixel blocks'),
+    make(1, 4, 56, 16, 16, 3, 1, 1, 1, false, '16 channels: 28-pixel blocks, batch 1'),
+    make(1, 17, 17, 16, 32, 3, 2, 1, 'same', true, 'stride 2, batch 1'),
+    make(1, 37, 41, 3, 64, 7, 2, 1, 3, true, 'stem: four panels'),
+    make(3, 1, 1, 32, 64, 3, 1, 1, 'same', false, 'a 1×1 map: border only'),
+    make(2, 2, 2, 16, 32, 3, 1, 1, 'same', true, 'a 2×2 map: border only'),
+    make(1, 2, 3, 24, 16, 3, 1, 1, 2, true, 'rows and columns wholly outside the image'),
+    make(2, 9, 10, 16, 48, 5, 1, 2, 'same', false, 'dilation 2: one segment per tap; three panels'),
+    make(1, 7, 7, 64, 80, 3, 1, 1, 'same', true, '7×7 map, five panels'),
+    make(1, 5, 61, 8, 20, 3, 1, 1, 'same', true, 'pixel stride without a constant; a partial panel'),
+    make(2, 6, 13, 16, 20, 3, 1, 1, 'valid', false, 'a partial second panel'),
+  ];
+}
+
 function randomBatchNorm(rng: Rng, index: number): BatchNormCase {
   const n = rng.int(1, 4);
   const h = rng.int(1, 9);
@@ -341,7 +386,7 @@ function modelReductionLengths(model: Model, n: number): ReductionLengths {
 // The run: one job, two child processes.
 
 const rng = new Rng(20261126);
-const convCases = [...fixedConvs(rng), ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i)), ...winogradConvs()];
+const convCases = [...fixedConvs(rng), ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i)), ...winogradConvs(), ...implicitConvs()];
 const bnCases = Array.from({ length: 8 }, (_, i) => randomBatchNorm(rng, i));
 const modelCases: (ModelCase & { lengths: ReturnType<typeof modelReductionLengths> })[] = MODELS.map((m, i) => {
   const spec = m.spec();
