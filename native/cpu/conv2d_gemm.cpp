@@ -13,6 +13,9 @@ namespace rn::cpu {
 namespace {
 
 constexpr int64_t kTileRows = 64;  // output pixels per forward / input-gradient tile
+// Output pixels per implicit-GEMM forward tile: each tile copies the padded input rows its border
+// blocks read once (conv2d_implicit_avx512.cpp), so longer tiles copy less.
+constexpr int64_t kImplicitTilePixels = 512;
 
 int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -33,13 +36,13 @@ int64_t weight_tile_rows(const Conv2dGeometry& g) {
 int threads() { return num_threads(); }
 
 // Units (pixels, or whole output rows on the implicit path) per forward tile without the
-// batch-statistics epilogue (inference): about kTileRows pixels, and as many tiles as a multiple
+// batch-statistics epilogue (inference): about target_pixels, and as many tiles as a multiple
 // of the threads, so that small outputs (batch 1 at 7×7 or 14×14: one or four 64-pixel tiles)
 // still keep every thread busy with equal shares. (With statistics the tiles stay fixed, so the
 // training path's partial sums do not depend on the thread count.)
-int64_t balanced_tile_rows(int64_t units, int64_t unit_pixels) {
+int64_t balanced_tile_rows(int64_t units, int64_t unit_pixels, int64_t target_pixels) {
   const int64_t t = threads();
-  int64_t tiles = (units * unit_pixels + kTileRows - 1) / kTileRows;
+  int64_t tiles = (units * unit_pixels + target_pixels - 1) / target_pixels;
   tiles = std::min(units, (tiles + t - 1) / t * t);
   return std::max<int64_t>(1, (units + tiles - 1) / std::max<int64_t>(1, tiles));
 }
@@ -198,7 +201,9 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
   const bool implicit = implicit_forward(g);
   // Tiles of whole output rows on the implicit path (its register blocks lie within one row).
   const int64_t unit = implicit ? g.out_w : 1, units = m / unit;
-  const int64_t tile_units = mean != nullptr ? std::max<int64_t>(1, kTileRows / unit) : balanced_tile_rows(units, unit);
+  const int64_t target = implicit ? kImplicitTilePixels : kTileRows;
+  const int64_t tile_units =
+      mean != nullptr ? std::max<int64_t>(1, target / unit) : balanced_tile_rows(units, unit, target);
   const int64_t tiles = (units + tile_units - 1) / tile_units;
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
   auto* partial = reinterpret_cast<double*>(scratch + l.stats);

@@ -57,12 +57,24 @@ int64_t piece_floats(const Conv2dGeometry& g) {
 
 int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 
+// With dilation_h = 1 the border blocks read zero-padded copies of their input rows from a ring
+// of kh rows (the kh rows one output row needs have distinct ih mod kh): each input row is
+// copied once per tile, not once per block and kernel row. A ring row is [pad_left zeros | the
+// row | zeros up to the farthest pixel a block, dummy pixels included, reads].
+bool ring_rows(const Conv2dGeometry& g) { return g.dilation_h == 1; }
+int64_t ring_row_floats(const Conv2dGeometry& g) {
+  const int64_t reach = (g.out_w - 1 + kMaxQ) * g.stride_w + (g.kw - 1) * g.dilation_w + 1;
+  return align16(std::max(reach, g.pad_left + g.w) * g.c_in);
+}
+
 }  // namespace
 
 int64_t conv2d_implicit_thread_floats(const Conv2dGeometry& g) {
   const Segments s = segments_of(g);
-  // pointer table (two floats per pointer), the zero piece, one piece per segment
-  return align16(2 * s.count) + align16(piece_floats(g)) * (1 + s.count);
+  // pointer table (two floats per pointer), ring keys, the zero piece, one piece per segment,
+  // the ring
+  return align16(2 * s.count) + align16(2 * g.kh) + align16(piece_floats(g)) * (1 + s.count) +
+         (ring_rows(g) ? g.kh * ring_row_floats(g) : 0);
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -211,14 +223,38 @@ BlockKernel kernel_for(int q, int64_t ps) {
   }
 }
 
+// The ring of padded input rows (see ring_rows).
+struct Ring {
+  float* rows;
+  int64_t* keys;  // b·h + ih of each slot's row; −1: never filled in this call (pads not yet zero)
+  int64_t row_floats;
+};
+
+const float* padded_row(const Conv2dGeometry& g, const float* x, const Ring& ring, int64_t b, int64_t ih) {
+  const int64_t key = b * g.h + ih, slot = ih % g.kh;
+  float* row = ring.rows + slot * ring.row_floats;
+  if (ring.keys[slot] != key) {
+    const int64_t left = g.pad_left * g.c_in, right = left + g.w * g.c_in;
+    if (ring.keys[slot] < 0) {  // the pads stay zero for the rest of the call
+      std::fill(row, row + left, 0.0f);
+      std::fill(row + right, row + ring.row_floats, 0.0f);
+    }
+    const float* src = x + key * g.w * g.c_in;
+    std::copy(src, src + g.w * g.c_in, row + left);
+    ring.keys[slot] = key;
+  }
+  return row;
+}
+
 // Where a block's segment starts: in x when its input row is inside the image and its whole
-// pixel range [iw0, iw_end) too; the zero piece above or below the image; otherwise `piece`,
-// filled with the row's range and zeros outside it.
-const float* segment_base(const Conv2dGeometry& g, const float* x, int64_t b, int64_t ih, int64_t iw0, int64_t iw_end,
-                          const float* zero, float* piece) {
+// pixel range [iw0, iw_end) too; the zero piece above or below the image; else the ring's
+// padded copy of the row, or (dilation_h > 1) `piece`, filled with the range, zeros outside it.
+const float* segment_base(const Conv2dGeometry& g, const float* x, const Ring* ring, int64_t b, int64_t ih, int64_t iw0,
+                          int64_t iw_end, const float* zero, float* piece) {
   if (ih < 0 || ih >= g.h) return zero;
   const float* row = x + (b * g.h + ih) * g.w * g.c_in;
   if (iw0 >= 0 && iw_end <= g.w) return row + iw0 * g.c_in;
+  if (ring != nullptr) return padded_row(g, x, *ring, b, ih) + (iw0 + g.pad_left) * g.c_in;
   const int64_t lo = std::clamp<int64_t>(iw0, 0, g.w), hi = std::clamp<int64_t>(iw_end, lo, g.w);
   const int64_t c = g.c_in;
   std::fill(piece, piece + (lo - iw0) * c, 0.0f);
@@ -236,8 +272,12 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
   const Segments seg = segments_of(g);
   const int64_t piece = align16(piece_floats(g));
   auto** base = reinterpret_cast<const float**>(scratch);
-  float* zero = scratch + align16(2 * seg.count);
+  auto* keys = reinterpret_cast<int64_t*>(scratch + align16(2 * seg.count));
+  float* zero = scratch + align16(2 * seg.count) + align16(2 * g.kh);
   float* pieces = zero + piece;
+  Ring ring{pieces + seg.count * piece, keys, ring_row_floats(g)};
+  std::fill(keys, keys + g.kh, int64_t{-1});
+  const Ring* rows = ring_rows(g) ? &ring : nullptr;
   const int64_t panels = (g.c_out + kGemmPanel - 1) / kGemmPanel;
   const int q = block_pixels(g.out_w, panels == 1);
   const int64_t ps = g.stride_w * g.c_in;
@@ -263,7 +303,7 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
         const int64_t ky = g.dilation_w == 1 ? s : s / g.kw, kx = g.dilation_w == 1 ? 0 : s % g.kw;
         const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
         const int64_t iw0 = ow0 * g.stride_w - g.pad_left + kx * g.dilation_w;
-        base[s] = segment_base(g, x, b, ih, iw0, iw0 + reach, zero, pieces + s * piece);
+        base[s] = segment_base(g, x, rows, b, ih, iw0, iw0 + reach, zero, pieces + s * piece);
       }
       const int64_t m = r * g.out_w + ow0;
       args.pixels = ow1 - ow0;
