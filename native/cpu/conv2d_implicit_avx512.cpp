@@ -23,30 +23,37 @@ Segments segments_of(const Conv2dGeometry& g) {
   return {g.kh * g.kw, g.c_in, 1};
 }
 
-// The register blocks: Q pixels × 2 panels (Q ≤ 14: 28 accumulators + 2 B vectors + a
-// broadcast in the 32 zmm registers) while two panels remain, Q pixels × 1 panel for the last
-// odd one; a single-panel output (c_out ≤ 16) takes up to 28 pixels, so a broadcast of A is
-// shared by as many FMAs as registers allow.
+// The register blocks: Q pixels × 2 panels (Q ≤ 14: 28 accumulators + 2 B vectors + a broadcast
+// in the 32 zmm registers) while two panels remain, Q pixels × 1 panel for the last odd one; a
+// single-panel output (c_out ≤ 16) takes up to 28 pixels, so that a B vector is shared by as many
+// FMAs as registers allow. (Q ≤ 6 × 4 panels, a broadcast feeding four FMAs, measured slower.)
 constexpr int kTwoPanelQ[] = {1, 2, 4, 6, 7, 8, 10, 12, 14};
 constexpr int kOnePanelQ[] = {1, 2, 4, 8, 12, 16, 20, 24, 28};
 constexpr int kMaxQ = 28;
 
 // Pixels per block for output rows `width` wide: the fewest block-pixel slots (dummy pixels of
 // a short block are computed and not stored) plus a per-block overhead of about two pixels.
-int block_pixels(int64_t width, bool one_panel) {
+template <size_t N>
+int block_pixels(int64_t width, const int (&choices)[N]) {
   int best = 1;
   int64_t best_cost = std::numeric_limits<int64_t>::max();
-  auto consider = [&](int q) {
+  for (int q : choices) {
     const int64_t blocks = (width + q - 1) / q;
     const int64_t cost = blocks * (q + 2);
     if (cost <= best_cost) best = q, best_cost = cost;
-  };
-  if (one_panel) {
-    for (int q : kOnePanelQ) consider(q);
-  } else {
-    for (int q : kTwoPanelQ) consider(q);
   }
   return best;
+}
+// Whether block_kernel_kw3 runs (see there); its two-panel blocks hold six weight vectors, so
+// they take at most 12 pixels.
+bool three_wide(const Conv2dGeometry& g) {
+  return g.kw == 3 && g.dilation_w == 1 && g.stride_w == 1 && (g.c_in == 16 || g.c_in == 32 || g.c_in == 64);
+}
+constexpr int kTwoPanelThreeWideQ[] = {1, 2, 4, 6, 7, 8, 10, 12};
+
+int block_pixels(const Conv2dGeometry& g) {
+  if (g.c_out <= kGemmPanel) return block_pixels(g.out_w, kOnePanelQ);
+  return three_wide(g) ? block_pixels(g.out_w, kTwoPanelThreeWideQ) : block_pixels(g.out_w, kTwoPanelQ);
 }
 
 // Floats one block's segment reads from its base: (Q − 1) pixel strides plus the segment.
@@ -101,31 +108,10 @@ struct BlockArgs {
   bool relu;
 };
 
-// Q pixels × Panels·16 channels. PS: the pixel stride stride_w·c_in when it is one of the
-// compiled constants (then every A address is base + a constant and no pointer per pixel is
-// held), else 0 and args.ps is used.
-template <int Q, int Panels, int PS>
-RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel(const BlockArgs& args) {
-  v16 acc[Q][Panels];
-  for (int j = 0; j < Panels; ++j) {
-    const v16 start = args.bias != nullptr ? load16(args.bias + j * kGemmPanel) : v16{};
-    for (int q = 0; q < Q; ++q) acc[q][j] = start;
-  }
-  const int64_t ps = PS > 0 ? PS : args.ps;
-  const int64_t length = args.length, panel_stride = args.panel_stride;
-  const float* bseg = args.panel;
-  for (int64_t s = 0; s < args.segments; ++s, bseg += length * kGemmPanel) {
-    const float* a = args.base[s];
-    for (int64_t kk = 0; kk < length; ++kk) {
-      v16 b[Panels];
-      for (int j = 0; j < Panels; ++j) b[j] = load16(bseg + j * panel_stride + kk * kGemmPanel);
-      for (int q = 0; q < Q; ++q) {
-        const float av = a[q * ps + kk];
-        for (int j = 0; j < Panels; ++j) acc[q][j] += b[j] * av;
-      }
-    }
-  }
-  // The epilogue while the accumulators are in registers.
+// The epilogue while the accumulators are in registers: [+ skip], [ReLU], store the first
+// args.pixels pixels (the rest are dummies).
+template <int Q, int Panels>
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void store_block(v16 (&acc)[Q][Panels], const BlockArgs& args) {
   const __mmask16 last = static_cast<__mmask16>((1u << args.cols) - 1u);
   const v16 zero{};
   for (int q = 0; q < Q; ++q) {
@@ -146,6 +132,73 @@ RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel(const BlockArgs& ar
       }
     }
   }
+}
+
+template <int Q, int Panels>
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void start_block(v16 (&acc)[Q][Panels], const BlockArgs& args) {
+  for (int j = 0; j < Panels; ++j) {
+    const v16 start = args.bias != nullptr ? load16(args.bias + j * kGemmPanel) : v16{};
+    for (int q = 0; q < Q; ++q) acc[q][j] = start;
+  }
+}
+
+// Q pixels × Panels·16 channels. PS: the pixel stride stride_w·c_in when it is one of the
+// compiled constants (then every A address is base + a constant and no pointer per pixel is
+// held), else 0 and args.ps is used.
+template <int Q, int Panels, int PS>
+RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel(const BlockArgs& args) {
+  v16 acc[Q][Panels];
+  start_block<Q, Panels>(acc, args);
+  const int64_t ps = PS > 0 ? PS : args.ps;
+  const int64_t length = args.length, panel_stride = args.panel_stride;
+  const float* bseg = args.panel;
+  for (int64_t s = 0; s < args.segments; ++s, bseg += length * kGemmPanel) {
+    const float* a = args.base[s];
+    for (int64_t kk = 0; kk < length; ++kk) {
+      v16 b[Panels];
+      for (int j = 0; j < Panels; ++j) b[j] = load16(bseg + j * panel_stride + kk * kGemmPanel);
+      for (int q = 0; q < Q; ++q) {
+        const float av = a[q * ps + kk];
+        for (int j = 0; j < Panels; ++j) acc[q][j] += b[j] * av;
+      }
+    }
+  }
+  store_block<Q, Panels>(acc, args);
+}
+
+// Kernel rows 3 taps wide at stride 1 (the 3×3 convolutions of CIFAR ResNets): the block's
+// input pixel p feeds output pixels p − kx for kx = 0, 1, 2, so one broadcast of its channel
+// value feeds up to three FMAs (against the three kx weight vectors, held in registers) instead
+// of one: about a third of the loads, which bound the single-panel kernel. C = c_in = the pixel
+// stride, compiled.
+template <int Q, int Panels, int C>
+RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel_kw3(const BlockArgs& args) {
+  constexpr int kKw = 3;
+  v16 acc[Q][Panels];
+  start_block<Q, Panels>(acc, args);
+  const int64_t panel_stride = args.panel_stride;
+  const float* bseg = args.panel;
+  for (int64_t s = 0; s < args.segments; ++s, bseg += kKw * C * kGemmPanel) {
+    const float* a = args.base[s];
+#pragma GCC unroll 1
+    for (int64_t ci = 0; ci < C; ++ci) {
+      v16 b[kKw][Panels];
+      for (int kx = 0; kx < kKw; ++kx) {
+        for (int j = 0; j < Panels; ++j) b[kx][j] = load16(bseg + j * panel_stride + (kx * C + ci) * kGemmPanel);
+      }
+#pragma GCC unroll 64
+      for (int p = 0; p < Q + kKw - 1; ++p) {
+        const float av = a[p * C + ci];
+#pragma GCC unroll 4
+        for (int kx = 0; kx < kKw; ++kx) {
+          const int q = p - kx;
+          if (q < 0 || q >= Q) continue;
+          for (int j = 0; j < Panels; ++j) acc[q][j] += b[kx][j] * av;
+        }
+      }
+    }
+  }
+  store_block<Q, Panels>(acc, args);
 }
 
 using BlockKernel = void (*)(const BlockArgs&);
@@ -208,8 +261,10 @@ BlockKernel kernel_for_q(int q) {
 template <int Panels>
 BlockKernel kernel_for(int q, int64_t ps) {
   switch (ps) {
+    case 3:
+      return kernel_for_q<Panels, 3>(q);  // the CIFAR stem: 3 channels
     case 6:
-      return kernel_for_q<Panels, 6>(q);  // the stem: 3 channels, stride 2
+      return kernel_for_q<Panels, 6>(q);  // the ImageNet stem: 3 channels, stride 2
     case 16:
       return kernel_for_q<Panels, 16>(q);
     case 32:
@@ -220,6 +275,71 @@ BlockKernel kernel_for(int q, int64_t ps) {
       return kernel_for_q<Panels, 128>(q);
     default:
       return kernel_for_q<Panels, 0>(q);
+  }
+}
+
+template <int Panels, int C>
+BlockKernel three_wide_for_q(int q) {
+  if constexpr (Panels == 2) {
+    switch (q) {
+      case 1:
+        return block_kernel_kw3<1, 2, C>;
+      case 2:
+        return block_kernel_kw3<2, 2, C>;
+      case 4:
+        return block_kernel_kw3<4, 2, C>;
+      case 6:
+        return block_kernel_kw3<6, 2, C>;
+      case 7:
+        return block_kernel_kw3<7, 2, C>;
+      case 8:
+        return block_kernel_kw3<8, 2, C>;
+      case 10:
+        return block_kernel_kw3<10, 2, C>;
+      default:
+        return block_kernel_kw3<12, 2, C>;
+    }
+  } else {
+    switch (q) {
+      case 1:
+        return block_kernel_kw3<1, 1, C>;
+      case 2:
+        return block_kernel_kw3<2, 1, C>;
+      case 4:
+        return block_kernel_kw3<4, 1, C>;
+      case 6:
+        return block_kernel_kw3<6, 1, C>;
+      case 7:
+        return block_kernel_kw3<7, 1, C>;
+      case 8:
+        return block_kernel_kw3<8, 1, C>;
+      case 10:
+        return block_kernel_kw3<10, 1, C>;
+      case 12:
+        return block_kernel_kw3<12, 1, C>;
+      case 14:
+        return block_kernel_kw3<14, 1, C>;
+      case 16:
+        return block_kernel_kw3<16, 1, C>;
+      case 20:
+        return block_kernel_kw3<20, 1, C>;
+      case 24:
+        return block_kernel_kw3<24, 1, C>;
+      default:
+        return block_kernel_kw3<28, 1, C>;
+    }
+  }
+}
+
+template <int Panels>
+BlockKernel three_wide_for(int q, int64_t c_in) {
+  switch (c_in) {
+    case 16:
+      return three_wide_for_q<Panels, 16>(q);
+    case 32:
+      return three_wide_for_q<Panels, 32>(q);
+    default:
+      return three_wide_for_q<Panels, 64>(q);
   }
 }
 
@@ -279,9 +399,11 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
   std::fill(keys, keys + g.kh, int64_t{-1});
   const Ring* rows = ring_rows(g) ? &ring : nullptr;
   const int64_t panels = (g.c_out + kGemmPanel - 1) / kGemmPanel;
-  const int q = block_pixels(g.out_w, panels == 1);
+  const int q = block_pixels(g);
   const int64_t ps = g.stride_w * g.c_in;
-  const BlockKernel two = kernel_for<2>(q, ps), one = kernel_for<1>(q, ps);
+  const bool kw3 = three_wide(g);
+  const BlockKernel two = kw3 ? three_wide_for<2>(q, g.c_in) : kernel_for<2>(q, ps);
+  const BlockKernel one = kw3 ? three_wide_for<1>(q, g.c_in) : kernel_for<1>(q, ps);
   // The last pixel a block's segment reads, counted from its first: (q − 1) strides on.
   const int64_t reach = (q - 1) * g.stride_w + seg.pixels_wide;
   std::fill(zero, zero + (q - 1) * ps + seg.length, 0.0f);
@@ -308,15 +430,15 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
       const int64_t m = r * g.out_w + ow0;
       args.pixels = ow1 - ow0;
       for (int64_t p = 0; p < panels;) {
-        const bool pair = p + 2 <= panels;
-        const int64_t last_panel = p + (pair ? 1 : 0);
+        const int64_t step = p + 2 <= panels ? 2 : 1;
+        const int64_t last_panel = p + step - 1;
         args.panel = packed_w + p * args.panel_stride;
         args.bias = store.bias != nullptr ? store.bias + p * kGemmPanel : nullptr;
         args.y = y + m * g.c_out + p * kGemmPanel;
         args.skip = store.epilogue.skip != nullptr ? store.epilogue.skip + m * g.c_out + p * kGemmPanel : nullptr;
         args.cols = std::min(kGemmPanel, g.c_out - last_panel * kGemmPanel);
-        (pair ? two : one)(args);
-        p += pair ? 2 : 1;
+        (step == 2 ? two : one)(args);
+        p += step;
       }
     }
   }
