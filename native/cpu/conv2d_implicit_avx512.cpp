@@ -44,16 +44,21 @@ int block_pixels(int64_t width, const int (&choices)[N]) {
   }
   return best;
 }
-// Whether block_kernel_kw3 runs (see there); its two-panel blocks hold six weight vectors, so
-// they take at most 12 pixels.
-bool three_wide(const Conv2dGeometry& g) {
-  return g.kw == 3 && g.dilation_w == 1 && g.stride_w == 1 && (g.c_in == 16 || g.c_in == 32 || g.c_in == 64);
+// Whether block_kernel_taps runs (see there): 3×3 at stride 1 or 2 with 16, 32 or 64 input
+// channels, and the 7×7/2 stem from 3 channels. Its two-panel blocks hold 2·KW weight vectors, so
+// they take at most 12 pixels (8 for the stem).
+bool register_taps(const Conv2dGeometry& g) {
+  if (g.dilation_w != 1) return false;
+  if (g.kw == 7 && g.stride_w == 2 && g.c_in == 3) return true;
+  return g.kw == 3 && g.stride_w <= 2 && (g.c_in == 16 || g.c_in == 32 || g.c_in == 64);
 }
-constexpr int kTwoPanelThreeWideQ[] = {1, 2, 4, 6, 7, 8, 10, 12};
+constexpr int kTwoPanelTapsQ[] = {1, 2, 4, 6, 7, 8, 10, 12};
+constexpr int kTwoPanelStemQ[] = {1, 2, 4, 6, 7, 8};
 
 int block_pixels(const Conv2dGeometry& g) {
   if (g.c_out <= kGemmPanel) return block_pixels(g.out_w, kOnePanelQ);
-  return three_wide(g) ? block_pixels(g.out_w, kTwoPanelThreeWideQ) : block_pixels(g.out_w, kTwoPanelQ);
+  if (!register_taps(g)) return block_pixels(g.out_w, kTwoPanelQ);
+  return g.kw == 7 ? block_pixels(g.out_w, kTwoPanelStemQ) : block_pixels(g.out_w, kTwoPanelTapsQ);
 }
 
 // Floats one block's segment reads from its base: (Q − 1) pixel strides plus the segment.
@@ -166,34 +171,34 @@ RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel(const BlockArgs& ar
   store_block<Q, Panels>(acc, args);
 }
 
-// Kernel rows 3 taps wide at stride 1 (the 3×3 convolutions of CIFAR ResNets): the block's
-// input pixel p feeds output pixels p − kx for kx = 0, 1, 2, so one broadcast of its channel
-// value feeds up to three FMAs (against the three kx weight vectors, held in registers) instead
-// of one: about a third of the loads, which bound the single-panel kernel. C = c_in = the pixel
-// stride, compiled.
-template <int Q, int Panels, int C>
-RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel_kw3(const BlockArgs& args) {
-  constexpr int kKw = 3;
+// Narrow kernel rows with few input channels (the 3×3 convolutions of CIFAR ResNets at stride 1
+// and 2, the 7×7/2 ImageNet stem): the block's input pixel p feeds every output pixel q with
+// q·SW + kx = p, so one broadcast of its channel value feeds up to KW / SW FMAs (against the KW
+// weight vectors of the kernel row, held in registers) instead of one: far fewer A loads, which
+// bound the single-panel kernel. C = c_in (the pixel stride is SW·C), compiled.
+template <int Q, int Panels, int C, int KW, int SW>
+RN_TARGET_AVX512 __attribute__((noinline)) void block_kernel_taps(const BlockArgs& args) {
   v16 acc[Q][Panels];
   start_block<Q, Panels>(acc, args);
   const int64_t panel_stride = args.panel_stride;
   const float* bseg = args.panel;
-  for (int64_t s = 0; s < args.segments; ++s, bseg += kKw * C * kGemmPanel) {
+  for (int64_t s = 0; s < args.segments; ++s, bseg += KW * C * kGemmPanel) {
     const float* a = args.base[s];
 #pragma GCC unroll 1
     for (int64_t ci = 0; ci < C; ++ci) {
-      v16 b[kKw][Panels];
-      for (int kx = 0; kx < kKw; ++kx) {
+      v16 b[KW][Panels];
+#pragma GCC unroll 8
+      for (int kx = 0; kx < KW; ++kx) {
         for (int j = 0; j < Panels; ++j) b[kx][j] = load16(bseg + j * panel_stride + (kx * C + ci) * kGemmPanel);
       }
 #pragma GCC unroll 64
-      for (int p = 0; p < Q + kKw - 1; ++p) {
+      for (int p = 0; p < (Q - 1) * SW + KW; ++p) {
         const float av = a[p * C + ci];
-#pragma GCC unroll 4
-        for (int kx = 0; kx < kKw; ++kx) {
-          const int q = p - kx;
-          if (q < 0 || q >= Q) continue;
-          for (int j = 0; j < Panels; ++j) acc[q][j] += b[kx][j] * av;
+#pragma GCC unroll 8
+        for (int kx = 0; kx < KW; ++kx) {
+          const int d = p - kx;
+          if (d < 0 || d % SW != 0 || d / SW >= Q) continue;
+          for (int j = 0; j < Panels; ++j) acc[d / SW][j] += b[kx][j] * av;
         }
       }
     }
@@ -278,68 +283,94 @@ BlockKernel kernel_for(int q, int64_t ps) {
   }
 }
 
-template <int Panels, int C>
-BlockKernel three_wide_for_q(int q) {
-  if constexpr (Panels == 2) {
+template <int Panels, int C, int KW, int SW>
+BlockKernel taps_for_q(int q) {
+  if constexpr (Panels == 2 && KW == 7) {
     switch (q) {
       case 1:
-        return block_kernel_kw3<1, 2, C>;
+        return block_kernel_taps<1, 2, C, KW, SW>;
       case 2:
-        return block_kernel_kw3<2, 2, C>;
+        return block_kernel_taps<2, 2, C, KW, SW>;
       case 4:
-        return block_kernel_kw3<4, 2, C>;
+        return block_kernel_taps<4, 2, C, KW, SW>;
       case 6:
-        return block_kernel_kw3<6, 2, C>;
+        return block_kernel_taps<6, 2, C, KW, SW>;
       case 7:
-        return block_kernel_kw3<7, 2, C>;
-      case 8:
-        return block_kernel_kw3<8, 2, C>;
-      case 10:
-        return block_kernel_kw3<10, 2, C>;
+        return block_kernel_taps<7, 2, C, KW, SW>;
       default:
-        return block_kernel_kw3<12, 2, C>;
+        return block_kernel_taps<8, 2, C, KW, SW>;
+    }
+  } else if constexpr (Panels == 2) {
+    switch (q) {
+      case 1:
+        return block_kernel_taps<1, 2, C, KW, SW>;
+      case 2:
+        return block_kernel_taps<2, 2, C, KW, SW>;
+      case 4:
+        return block_kernel_taps<4, 2, C, KW, SW>;
+      case 6:
+        return block_kernel_taps<6, 2, C, KW, SW>;
+      case 7:
+        return block_kernel_taps<7, 2, C, KW, SW>;
+      case 8:
+        return block_kernel_taps<8, 2, C, KW, SW>;
+      case 10:
+        return block_kernel_taps<10, 2, C, KW, SW>;
+      default:
+        return block_kernel_taps<12, 2, C, KW, SW>;
     }
   } else {
     switch (q) {
       case 1:
-        return block_kernel_kw3<1, 1, C>;
+        return block_kernel_taps<1, 1, C, KW, SW>;
       case 2:
-        return block_kernel_kw3<2, 1, C>;
+        return block_kernel_taps<2, 1, C, KW, SW>;
       case 4:
-        return block_kernel_kw3<4, 1, C>;
+        return block_kernel_taps<4, 1, C, KW, SW>;
       case 6:
-        return block_kernel_kw3<6, 1, C>;
+        return block_kernel_taps<6, 1, C, KW, SW>;
       case 7:
-        return block_kernel_kw3<7, 1, C>;
+        return block_kernel_taps<7, 1, C, KW, SW>;
       case 8:
-        return block_kernel_kw3<8, 1, C>;
+        return block_kernel_taps<8, 1, C, KW, SW>;
       case 10:
-        return block_kernel_kw3<10, 1, C>;
+        return block_kernel_taps<10, 1, C, KW, SW>;
       case 12:
-        return block_kernel_kw3<12, 1, C>;
+        return block_kernel_taps<12, 1, C, KW, SW>;
       case 14:
-        return block_kernel_kw3<14, 1, C>;
+        return block_kernel_taps<14, 1, C, KW, SW>;
       case 16:
-        return block_kernel_kw3<16, 1, C>;
+        return block_kernel_taps<16, 1, C, KW, SW>;
       case 20:
-        return block_kernel_kw3<20, 1, C>;
+        return block_kernel_taps<20, 1, C, KW, SW>;
       case 24:
-        return block_kernel_kw3<24, 1, C>;
+        return block_kernel_taps<24, 1, C, KW, SW>;
       default:
-        return block_kernel_kw3<28, 1, C>;
+        return block_kernel_taps<28, 1, C, KW, SW>;
     }
   }
 }
 
 template <int Panels>
-BlockKernel three_wide_for(int q, int64_t c_in) {
-  switch (c_in) {
+BlockKernel taps_for(const Conv2dGeometry& g, int q) {
+  if (g.kw == 7) return taps_for_q<Panels, 3, 7, 2>(q);
+  if (g.stride_w == 1) {
+    switch (g.c_in) {
+      case 16:
+        return taps_for_q<Panels, 16, 3, 1>(q);
+      case 32:
+        return taps_for_q<Panels, 32, 3, 1>(q);
+      default:
+        return taps_for_q<Panels, 64, 3, 1>(q);
+    }
+  }
+  switch (g.c_in) {
     case 16:
-      return three_wide_for_q<Panels, 16>(q);
+      return taps_for_q<Panels, 16, 3, 2>(q);
     case 32:
-      return three_wide_for_q<Panels, 32>(q);
+      return taps_for_q<Panels, 32, 3, 2>(q);
     default:
-      return three_wide_for_q<Panels, 64>(q);
+      return taps_for_q<Panels, 64, 3, 2>(q);
   }
 }
 
@@ -401,9 +432,9 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
   const int64_t panels = (g.c_out + kGemmPanel - 1) / kGemmPanel;
   const int q = block_pixels(g);
   const int64_t ps = g.stride_w * g.c_in;
-  const bool kw3 = three_wide(g);
-  const BlockKernel two = kw3 ? three_wide_for<2>(q, g.c_in) : kernel_for<2>(q, ps);
-  const BlockKernel one = kw3 ? three_wide_for<1>(q, g.c_in) : kernel_for<1>(q, ps);
+  const bool taps = register_taps(g);
+  const BlockKernel two = taps ? taps_for<2>(g, q) : kernel_for<2>(q, ps);
+  const BlockKernel one = taps ? taps_for<1>(g, q) : kernel_for<1>(q, ps);
   // The last pixel a block's segment reads, counted from its first: (q − 1) strides on.
   const int64_t reach = (q - 1) * g.stride_w + seg.pixels_wide;
   std::fill(zero, zero + (q - 1) * ps + seg.length, 0.0f);

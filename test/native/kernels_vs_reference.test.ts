@@ -237,7 +237,8 @@ function winogradConvs(): ConvCase[] {
 
 /**
  * Shape classes of the AVX-512 implicit-GEMM forward (own seed, so the other cases keep theirs):
- * one 16-channel panel with 16- and 28-pixel blocks, the 7×7/2 stem into four panels, odd
+ * one 16-channel panel with 16- and 28-pixel blocks, the 7×7/2 stem into four panels, 3×3 at
+ * stride 1 and 2 from 16, 32 and 64 channels (weights held in registers per kernel row), odd
  * widths and channel counts (a partial last panel), per-tap segments (dilation 2), pixel strides
  * without a compiled constant, batch 1, and maps so small that every pixel reads the border or
  * rows outside the image (1×1, 2×2, 2×3 with padding 2).
@@ -277,6 +278,9 @@ function implicitConvs(): ConvCase[] {
     make(1, 7, 7, 64, 80, 3, 1, 1, 'same', true, '7×7 map, five panels'),
     make(1, 5, 61, 8, 20, 3, 1, 1, 'same', true, 'pixel stride without a constant; a partial panel'),
     make(2, 6, 13, 16, 20, 3, 1, 1, 'valid', false, 'a partial second panel'),
+    make(1, 9, 11, 32, 64, 3, 2, 1, 1, true, 'stride 2 from 32 channels'),
+    make(2, 5, 6, 64, 32, 3, 2, 1, 'same', false, 'stride 2 from 64 channels'),
+    make(1, 6, 31, 32, 16, 3, 1, 1, 'same', true, '32 channels into one panel'),
   ];
 }
 
