@@ -1,9 +1,16 @@
 #!/usr/bin/env python3
-"""PyTorch (CPU, channels_last) and onnxruntime figures for bench/run.mjs, same models, batches
-and thread count as resnet-native. Prints one JSON object on stdout; progress goes to stderr.
+"""PyTorch (CPU, channels_last) and onnxruntime figures for bench/run.mjs and bench/inference_ab.mjs,
+same models, batches and thread count as resnet-native. Prints one JSON object on stdout; progress
+goes to stderr.
 
   python3 bench/python_reference.py --models resnet20,resnet18 --threads 2 --seconds 5 [--quick]
-  python3 bench/python_reference.py ... --onnxruntime-only   (no PyTorch timings: bench/inference_ab.mjs)
+  python3 bench/python_reference.py ... --pytorch-only       (no onnxruntime)
+  python3 bench/python_reference.py ... --onnxruntime-only   (no PyTorch timings)
+  python3 bench/python_reference.py --models ... --export-onnx DIR   (writes DIR/<model>.onnx, times nothing)
+  python3 bench/python_reference.py ... --onnxruntime-only --onnx-dir DIR   (runs DIR/<model>.onnx: no torch import)
+
+The harnesses export once (--export-onnx) and then time onnxruntime in processes that never import
+torch, so torch's thread pool cannot share the cores with onnxruntime's.
 
 PyTorch: SGD-momentum training steps (forward, cross-entropy, backward, update) and inference
 (inference_mode, eval) with the model and input in channels_last, torch.set_num_threads(threads).
@@ -161,22 +168,24 @@ def bench_torch(torch, builders, name, w, args):
     return model, out
 
 
-def bench_onnxruntime(torch, ort, model, name, w, args):
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, f"{name}.onnx")
-        dummy = torch.rand(1, 3, w["size"], w["size"])
-        model = model.to(memory_format=torch.contiguous_format).eval()
-        export = dict(input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17)
-        warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter needs no onnxscript
-        try:
-            torch.onnx.export(model, (dummy,), path, dynamo=False, **export)
-        except TypeError:  # an older torch without the dynamo argument
-            torch.onnx.export(model, (dummy,), path, **export)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = args.threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+def export_onnx(torch, model, w, path):
+    """The eval-mode model as ONNX (opset 17, dynamic batch) at path."""
+    dummy = torch.rand(1, 3, w["size"], w["size"])
+    model = model.to(memory_format=torch.contiguous_format).eval()
+    export = dict(input_names=["x"], output_names=["logits"], dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)  # the TorchScript exporter needs no onnxscript
+    try:
+        torch.onnx.export(model, (dummy,), path, dynamo=False, **export)
+    except TypeError:  # an older torch without the dynamo argument
+        torch.onnx.export(model, (dummy,), path, **export)
+
+
+def bench_onnxruntime(ort, path, w, args):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = args.threads
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     import numpy as np
 
     rng = np.random.default_rng(1)
@@ -195,45 +204,71 @@ def bench_onnxruntime(torch, ort, model, name, w, args):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--models", default="resnet20,resnet18,resnet50")
-    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seconds", type=float, default=5)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--onnxruntime-only", action="store_true", help="time only onnxruntime (PyTorch still builds and exports the model)")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--pytorch-only", action="store_true", help="time only PyTorch")
+    only.add_argument("--onnxruntime-only", action="store_true", help="time only onnxruntime")
+    only.add_argument("--export-onnx", metavar="DIR", help="write DIR/<model>.onnx for each model and time nothing")
+    p.add_argument("--onnx-dir", metavar="DIR", help="run DIR/<model>.onnx in onnxruntime (from --export-onnx) instead of exporting here")
     args = p.parse_args()
-    result = {"python": sys.version.split()[0], "torch": None, "onnxruntime": None, "models": {}}
-    try:
-        import torch
+    names = args.models.split(",")
+    for name in names:
+        if name not in WORKLOADS:
+            p.error(f"--models: unknown model '{name}' (known: {', '.join(WORKLOADS)})")
+    want_torch = not args.onnxruntime_only and not args.export_onnx
+    want_ort = not args.pytorch_only and not args.export_onnx
+    have_files = args.onnx_dir is not None and all(os.path.isfile(os.path.join(args.onnx_dir, f"{n}.onnx")) for n in names)
+    result = {"python": sys.version.split()[0], "torch": None, "onnxruntime": None, "threads": args.threads, "models": {}}
+    torch = None
+    if want_torch or args.export_onnx or (want_ort and not have_files):  # torch builds (and exports) the models
+        try:
+            import torch
 
-        torch.set_num_threads(args.threads)
-        result["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
-    except Exception as e:  # reported, not hidden
-        result["torchError"] = f"import torch failed: {e}"
-        print(json.dumps(result))
-        return
-    try:
-        import onnxruntime as ort
+            torch.set_num_threads(args.threads)
+            if not torch.backends.nnpack.is_available():
+                # NNPACK cannot run on this CPU; left enabled, every convolution retries it and prints a warning.
+                torch.backends.nnpack.set_flags(False)
+            result["torch"] = {"version": torch.__version__, "threads": torch.get_num_threads()}
+        except Exception as e:  # reported, not hidden
+            result["torchError"] = f"import torch failed: {e}"
+            print(json.dumps(result))
+            return
+    ort = None
+    if want_ort:
+        try:
+            import onnxruntime as ort
 
-        result["onnxruntime"] = {"version": ort.__version__}
-    except Exception as e:
-        ort = None
-        result["onnxruntimeError"] = f"import onnxruntime failed: {e}"
-    builders = build_models(torch.nn)
-    for name in args.models.split(","):
-        w = WORKLOADS[name]
-        if args.onnxruntime_only:
-            torch.manual_seed(1)
-            model, entry = builders[name](w["classes"]), {}
-        else:
-            log(f"  pytorch {name} …")
-            model, out = bench_torch(torch, builders, name, w, args)
-            entry = {"pytorch": out}
-        if ort is not None:
-            log(f"  onnxruntime {name} …")
-            try:
-                entry["onnxruntime"] = bench_onnxruntime(torch, ort, model, name, w, args)
-            except Exception as e:
-                entry["onnxruntimeError"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-        result["models"][name] = entry
+            result["onnxruntime"] = {"version": ort.__version__, "threads": args.threads}
+        except Exception as e:
+            result["onnxruntimeError"] = f"import onnxruntime failed: {e}"
+    builders = build_models(torch.nn) if torch is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            w = WORKLOADS[name]
+            entry = {}
+            model = None
+            if want_torch:
+                log(f"  pytorch {name} …")
+                model, entry["pytorch"] = bench_torch(torch, builders, name, w, args)
+            elif builders is not None:
+                torch.manual_seed(1)
+                model = builders[name](w["classes"])
+            if args.export_onnx:
+                os.makedirs(args.export_onnx, exist_ok=True)
+                export_onnx(torch, model, w, os.path.join(args.export_onnx, f"{name}.onnx"))
+                entry["onnx"] = os.path.join(args.export_onnx, f"{name}.onnx")
+            if ort is not None:
+                log(f"  onnxruntime {name} …")
+                try:
+                    path = os.path.join(args.onnx_dir, f"{name}.onnx") if have_files else os.path.join(tmp, f"{name}.onnx")
+                    if not have_files:
+                        export_onnx(torch, model, w, path)
+                    entry["onnxruntime"] = bench_onnxruntime(ort, path, w, args)
+                except Exception as e:
+                    entry["onnxruntimeError"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            result["models"][name] = entry
     print(json.dumps(result))
 
 

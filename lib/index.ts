@@ -18,6 +18,7 @@ export type { ModelSpec, LayerSpec, LayerType } from './model/spec.js';
 export type { Preprocessing, ChannelOrder, ModelDescriptionOptions } from './model/preprocessing.js';
 export type { ImagePrediction, PredictImagesOptions } from './model/predict_images.js';
 export type { ReplaceHeadOptions } from './model/replace_head.js';
+export type { PredictProfile, LayerTime, ProfilePredictOptions } from './model/profile_predict.js';
 export type { FreezeOptions, FreezePattern } from './model/freeze.js';
 export type { CompileOptions, OptimizerOptions, SgdOptions, AdamWOptions, ParamGroup } from './train/optimizers.js';
 export * as schedules from './train/schedules.js';

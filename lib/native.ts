@@ -94,6 +94,13 @@ export interface NativeOptimizerConfig {
 }
 
 /** A compiled model: parameters, optimizer and per-shape plans (native/core/network.hpp). */
+/** profilePredict's result (network_profile.cpp): the last run's logits, mean ms per call and per plan step. */
+export interface NativePredictProfile {
+  logits: H;
+  totalMs: number;
+  steps: { name: string; op: string; detail: string; ms: number }[];
+}
+
 export interface NativeNetworkHandle {
   parameterTable(): { name: string; shape: number[]; trainable: boolean; layer: string }[];
   describe(inputShape: number[]): NativeLayerInfo[];
@@ -110,6 +117,7 @@ export interface NativeNetworkHandle {
   computeGradients(images: H, labels: Int32Array, labelSmoothing: number, mixLabels?: Int32Array, lambda?: number): Promise<NativeStepResult>;
   predict(images: H, softmax: boolean): Promise<H>;
   evaluate(images: H, labels: Int32Array): Promise<NativeStepResult>;
+  profilePredict(images: H, runs: number): Promise<NativePredictProfile>;
   stats(): {
     plans: number;
     arenaBytes: number;

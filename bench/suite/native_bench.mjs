@@ -1,5 +1,5 @@
-// resnet-native: training img/s (SGD momentum trainStep), inference img/s (predict) at the
-// workload's batch, and batch-1 predict latency.
+// resnet-native: training img/s (SGD momentum trainStep; skipped with opts.train === false),
+// inference img/s (predict) at the workload's batch, and batch-1 predict latency.
 import { runtimeInfo, Tensor } from '../../dist/index.js';
 import { summarize, timeLoop } from './timing.mjs';
 import { forwardFlopsPerImage, makeBatch } from './workloads.mjs';
@@ -15,10 +15,13 @@ export async function benchNative(name, w, opts) {
   const threads = runtimeInfo().threads;
   const out = { framework: 'resnet-native', flopsPerImage: flops };
 
-  model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 } });
-  for (let i = 0; i < 2; i++) await model.trainStep(x, data.y); // plans, arenas, optimizer state
-  out.train = summarize(await timeLoop(() => model.trainStep(x, data.y), { minSeconds: opts.seconds, minIters }), w.batch, threads);
+  if (opts.train !== false) {
+    model.compile({ optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 } });
+    for (let i = 0; i < 2; i++) await model.trainStep(x, data.y); // plans, arenas, optimizer state
+    out.train = summarize(await timeLoop(() => model.trainStep(x, data.y), { minSeconds: opts.seconds, minIters }), w.batch, threads);
+  }
 
+  model.eval();
   for (let i = 0; i < 2; i++) (await model.predict(x)).dispose();
   out.infer = summarize(await timeLoop(async () => (await model.predict(x)).dispose(), { minSeconds: opts.seconds, minIters }), w.batch, threads);
 

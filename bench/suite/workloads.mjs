@@ -1,16 +1,11 @@
 // The benchmarked models: which builder, input size, batch, and the deterministic data.
 import { models } from '../../dist/index.js';
+import { SHAPES } from './shapes.mjs';
 
 export const WORKLOADS = {
-  resnet20: {
-    build: (o) => models.resnetCifar({ depth: 20, ...o }),
-    inputShape: [32, 32, 3],
-    classes: 10,
-    batch: 128,
-    note: "Keras' CIFAR-10 ResNet-20 v1",
-  },
-  resnet18: { build: (o) => models.resnet18(o), inputShape: [224, 224, 3], classes: 1000, batch: 16, note: 'torchvision resnet18' },
-  resnet50: { build: (o) => models.resnet50(o), inputShape: [224, 224, 3], classes: 1000, batch: 16, note: 'torchvision resnet50 (v1.5)' },
+  resnet20: { ...SHAPES.resnet20, build: (o) => models.resnetCifar({ depth: 20, ...o }) },
+  resnet18: { ...SHAPES.resnet18, build: (o) => models.resnet18(o) },
+  resnet50: { ...SHAPES.resnet50, build: (o) => models.resnet50(o) },
 };
 
 /** mulberry32 uniform [0, 1) images and labels: the same bytes for every framework. */

@@ -18,6 +18,7 @@ import { replaceHead, type ReplaceHeadOptions } from './replace_head.js';
 import type { ImageSource } from '../io/decode_image.js';
 import { type FreezeOptions, type FreezePattern, type FrozenLayers, frozenAfterFreeze, frozenAfterUnfreeze, nativeFreezing } from './freeze.js';
 import { type LabelMix, labelMix } from './label_mix.js';
+import { type PredictProfile, predictProfile, type ProfilePredictOptions, profileRuns } from './profile_predict.js';
 
 export interface ModelInitOptions {
   /** Seed of the initial weights. Default: random. */
@@ -436,6 +437,24 @@ export class Model {
     const x = Tensor.check(images, 'predict', 'images');
     const softmax = options.softmax === undefined ? false : validate.boolean(options.softmax, 'predict', 'softmax');
     return new Tensor(await this.#enqueue(() => this.network.predict(x.handle, softmax)));
+  }
+
+  /**
+   * Where predict's time goes, per step of the compiled inference plan. Runs predict once
+   * untimed (it compiles the plan for this input shape and prepares the weights), then `runs`
+   * (default 10) more, reading a steady clock natively around each plan step; nothing is timed
+   * in an ordinary predict. Each step runs one layer with what the plan fused into it (a
+   * convolution with its batch-norm, residual add and ReLU: op 'conv2d+batchNorm+add+relu',
+   * named after the convolution). Returns every step's mean milliseconds and its share of
+   * their sum, the mean wall time of a whole predict (totalMs, a little above the steps' sum),
+   * and the last call's logits (exactly predict's; dispose them). On a GPU every step is
+   * synchronised, so the steps run slower than in predict. E_ARG: runs not an integer in
+   * [1, 100000] or an unknown option.
+   */
+  async profilePredict(images: Tensor, options: ProfilePredictOptions = {}): Promise<PredictProfile> {
+    const runs = profileRuns(options);
+    const x = Tensor.check(images, 'profilePredict', 'images');
+    return predictProfile(await this.#enqueue(() => this.network.profilePredict(x.handle, runs)), runs);
   }
 
   /**

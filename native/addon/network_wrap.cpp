@@ -131,6 +131,7 @@ void NativeNetwork::define(Napi::Env env, Napi::Object exports) {
                                         InstanceMethod<&NativeNetwork::compute_gradients>("computeGradients"),
                                         InstanceMethod<&NativeNetwork::predict>("predict"),
                                         InstanceMethod<&NativeNetwork::evaluate>("evaluate"),
+                                        InstanceMethod<&NativeNetwork::profile_predict>("profilePredict"),
                                         InstanceMethod<&NativeNetwork::stats>("stats"),
                                         InstanceMethod<&NativeNetwork::dispose>("dispose"),
                                         InstanceMethod<&NativeNetwork::optimizer_state_info>("optimizerStateInfo"),
@@ -433,6 +434,43 @@ Napi::Value NativeNetwork::predict(const Napi::CallbackInfo& info) {
         [out, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
           self->owner->sync_external_memory(env);
           return NativeTensor::wrap(env, *out);
+        });
+  });
+}
+
+Napi::Value NativeNetwork::profile_predict(const Napi::CallbackInfo& info) {
+  return guarded(info.Env(), [&]() -> Napi::Value {
+    TensorPtr images = NativeTensor::unwrap(info[0], "profilePredict", "images", true);
+    if (info.Length() < 2 || !info[1].IsNumber())
+      fail(ErrorCode::InvalidArgument, "profilePredict: runs must be a number");
+    const double runs = info[1].As<Napi::Number>().DoubleValue();
+    if (!(runs >= 1 && runs <= 100000) || runs != static_cast<double>(static_cast<int>(runs)))
+      fail(ErrorCode::InvalidArgument, "profilePredict: runs must be an integer in [1, 100000]");
+    auto network = net();
+    auto out = std::make_shared<Network::PredictProfile>();
+    return AsyncOp::queue(
+        info.Env(), "resnet-native:profilePredict",
+        [network, images, out, n = static_cast<int>(runs)] {
+          std::lock_guard<std::mutex> lock(network->mutex());
+          *out = network->profile_predict(*images, n);
+        },
+        [out, self = keep_alive(info)](Napi::Env env) -> Napi::Value {
+          self->owner->sync_external_memory(env);
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("logits", NativeTensor::wrap(env, out->logits));
+          o.Set("totalMs", Napi::Number::New(env, out->total_ms));
+          Napi::Array steps = Napi::Array::New(env, out->steps.size());
+          for (size_t i = 0; i < out->steps.size(); ++i) {
+            const Network::StepTime& s = out->steps[i];
+            Napi::Object step = Napi::Object::New(env);
+            step.Set("name", s.name);
+            step.Set("op", s.op);
+            step.Set("detail", s.detail);
+            step.Set("ms", Napi::Number::New(env, s.ms));
+            steps.Set(static_cast<uint32_t>(i), step);
+          }
+          o.Set("steps", steps);
+          return o;
         });
   });
 }

@@ -32,6 +32,8 @@ class NativeNetwork : public Napi::ObjectWrap<NativeNetwork> {
   Napi::Value compute_gradients(const Napi::CallbackInfo& info);
   Napi::Value predict(const Napi::CallbackInfo& info);
   Napi::Value evaluate(const Napi::CallbackInfo& info);
+  // predict's time split over the plan's steps (Network::profile_predict).
+  Napi::Value profile_predict(const Napi::CallbackInfo& info);
   Napi::Value stats(const Napi::CallbackInfo& info);
   Napi::Value optimizer_state_info(const Napi::CallbackInfo& info);
   Napi::Value get_optimizer_state(const Napi::CallbackInfo& info);

@@ -97,6 +97,21 @@ class Network {
   TensorPtr predict(const Tensor& images, bool softmax);
   // Inference-mode loss and accuracy.
   StepResult evaluate(const Tensor& images, const int32_t* labels, int64_t count);
+  // predict's time split over the inference plan's steps (network_profile.cpp): one untimed
+  // predict (it builds the plan and prepares the weights), then `runs` timed ones; every step's
+  // mean milliseconds, the mean wall time of a whole predict, and the last run's logits.
+  struct StepTime {
+    std::string name;    // the graph layer the step runs (fused layers ride along)
+    std::string op;      // e.g. "conv2d+batchNorm+add+relu"
+    std::string detail;  // a convolution's or pool's geometry, else empty
+    double ms = 0.0;
+  };
+  struct PredictProfile {
+    TensorPtr logits;
+    double total_ms = 0.0;
+    std::vector<StepTime> steps;
+  };
+  PredictProfile profile_predict(const Tensor& images, int runs);
 
   std::mutex& mutex() { return mutex_; }
   int64_t plan_count() const { return static_cast<int64_t>(plans_.size()); }

@@ -27,7 +27,9 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "backend.hpp"
@@ -116,6 +118,20 @@ class Plan {
   int64_t prepared_bytes() const { return prepared_.size() * static_cast<int64_t>(sizeof(float)); }
   // Steps whose backward runs (the others lie in a frozen prefix, or lead only to one).
   int backward_step_count() const;
+
+  // What a forward step runs, for profiling (Network::profile_predict): its graph layer, the
+  // ops fused into it ("conv2d+batchNorm+add+relu") and, for a convolution or pool, its
+  // geometry ("3x3/2 64->128, 56x56 out").
+  struct StepDescription {
+    int layer = 0;
+    std::string op;
+    std::string detail;
+  };
+  std::vector<StepDescription> describe_steps() const;
+  // While set (not null, step_count() entries), forward adds each step's wall time in
+  // milliseconds (steady_clock; a device backend is synchronised after each step) into
+  // (*times)[step]. Unset (the default) forward reads no clock.
+  void set_step_timer(std::vector<double>* times) { step_times_ = times; }
 
   // Forward pass; the logits (in the backend's activation type) stay in the arena until the
   // next run.
@@ -248,6 +264,8 @@ class Plan {
   float* grad_target(int v, bool acc, int64_t slot) const;
   // Adds the accumulation buffer at `slot` into grad(v) when `acc`.
   void finish_grad(int v, bool acc, int64_t slot);
+  // Adds the time since `start` to (*step_times_)[step], after a device backend finished `y`.
+  void time_step(size_t step, std::chrono::steady_clock::time_point start, const float* y);
 
   Shape input_shape_;
   PlanMode mode_;
@@ -267,9 +285,10 @@ class Plan {
   int64_t input_slot_ = -1, labels_slot_ = -1, probs_slot_ = -1;
   int64_t input_act_slot_ = -1;  // mixed precision: the input in the activation type
   BackendBuffer arena_;
-  std::vector<float> mix_grad_;        // the second targets' logit gradient (LabelMix), host memory
-  const float* input_ = nullptr;       // the last forward's input as the steps read it
-  const float* input_fp32_ = nullptr;  // the same before conversion to the activation type
+  std::vector<float> mix_grad_;                // the second targets' logit gradient (LabelMix), host memory
+  const float* input_ = nullptr;               // the last forward's input as the steps read it
+  const float* input_fp32_ = nullptr;          // the same before conversion to the activation type
+  std::vector<double>* step_times_ = nullptr;  // set_step_timer
 };
 
 }  // namespace rn

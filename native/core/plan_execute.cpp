@@ -1,4 +1,5 @@
 // Running a compiled Plan: forward, loss and backward over the arena (plan.cpp compiles).
+#include <chrono>
 #include <cmath>
 
 #include "error.hpp"
@@ -41,7 +42,9 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
     folded_generation_ = p.generation;
   }
   float* scratch = arena + scratch_;
+  std::chrono::steady_clock::time_point step_start;
   for (size_t si = 0; si < steps_.size(); ++si) {
+    if (step_times_ != nullptr) step_start = std::chrono::steady_clock::now();
     const Step& s = steps_[si];
     const Value& xv = values_[static_cast<size_t>(s.in)];
     const Value& yv = values_[static_cast<size_t>(s.out)];
@@ -118,6 +121,7 @@ const float* Plan::forward(const float* input, ParamBuffers& p, bool input_on_de
         backend_.squeeze_excite_forward(se_args(s, p), x, y);
         break;
     }
+    if (step_times_ != nullptr) time_step(si, step_start, y);
   }
   return act(output_, input);
 }

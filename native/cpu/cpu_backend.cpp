@@ -1,6 +1,7 @@
 // The optimized CPU implementation of the Backend interface: a thin table over the engine
-// kernels in this folder. What it shares with the reference backend (host memory, pools,
-// padding, squeeze-excite, optimizer updates) is HostBackend's (host_backend.hpp).
+// kernels in this folder. What it shares with the reference backend (host memory, pools but the
+// max-pool and global-average-pool forwards, padding, squeeze-excite, optimizer updates) is
+// HostBackend's (host_backend.hpp).
 // kernel_selection.cpp decides whether this or the reference backend runs.
 #include "kernel_selection.hpp"
 #include "../core/inference_kernels.hpp"
@@ -10,6 +11,7 @@
 #include "host_backend.hpp"
 #include "loss_kernels.hpp"
 #include "optimizer_kernels.hpp"
+#include "pool_kernels.hpp"
 
 namespace rn {
 namespace {
@@ -53,6 +55,11 @@ class OptimizedCpuBackend final : public HostBackend, public InferenceKernels {
                            const float* dy, float* dx, float* dskip, float* dgamma, float* dbeta,
                            float* scratch) override {
     cpu::batch_norm_backward(a, training, x, y, relu, dy, dx, dskip, dgamma, dbeta, scratch);
+  }
+
+  void max_pool_forward(const Pool2dGeometry& g, const float* x, float* y) override { cpu::max_pool_forward(g, x, y); }
+  void global_avg_pool_forward(int64_t n, int64_t hw, int64_t c, const float* x, float* y) override {
+    cpu::global_avg_pool_forward(n, hw, c, x, y);
   }
 
   void relu_forward(int64_t count, const float* x, float* y) override { cpu::relu_forward(count, x, y); }

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "../core/thread_pool.hpp"
+#include "simd_dispatch.hpp"
 
 namespace rn::cpu {
 namespace {
@@ -55,16 +56,31 @@ void copy(int64_t count, const float* x, float* y) {
                [&](int64_t b, int64_t e) { std::memcpy(y + b, x + b, static_cast<size_t>(e - b) * sizeof(float)); });
 }
 
+namespace {
+
+// Rows × blocks of output units, so that a batch of one still splits over the threads (the
+// weights, read once per row, dominate there). Each output sums over k in the same order
+// whatever the split.
+RN_SIMD_CLONES void dense_block(int64_t k, int64_t m, const float* x, const float* w, const float* bias, float* y,
+                                int64_t j0, int64_t j1) {
+  float* __restrict out = y;
+  for (int64_t j = j0; j < j1; ++j) out[j] = bias ? bias[j] : 0.0f;
+  for (int64_t p = 0; p < k; ++p) {
+    const float xv = x[p];
+    const float* __restrict wrow = w + p * m;
+    for (int64_t j = j0; j < j1; ++j) out[j] += xv * wrow[j];
+  }
+}
+
+}  // namespace
+
 void dense_forward(int64_t n, int64_t k, int64_t m, const float* x, const float* w, const float* bias, float* y) {
-  parallel_for(n, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      float* out = y + i * m;
-      for (int64_t j = 0; j < m; ++j) out[j] = bias ? bias[j] : 0.0f;
-      for (int64_t p = 0; p < k; ++p) {
-        const float xv = x[i * k + p];
-        const float* __restrict wrow = w + p * m;
-        for (int64_t j = 0; j < m; ++j) out[j] += xv * wrow[j];
-      }
+  constexpr int64_t kBlock = 256;  // output units per task: 1 KB of each weight row
+  const int64_t blocks = (m + kBlock - 1) / kBlock;
+  parallel_for(n * blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t i = t / blocks, j0 = t % blocks * kBlock;
+      dense_block(k, m, x + i * k, w, bias, y + i * m, j0, std::min(m, j0 + kBlock));
     }
   });
 }

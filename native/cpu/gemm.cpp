@@ -62,17 +62,57 @@ inline __attribute__((always_inline)) void micro_kernel(int64_t k, const float* 
 
 }  // namespace
 
-void pack_b(int64_t k, int64_t n, const float* b, int64_t ldb, float* packed) {
+RN_SIMD_CLONES void pack_b(int64_t k, int64_t n, const float* b, int64_t ldb, float* packed) {
+  const int64_t full = n / kGemmPanel, tail = n - full * kGemmPanel;
+  // Row by row: B is read front to back (a strided pass per panel left the hardware prefetcher
+  // behind on output-gradient tiles coming from memory), each panel written as its own stream.
+  for (int64_t p = 0; p < k; ++p) {
+    const float* src = b + p * ldb;
+    float* dst = packed + p * kGemmPanel;
+    for (int64_t q = 0; q < full; ++q) {  // fixed-size copies: vector moves, no loop
+      std::memcpy(dst + q * k * kGemmPanel, src + q * kGemmPanel, kGemmPanel * sizeof(float));
+    }
+    if (tail > 0) {
+      float* d = dst + full * k * kGemmPanel;
+      int64_t j = 0;
+      for (; j < tail; ++j) d[j] = src[full * kGemmPanel + j];
+      for (; j < kGemmPanel; ++j) d[j] = 0.0f;
+    }
+  }
+}
+
+namespace {
+
+// 8 × 8 blocks keep both the reads and the writes within a few cache lines at a time.
+RN_SIMD_CLONES void transpose_clones(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+                                     int64_t ldd) {
+  constexpr int64_t kBlock = 8;
+  for (int64_t i0 = 0; i0 < rows; i0 += kBlock) {
+    const int64_t i1 = std::min(rows, i0 + kBlock);
+    for (int64_t j0 = 0; j0 < cols; j0 += kBlock) {
+      const int64_t j1 = std::min(cols, j0 + kBlock);
+      for (int64_t j = j0; j < j1; ++j) {
+        for (int64_t i = i0; i < i1; ++i) dst[j * ldd + i] = src[i * lds + j];
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void transpose_matrix(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd) {
+  if (gemm_avx512_enabled()) return transpose_avx512(rows, cols, src, lds, dst, ldd);
+  transpose_clones(rows, cols, src, lds, dst, ldd);
+}
+
+void pack_b_transposed(int64_t k, int64_t n, const float* s, int64_t lds, float* packed) {
   const int64_t panels = (n + kGemmPanel - 1) / kGemmPanel;
   for (int64_t q = 0; q < panels; ++q) {
     const int64_t j0 = q * kGemmPanel, cols = std::min(kGemmPanel, n - j0);
     float* dst = packed + q * k * kGemmPanel;
-    for (int64_t p = 0; p < k; ++p) {
-      const float* src = b + p * ldb + j0;
-      float* d = dst + p * kGemmPanel;
-      int64_t j = 0;
-      for (; j < cols; ++j) d[j] = src[j];
-      for (; j < kGemmPanel; ++j) d[j] = 0.0f;
+    transpose_matrix(cols, k, s + j0 * lds, lds, dst, kGemmPanel);  // dst[p][jj] = s[j0 + jj][p]
+    if (cols < kGemmPanel) {
+      for (int64_t p = 0; p < k; ++p) std::fill(dst + p * kGemmPanel + cols, dst + (p + 1) * kGemmPanel, 0.0f);
     }
   }
 }

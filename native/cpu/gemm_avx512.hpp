@@ -15,4 +15,7 @@ bool gemm_avx512_enabled();
 void gemm_avx512(bool transposed, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed_b,
                  float* c, int64_t ldc, bool accumulate);
 
+// As transpose_matrix (gemm.hpp), with 16×16 blocks transposed in registers; call only when enabled.
+void transpose_avx512(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst, int64_t ldd);
+
 }  // namespace rn::cpu

@@ -244,7 +244,7 @@ function winogradConvs(): ConvCase[] {
  * rows outside the image (1×1, 2×2, 2×3 with padding 2).
  */
 function implicitConvs(): ConvCase[] {
-  const irng = new Rng(20261207);
+  const irng = new Rng(20261208);
   const make = (
     n: number, h: number, w: number, cin: number, cout: number, k: number, s: number, dilation: number,
     pad: number | 'same' | 'valid', withBias: boolean, note: string,
@@ -281,6 +281,40 @@ function implicitConvs(): ConvCase[] {
     make(1, 9, 11, 32, 64, 3, 2, 1, 1, true, 'stride 2 from 32 channels'),
     make(2, 5, 6, 64, 32, 3, 2, 1, 'same', false, 'stride 2 from 64 channels'),
     make(1, 6, 31, 32, 16, 3, 1, 1, 'same', true, '32 channels into one panel'),
+  ];
+}
+
+/**
+ * Shapes for the GEMM's L2-blocked driver (K past one 256-deep block, N past 512 columns), the
+ * input gradient's row split of 1×1 convolutions, and the weight gradient split over K rows
+ * (K ≥ 1024): M not a multiple of 12, N not a multiple of 16 (own seed, so the other cases keep theirs).
+ */
+function gemmConvs(): ConvCase[] {
+  const grng = new Rng(20261207);
+  const make = (label: string, n: number, h: number, w: number, cin: number, cout: number, k: number, s: number, groups = 1, bias = false): ConvCase => {
+    const oh = Math.ceil(h / s);
+    const ow = Math.ceil(w / s);
+    const xShape = [n, h, w, cin];
+    const wShape = [k, k, cin / groups, cout];
+    const yShape = [n, oh, ow, cout];
+    return {
+      label,
+      x: job(grng.array(size(xShape)), xShape),
+      w: job(grng.array(size(wShape)), wShape),
+      dy: job(grng.array(size(yShape)), yShape),
+      ...(bias ? { bias: job(grng.array(cout), [cout]) } : {}),
+      opts: { strides: [s, s], padding: 'same', dilations: [1, 1], groups },
+      dims: { n, kh: k, kw: k, cin, cout, groups, oh, ow },
+    };
+  };
+  return [
+    make('1×1/1 600→520 5×5 n2 (K: three depth blocks; N: two L2 width blocks)', 2, 5, 5, 600, 520, 1, 1),
+    make('1×1/1 1040→24 15×13 n2 (K-split weight gradient over two depth tiles; 390 rows)', 2, 15, 13, 1040, 24, 1, 1),
+    make('3×3/2 120→40 9×9 n2 (K = 1080 split by rows of dW)', 2, 9, 9, 120, 40, 3, 2),
+    make('3×3/1 240→48 6×7 n1 groups 2 (K = 1080 per group)', 1, 6, 7, 240, 48, 3, 1, 2),
+    make('3×3/1 70→20 6×5 n2 (flipped weights: 64 + 6 input channels)', 2, 6, 5, 70, 20, 3, 1),
+    make('1×1/1 20→72 19×19 n3 +bias (weight gradient as dWᵀ = dYᵀ·X; two pixel tiles)', 3, 19, 19, 20, 72, 1, 1, 1, true),
+    make('3×3/2 120→40 9×9 n2 +bias (K-split bias gradient)', 2, 9, 9, 120, 40, 3, 2, 1, true),
   ];
 }
 
@@ -390,7 +424,13 @@ function modelReductionLengths(model: Model, n: number): ReductionLengths {
 // The run: one job, two child processes.
 
 const rng = new Rng(20261126);
-const convCases = [...fixedConvs(rng), ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i)), ...winogradConvs(), ...implicitConvs()];
+const convCases = [
+  ...fixedConvs(rng),
+  ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i)),
+  ...winogradConvs(),
+  ...gemmConvs(),
+  ...implicitConvs(),
+];
 const bnCases = Array.from({ length: 8 }, (_, i) => randomBatchNorm(rng, i));
 const modelCases: (ModelCase & { lengths: ReturnType<typeof modelReductionLengths> })[] = MODELS.map((m, i) => {
   const spec = m.spec();
