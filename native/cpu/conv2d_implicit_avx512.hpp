@@ -5,8 +5,12 @@
 // the weights, so the inner loop runs over kw·c_in values per kernel row (one pointer setup per
 // kernel row, not per tap). Within a block the pixels are a fixed stride apart (stride_w·c_in,
 // a compile-time constant for the common strides), so one base pointer addresses them all.
+// Narrow kernel rows with few channels (3×3 from 16/32/64 channels at stride 1 or 2, the 7×7/2
+// stem) hold the kernel row's weight vectors in registers and broadcast each input value once
+// for every output pixel it feeds (block_kernel_taps).
 // Borders: a kernel row above or below the image reads a zero piece; one that crosses the left
-// or right border is gathered, zero-padded, into a small per-thread piece: no padded copy of the
+// or right border reads a zero-padded copy of its input row from a per-thread ring of kh rows
+// (each row copied once per tile; with dilation_h > 1 a per-block piece): no padded copy of the
 // whole input. The bias starts the accumulators and the epilogue (residual add, ReLU) is applied
 // in the store, while the accumulators are in registers. Used for groups = 1 when
 // gemm_avx512_enabled() (elsewhere these are absent / never called).
