@@ -314,8 +314,11 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
   const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
   auto* partial = reinterpret_cast<double*>(scratch + l.stats);
   ImplicitStore store;
+  // The kernel applies the epilogue in its store; with batch statistics (taken before the
+  // epilogue) it runs after them instead, as on the GEMM path.
+  const bool epilogue_after = implicit && mean != nullptr && epilogue.active();
   if (implicit) {
-    store.epilogue = epilogue;
+    if (!epilogue_after) store.epilogue = epilogue;
     if (bias) {  // the accumulators start from it, a whole panel at a time
       float* padded = scratch + l.bias;
       std::copy(bias, bias + c, padded);
@@ -337,6 +340,7 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
         if (implicit) {  // groups = 1; bias and epilogue applied in the kernel's store
           conv2d_implicit_rows(g, x, prepared, store, u0, u1, y, col);
           if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);
+          if (epilogue_after) apply_conv_epilogue(epilogue, m0 * c, rows * c, out);
           continue;
         }
         if (bias) {
