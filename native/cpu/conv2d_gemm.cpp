@@ -184,7 +184,8 @@ ForwardLayout forward_layout(const Conv2dGeometry& g) {
   l.packed = 0;
   l.stats = l.packed + align16(g.groups * packed_b_floats(k_of(g), g.out_per_group()));
   l.fsums = l.stats + align16(4 * g.c_out * threads());
-  l.bias = l.fsums + align16(2 * g.c_out * threads());
+  // float sums of sums_rows, or the implicit kernel's padded double sums (four floats per channel)
+  l.bias = l.fsums + align16(4 * align16(g.c_out) * threads());
   l.col = l.bias + align16(g.c_out);
   l.col_size = align16(implicit_forward(g) ? conv2d_implicit_thread_floats(g) : kTileRows * k_of(g));
   l.total = l.col + l.col_size * threads();
@@ -329,7 +330,9 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
       float* col = scratch + l.col + p * l.col_size;
-      float* fsum = scratch + l.fsums + p * 2 * c;
+      float* fsum = scratch + l.fsums + p * 4 * align16(c);
+      auto* dsum = reinterpret_cast<double*>(fsum);  // the implicit path: [sum | sq], align16(c) each
+      if (implicit && mean) std::fill(dsum, dsum + 2 * align16(c), 0.0);
       double* sum = partial + p * 2 * c;
       double* sq = sum + c;
       if (mean) std::fill(sum, sum + 2 * c, 0.0);
@@ -338,8 +341,9 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
         const int64_t m0 = u0 * unit, rows = (u1 - u0) * unit;
         float* out = y + m0 * c;
         if (implicit) {  // groups = 1; bias and epilogue applied in the kernel's store
-          conv2d_implicit_rows(g, x, prepared, store, u0, u1, y, col);
-          if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);
+          // The statistics from the accumulators in the kernel's store (no second pass).
+          conv2d_implicit_rows(g, x, prepared, store, u0, u1, y, col, mean ? dsum : nullptr,
+                               mean ? dsum + align16(c) : nullptr);
           if (epilogue_after) apply_conv_epilogue(epilogue, m0 * c, rows * c, out);
           continue;
         }
@@ -357,6 +361,12 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
         }
         if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);  // the epilogue, while the tile is hot
         if (epilogue.active()) apply_conv_epilogue(epilogue, m0 * c, rows * c, out);
+      }
+      if (implicit && mean) {
+        for (int64_t ch = 0; ch < c; ++ch) {
+          sum[ch] += dsum[ch];
+          sq[ch] += dsum[align16(c) + ch];
+        }
       }
     }
   });

@@ -115,12 +115,41 @@ struct BlockArgs {
   int64_t ldc, cols;  // cols: real columns in the last panel
   const float* skip;  // with y's layout, or null
   bool relu;
+  double* sum;  // batch statistics of the stored pixels (before any epilogue) at the first panel, or null
+  double* sq;
 };
+
+// d[0..16) += v, widened to double.
+typedef float v8f __attribute__((vector_size(32)));
+typedef double v8d __attribute__((vector_size(64)));
+RN_TARGET_AVX512 inline __attribute__((always_inline)) void add_to_doubles(double* d, v16 v) {
+  const v8f lo = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7);
+  const v8f hi = __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+  v8d d0, d1;
+  std::memcpy(&d0, d, sizeof(d0));
+  std::memcpy(&d1, d + 8, sizeof(d1));
+  d0 += __builtin_convertvector(lo, v8d);
+  d1 += __builtin_convertvector(hi, v8d);
+  std::memcpy(d, &d0, sizeof(d0));
+  std::memcpy(d + 8, &d1, sizeof(d1));
+}
 
 // The epilogue while the accumulators are in registers: [+ skip], [ReLU], store the first
 // args.pixels pixels (the rest are dummies).
 template <int Q, int Panels>
 RN_TARGET_AVX512 inline __attribute__((always_inline)) void store_block(v16 (&acc)[Q][Panels], const BlockArgs& args) {
+  if (args.sum != nullptr) {  // float sums of at most Q ≤ 28 terms, then double (as sums_rows)
+    for (int j = 0; j < Panels; ++j) {
+      v16 s{}, s2{};
+      for (int q = 0; q < Q; ++q) {
+        if (q >= args.pixels) break;
+        s += acc[q][j];
+        s2 += acc[q][j] * acc[q][j];
+      }
+      add_to_doubles(args.sum + j * kGemmPanel, s);
+      add_to_doubles(args.sq + j * kGemmPanel, s2);
+    }
+  }
   const __mmask16 last = static_cast<__mmask16>((1u << args.cols) - 1u);
   const v16 zero{};
   for (int q = 0; q < Q; ++q) {
@@ -416,7 +445,7 @@ const float* segment_base(const Conv2dGeometry& g, const float* x, const Ring* r
 bool conv2d_implicit_available(const Conv2dGeometry& g) { return g.groups == 1 && gemm_avx512_enabled(); }
 
 void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* packed_w, const ImplicitStore& store,
-                          int64_t r0, int64_t r1, float* y, float* scratch) {
+                          int64_t r0, int64_t r1, float* y, float* scratch, double* sum, double* sq) {
   const Segments seg = segments_of(g);
   const int64_t piece = align16(piece_floats(g));
   auto** base = reinterpret_cast<const float**>(scratch);
@@ -465,6 +494,8 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
         args.y = y + m * g.c_out + p * kGemmPanel;
         args.skip = store.epilogue.skip != nullptr ? store.epilogue.skip + m * g.c_out + p * kGemmPanel : nullptr;
         args.cols = std::min(kGemmPanel, g.c_out - last_panel * kGemmPanel);
+        args.sum = sum != nullptr ? sum + p * kGemmPanel : nullptr;
+        args.sq = sq != nullptr ? sq + p * kGemmPanel : nullptr;
         (step == 2 ? two : one)(args);
         p += step;
       }
@@ -474,7 +505,7 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
 #else
 bool conv2d_implicit_available(const Conv2dGeometry&) { return false; }
 void conv2d_implicit_rows(const Conv2dGeometry&, const float*, const float*, const ImplicitStore&, int64_t, int64_t,
-                          float*, float*) {}
+                          float*, float*, double*, double*) {}
 #endif
 
 }  // namespace rn::cpu

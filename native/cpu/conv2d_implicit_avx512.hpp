@@ -34,8 +34,11 @@ struct ImplicitStore {
 
 // Output rows [r0, r1) of the flattened (n, out_h) range into y (the whole output, row stride
 // c_out), from the NHWC input x and the weights packed by pack_b (K = kh·kw·c_in, N = c_out).
-// scratch: conv2d_implicit_thread_floats(g) floats of this thread's own.
+// scratch: conv2d_implicit_thread_floats(g) floats of this thread's own. sum, sq (or null):
+// per-channel sums and sums of squares of the outputs (before the epilogue) are added to them,
+// c_out doubles each padded to a multiple of 16.
 void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* packed_w, const ImplicitStore& store,
-                          int64_t r0, int64_t r1, float* y, float* scratch);
+                          int64_t r0, int64_t r1, float* y, float* scratch, double* sum = nullptr,
+                          double* sq = nullptr);
 
 }  // namespace rn::cpu
