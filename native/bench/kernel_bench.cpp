@@ -172,8 +172,8 @@ int main() {
       {"ResNet-50 layer2 1×1/2 256→512", 8, 56, 56, 256, 512, 1, 2},
       {"ResNet-50 layer4 1×1 2048→512", 8, 7, 7, 2048, 512, 1, 1},
   };
-  std::printf("\n%-34s %5s %22s %22s %22s\n", "convolution (all threads)", "N", "forward GFLOP/s (%)",
-              "grad-input GFLOP/s (%)", "grad-weight GFLOP/s (%)");
+  std::printf("\n%-34s %5s %22s %22s %22s %22s\n", "convolution (all threads)", "N", "forward GFLOP/s (%)",
+              "grad-input GFLOP/s (%)", "grad-weight GFLOP/s (%)", "inference fwd GFLOP/s (%)");
   for (const ConvCase& cc : cases) {
     Window2dOptions o;
     o.stride_h = o.stride_w = cc.stride;
@@ -192,13 +192,25 @@ int main() {
         time_per_call([&] { cpu::conv2d_backward_input(g, y.data(), w.data(), dx.data(), scratch.data()); });
     const double tw =
         time_per_call([&] { cpu::conv2d_backward_weight(g, x.data(), y.data(), dw.data(), nullptr, scratch.data()); });
+    // The inference plans' forward: weights prepared once, bias, the residual add and ReLU fused,
+    // no batch statistics.
+    std::vector<float> prepared(size_t(cpu::conv2d_prepared_floats(g) + 16)), bias(size_t(cc.cout), 0.05f);
+    std::vector<float> skip(y.size(), -0.1f), yi(y.size());
+    cpu::conv2d_prepare_weights(g, w.data(), prepared.data(), scratch.data());
+    cpu::ConvEpilogue epilogue;
+    epilogue.skip = skip.data();
+    epilogue.relu = true;
+    const double tinf = time_per_call([&] {
+      cpu::conv2d_forward(g, x.data(), w.data(), bias.data(), yi.data(), nullptr, nullptr, scratch.data(), epilogue,
+                          prepared.data());
+    });
     auto cell = [&](double t) {
       char buf[64];
       std::snprintf(buf, sizeof buf, "%.1f (%.0f%%)", flops / t / 1e9, 100.0 * flops / t / 1e9 / peak);
       return std::string(buf);
     };
-    std::printf("%-34s %5lld %22s %22s %22s\n", cc.net, static_cast<long long>(cc.n), cell(tf).c_str(),
-                cell(ti).c_str(), cell(tw).c_str());
+    std::printf("%-34s %5lld %22s %22s %22s %22s\n", cc.net, static_cast<long long>(cc.n), cell(tf).c_str(),
+                cell(ti).c_str(), cell(tw).c_str(), cell(tinf).c_str());
   }
 
   std::printf("\n%-34s %14s %14s\n", "batch-norm [rows × c] (all threads)", "stats GB/s", "backward GB/s");

@@ -13,6 +13,9 @@ namespace rn::cpu {
 namespace {
 
 constexpr int64_t kTileRows = 64;  // output pixels per forward / input-gradient tile
+// Output pixels per implicit-GEMM forward tile: each tile copies the padded input rows its border
+// blocks read once (conv2d_implicit_avx512.cpp), so longer tiles copy less.
+constexpr int64_t kImplicitTilePixels = 512;
 
 int64_t align16(int64_t n) { return (n + 15) / 16 * 16; }
 
@@ -44,15 +47,16 @@ void prepare_range(int64_t n, int64_t floats, RangeFn fn) {
   fn(0, n);
 }
 
-// Output pixels per forward tile without the batch-statistics epilogue (inference): at most
-// kTileRows, and as many tiles as a multiple of the threads, so that small outputs (batch 1 at
-// 7×7 or 14×14: one or four 64-row tiles) still keep every thread busy with equal shares.
-// (With statistics the tiles stay kTileRows: the training path's partial sums are unchanged.)
-int64_t balanced_tile_rows(int64_t m) {
+// Units (pixels, or whole output rows on the implicit path) per forward tile without the
+// batch-statistics epilogue (inference): about target_pixels, and as many tiles as a multiple
+// of the threads, so that small outputs (batch 1 at 7×7 or 14×14: one or four 64-pixel tiles)
+// still keep every thread busy with equal shares. (With statistics the tiles stay fixed, so the
+// training path's partial sums do not depend on the thread count.)
+int64_t balanced_tile_rows(int64_t units, int64_t unit_pixels, int64_t target_pixels) {
   const int64_t t = threads();
-  int64_t tiles = (m + kTileRows - 1) / kTileRows;
-  tiles = (tiles + t - 1) / t * t;
-  return std::max<int64_t>(1, (m + tiles - 1) / tiles);
+  int64_t tiles = (units * unit_pixels + target_pixels - 1) / target_pixels;
+  tiles = std::min(units, (tiles + t - 1) / t * t);
+  return std::max<int64_t>(1, (units + tiles - 1) / std::max<int64_t>(1, tiles));
 }
 
 // sum[j] += Σ_r d[r·ld + j] for j < cols: the bias gradient's column sums.
@@ -166,23 +170,25 @@ RN_SIMD_CLONES void im2col_columns(const Conv2dGeometry& g, const float* x, int6
   }
 }
 
-// The forward reads a zero-padded copy of the input instead of im2col tiles (see
+// The forward reads the input in place instead of im2col tiles (see
 // conv2d_implicit_avx512.hpp); 1×1 stride-1 convolutions need neither.
 bool implicit_forward(const Conv2dGeometry& g) { return !pointwise(g) && conv2d_implicit_available(g); }
 
-// Forward layout: packed weights per group, stats partials (double), per-thread col tiles or
-// the padded input.
+// Forward layout: packed weights per group, stats partials (double), the zero-padded bias, and
+// per thread an im2col tile or the implicit kernel's border pieces.
 struct ForwardLayout {
-  int64_t packed, stats, fsums, col, total;
+  int64_t packed, stats, fsums, bias, col, col_size, total;
 };
 ForwardLayout forward_layout(const Conv2dGeometry& g) {
   ForwardLayout l;
   l.packed = 0;
   l.stats = l.packed + align16(g.groups * packed_b_floats(k_of(g), g.out_per_group()));
   l.fsums = l.stats + align16(4 * g.c_out * threads());
-  l.col = l.fsums + align16(2 * g.c_out * threads());
-  l.total =
-      l.col + (implicit_forward(g) ? align16(conv2d_padded_input_floats(g)) : align16(kTileRows * k_of(g)) * threads());
+  // float sums of sums_rows, or the implicit kernel's padded double sums (four floats per channel)
+  l.bias = l.fsums + align16(4 * align16(g.c_out) * threads());
+  l.col = l.bias + align16(g.c_out);
+  l.col_size = align16(implicit_forward(g) ? conv2d_implicit_thread_floats(g) : kTileRows * k_of(g));
+  l.total = l.col + l.col_size * threads();
   return l;
 }
 
@@ -298,32 +304,53 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
     prepared = scratch + l.packed;
   }
   const int64_t m = g.n * g.out_h * g.out_w;
-  const int64_t tile_rows = mean != nullptr ? kTileRows : balanced_tile_rows(m);
-  const int64_t tiles = (m + tile_rows - 1) / tile_rows;
-  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
-  auto* partial = reinterpret_cast<double*>(scratch + l.stats);
   const bool direct = pointwise(g);
   const bool implicit = implicit_forward(g);
+  // Tiles of whole output rows on the implicit path (its register blocks lie within one row).
+  const int64_t unit = implicit ? g.out_w : 1, units = m / unit;
+  const int64_t target = implicit ? kImplicitTilePixels : kTileRows;
+  const int64_t tile_units =
+      mean != nullptr ? std::max<int64_t>(1, target / unit) : balanced_tile_rows(units, unit, target);
+  const int64_t tiles = (units + tile_units - 1) / tile_units;
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
+  auto* partial = reinterpret_cast<double*>(scratch + l.stats);
+  ImplicitStore store;
+  // The kernel applies the epilogue in its store; with batch statistics (taken before the
+  // epilogue) it runs after them instead, as on the GEMM path.
+  const bool epilogue_after = implicit && mean != nullptr && epilogue.active();
   if (implicit) {
-    parallel_for(g.n, [&](int64_t b0, int64_t b1) { conv2d_pad_input(g, x, scratch + l.col, b0, b1); });
+    if (!epilogue_after) store.epilogue = epilogue;
+    if (bias) {  // the accumulators start from it, a whole panel at a time
+      float* padded = scratch + l.bias;
+      std::copy(bias, bias + c, padded);
+      std::fill(padded + c, padded + align16(c), 0.0f);
+      store.bias = padded;
+    }
   }
   parallel_for(parts, [&](int64_t pbegin, int64_t pend) {
     for (int64_t p = pbegin; p < pend; ++p) {
-      float* col = scratch + l.col + p * align16(kTileRows * k);
-      float* fsum = scratch + l.fsums + p * 2 * c;
+      float* col = scratch + l.col + p * l.col_size;
+      float* fsum = scratch + l.fsums + p * 4 * align16(c);
+      auto* dsum = reinterpret_cast<double*>(fsum);  // the implicit path: [sum | sq], align16(c) each
+      if (implicit && mean) std::fill(dsum, dsum + 2 * align16(c), 0.0);
       double* sum = partial + p * 2 * c;
       double* sq = sum + c;
       if (mean) std::fill(sum, sum + 2 * c, 0.0);
       for (int64_t t = tiles * p / parts; t < tiles * (p + 1) / parts; ++t) {
-        const int64_t m0 = t * tile_rows, rows = std::min(tile_rows, m - m0);
+        const int64_t u0 = t * tile_units, u1 = std::min(units, u0 + tile_units);
+        const int64_t m0 = u0 * unit, rows = (u1 - u0) * unit;
         float* out = y + m0 * c;
+        if (implicit) {  // groups = 1; bias and epilogue applied in the kernel's store
+          // The statistics from the accumulators in the kernel's store (no second pass).
+          conv2d_implicit_rows(g, x, prepared, store, u0, u1, y, col, mean ? dsum : nullptr,
+                               mean ? dsum + align16(c) : nullptr);
+          if (epilogue_after) apply_conv_epilogue(epilogue, m0 * c, rows * c, out);
+          continue;
+        }
         if (bias) {
           for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * c, bias, static_cast<size_t>(c) * sizeof(float));
         }
-        if (implicit) {  // groups = 1
-          conv2d_implicit_rows(g, scratch + l.col, prepared, m0, rows, out, bias != nullptr);
-        }
-        for (int64_t grp = 0; grp < g.groups && !implicit; ++grp) {
+        for (int64_t grp = 0; grp < g.groups; ++grp) {
           const float* a = x + m0 * g.c_in;
           if (!direct) {
             im2col(g, x, grp, m0, rows, col);
@@ -334,6 +361,12 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
         }
         if (mean) sums_rows(c, out, 0, rows, sum, sq, fsum, fsum + c);  // the epilogue, while the tile is hot
         if (epilogue.active()) apply_conv_epilogue(epilogue, m0 * c, rows * c, out);
+      }
+      if (implicit && mean) {
+        for (int64_t ch = 0; ch < c; ++ch) {
+          sum[ch] += dsum[ch];
+          sq[ch] += dsum[align16(c) + ch];
+        }
       }
     }
   });

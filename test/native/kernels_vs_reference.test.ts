@@ -236,6 +236,55 @@ function winogradConvs(): ConvCase[] {
 }
 
 /**
+ * Shape classes of the AVX-512 implicit-GEMM forward (own seed, so the other cases keep theirs):
+ * one 16-channel panel with 16- and 28-pixel blocks, the 7×7/2 stem into four panels, 3×3 at
+ * stride 1 and 2 from 16, 32 and 64 channels (weights held in registers per kernel row), odd
+ * widths and channel counts (a partial last panel), per-tap segments (dilation 2), pixel strides
+ * without a compiled constant, batch 1, and maps so small that every pixel reads the border or
+ * rows outside the image (1×1, 2×2, 2×3 with padding 2).
+ */
+function implicitConvs(): ConvCase[] {
+  const irng = new Rng(20261208);
+  const make = (
+    n: number, h: number, w: number, cin: number, cout: number, k: number, s: number, dilation: number,
+    pad: number | 'same' | 'valid', withBias: boolean, note: string,
+  ): ConvCase => {
+    const pads: [number, number] | 'same' = pad === 'same' ? 'same' : pad === 'valid' ? [0, 0] : [pad, pad];
+    const oh = outputSize(h, k, s, dilation, pads);
+    const ow = outputSize(w, k, s, dilation, pads);
+    const xShape = [n, h, w, cin];
+    const wShape = [k, k, cin, cout];
+    const yShape = [n, oh, ow, cout];
+    return {
+      label: `implicit ${k}×${k}/${s}${dilation > 1 ? ` dil ${dilation}` : ''} ${cin}→${cout} ${h}×${w} n${n} pad ` +
+        `${JSON.stringify(pad)}${withBias ? ' +bias' : ''} (${note})`,
+      x: job(irng.array(size(xShape)), xShape),
+      w: job(irng.array(size(wShape)), wShape),
+      dy: job(irng.array(size(yShape)), yShape),
+      ...(withBias ? { bias: job(irng.array(cout), [cout]) } : {}),
+      opts: { strides: [s, s], padding: pad, dilations: [dilation, dilation], groups: 1 },
+      dims: { n, kh: k, kw: k, cin, cout, groups: 1, oh, ow },
+    };
+  };
+  return [
+    make(2, 9, 32, 16, 16, 3, 1, 1, 'same', true, '16 channels: 16-pixel blocks'),
+    make(1, 4, 56, 16, 16, 3, 1, 1, 1, false, '16 channels: 28-pixel blocks, batch 1'),
+    make(1, 17, 17, 16, 32, 3, 2, 1, 'same', true, 'stride 2, batch 1'),
+    make(1, 37, 41, 3, 64, 7, 2, 1, 3, true, 'stem: four panels'),
+    make(3, 1, 1, 32, 64, 3, 1, 1, 'same', false, 'a 1×1 map: border only'),
+    make(2, 2, 2, 16, 32, 3, 1, 1, 'same', true, 'a 2×2 map: border only'),
+    make(1, 2, 3, 24, 16, 3, 1, 1, 2, true, 'rows and columns wholly outside the image'),
+    make(2, 9, 10, 16, 48, 5, 1, 2, 'same', false, 'dilation 2: one segment per tap; three panels'),
+    make(1, 7, 7, 64, 80, 3, 1, 1, 'same', true, '7×7 map, five panels'),
+    make(1, 5, 61, 8, 20, 3, 1, 1, 'same', true, 'pixel stride without a constant; a partial panel'),
+    make(2, 6, 13, 16, 20, 3, 1, 1, 'valid', false, 'a partial second panel'),
+    make(1, 9, 11, 32, 64, 3, 2, 1, 1, true, 'stride 2 from 32 channels'),
+    make(2, 5, 6, 64, 32, 3, 2, 1, 'same', false, 'stride 2 from 64 channels'),
+    make(1, 6, 31, 32, 16, 3, 1, 1, 'same', true, '32 channels into one panel'),
+  ];
+}
+
+/**
  * Shapes for the GEMM's L2-blocked driver (K past one 256-deep block, N past 512 columns), the
  * input gradient's row split of 1×1 convolutions, and the weight gradient split over K rows
  * (K ≥ 1024): M not a multiple of 12, N not a multiple of 16 (own seed, so the other cases keep theirs).
@@ -380,6 +429,7 @@ const convCases = [
   ...Array.from({ length: 28 }, (_, i) => randomConv(rng, i)),
   ...winogradConvs(),
   ...gemmConvs(),
+  ...implicitConvs(),
 ];
 const bnCases = Array.from({ length: 8 }, (_, i) => randomBatchNorm(rng, i));
 const modelCases: (ModelCase & { lengths: ReturnType<typeof modelReductionLengths> })[] = MODELS.map((m, i) => {
