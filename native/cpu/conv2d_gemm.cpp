@@ -52,6 +52,21 @@ void prepare_range(int64_t n, int64_t floats, RangeFn fn) {
 // of the threads, so that small outputs (batch 1 at 7×7 or 14×14: one or four 64-pixel tiles)
 // still keep every thread busy with equal shares. (With statistics the tiles stay fixed, so the
 // training path's partial sums do not depend on the thread count.)
+// Inference outputs of at most this many pixels (batch 1 at 7×7 or 14×14) are split over the
+// threads by output channels rather than by pixels: there the weights, not the pixels, are most of
+// the bytes, so each thread reads only its share of them, and every register block stays full.
+constexpr int64_t kChannelSplitPixels = 256;
+
+// How many channel shares the forward's output is split into (1: split by pixel tiles only).
+// Shares are whole panel pairs, at least two per thread; the statistics path never splits (its
+// per-thread partial sums cover every channel).
+int64_t channel_shares(const Conv2dGeometry& g, int64_t m, bool statistics, bool implicit, bool direct) {
+  const int64_t t = threads();
+  const int64_t pairs = (g.c_out + 2 * kGemmPanel - 1) / (2 * kGemmPanel);
+  if (statistics || t == 1 || g.groups != 1 || m > kChannelSplitPixels || !(implicit || direct)) return 1;
+  return pairs >= 2 * t ? t : 1;
+}
+
 int64_t balanced_tile_rows(int64_t units, int64_t unit_pixels, int64_t target_pixels) {
   const int64_t t = threads();
   int64_t tiles = (units * unit_pixels + target_pixels - 1) / target_pixels;
@@ -309,10 +324,14 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
   // Tiles of whole output rows on the implicit path (its register blocks lie within one row).
   const int64_t unit = implicit ? g.out_w : 1, units = m / unit;
   const int64_t target = implicit ? kImplicitTilePixels : kTileRows;
-  const int64_t tile_units =
-      mean != nullptr ? std::max<int64_t>(1, target / unit) : balanced_tile_rows(units, unit, target);
+  const int64_t shares = channel_shares(g, m, mean != nullptr, implicit, direct);
+  const int64_t tile_units = shares > 1        ? units  // one tile; the threads split its channels
+                             : mean != nullptr ? std::max<int64_t>(1, target / unit)
+                                               : balanced_tile_rows(units, unit, target);
   const int64_t tiles = (units + tile_units - 1) / tile_units;
-  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), tiles)));
+  const int64_t items = tiles * shares;  // (tile, channel share) pairs
+  const int64_t pairs = (c + 2 * kGemmPanel - 1) / (2 * kGemmPanel);
+  const int parts = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(threads(), items)));
   auto* partial = reinterpret_cast<double*>(scratch + l.stats);
   ImplicitStore store;
   // The kernel applies the epilogue in its store; with batch statistics (taken before the
@@ -336,10 +355,31 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
       double* sum = partial + p * 2 * c;
       double* sq = sum + c;
       if (mean) std::fill(sum, sum + 2 * c, 0.0);
-      for (int64_t t = tiles * p / parts; t < tiles * (p + 1) / parts; ++t) {
+      for (int64_t item = items * p / parts; item < items * (p + 1) / parts; ++item) {
+        const int64_t t = item / shares, share = item % shares;
         const int64_t u0 = t * tile_units, u1 = std::min(units, u0 + tile_units);
         const int64_t m0 = u0 * unit, rows = (u1 - u0) * unit;
         float* out = y + m0 * c;
+        if (shares > 1) {  // inference, groups = 1: this share's panels of every pixel
+          PanelShare panels;
+          panels.begin = 2 * (pairs * share / shares);
+          panels.end = std::min((c + kGemmPanel - 1) / kGemmPanel, 2 * (pairs * (share + 1) / shares));
+          const int64_t c0 = panels.begin * kGemmPanel, cn = std::min(c, panels.end * kGemmPanel) - c0;
+          if (implicit) {
+            panels.pairs_outer = true;
+            conv2d_implicit_rows(g, x, prepared, store, u0, u1, y, col, nullptr, nullptr, panels);
+            continue;
+          }
+          if (bias) {
+            for (int64_t r = 0; r < rows; ++r) std::copy(bias + c0, bias + c0 + cn, out + r * c + c0);
+          }
+          gemm_packed(rows, cn, k, x + m0 * g.c_in, g.c_in, prepared + panels.begin * k * kGemmPanel, out + c0, c,
+                      bias != nullptr);
+          if (epilogue.active()) {
+            for (int64_t r = 0; r < rows; ++r) apply_conv_epilogue(epilogue, (m0 + r) * c + c0, cn, out + r * c + c0);
+          }
+          continue;
+        }
         if (implicit) {  // groups = 1; bias and epilogue applied in the kernel's store
           // The statistics from the accumulators in the kernel's store (no second pass).
           conv2d_implicit_rows(g, x, prepared, store, u0, u1, y, col, mean ? dsum : nullptr,

@@ -445,7 +445,8 @@ const float* segment_base(const Conv2dGeometry& g, const float* x, const Ring* r
 bool conv2d_implicit_available(const Conv2dGeometry& g) { return g.groups == 1 && gemm_avx512_enabled(); }
 
 void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* packed_w, const ImplicitStore& store,
-                          int64_t r0, int64_t r1, float* y, float* scratch, double* sum, double* sq) {
+                          int64_t r0, int64_t r1, float* y, float* scratch, double* sum, double* sq,
+                          const PanelShare& share) {
   const Segments seg = segments_of(g);
   const int64_t piece = align16(piece_floats(g));
   auto** base = reinterpret_cast<const float**>(scratch);
@@ -474,38 +475,51 @@ void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* 
   args.ldc = g.c_out;
   args.relu = store.epilogue.relu;
   const int64_t blocks = (g.out_w + q - 1) / q;
-  for (int64_t r = r0; r < r1; ++r) {
+  // One register block: output row r, block blk, panels [p_begin, p_end) in pairs.
+  auto run_block = [&](int64_t r, int64_t blk, int64_t p_begin, int64_t p_end) {
     const int64_t b = r / g.out_h, oh = r % g.out_h;
-    for (int64_t blk = 0; blk < blocks; ++blk) {
-      const int64_t ow0 = g.out_w * blk / blocks, ow1 = g.out_w * (blk + 1) / blocks;
-      for (int64_t s = 0; s < seg.count; ++s) {
-        const int64_t ky = g.dilation_w == 1 ? s : s / g.kw, kx = g.dilation_w == 1 ? 0 : s % g.kw;
-        const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
-        const int64_t iw0 = ow0 * g.stride_w - g.pad_left + kx * g.dilation_w;
-        base[s] = segment_base(g, x, rows, b, ih, iw0, iw0 + reach, zero, pieces + s * piece);
-      }
-      const int64_t m = r * g.out_w + ow0;
-      args.pixels = ow1 - ow0;
-      for (int64_t p = 0; p < panels;) {
-        const int64_t step = p + 2 <= panels ? 2 : 1;
-        const int64_t last_panel = p + step - 1;
-        args.panel = packed_w + p * args.panel_stride;
-        args.bias = store.bias != nullptr ? store.bias + p * kGemmPanel : nullptr;
-        args.y = y + m * g.c_out + p * kGemmPanel;
-        args.skip = store.epilogue.skip != nullptr ? store.epilogue.skip + m * g.c_out + p * kGemmPanel : nullptr;
-        args.cols = std::min(kGemmPanel, g.c_out - last_panel * kGemmPanel);
-        args.sum = sum != nullptr ? sum + p * kGemmPanel : nullptr;
-        args.sq = sq != nullptr ? sq + p * kGemmPanel : nullptr;
-        (step == 2 ? two : one)(args);
-        p += step;
+    const int64_t ow0 = g.out_w * blk / blocks, ow1 = g.out_w * (blk + 1) / blocks;
+    for (int64_t s = 0; s < seg.count; ++s) {
+      const int64_t ky = g.dilation_w == 1 ? s : s / g.kw, kx = g.dilation_w == 1 ? 0 : s % g.kw;
+      const int64_t ih = oh * g.stride_h - g.pad_top + ky * g.dilation_h;
+      const int64_t iw0 = ow0 * g.stride_w - g.pad_left + kx * g.dilation_w;
+      base[s] = segment_base(g, x, rows, b, ih, iw0, iw0 + reach, zero, pieces + s * piece);
+    }
+    const int64_t m = r * g.out_w + ow0;
+    args.pixels = ow1 - ow0;
+    for (int64_t p = p_begin; p < p_end;) {
+      const int64_t step = p + 2 <= p_end ? 2 : 1;
+      const int64_t last_panel = p + step - 1;
+      args.panel = packed_w + p * args.panel_stride;
+      args.bias = store.bias != nullptr ? store.bias + p * kGemmPanel : nullptr;
+      args.y = y + m * g.c_out + p * kGemmPanel;
+      args.skip = store.epilogue.skip != nullptr ? store.epilogue.skip + m * g.c_out + p * kGemmPanel : nullptr;
+      args.cols = std::min(kGemmPanel, g.c_out - last_panel * kGemmPanel);
+      args.sum = sum != nullptr ? sum + p * kGemmPanel : nullptr;
+      args.sq = sq != nullptr ? sq + p * kGemmPanel : nullptr;
+      (step == 2 ? two : one)(args);
+      p += step;
+    }
+  };
+  const int64_t p_begin = share.begin, p_end = share.end == PanelShare::kAll ? panels : share.end;
+  if (share.pairs_outer) {
+    // Each pair of panels over every block: its weights (kh·kw·c_in × 32) stay in L2 across the
+    // blocks instead of all the weights streaming past once per block.
+    for (int64_t p = p_begin; p < p_end; p += 2) {
+      for (int64_t r = r0; r < r1; ++r) {
+        for (int64_t blk = 0; blk < blocks; ++blk) run_block(r, blk, p, std::min(p + 2, p_end));
       }
     }
+    return;
+  }
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t blk = 0; blk < blocks; ++blk) run_block(r, blk, p_begin, p_end);
   }
 }
 #else
 bool conv2d_implicit_available(const Conv2dGeometry&) { return false; }
 void conv2d_implicit_rows(const Conv2dGeometry&, const float*, const float*, const ImplicitStore&, int64_t, int64_t,
-                          float*, float*, double*, double*) {}
+                          float*, float*, double*, double*, const PanelShare&) {}
 #endif
 
 }  // namespace rn::cpu

@@ -32,13 +32,23 @@ struct ImplicitStore {
   ConvEpilogue epilogue;        // its skip has y's layout
 };
 
+// Which 16-channel panels of the output a call computes: [begin, end), begin even (panels run
+// in pairs). pairs_outer: each pair over every block before the next pair (for weights larger
+// than L2 when few pixels share them: batch-1 inference of deep layers).
+struct PanelShare {
+  static constexpr int64_t kAll = -1;  // end: through the last panel
+  int64_t begin = 0;
+  int64_t end = kAll;
+  bool pairs_outer = false;
+};
+
 // Output rows [r0, r1) of the flattened (n, out_h) range into y (the whole output, row stride
 // c_out), from the NHWC input x and the weights packed by pack_b (K = kh·kw·c_in, N = c_out).
 // scratch: conv2d_implicit_thread_floats(g) floats of this thread's own. sum, sq (or null):
 // per-channel sums and sums of squares of the outputs (before the epilogue) are added to them,
 // c_out doubles each padded to a multiple of 16.
 void conv2d_implicit_rows(const Conv2dGeometry& g, const float* x, const float* packed_w, const ImplicitStore& store,
-                          int64_t r0, int64_t r1, float* y, float* scratch, double* sum = nullptr,
-                          double* sq = nullptr);
+                          int64_t r0, int64_t r1, float* y, float* scratch, double* sum = nullptr, double* sq = nullptr,
+                          const PanelShare& share = {});
 
 }  // namespace rn::cpu

@@ -40,6 +40,16 @@ const CASES: Case[] = [
     n: 2,
   },
   {
+    label: 'wide 3×3 layers on small maps at batch 1 (output channels split over the threads)',
+    spec: specs.resnetSpec({ classes: 5, inputShape: [8, 8, 3], stem: 'cifar', block: 'basic', convBias: true, stages: [{ blocks: 1, width: 64 }, { blocks: 1, width: 128 }] }),
+    n: 1,
+  },
+  {
+    label: 'wide 1×1 layers on small maps at batch 1 (output channels split over the threads)',
+    spec: specs.resnetSpec({ classes: 5, inputShape: [8, 8, 3], stem: 'cifar', block: 'bottleneck', stages: [{ blocks: 2, width: 48 }] }),
+    n: 1,
+  },
+  {
     label: 'bottlenecks (resnet50-like)',
     spec: specs.resnetSpec({ ...small, stem: 'cifar', block: 'bottleneck', stages: [{ blocks: 1, width: 8 }, { blocks: 2, width: 16 }] }),
     n: 3,
