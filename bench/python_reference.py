@@ -13,7 +13,8 @@ The harnesses export once (--export-onnx) and then time onnxruntime in processes
 torch, so torch's thread pool cannot share the cores with onnxruntime's.
 
 PyTorch: SGD-momentum training steps (forward, cross-entropy, backward, update) and inference
-(inference_mode, eval) with the model and input in channels_last, torch.set_num_threads(threads).
+(inference_mode, eval) with the model and input in channels_last (BENCH_TORCH_LAYOUT=contiguous:
+NCHW, PyTorch's default, faster for some models on some CPUs), torch.set_num_threads(threads).
 onnxruntime: inference of the same eval-mode model exported with torch.onnx, intra-op threads =
 threads. A framework that cannot be imported is reported with the reason, not skipped silently.
 The models are written out here (no torchvision needed): the layouts equal torchvision's
@@ -140,10 +141,11 @@ def summarize(times, batch, threads=None):
 
 def bench_torch(torch, builders, name, w, args):
     torch.manual_seed(1)
-    model = builders[name](w["classes"]).to(memory_format=torch.channels_last)
-    x = torch.rand(w["batch"], 3, w["size"], w["size"]).to(memory_format=torch.channels_last)
+    layout = torch.contiguous_format if os.environ.get("BENCH_TORCH_LAYOUT") == "contiguous" else torch.channels_last
+    model = builders[name](w["classes"]).to(memory_format=layout)
+    x = torch.rand(w["batch"], 3, w["size"], w["size"]).to(memory_format=layout)
     y = torch.randint(0, w["classes"], (w["batch"],))
-    one = x[:1].contiguous(memory_format=torch.channels_last)
+    one = x[:1].contiguous(memory_format=layout)
     min_iters = 2 if args.quick else 3
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = torch.nn.CrossEntropyLoss()

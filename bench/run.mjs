@@ -1,5 +1,5 @@
 // The model benchmark suite, CPU: ResNet-20 (CIFAR, batch 128), ResNet-18 and ResNet-50 (224²,
-// batch 16) — training img/s beside PyTorch (channels_last, its faster layout here), inference
+// batch 16) — training img/s beside PyTorch (channels_last; BENCH_TORCH_LAYOUT=contiguous for NCHW), inference
 // img/s beside onnxruntime and PyTorch, and batch-1 latency beside onnxruntime and PyTorch.
 //
 // Fair and repeatable: per model, resnet-native, PyTorch and onnxruntime run alternately, each in
@@ -177,7 +177,7 @@ const rows = opts.models.map((model) => {
 
 const versions = {
   'resnet-native': nativeRuntime ? `${nativeRuntime.threads} threads, kernels ${nativeRuntime.kernels}, simd ${nativeRuntime.simd}` : '—',
-  ...(py.torch ? { pytorch: `${py.torch} (channels_last)` } : {}),
+  ...(py.torch ? { pytorch: `${py.torch} (${process.env.BENCH_TORCH_LAYOUT === 'contiguous' ? 'contiguous NCHW' : 'channels_last'})` } : {}),
   ...(py.onnxruntime ? { onnxruntime: py.onnxruntime } : {}),
 };
 log(
