@@ -47,11 +47,6 @@ void prepare_range(int64_t n, int64_t floats, RangeFn fn) {
   fn(0, n);
 }
 
-// Units (pixels, or whole output rows on the implicit path) per forward tile without the
-// batch-statistics epilogue (inference): about target_pixels, and as many tiles as a multiple
-// of the threads, so that small outputs (batch 1 at 7×7 or 14×14: one or four 64-pixel tiles)
-// still keep every thread busy with equal shares. (With statistics the tiles stay fixed, so the
-// training path's partial sums do not depend on the thread count.)
 // Inference outputs of at most this many pixels (batch 1 at 7×7 or 14×14) are split over the
 // threads by output channels rather than by pixels: there the weights, not the pixels, are most of
 // the bytes, so each thread reads only its share of them, and every register block stays full.
@@ -67,6 +62,11 @@ int64_t channel_shares(const Conv2dGeometry& g, int64_t m, bool statistics, bool
   return pairs >= 2 * t ? t : 1;
 }
 
+// Units (pixels, or whole output rows on the implicit path) per forward tile without the
+// batch-statistics epilogue (inference): about target_pixels, and as many tiles as a multiple
+// of the threads, so that small outputs (batch 1 at 7×7 or 14×14: one or four 64-pixel tiles)
+// still keep every thread busy with equal shares. (With statistics the tiles stay fixed, so the
+// training path's partial sums do not depend on the thread count.)
 int64_t balanced_tile_rows(int64_t units, int64_t unit_pixels, int64_t target_pixels) {
   const int64_t t = threads();
   int64_t tiles = (units * unit_pixels + target_pixels - 1) / target_pixels;
@@ -413,20 +413,23 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
   if (mean) finish_batch_statistics(parts, c, partial, double(m), mean, var);
 }
 
+void conv2d_flip_weights(const Conv2dGeometry& g, const float* w, float* flipped) {
+  // Each tap's [c_in × c_out] block transposed, in blocks of 64 input channels over the pool.
+  const int64_t taps_n = taps(g), chunk = 64, chunks = (g.c_in + chunk - 1) / chunk;
+  prepare_range(taps_n * chunks, k_of(g) * g.c_out, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t tap = i / chunks, ic0 = i % chunks * chunk, ics = std::min(chunk, g.c_in - ic0);
+      const float* src = w + (taps_n - 1 - tap) * g.c_in * g.c_out + ic0 * g.c_out;
+      transpose_matrix(ics, g.c_out, src, g.c_out, flipped + tap * g.c_out * g.c_in + ic0, g.c_in);
+    }
+  });
+}
+
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch) {
   Conv2dGeometry t;
   if (input_grad_as_forward(g, &t)) {
-    // HWIO of the transposed convolution: [kh][kw][c_out][c_in], each tap's [c_in × c_out]
-    // block transposed, in blocks of 64 input channels over the pool.
     float* flipped = scratch;
-    const int64_t taps_n = taps(g), chunk = 64, chunks = (g.c_in + chunk - 1) / chunk;
-    prepare_range(taps_n * chunks, k_of(g) * g.c_out, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t tap = i / chunks, ic0 = i % chunks * chunk, ics = std::min(chunk, g.c_in - ic0);
-        const float* src = w + (taps_n - 1 - tap) * g.c_in * g.c_out + ic0 * g.c_out;
-        transpose_matrix(ics, g.c_out, src, g.c_out, flipped + tap * g.c_out * g.c_in + ic0, g.c_in);
-      }
-    });
+    conv2d_flip_weights(g, w, flipped);
     return conv2d_gemm_forward(t, dy, flipped, nullptr, dx, nullptr, nullptr, scratch + align16(k_of(g) * g.c_out));
   }
   const InputGradLayout l = input_grad_layout(g);

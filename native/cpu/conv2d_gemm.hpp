@@ -20,6 +20,9 @@ void conv2d_gemm_forward(const Conv2dGeometry& g, const float* x, const float* w
 // Floats of the forward's packed weights (every group's pack_b panels), and the packing itself.
 int64_t conv2d_gemm_prepared_floats(const Conv2dGeometry& g);
 void conv2d_gemm_prepare(const Conv2dGeometry& g, const float* w, float* prepared);
+// The weights of the transposed convolution (a stride-1 input gradient run as a forward): HWIO
+// w → [kh][kw][c_out][c_in], spatially flipped (blocked transposes, over the pool when large).
+void conv2d_flip_weights(const Conv2dGeometry& g, const float* w, float* flipped);
 void conv2d_gemm_backward_input(const Conv2dGeometry& g, const float* dy, const float* w, float* dx, float* scratch);
 void conv2d_gemm_backward_weight(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* db,
                                  float* scratch);

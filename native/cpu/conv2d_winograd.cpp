@@ -9,6 +9,7 @@
 
 #include "../core/thread_pool.hpp"
 #include "batch_norm_kernels.hpp"
+#include "conv2d_gemm.hpp"
 #include "gemm.hpp"
 #include "gemm_avx512.hpp"
 #include "simd_dispatch.hpp"
@@ -107,6 +108,20 @@ Layout layout(const Conv2dGeometry& g, int tile) {
   return l;
 }
 
+// The N×N input pixels of a tile whose top-left input pixel is (ih0, iw0) of image b, row by row:
+// pointers into x, or `zeros` (c_in floats) where the pixel lies outside the image.
+template <int N>
+RN_INLINE void tile_inputs(const Conv2dGeometry& g, const float* x, const float* zeros, int64_t b, int64_t ih0,
+                           int64_t iw0, const float* (&p)[N * N]) {
+  for (int i = 0; i < N; ++i) {
+    const int64_t ih = ih0 + i;
+    for (int j = 0; j < N; ++j) {
+      const int64_t iw = iw0 + j;
+      p[i * N + j] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? x + ((b * g.h + ih) * g.w + iw) * g.c_in : zeros;
+    }
+  }
+}
+
 // Bᵀ·d·B of tiles [t0, t0 + count) into V [16][chunk][c_in]; Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
 RN_SIMD_CLONES void input_transform(const Conv2dGeometry& g, const float* x, const float* zeros, int64_t t0,
                                     int64_t count, int64_t chunk, float* v) {
@@ -116,15 +131,8 @@ RN_SIMD_CLONES void input_transform(const Conv2dGeometry& g, const float* x, con
     const int64_t t = t0 + lt;
     const int64_t tx = t % tw, rest = t / tw;
     const int64_t ty = rest % th, b = rest / th;
-    const int64_t ih0 = 2 * ty - g.pad_top, iw0 = 2 * tx - g.pad_left;
     const float* p[16];
-    for (int i = 0; i < 4; ++i) {
-      const int64_t ih = ih0 + i;
-      for (int j = 0; j < 4; ++j) {
-        const int64_t iw = iw0 + j;
-        p[i * 4 + j] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? x + ((b * g.h + ih) * g.w + iw) * c : zeros;
-      }
-    }
+    tile_inputs<4>(g, x, zeros, b, 2 * ty - g.pad_top, 2 * tx - g.pad_left, p);
     const float* __restrict d00 = p[0], * __restrict d01 = p[1], * __restrict d02 = p[2], * __restrict d03 = p[3];
     const float* __restrict d10 = p[4], * __restrict d11 = p[5], * __restrict d12 = p[6], * __restrict d13 = p[7];
     const float* __restrict d20 = p[8], * __restrict d21 = p[9], * __restrict d22 = p[10], * __restrict d23 = p[11];
@@ -316,15 +324,8 @@ RN_INLINE void input_transform4_body(const Conv2dGeometry& g, const float* x, co
     const int64_t t = t0 + lt;
     const int64_t tx = t % tw, rest = t / tw;
     const int64_t ty = rest % th, b = rest / th;
-    const int64_t ih0 = 4 * ty - g.pad_top, iw0 = 4 * tx - g.pad_left;
     const float* p[36];
-    for (int i = 0; i < 6; ++i) {
-      const int64_t ih = ih0 + i;
-      for (int j = 0; j < 6; ++j) {
-        const int64_t iw = iw0 + j;
-        p[i * 6 + j] = (ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) ? x + ((b * g.h + ih) * g.w + iw) * c : zeros;
-      }
-    }
+    tile_inputs<6>(g, x, zeros, b, 4 * ty - g.pad_top, 4 * tx - g.pad_left, p);
     float* o = v + lt * c;
     int64_t ch = 0;
     for (; ch + lanes <= c; ch += lanes) input_tile4<V>(p, ch, o, estride);
@@ -756,15 +757,7 @@ void conv2d_winograd_backward_input(const Conv2dGeometry& g, const float* dy, co
                                     float* scratch) {
   const Conv2dGeometry t = transposed(g);
   float* flipped = scratch;  // HWIO of the transposed convolution: [3][3][c_out][c_in]
-  for (int64_t ky = 0; ky < 3; ++ky) {
-    for (int64_t kx = 0; kx < 3; ++kx) {
-      const float* src = w + ((2 - ky) * 3 + (2 - kx)) * g.c_in * g.c_out;
-      float* dst = flipped + (ky * 3 + kx) * g.c_out * g.c_in;
-      for (int64_t ic = 0; ic < g.c_in; ++ic) {
-        for (int64_t oc = 0; oc < g.c_out; ++oc) dst[oc * g.c_in + ic] = src[ic * g.c_out + oc];
-      }
-    }
-  }
+  conv2d_flip_weights(g, w, flipped);
   conv2d_winograd_forward(t, dy, flipped, nullptr, dx, nullptr, nullptr, scratch + align16(9 * g.c_in * g.c_out));
 }
 
