@@ -67,7 +67,7 @@ describe('worker threads', () => {
     main.dispose();
   });
 
-  it('hundreds of workers terminated (or exiting) mid-call — trainStep, predict, conv2d, augmentBatch, rejecting ops — leave the process alive and leak nothing', async () => {
+  it('hundreds of workers terminated (or exiting) mid-call — trainStep, predict, profilePredict, conv2d, augmentBatch, rejecting ops — leave the process alive and leak nothing', async () => {
     const total = 300;
     const warmup = 30;
     // One malloc arena: with one per thread, RSS would mostly measure how much each of the

@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import { allocationStats } from '../../dist/index.js';
 
 const [total, warmup] = process.argv.slice(2).map(Number);
-const kinds = ['trainStep', 'predict', 'conv2d', 'augmentBatch', 'rejected'];
+const kinds = ['trainStep', 'predict', 'profilePredict', 'conv2d', 'augmentBatch', 'rejected'];
 const busy = new URL('./worker_busy.mjs', import.meta.url);
 const counts = { terminated: 0, early: 0, exited: 0 };
 const unexpected = [];
