@@ -23,13 +23,13 @@ import { describe, expect, it } from 'vitest';
 import { Model, type ModelSpec, models } from '../../lib/index.js';
 import { reportWorstRatios } from '../support/compare.js';
 import { expectCloseNamed, expectCloseScaled, modelShapes, type ReductionLengths, reductionLengths } from '../support/reduction_lengths.js';
+import { decode, type Encoded, encode, randomParameters } from '../support/kernel_jobs.js';
 import { Rng } from '../support/random.js';
 
 reportWorstRatios(import.meta.url);
 
 const childScript = join(process.cwd(), 'test', 'support', 'kernels_child.mjs');
 
-type Encoded = string; // Float32Array bytes in base64
 interface TensorJob {
   data: Encoded;
   shape: number[];
@@ -72,8 +72,6 @@ interface ChildResult {
   models: { logits: Encoded; loss: number; accuracy: number; gradients: Record<string, Encoded>; runningStats: Record<string, Encoded> }[];
 }
 
-const encode = (a: Float32Array): Encoded => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-const decode = (b64: Encoded): Float32Array => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
 const job = (data: Float32Array, shape: number[]): TensorJob => ({ data: encode(data), shape });
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -397,23 +395,6 @@ const MODELS: { label: string; spec: () => ModelSpec; n: number; smoothing: numb
   },
 ];
 
-/** Random batch-norm parameters and statistics, conv / dense biases (as test/model/model_vs_tfjs.test.ts). */
-function randomParameters(model: Model, rng: Rng): Record<string, Encoded> {
-  const out: Record<string, Encoded> = {};
-  for (const layer of model.spec.layers) {
-    const n = layer.name;
-    if (layer.type === 'batchNorm') {
-      const c = model.getParameter(`${n}.weight`).length;
-      out[`${n}.weight`] = encode(Float32Array.from(rng.array(c, 0.5), (v) => 1 + v));
-      out[`${n}.bias`] = encode(rng.array(c, 0.5));
-      out[`${n}.running_mean`] = encode(rng.array(c, 0.5));
-      out[`${n}.running_var`] = encode(Float32Array.from(rng.array(c, 0.5), (v) => 1 + v));
-    } else if ((layer.type === 'conv2d' || layer.type === 'dense') && layer.useBias) {
-      out[`${n}.bias`] = encode(rng.array(model.getParameter(`${n}.bias`).length, 0.2));
-    }
-  }
-  return out;
-}
 
 /** Forward length to the logits and the gradient length (forward + loss + backward), training mode. */
 function modelReductionLengths(model: Model, n: number): ReductionLengths {

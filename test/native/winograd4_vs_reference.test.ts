@@ -17,6 +17,7 @@ import { describe, expect, it } from 'vitest';
 import { Model, type ModelSpec, models } from '../../lib/index.js';
 import { reportWorstRatios } from '../support/compare.js';
 import { expectCloseNamed, expectCloseScaled, modelShapes, reductionLengths } from '../support/reduction_lengths.js';
+import { decode, type Encoded, encode, randomParameters } from '../support/kernel_jobs.js';
 import { Rng } from '../support/random.js';
 
 reportWorstRatios(import.meta.url);
@@ -24,7 +25,6 @@ reportWorstRatios(import.meta.url);
 const childScript = join(process.cwd(), 'test', 'support', 'kernels_child.mjs');
 const distBuilt = existsSync(join(process.cwd(), 'dist', 'index.js'));
 
-type Encoded = string;
 interface TensorJob {
   data: Encoded;
   shape: number[];
@@ -48,8 +48,6 @@ interface ChildResult {
   models: ModelResult[];
 }
 
-const encode = (a: Float32Array): Encoded => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
-const decode = (b64: Encoded): Float32Array => new Float32Array(new Uint8Array(Buffer.from(b64, 'base64')).buffer);
 const job = (data: Float32Array, shape: number[]): TensorJob => ({ data: encode(data), shape });
 const size = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
@@ -97,27 +95,11 @@ const convCases = [
 const modelSpec = (): ModelSpec => models.specs.resnetCifar({ depth: 8, inputShape: [13, 15, 3], convBias: true });
 const modelN = 3;
 
-function randomParameters(model: Model): Record<string, Encoded> {
-  const out: Record<string, Encoded> = {};
-  for (const layer of model.spec.layers) {
-    const n = layer.name;
-    if (layer.type === 'batchNorm') {
-      const c = model.getParameter(`${n}.weight`).length;
-      out[`${n}.weight`] = encode(Float32Array.from(rng.array(c, 0.5), (v) => 1 + v));
-      out[`${n}.bias`] = encode(rng.array(c, 0.5));
-      out[`${n}.running_mean`] = encode(rng.array(c, 0.5));
-      out[`${n}.running_var`] = encode(Float32Array.from(rng.array(c, 0.5), (v) => 1 + v));
-    } else if ((layer.type === 'conv2d' || layer.type === 'dense') && layer.useBias) {
-      out[`${n}.bias`] = encode(rng.array(model.getParameter(`${n}.bias`).length, 0.2));
-    }
-  }
-  return out;
-}
 
 const modelCase = (() => {
   const spec = modelSpec();
   const model = Model.fromSpec(spec, { seed: 7 });
-  const parameters = randomParameters(model);
+  const parameters = randomParameters(model, rng);
   const lengths = reductionLengths(model.spec, modelShapes(model), modelN, true);
   const shape = [modelN, ...model.inputShape];
   const labels = Array.from(rng.labels(modelN, model.classes));
